@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS pmstore_features;
+DROP EXTENSION IF EXISTS timescaledb;

@@ -1,0 +1,103 @@
+"""What the connected server is: PostgreSQL and TimescaleDB versions, edition, features.
+
+TimescaleDB ships as the Community edition and as the Apache-2 edition
+(Debian's package, some managed clouds); the latter has no compression,
+continuous aggregates or policies. ``timescaledb.license`` tells them apart
+(``timescale`` or ``apache``). Migrations 0007/0008 record in
+``pmstore_features`` which optional features this database actually has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+
+from pmstore.errors import FeatureUnavailableError
+
+__all__ = ["FEATURES", "Feature", "ServerInfo", "features", "require_feature", "server_info"]
+
+FEATURES = ("continuous_aggregates", "compression", "retention")
+"""The optional TimescaleDB features pmstore's schema uses."""
+
+Edition = Literal["community", "apache", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """Versions and TimescaleDB edition of a server."""
+
+    postgres_version: str
+    timescaledb_version: str | None
+    license: str | None
+    edition: Edition
+
+    def __str__(self) -> str:
+        if self.timescaledb_version is None:
+            return f"PostgreSQL {self.postgres_version} without TimescaleDB"
+        name = "Community" if self.edition == "community" else "Apache-2"
+        return (
+            f"PostgreSQL {self.postgres_version}, TimescaleDB {self.timescaledb_version} "
+            f"({name} edition, timescaledb.license={self.license})"
+        )
+
+
+def server_info(conn: psycopg.Connection[object]) -> ServerInfo:
+    """Return the server's PostgreSQL and TimescaleDB versions and edition.
+
+    The TimescaleDB version is the extension installed in this database, or
+    else the one available to it. Costs one query.
+    """
+    row = conn.execute(
+        """
+        SELECT current_setting('server_version'),
+               coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
+                        (SELECT default_version FROM pg_available_extensions
+                         WHERE name = 'timescaledb')),
+               current_setting('timescaledb.license', true)
+        """
+    ).fetchone()
+    assert row is not None
+    pg_version, ts_version, license = (str(v) if v is not None else None for v in row)
+    if ts_version is not None and license is None:
+        # The setting is defined once the extension is loaded; unset means the default.
+        license = "timescale"
+    edition: Edition
+    if ts_version is None:
+        edition = "none"
+    elif license == "apache":
+        edition = "apache"
+    else:
+        edition = "community"
+    return ServerInfo(str(pg_version), ts_version, license, edition)
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One optional feature: whether this database has it, and the details (or why not)."""
+
+    name: str
+    available: bool
+    detail: str
+
+
+def features(conn: psycopg.Connection[object]) -> dict[str, Feature]:
+    """Return the optional features recorded by the migrations, by name.
+
+    Empty when the migrations that record them have not run. Costs one query.
+    """
+    rows = conn.execute(
+        "SELECT feature, available, detail FROM pmstore_features ORDER BY feature"
+    ).fetchall()
+    return {str(r[0]): Feature(str(r[0]), bool(r[1]), str(r[2])) for r in rows}
+
+
+def require_feature(conn: psycopg.Connection[object], name: str) -> Feature:
+    """Return feature ``name``; raise FeatureUnavailableError when this database lacks it."""
+    found = features(conn).get(name)
+    if found is None:
+        raise FeatureUnavailableError(f"{name}: not recorded; apply the migrations first")
+    if not found.available:
+        raise FeatureUnavailableError(f"{name}: {found.detail}")
+    return found

@@ -1,0 +1,105 @@
+"""pmstore's error hierarchy: every error pmstore raises on purpose is a PmstoreError.
+
+    PmstoreError
+    ├── ConfigurationError        bad DSN, bad option, missing environment
+    ├── ServerError               the embedded server cannot be found, set up or started
+    ├── MigrationError            a migration failed
+    │   └── MigrationLockError    another (or a killed) process holds yoyo's lock
+    ├── BatchValidationError      bad input: rows and columns named, nothing written
+    ├── PayloadError              a Polymarket payload cannot be converted (the reason says why)
+    ├── WriteError                a batch could not be written (nothing was written)
+    │   └── ConnectionLostError   the connection dropped and could not be replaced
+    └── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
+
+Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class PmstoreError(Exception):
+    """Base class of every error pmstore raises on purpose."""
+
+
+class ConfigurationError(PmstoreError):
+    """A DSN, option or environment setting is missing or invalid."""
+
+
+class ServerError(PmstoreError):
+    """The embedded TimescaleDB server cannot be found, initialised or started."""
+
+
+class MigrationError(PmstoreError):
+    """Applying or rolling back a migration failed."""
+
+
+class MigrationLockError(MigrationError):
+    """yoyo's migration lock is held by another process, or was left by a killed one."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """One reason a row was rejected: its index in the batch, the column and why.
+
+    ``row`` is None for a problem of the whole column (missing, extra, wrong
+    type, wrong length).
+    """
+
+    row: int | None
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = "batch" if self.row is None else f"row {self.row}"
+        return f"{where}, column {self.column!r}: {self.reason}"
+
+
+class BatchValidationError(PmstoreError, ValueError):
+    """A batch holds invalid rows; nothing was written.
+
+    ``problems`` lists the first offending rows as (row index, column, reason);
+    ``total`` counts every problem found (it can exceed ``len(problems)``).
+    """
+
+    def __init__(self, table: str, problems: Sequence[RowProblem], total: int | None = None):
+        self.table = table
+        self.problems = list(problems)
+        self.total = len(self.problems) if total is None else total
+        shown = "; ".join(str(p) for p in self.problems[:10])
+        more = self.total - min(len(self.problems), 10)
+        suffix = f" (and {more} more)" if more > 0 else ""
+        super().__init__(
+            f"invalid {table} batch, nothing written: {self.total} problem(s): {shown}{suffix}"
+        )
+
+
+class PayloadError(PmstoreError, ValueError):
+    """A Polymarket API payload cannot be converted into pmstore records.
+
+    ``reason`` says exactly why (e.g. a missing required field, named);
+    ``kind`` is the payload kind when it was recognised.
+    """
+
+    def __init__(self, reason: str, kind: str | None = None):
+        self.reason = reason
+        self.kind = kind
+        super().__init__(f"{kind}: {reason}" if kind else reason)
+
+
+class WriteError(PmstoreError):
+    """A batch could not be written; its transaction was rolled back."""
+
+
+class ConnectionLostError(WriteError):
+    """The connection was lost and could not be replaced (or retries ran out).
+
+    The batch is not half-written: its transaction either committed (a retry
+    with the same batch id writes nothing) or rolled back.
+    """
+
+
+class FeatureUnavailableError(PmstoreError):
+    """The server's TimescaleDB edition lacks a feature (e.g. the Apache-2 edition)."""

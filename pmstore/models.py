@@ -1,0 +1,218 @@
+"""Typed records for pmstore's five tables (pydantic v2).
+
+One model per table, with the table's columns as fields:
+
+- ``MarketRecord``      -> ``markets``
+- ``PriceSnapshot``     -> ``price_snapshots``
+- ``OrderbookSnapshot`` -> ``orderbook_snapshots``
+- ``TradeRecord``       -> ``trades``
+- ``ResolutionRecord``  -> ``resolutions``
+
+Rules shared by all models (they mirror the Writer's batch validation):
+
+- token ids are text (Polymarket's are 74-78 decimal digits), never empty;
+- timestamps must be timezone-aware and are normalised to UTC;
+- prices are finite and within [0, 1]; sizes and volumes finite and >= 0;
+- a trade's side is ``BUY`` or ``SELL``;
+- order-book levels are ``(price, size)`` pairs, stored best-first: bids by
+  descending price, asks by ascending price (Polymarket sends them
+  worst-first). When ``spread``/``midpoint`` are not given they are computed
+  from the best bid and best ask, and are ``None`` for empty or one-sided books.
+
+Models are frozen; invalid values raise ``pydantic.ValidationError`` naming
+the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+__all__ = [
+    "BookLevel",
+    "MarketRecord",
+    "OrderbookSnapshot",
+    "PriceSnapshot",
+    "ResolutionRecord",
+    "TradeRecord",
+    "best_bid_ask",
+    "record_to_model",
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
+
+TokenId = Annotated[str, Field(min_length=1)]
+"""A token id as text (Polymarket's are 74-78 decimal digits)."""
+
+Price = Annotated[float, AfterValidator(_finite), Field(ge=0.0, le=1.0)]
+"""A probability price: finite, within [0, 1]."""
+
+Size = Annotated[float, AfterValidator(_finite), Field(ge=0.0)]
+"""A size or volume: finite and not negative."""
+
+Side = Literal["BUY", "SELL"]
+
+BookLevel = tuple[Price, Size]
+"""One order-book level: (price, size)."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class MarketRecord(BaseModel):
+    """A row of ``markets``: one Polymarket market (a condition), keyed by condition_id."""
+
+    model_config = _FROZEN
+
+    condition_id: Annotated[str, Field(min_length=1)]
+    question: str
+    slug: str | None = None
+    market_type: str | None = None
+    outcomes: list[str] | None = None
+    clob_token_ids: list[TokenId] | None = None
+    active: bool = True
+    closed: bool = False
+    end_date_iso: str | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+
+
+class PriceSnapshot(BaseModel):
+    """A row of ``price_snapshots``: a token's price at an instant."""
+
+    model_config = _FROZEN
+
+    ts: UtcDatetime
+    token_id: TokenId
+    price: Price
+    volume_24h: Size | None = None
+
+
+def best_bid_ask(
+    bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]]
+) -> tuple[float | None, float | None]:
+    """Return (spread, midpoint) from the highest bid and the lowest ask.
+
+    Both are ``None`` when either side is empty. Levels may be in any order.
+    """
+    if not bids or not asks:
+        return None, None
+    best_bid = max(level[0] for level in bids)
+    best_ask = min(level[0] for level in asks)
+    return best_ask - best_bid, (best_bid + best_ask) / 2.0
+
+
+class OrderbookSnapshot(BaseModel):
+    """A row of ``orderbook_snapshots``: a token's book at an instant.
+
+    Levels are sorted best-first on validation (bids descending, asks
+    ascending by price); spread and midpoint are filled in from the best
+    levels when not given.
+    """
+
+    model_config = _FROZEN
+
+    ts: UtcDatetime
+    token_id: TokenId
+    bids: list[BookLevel] = Field(default_factory=list)
+    asks: list[BookLevel] = Field(default_factory=list)
+    spread: float | None = None
+    midpoint: Price | None = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> OrderbookSnapshot:
+        bids = sorted(self.bids, key=lambda level: level[0], reverse=True)
+        asks = sorted(self.asks, key=lambda level: level[0])
+        object.__setattr__(self, "bids", bids)
+        object.__setattr__(self, "asks", asks)
+        if self.spread is None and self.midpoint is None:
+            spread, midpoint = best_bid_ask(bids, asks)
+            object.__setattr__(self, "spread", spread)
+            object.__setattr__(self, "midpoint", midpoint)
+        if self.spread is not None and not math.isfinite(self.spread):
+            raise ValueError("spread must be finite")
+        return self
+
+
+class TradeRecord(BaseModel):
+    """A row of ``trades``: one fill. ``trade_id`` is derived by the Writer when absent."""
+
+    model_config = _FROZEN
+
+    ts: UtcDatetime
+    token_id: TokenId
+    side: Side
+    price: Price
+    size: Size
+    trade_id: Annotated[str, Field(min_length=1)] | None = None
+
+
+class ResolutionRecord(BaseModel):
+    """A row of ``resolutions``: how (and whether yet) a market resolved.
+
+    ``status`` follows the resolution through its life (``proposed``,
+    ``disputed``, ``resolved``). A 50/50 resolution has no winner and a
+    payout of 0.5.
+    """
+
+    model_config = _FROZEN
+
+    condition_id: Annotated[str, Field(min_length=1)]
+    outcome: str | None = None
+    winner_token_id: TokenId | None = None
+    resolved_at: UtcDatetime | None = None
+    payout_price: Price | None = None
+    detection_method: str | None = None
+    status: str | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def record_to_model(row: Any, model: type[ModelT]) -> ModelT:
+    """Build ``model`` from a psycopg row.
+
+    Accepts a mapping (``dict_row``), a named tuple (``namedtuple_row``) or a
+    plain tuple in the model's field order (``tuple_row`` of ``SELECT *``).
+    Columns the model does not know are ignored. Raises
+    ``pydantic.ValidationError`` when a value breaks the model's rules.
+    """
+    if isinstance(row, Mapping):
+        data = dict(row)
+    elif hasattr(row, "_asdict"):
+        data = row._asdict()
+    elif isinstance(row, Sequence) and not isinstance(row, str | bytes):
+        names = list(model.model_fields)
+        if len(row) > len(names):
+            raise TypeError(
+                f"{model.__name__} has {len(names)} fields but the row has {len(row)} values"
+            )
+        data = dict(zip(names, row, strict=False))
+    else:
+        raise TypeError(f"cannot build {model.__name__} from {type(row).__name__}")
+    known = model.model_fields
+    return model.model_validate({k: v for k, v in data.items() if k in known})

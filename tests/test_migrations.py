@@ -1,0 +1,376 @@
+"""The schema: yoyo migrations on both TimescaleDB editions, rollback, locks, the yoyo CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import TestServer, _tsl_module_installed
+
+from pmstore import migrations
+from pmstore.dsn import to_yoyo_url
+from pmstore.edition import FEATURES, features, require_feature, server_info
+from pmstore.errors import FeatureUnavailableError, MigrationLockError
+from pmstore.server import EmbeddedServer
+
+REPO = Path(__file__).resolve().parents[1]
+MIGRATIONS = REPO / "migrations"
+HYPERTABLES = {
+    "price_snapshots": "1 day",
+    "orderbook_snapshots": "7 days",
+    "trades": "1 day",
+}
+TABLES = {"markets", "price_snapshots", "orderbook_snapshots", "trades", "resolutions"}
+AGGREGATES = {"price_candles_1h", "trade_volume_1h"}
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str, *args: object) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, args or None).fetchall()
+
+
+def user_jobs(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
+    """(proc_name, object name, schedule) of pmstore's jobs, system jobs left out.
+
+    A continuous aggregate's refresh job names its view from TimescaleDB
+    2.20 on, and its materialized hypertable before: both map to the view.
+    """
+    rows = _rows(
+        conn,
+        """
+        SELECT j.proc_name,
+               coalesce(ca.view_name, j.hypertable_name),
+               j.schedule_interval::text
+        FROM timescaledb_information.jobs j
+        LEFT JOIN timescaledb_information.continuous_aggregates ca
+               ON ca.materialization_hypertable_name = j.hypertable_name
+               OR ca.view_name = j.hypertable_name
+        WHERE j.job_id >= 1000
+        ORDER BY 1, 2
+        """,
+    )
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """A dump of the schema pmstore owns, free of ids that change between applies."""
+    return {
+        "columns": _rows(
+            conn,
+            """
+            SELECT table_name, column_name, data_type, is_nullable, column_default,
+                   collation_name
+            FROM information_schema.columns
+            WHERE table_schema = 'public' AND table_name NOT LIKE '%yoyo%'
+            ORDER BY 1, 2
+            """,
+        ),
+        "indexes": _rows(
+            conn,
+            """
+            SELECT tablename, indexname, indexdef FROM pg_indexes
+            WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%' ORDER BY 1, 2
+            """,
+        ),
+        "hypertables": _rows(
+            conn,
+            """
+            SELECT h.hypertable_name, d.column_name, d.time_interval::text, h.compression_enabled
+            FROM timescaledb_information.hypertables h
+            JOIN timescaledb_information.dimensions d USING (hypertable_schema, hypertable_name)
+            WHERE h.hypertable_schema = 'public' ORDER BY 1
+            """,
+        ),
+        "aggregates": _rows(
+            conn,
+            """
+            SELECT view_name, materialized_only, view_definition
+            FROM timescaledb_information.continuous_aggregates ORDER BY 1
+            """,
+        ),
+        "compression": _rows(
+            conn,
+            """
+            SELECT hypertable::text, segmentby, orderby
+            FROM timescaledb_information.hypertable_compression_settings
+            WHERE hypertable::text NOT LIKE '%_materialized_hypertable_%' ORDER BY 1
+            """,
+        ),
+        "jobs": [tuple(j) for j in user_jobs(conn)],
+        "functions": _rows(
+            conn,
+            """
+            SELECT proname, pg_get_function_identity_arguments(oid) FROM pg_proc
+            WHERE proname LIKE 'pmstore%' ORDER BY 1
+            """,
+        ),
+        "features": _rows(conn, "SELECT feature, available FROM pmstore_features ORDER BY 1"),
+    }
+
+
+# -- files ------------------------------------------------------------------
+
+
+def test_every_migration_has_a_rollback() -> None:
+    steps = sorted(p for p in MIGRATIONS.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    forward = [p for p in steps if not p.name.startswith("post-apply")]
+    assert len(forward) >= 9
+    missing = [
+        p.name
+        for p in forward
+        if not p.with_name(p.name.replace(".sql", ".rollback.sql")).exists()
+        or not p.with_name(p.name.replace(".sql", ".rollback.sql")).read_text().strip()
+    ]
+    assert missing == [], f"migrations without a rollback file: {missing}"
+
+
+def test_migration_files_are_what_yoyo_expects() -> None:
+    assert not (MIGRATIONS / "__init__.py").exists(), "yoyo would load __init__.py as a migration"
+    names = sorted(p.name for p in MIGRATIONS.iterdir())
+    for name in names:
+        assert name == "post-apply.sql" or name[:4].isdigit(), name
+        assert name.endswith(".sql"), name
+    for path in MIGRATIONS.glob("[0-9]*.sql"):
+        if path.name.endswith(".rollback.sql"):
+            continue
+        head = path.read_text().splitlines()[:3]
+        assert any(line.startswith("-- depends:") for line in head), path.name
+
+
+# -- the full schema (Community) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def community_db(community_server: TestServer) -> Any:
+    name = "t_migrations_community"
+    yield community_server.migrated_database(name)
+    community_server.drop_database(name)
+
+
+def test_full_schema_on_community(community_db: str) -> None:
+    with psycopg.connect(community_db) as conn:
+        tables = {r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        assert tables >= TABLES | {"pmstore_features", "pmstore_ingest_log"}
+
+        intervals = dict(
+            _rows(
+                conn,
+                """SELECT hypertable_name, time_interval::text
+                   FROM timescaledb_information.dimensions WHERE hypertable_schema='public'""",
+            )
+        )
+        expected = {"price_snapshots": "1 day", "orderbook_snapshots": "7 days", "trades": "1 day"}
+        assert intervals == expected
+
+        aggregates = {r[0] for r in _rows(conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates")}
+        assert aggregates == AGGREGATES
+
+        candle_cols = [
+            r[0]
+            for r in _rows(
+                conn,
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name='price_candles_1h' ORDER BY ordinal_position",
+            )
+        ]
+        assert candle_cols == ["bucket", "token_id", "open", "high", "low", "close", "avg_volume"]
+        volume_cols = [
+            r[0]
+            for r in _rows(
+                conn,
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name='trade_volume_1h' ORDER BY ordinal_position",
+            )
+        ]
+        assert volume_cols == [
+            "bucket", "token_id", "trade_count", "total_size", "total_value", "avg_price",
+        ]
+
+        compression = {
+            r[0]: (r[1], r[2])
+            for r in _rows(
+                conn,
+                """SELECT hypertable::text, segmentby, orderby
+                   FROM timescaledb_information.hypertable_compression_settings""",
+            )
+            if r[0] in HYPERTABLES
+        }
+        assert compression == {
+            "price_snapshots": ("token_id", "ts DESC"),
+            "orderbook_snapshots": ("token_id", "ts DESC"),
+            "trades": ("token_id", "ts DESC,trade_id"),
+        }
+
+        indexes = {r[0]: r[1] for r in _rows(conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")}
+        for table in HYPERTABLES:
+            assert f"{table} USING btree (token_id, ts DESC)" in indexes[f"{table}_token_ts_idx"]
+        assert "UNIQUE INDEX" in indexes["trades_trade_id_ts_key"]
+        assert "(trade_id, ts)" in indexes["trades_trade_id_ts_key"]
+        assert "WHERE active" in indexes["markets_active_idx"]
+
+        jobs = user_jobs(conn)
+        by_kind = {(j[0], j[1]) for j in jobs}
+        assert by_kind == {
+            ("policy_compression", "orderbook_snapshots"),
+            ("policy_compression", "price_snapshots"),
+            ("policy_compression", "trades"),
+            ("policy_refresh_continuous_aggregate", "price_candles_1h"),
+            ("policy_refresh_continuous_aggregate", "trade_volume_1h"),
+            ("policy_retention", "price_snapshots"),
+            ("policy_retention", "trades"),
+        }
+        configs = _rows(
+            conn,
+            "SELECT proc_name, config FROM timescaledb_information.jobs WHERE job_id >= 1000",
+        )
+        for proc, config in configs:
+            if proc == "policy_refresh_continuous_aggregate":
+                assert (config["start_offset"], config["end_offset"]) == ("03:00:00", "01:00:00")
+            elif proc == "policy_compression":
+                assert config["compress_after"] == "7 days"
+            else:
+                assert config["drop_after"] == "90 days"
+
+        have = features(conn)
+        assert set(have) == set(FEATURES)
+        assert all(f.available for f in have.values())
+        assert require_feature(conn, "compression").available
+
+
+def test_round_trip_leaves_an_identical_schema(community_server: TestServer) -> None:
+    dsn = community_server.create_database("t_migrations_round_trip")
+    try:
+        applied = migrations.apply(dsn).migrations
+        assert applied[0] == "0001_extensions" and len(applied) >= 9
+        with psycopg.connect(dsn) as conn:
+            first = catalog(conn)
+        assert first["aggregates"] and first["jobs"]
+
+        rolled = migrations.rollback(dsn).migrations
+        assert sorted(rolled) == sorted(applied)
+        with psycopg.connect(dsn) as conn:
+            left = _rows(
+                conn,
+                "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                "AND tablename NOT LIKE '%yoyo%'",
+            )
+            assert left == []
+            assert _rows(conn, "SELECT 1 FROM pg_extension WHERE extname='timescaledb'") == []
+
+        migrations.apply(dsn)
+        with psycopg.connect(dsn) as conn:
+            again = catalog(conn)
+        assert again == first
+        assert migrations.status(dsn).pending == []
+    finally:
+        community_server.drop_database("t_migrations_round_trip")
+
+
+def test_rollback_of_the_last_steps_drops_aggregates_and_jobs(community_server: TestServer) -> None:
+    dsn = community_server.create_database("t_migrations_partial")
+    try:
+        migrations.apply(dsn)
+        # 0009, 0008 and 0007 go: aggregates before their hypertables, policies removed.
+        rolled = migrations.rollback(dsn, 3).migrations
+        assert rolled == ["0009_ingest_log", "0008_compression_retention", "0007_continuous_aggregates"]
+        with psycopg.connect(dsn) as conn:
+            assert user_jobs(conn) == []
+            assert _rows(conn, "SELECT * FROM timescaledb_information.continuous_aggregates") == []
+            assert features(conn) == {}
+        assert migrations.status(dsn).pending == rolled[::-1]
+    finally:
+        community_server.drop_database("t_migrations_partial")
+
+
+# -- the Apache-2 edition ---------------------------------------------------
+
+
+def test_apache_edition_applies_with_warnings_and_records_missing_features(
+    apache_server: TestServer,
+) -> None:
+    dsn = apache_server.create_database("t_migrations_apache")
+    try:
+        result = migrations.apply(dsn)
+        assert "0008_compression_retention" in result.migrations
+        joined = " ".join(result.warnings)
+        for word in ("continuous aggregates", "compression", "retention"):
+            assert word in joined, f"no warning names {word!r}: {result.warnings}"
+        with psycopg.connect(dsn) as conn:
+            assert server_info(conn).edition == "apache"
+            have = features(conn)
+            assert set(have) == set(FEATURES)
+            assert not any(f.available for f in have.values())
+            assert all("Apache" in f.detail for f in have.values())
+            with pytest.raises(FeatureUnavailableError, match="Apache"):
+                require_feature(conn, "continuous_aggregates")
+            tables = {r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            assert tables >= TABLES
+            hypertables = {r[0] for r in _rows(conn, "SELECT hypertable_name FROM timescaledb_information.hypertables")}
+            assert hypertables == set(HYPERTABLES)
+            assert user_jobs(conn) == []
+        # Applying again is a quiet no-op, and rolling everything back works here too.
+        assert migrations.apply(dsn).migrations == []
+        assert len(migrations.rollback(dsn).migrations) >= 9
+    finally:
+        apache_server.drop_database("t_migrations_apache")
+
+
+def test_server_that_gains_the_community_edition_gets_the_missing_features(
+    server: TestServer,
+) -> None:
+    bindir = server.embedded.bindir if server.embedded else None
+    if bindir is None or not _tsl_module_installed(bindir):
+        pytest.skip(f"needs the TimescaleDB Community edition; found {server.info}")
+    with EmbeddedServer.throwaway(bindir=bindir, license="apache") as embedded:
+        dsn = embedded.dsn()
+        migrations.apply(dsn)
+        with psycopg.connect(dsn) as conn:
+            assert not any(f.available for f in features(conn).values())
+        embedded.license = "timescale"
+        embedded.restart()
+        result = migrations.apply(dsn)
+        assert result.migrations == []  # nothing pending: the post-apply hook did it
+        with psycopg.connect(dsn) as conn:
+            assert all(f.available for f in features(conn).values())
+            assert len(user_jobs(conn)) == 7
+            views = _rows(conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates")
+            assert {r[0] for r in views} == AGGREGATES
+
+
+# -- the lock ---------------------------------------------------------------
+
+
+def test_stale_lock_is_reported_with_the_way_out(empty_db: str) -> None:
+    migrations.apply(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # What a process killed mid-migration leaves behind.
+        conn.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 999999)")
+    with pytest.raises(MigrationLockError) as info:
+        migrations.apply(empty_db, lock_timeout=1)
+    message = str(info.value)
+    assert "999999" in message and "break-lock" in message
+    migrations.break_lock(empty_db)
+    assert migrations.apply(empty_db, lock_timeout=1).migrations == []
+
+
+# -- the yoyo command line --------------------------------------------------
+
+
+def test_yoyo_apply_from_the_repo_root(empty_db: str) -> None:
+    env = {**os.environ, "PMSTORE_YOYO_URL": to_yoyo_url(empty_db)}
+    yoyo = Path(sys.executable).with_name("yoyo")
+    done = subprocess.run(
+        [str(yoyo), "apply"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    # yoyo prints the rows of SELECT statements: the migrations must have none.
+    assert "create_hypertable" not in done.stdout and "(1,t)" not in done.stdout
+    assert done.stdout.strip() == ""
+    status = migrations.status(empty_db)
+    assert status.pending == [] and len(status.applied) >= 9
+    with psycopg.connect(empty_db) as conn:
+        assert set(features(conn)) == set(FEATURES)
