@@ -1,0 +1,76 @@
+"""pmstore: the storage layer of a Polymarket data-collection pipeline on TimescaleDB.
+
+    from pmstore import Writer, migrate
+    migrate(dsn)                          # the schema (yoyo migrations)
+    with Writer(dsn) as w:
+        w.copy_prices({"ts": ts, "token_id": tokens, "price": prices})
+
+Modules, one per responsibility:
+
+- ``pmstore.models``        pydantic records of the five tables
+- ``pmstore.batches``       columnar batches and their vectorized validation
+- ``pmstore.copy_encoding`` binary COPY encoding (numpy)
+- ``pmstore.writer``        Writer: COPY and upserts, all or nothing, never twice
+- ``pmstore.reader``        Reader: typed queries
+- ``pmstore.migrations``    apply / roll back / inspect the schema
+- ``pmstore.edition``       server versions, TimescaleDB edition and features
+- ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
+- ``pmstore.polymarket``    Polymarket API payloads -> records
+- ``pmstore.cli``           the ``pmstore`` command line
+- ``pmstore.errors``        the error hierarchy
+"""
+
+from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+from pmstore.errors import (
+    BatchValidationError,
+    ConfigurationError,
+    ConnectionLostError,
+    FeatureUnavailableError,
+    MigrationError,
+    MigrationLockError,
+    PayloadError,
+    PmstoreError,
+    RowProblem,
+    ServerError,
+    WriteError,
+)
+from pmstore.migrations import apply as migrate
+from pmstore.models import (
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceSnapshot,
+    ResolutionRecord,
+    TradeRecord,
+    record_to_model,
+)
+from pmstore.server import EmbeddedServer
+from pmstore.writer import WriteResult, Writer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchValidationError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "EmbeddedServer",
+    "FeatureUnavailableError",
+    "MarketRecord",
+    "MigrationError",
+    "MigrationLockError",
+    "OrderbookBatch",
+    "OrderbookSnapshot",
+    "PayloadError",
+    "PmstoreError",
+    "PriceBatch",
+    "PriceSnapshot",
+    "ResolutionRecord",
+    "RowProblem",
+    "ServerError",
+    "TradeBatch",
+    "TradeRecord",
+    "WriteError",
+    "WriteResult",
+    "Writer",
+    "migrate",
+    "record_to_model",
+]

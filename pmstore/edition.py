@@ -21,7 +21,7 @@ __all__ = ["FEATURES", "Feature", "ServerInfo", "features", "require_feature", "
 FEATURES = ("continuous_aggregates", "compression", "retention")
 """The optional TimescaleDB features pmstore's schema uses."""
 
-Edition = Literal["community", "apache", "none"]
+Edition = Literal["community", "apache", "unknown", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class ServerInfo:
     def __str__(self) -> str:
         if self.timescaledb_version is None:
             return f"PostgreSQL {self.postgres_version} without TimescaleDB"
-        name = "Community" if self.edition == "community" else "Apache-2"
+        name = {"community": "Community", "apache": "Apache-2"}.get(self.edition, "unknown")
         return (
             f"PostgreSQL {self.postgres_version}, TimescaleDB {self.timescaledb_version} "
             f"({name} edition, timescaledb.license={self.license})"
@@ -47,7 +47,9 @@ def server_info(conn: psycopg.Connection[object]) -> ServerInfo:
     """Return the server's PostgreSQL and TimescaleDB versions and edition.
 
     The TimescaleDB version is the extension installed in this database, or
-    else the one available to it. Costs one query.
+    else the one available to it. The edition is ``"unknown"`` in a database
+    where the extension is not created (its license setting is not loaded
+    there). Costs one query.
     """
     row = conn.execute(
         """
@@ -60,14 +62,14 @@ def server_info(conn: psycopg.Connection[object]) -> ServerInfo:
     ).fetchone()
     assert row is not None
     pg_version, ts_version, license = (str(v) if v is not None else None for v in row)
-    if ts_version is not None and license is None:
-        # The setting is defined once the extension is loaded; unset means the default.
-        license = "timescale"
     edition: Edition
     if ts_version is None:
         edition = "none"
     elif license == "apache":
         edition = "apache"
+    elif license is None:
+        # timescaledb.license exists once the extension is loaded in this database.
+        edition = "unknown"
     else:
         edition = "community"
     return ServerInfo(str(pg_version), ts_version, license, edition)

@@ -105,9 +105,20 @@ def _docker_answers() -> bool:
     return done.returncode == 0
 
 
+PROBE = "pmstore_edition_probe"
+
+
 def _describe_server(conn_dsn: str, source: str, embedded: EmbeddedServer | None) -> TestServer:
+    """Connect, and read the edition in a database where the extension is loaded."""
     with psycopg.connect(conn_dsn, autocommit=True) as conn:
-        info = server_info(conn)
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PROBE,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{PROBE}"')
+    try:
+        with psycopg.connect(with_dbname(conn_dsn, PROBE), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            info = server_info(conn)
+    except psycopg.Error as exc:
+        pytest.fail(f"the test server from {source} has no usable TimescaleDB: {exc}", pytrace=False)
     if info.timescaledb_version is None:
         pytest.fail(f"the test server from {source} has no TimescaleDB: {info}", pytrace=False)
     return TestServer(conn_dsn, source, info, embedded)

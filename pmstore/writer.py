@@ -1,0 +1,527 @@
+"""Writer: batches into pmstore's tables over binary COPY, all or nothing, never twice.
+
+Every call is one transaction. COPY-written batches (prices, order books,
+trades) carry a batch id (the caller's, or a digest of the batch's content);
+the id goes into ``pmstore_ingest_log`` in the same transaction, first, so a
+batch already committed is not written again: retrying after a connection
+drop whose commit outcome is unknown cannot duplicate rows. Two writers given
+the same batch at once serialise on that row; the second writes nothing.
+
+A Writer is used from one thread at a time. For concurrency, give each
+thread (or process) its own Writer: separate connections write concurrently
+without losing or duplicating rows.
+
+Given a DSN, a Writer owns its connection: when it drops, the Writer
+reconnects and retries the whole batch, up to ``retries`` times with
+exponential backoff, then raises ConnectionLostError. Given a connection it
+cannot replace it, and raises ConnectionLostError at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from pydantic import BaseModel, ValidationError
+
+from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
+from pmstore.copy_encoding import encode_orderbooks, encode_prices, encode_trades
+from pmstore.dsn import describe, normalize, redact
+from pmstore.errors import (
+    BatchValidationError,
+    ConfigurationError,
+    ConnectionLostError,
+    RowProblem,
+    WriteError,
+)
+from pmstore.models import MarketRecord, ResolutionRecord
+
+__all__ = ["OnInvalid", "WriteResult", "Writer"]
+
+logger = logging.getLogger(__name__)
+
+OnInvalid = Literal["raise", "skip"]
+"""What to do with invalid rows: raise BatchValidationError (write nothing), or skip them."""
+
+BatchT = TypeVar("BatchT", bound=ColumnBatch)
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one Writer call did.
+
+    ``rows_written`` counts rows inserted or updated; ``duplicates_skipped``
+    rows already present (trades); ``rejected`` the invalid rows skipped with
+    ``on_invalid="skip"``; ``already_written`` is True when the batch id was
+    found in the ingest log, so nothing was written; ``attempts`` counts
+    tries (more than 1 after a reconnect).
+    """
+
+    table: str
+    batch_id: str | None
+    rows_written: int
+    duplicates_skipped: int = 0
+    rejected: tuple[RowProblem, ...] = ()
+    already_written: bool = False
+    seconds: float = 0.0
+    attempts: int = 1
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows written per second of the call (0 when nothing was written)."""
+        return self.rows_written / self.seconds if self.seconds > 0 else 0.0
+
+
+_LOG_BATCH = """
+    INSERT INTO pmstore_ingest_log (batch_id, table_name, rows_written)
+    VALUES (%s, %s, %s)
+    ON CONFLICT (batch_id) DO NOTHING
+    RETURNING batch_id
+"""
+
+_TRADES_STAGING = """
+    CREATE TEMP TABLE IF NOT EXISTS pmstore_trades_staging
+        (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+
+_TRADES_MERGE = """
+    INSERT INTO trades (ts, token_id, side, price, size, trade_id)
+    SELECT ts, token_id, side, price, size, trade_id FROM pmstore_trades_staging
+    ON CONFLICT (trade_id, ts) DO NOTHING
+"""
+
+# created_at is kept from the first insert; updated_at is set on every write.
+_UPSERT_MARKETS = """
+    INSERT INTO markets (condition_id, question, slug, market_type, outcomes, clob_token_ids,
+                         active, closed, end_date_iso, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), now())
+    ON CONFLICT (condition_id) DO UPDATE SET
+        question = EXCLUDED.question,
+        slug = EXCLUDED.slug,
+        market_type = EXCLUDED.market_type,
+        outcomes = EXCLUDED.outcomes,
+        clob_token_ids = EXCLUDED.clob_token_ids,
+        active = EXCLUDED.active,
+        closed = EXCLUDED.closed,
+        end_date_iso = EXCLUDED.end_date_iso,
+        updated_at = now()
+"""
+
+# A resolution moves proposed -> disputed -> resolved; a stale message must not
+# turn a final 'resolved' row back into 'proposed' or 'disputed'.
+_UPSERT_RESOLUTIONS = """
+    INSERT INTO resolutions (condition_id, outcome, winner_token_id, resolved_at, payout_price,
+                             detection_method, status, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), now())
+    ON CONFLICT (condition_id) DO UPDATE SET
+        outcome = EXCLUDED.outcome,
+        winner_token_id = EXCLUDED.winner_token_id,
+        resolved_at = EXCLUDED.resolved_at,
+        payout_price = EXCLUDED.payout_price,
+        detection_method = EXCLUDED.detection_method,
+        status = EXCLUDED.status,
+        updated_at = now()
+    WHERE resolutions.status IS DISTINCT FROM 'resolved'
+       OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved'
+"""
+
+
+class Writer:
+    """Writes batches into pmstore's tables; one transaction per call.
+
+    ``target`` is a DSN (the Writer connects, and reconnects after a drop)
+    or an open psycopg connection (used as is; it must not be inside a
+    transaction, and each call commits on it). ``retries`` and ``backoff``
+    (seconds, doubled each time) bound reconnect attempts. ``chunk_rows``
+    is how many rows are encoded at a time while streaming COPY data.
+
+    Not thread-safe: use one Writer per thread.
+    """
+
+    def __init__(
+        self,
+        target: str | Conn,
+        *,
+        retries: int = 3,
+        backoff: float = 0.5,
+        chunk_rows: int = 50_000,
+    ) -> None:
+        if retries < 0 or backoff < 0 or chunk_rows < 1:
+            raise ConfigurationError("retries and backoff must be >= 0, chunk_rows >= 1")
+        self.retries = retries
+        self.backoff = backoff
+        self.chunk_rows = chunk_rows
+        self._dsn: str | None
+        self._conn: Conn | None
+        if isinstance(target, str):
+            self._dsn = normalize(target)
+            self._conn = None
+        elif isinstance(target, psycopg.Connection):
+            self._dsn = None
+            self._conn = target
+        else:
+            raise ConfigurationError(
+                f"Writer needs a DSN or a psycopg connection, not {type(target).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        where = describe(self._dsn) if self._dsn is not None else "a given connection"
+        return f"Writer({where})"
+
+    # -- connection ----------------------------------------------------------
+
+    def _connect(self) -> Conn:
+        assert self._dsn is not None
+        try:
+            return psycopg.connect(self._dsn, autocommit=False, application_name="pmstore-writer")
+        except psycopg.OperationalError as exc:
+            raise ConnectionLostError(
+                f"cannot connect to {describe(self._dsn)}: {redact(str(exc)).strip()}"
+            ) from None
+
+    @property
+    def connection(self) -> Conn:
+        """The connection in use (opened on first use when the Writer owns it)."""
+        if self._conn is None or (self._conn.closed and self._dsn is not None):
+            self._conn = self._connect()
+        return self._conn
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process id of the current connection."""
+        return int(self.connection.info.backend_pid)
+
+    def close(self) -> None:
+        """Close the connection if the Writer opened it (a given one is left open)."""
+        if self._dsn is not None and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the transaction with retries ----------------------------------------
+
+    def _transaction(self, table: str, body: Callable[[Conn], tuple[int, int]]) -> tuple[int, int, int]:
+        """Run ``body`` in one transaction, retrying on connection loss.
+
+        Returns (rows written, duplicates skipped, attempts).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            conn = self.connection
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise ConfigurationError(
+                    "the Writer's connection is inside a transaction: "
+                    "commit or roll back before writing (each Writer call commits)"
+                )
+            try:
+                with conn.transaction():
+                    written, skipped = body(conn)
+                return written, skipped, attempt
+            except psycopg.OperationalError as exc:
+                lost = conn.closed or conn.broken
+                if not lost:
+                    raise WriteError(self._describe_error(table, exc)) from None
+                if self._dsn is None:
+                    raise ConnectionLostError(
+                        f"connection lost while writing {table}; the Writer was given this "
+                        f"connection and cannot replace it: {redact(str(exc)).strip()}"
+                    ) from None
+                if attempt > self.retries:
+                    raise ConnectionLostError(
+                        f"connection to {describe(self._dsn)} lost while writing {table}, "
+                        f"{attempt} attempt(s): {redact(str(exc)).strip()}"
+                    ) from None
+                delay = self.backoff * 2 ** (attempt - 1)
+                logger.warning(
+                    "connection lost while writing %s (attempt %d), retrying in %.2fs: %s",
+                    table,
+                    attempt,
+                    delay,
+                    redact(str(exc)).strip(),
+                )
+                self._conn = None
+                time.sleep(delay)
+            except psycopg.Error as exc:
+                raise WriteError(self._describe_error(table, exc)) from None
+
+    def _describe_error(self, table: str, exc: psycopg.Error) -> str:
+        state = f" [SQLSTATE {exc.sqlstate}]" if exc.sqlstate else ""
+        return f"writing {table} failed, nothing written{state}: {redact(str(exc)).strip()}"
+
+    # -- COPY-written tables -------------------------------------------------
+
+    def _prepare(
+        self,
+        batch_type: type[BatchT],
+        data: BatchT | Mapping[str, Any] | Sequence[Any],
+        batch_id: str | None,
+        on_invalid: OnInvalid,
+    ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
+        if on_invalid not in ("raise", "skip"):
+            raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
+        batch = as_batch(batch_type, data)
+        if batch_id is None:
+            batch_id = f"{batch.TABLE}:{batch.content_digest()}"
+        elif not batch_id:
+            raise ConfigurationError("batch_id must not be empty")
+        if on_invalid == "raise":
+            return batch.validated(), batch_id, ()
+        problems, bad = batch.problems(limit=max(len(batch), 1))
+        if bad.any():
+            batch = batch.select(~bad)
+        return batch, batch_id, tuple(problems)
+
+    def _copy(
+        self,
+        batch: ColumnBatch,
+        batch_id: str,
+        rejected: tuple[RowProblem, ...],
+        copy_rows: Callable[[Conn], tuple[int, int]],
+    ) -> WriteResult:
+        started = time.perf_counter()
+        table = batch.TABLE
+        already = False
+
+        def body(conn: Conn) -> tuple[int, int]:
+            nonlocal already
+            logged = conn.execute(_LOG_BATCH, (batch_id, table, len(batch))).fetchone()
+            if logged is None:
+                already = True
+                return 0, 0
+            written, skipped = copy_rows(conn)
+            if written != len(batch):
+                conn.execute(
+                    "UPDATE pmstore_ingest_log SET rows_written = %s WHERE batch_id = %s",
+                    (written, batch_id),
+                )
+            return written, skipped
+
+        written, skipped, attempts = self._transaction(table, body)
+        return WriteResult(
+            table=table,
+            batch_id=batch_id,
+            rows_written=written,
+            duplicates_skipped=skipped,
+            rejected=rejected,
+            already_written=already,
+            seconds=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+    def _stream(self, conn: Conn, sql: str, chunks: Iterable[bytes]) -> int:
+        with conn.cursor() as cur:
+            with cur.copy(sql) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            return cur.rowcount
+
+    def copy_prices(
+        self,
+        batch: PriceBatch | Mapping[str, Any] | Sequence[Any],
+        *,
+        batch_id: str | None = None,
+        on_invalid: OnInvalid = "raise",
+    ) -> WriteResult:
+        """Write price snapshots over binary COPY in one transaction.
+
+        ``batch``: a PriceBatch, a mapping of columns (ts, token_id, price,
+        optional volume_24h; numpy arrays or sequences), or a sequence of
+        PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples.
+        Raises BatchValidationError (nothing written) on invalid rows unless
+        ``on_invalid="skip"``; WriteError / ConnectionLostError when the
+        server refuses or the connection is lost for good. A batch id already
+        in the ingest log writes nothing. Costs one round trip plus the COPY
+        stream, encoded ``chunk_rows`` at a time.
+        """
+        prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
+
+        def copy_rows(conn: Conn) -> tuple[int, int]:
+            sql = "COPY price_snapshots (ts, token_id, price, volume_24h) FROM STDIN (FORMAT binary)"
+            chunks = encode_prices(prepared, chunk_rows=self.chunk_rows)
+            return self._stream(conn, sql, chunks), 0
+
+        return self._copy(prepared, bid, rejected, copy_rows)
+
+    def copy_orderbooks(
+        self,
+        batch: OrderbookBatch | Mapping[str, Any] | Sequence[Any],
+        *,
+        batch_id: str | None = None,
+        on_invalid: OnInvalid = "raise",
+    ) -> WriteResult:
+        """Write order-book snapshots over binary COPY in one transaction.
+
+        Levels are stored best-first (bids by descending price, asks by
+        ascending price); spread and midpoint are computed from the best
+        levels when not given (NULL for empty or one-sided books). Same
+        input forms, errors and idempotence as ``copy_prices``.
+        """
+        prepared, bid, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
+
+        def copy_rows(conn: Conn) -> tuple[int, int]:
+            sql = (
+                "COPY orderbook_snapshots (ts, token_id, bids, asks, spread, midpoint) "
+                "FROM STDIN (FORMAT binary)"
+            )
+            chunks = encode_orderbooks(prepared, chunk_rows=self.chunk_rows)
+            return self._stream(conn, sql, chunks), 0
+
+        return self._copy(prepared, bid, rejected, copy_rows)
+
+    def copy_trades(
+        self,
+        batch: TradeBatch | Mapping[str, Any] | Sequence[Any],
+        *,
+        batch_id: str | None = None,
+        on_invalid: OnInvalid = "raise",
+    ) -> WriteResult:
+        """Write trades, skipping and counting those already stored.
+
+        COPY cannot skip conflicts, so rows are copied into a temporary
+        staging table and merged with ``INSERT ... ON CONFLICT (trade_id, ts)
+        DO NOTHING``. A trade without an id gets one derived from its content
+        (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
+        idempotence as ``copy_prices``.
+        """
+        prepared, bid, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
+
+        def copy_rows(conn: Conn) -> tuple[int, int]:
+            conn.execute(_TRADES_STAGING)
+            sql = (
+                "COPY pmstore_trades_staging (ts, token_id, side, price, size, trade_id) "
+                "FROM STDIN (FORMAT binary)"
+            )
+            self._stream(conn, sql, encode_trades(prepared, chunk_rows=self.chunk_rows))
+            inserted = conn.execute(_TRADES_MERGE).rowcount
+            return inserted, len(prepared) - inserted
+
+        return self._copy(prepared, bid, rejected, copy_rows)
+
+    # -- upserted tables -----------------------------------------------------
+
+    def upsert_markets(
+        self, records: Sequence[MarketRecord | Mapping[str, Any] | tuple[Any, ...]]
+    ) -> WriteResult:
+        """Insert or update markets by condition_id, in one transaction.
+
+        ``updated_at`` is set to now() on every write; ``created_at`` is kept
+        from the first insert (or taken from the record). Records may be
+        MarketRecord, mappings or tuples in MarketRecord's field order.
+        Raises BatchValidationError (nothing written) naming row and field.
+        Idempotent: retrying rewrites the same values.
+        """
+        models = _validate_records("markets", MarketRecord, records)
+        rows = [
+            (
+                m.condition_id,
+                m.question,
+                m.slug,
+                m.market_type,
+                m.outcomes,
+                m.clob_token_ids,
+                m.active,
+                m.closed,
+                m.end_date_iso,
+                m.created_at,
+            )
+            for m in models
+        ]
+        return self._upsert("markets", _UPSERT_MARKETS, rows)
+
+    def upsert_resolutions(
+        self, records: Sequence[ResolutionRecord | Mapping[str, Any] | tuple[Any, ...]]
+    ) -> WriteResult:
+        """Insert or update resolutions by condition_id, in one transaction.
+
+        A resolution changes over time (proposed, disputed, resolved): the
+        latest write wins, except that a row whose status is ``resolved`` is
+        not changed back by a record with another status (a stale message).
+        Raises BatchValidationError (nothing written) naming row and field.
+        """
+        models = _validate_records("resolutions", ResolutionRecord, records)
+        rows = [
+            (
+                r.condition_id,
+                r.outcome,
+                r.winner_token_id,
+                r.resolved_at,
+                r.payout_price,
+                r.detection_method,
+                r.status,
+                r.created_at,
+            )
+            for r in models
+        ]
+        return self._upsert("resolutions", _UPSERT_RESOLUTIONS, rows)
+
+    def _upsert(self, table: str, sql: str, rows: list[tuple[Any, ...]]) -> WriteResult:
+        started = time.perf_counter()
+
+        def body(conn: Conn) -> tuple[int, int]:
+            if not rows:
+                return 0, 0
+            with conn.cursor() as cur:
+                cur.executemany(sql, rows)
+                return max(cur.rowcount, 0), 0
+
+        written, _, attempts = self._transaction(table, body)
+        return WriteResult(
+            table=table,
+            batch_id=None,
+            rows_written=written,
+            seconds=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _validate_records(
+    table: str,
+    model: type[ModelT],
+    records: Sequence[ModelT | Mapping[str, Any] | tuple[Any, ...]],
+) -> list[ModelT]:
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+        raise BatchValidationError(
+            table, [RowProblem(None, "*", f"expected a sequence of records, not {type(records).__name__}")]
+        )
+    names = list(model.model_fields)
+    out: list[ModelT] = []
+    problems: list[RowProblem] = []
+    for index, record in enumerate(records):
+        try:
+            if isinstance(record, model):
+                out.append(record)
+            elif isinstance(record, Mapping):
+                out.append(model.model_validate(dict(record)))
+            elif isinstance(record, tuple):
+                if len(record) > len(names):
+                    problems.append(
+                        RowProblem(index, "*", f"{len(record)} values for {len(names)} columns")
+                    )
+                    continue
+                out.append(model.model_validate(dict(zip(names, record, strict=False))))
+            else:
+                problems.append(
+                    RowProblem(index, "*", f"expected {model.__name__}, mapping or tuple, "
+                               f"not {type(record).__name__}")
+                )
+        except ValidationError as exc:
+            for err in exc.errors():
+                column = str(err["loc"][0]) if err["loc"] else "*"
+                problems.append(RowProblem(index, column, err["msg"]))
+    if problems:
+        raise BatchValidationError(table, problems[:20], total=len(problems))
+    return out

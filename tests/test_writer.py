@@ -1,0 +1,464 @@
+"""Writer against a real TimescaleDB: round trips, bad input, idempotence, failures, concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from pmstore import (
+    BatchValidationError,
+    ConnectionLostError,
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceBatch,
+    PriceSnapshot,
+    ResolutionRecord,
+    TradeRecord,
+    WriteError,
+    Writer,
+    record_to_model,
+)
+from pmstore.dsn import redact
+
+TOKEN_78 = "1" * 78
+TOKEN_74 = "9" * 74
+TOKEN_77 = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def count(conn: Conn, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def price_columns(n: int, *, tokens: int = 50, seed: int = 1) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    ids = np.array([str(10**76 + i * 7919) for i in range(tokens)], dtype=object)
+    base = np.datetime64("2026-03-01T00:00:00", "us")
+    volume = rng.uniform(0, 1e6, n)
+    volume[rng.random(n) < 0.5] = np.nan
+    return {
+        "ts": base + np.arange(n).astype("timedelta64[ms]") * 37,
+        "token_id": ids[rng.integers(0, tokens, n)],
+        "price": rng.uniform(0, 1, n),
+        "volume_24h": volume,
+    }
+
+
+# -- round trips -------------------------------------------------------------
+
+
+def test_prices_round_trip_every_column(db: str, conn: Conn) -> None:
+    east = timezone(timedelta(hours=5, minutes=30))
+    records = [
+        PriceSnapshot(ts=T0, token_id=TOKEN_78, price=0.0, volume_24h=None),
+        PriceSnapshot(ts=T0.astimezone(east), token_id=TOKEN_74, price=1.0, volume_24h=0.0),
+        PriceSnapshot(ts=T0 + timedelta(microseconds=1), token_id=TOKEN_77, price=0.5, volume_24h=12.75),
+        PriceSnapshot(ts=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), token_id="t", price=0.123456789),
+    ]
+    with Writer(db) as writer:
+        result = writer.copy_prices(records)
+    assert result.rows_written == 4 and not result.already_written
+    rows = conn.execute(
+        "SELECT ts, token_id, price, volume_24h FROM price_snapshots ORDER BY ts, token_id"
+    ).fetchall()
+    got = sorted((record_to_model(r, PriceSnapshot) for r in rows), key=lambda r: (r.ts, r.token_id))
+    assert got == sorted(records, key=lambda r: (r.ts, r.token_id))
+    # Microseconds survive; the +05:30 timestamp is the same instant as T0.
+    assert rows[1][0] == T0 or rows[2][0] == T0
+    logged = conn.execute("SELECT table_name, rows_written FROM pmstore_ingest_log").fetchall()
+    assert logged == [("price_snapshots", 4)]
+
+
+def test_prices_from_numpy_columns_and_aware_datetimes(db: str, conn: Conn) -> None:
+    columns = price_columns(10_000)
+    with Writer(db) as writer:
+        writer.copy_prices(columns)
+        aware = [T0.astimezone(timezone(timedelta(hours=-7))) + timedelta(seconds=i) for i in range(3)]
+        writer.copy_prices({"ts": aware, "token_id": [TOKEN_77] * 3, "price": [0.1, 0.2, 0.3]})
+    assert count(conn, "price_snapshots") == 10_003
+    stats = conn.execute(
+        "SELECT sum(price), count(volume_24h), sum(volume_24h) FROM price_snapshots "
+        "WHERE token_id <> %s",
+        (TOKEN_77,),
+    ).fetchone()
+    assert stats is not None
+    assert stats[0] == pytest.approx(float(np.sum(columns["price"])), rel=1e-12)
+    assert stats[1] == int(np.sum(~np.isnan(columns["volume_24h"])))
+    assert stats[2] == pytest.approx(float(np.nansum(columns["volume_24h"])), rel=1e-12)
+    first = conn.execute(
+        "SELECT ts FROM price_snapshots WHERE token_id = %s ORDER BY ts LIMIT 1", (TOKEN_77,)
+    ).fetchone()
+    assert first is not None and first[0] == T0
+
+
+def test_large_batch_is_streamed_in_chunks(db: str, conn: Conn) -> None:
+    columns = price_columns(25_000)
+    with Writer(db, chunk_rows=1_000) as writer:
+        result = writer.copy_prices(columns)
+    assert result.rows_written == 25_000 == count(conn, "price_snapshots")
+
+
+def test_orderbooks_round_trip(db: str, conn: Conn) -> None:
+    books = [
+        # Worst-first, as Polymarket sends them: stored best-first.
+        OrderbookSnapshot(
+            ts=T0,
+            token_id=TOKEN_78,
+            bids=[(0.01, 100.0), (0.47, 5.5), (0.48, 1234.5)],
+            asks=[(0.99, 10.0), (0.53, 3.0), (0.52, 7.25)],
+        ),
+        OrderbookSnapshot(ts=T0, token_id=TOKEN_74, bids=[], asks=[]),
+        OrderbookSnapshot(ts=T0, token_id=TOKEN_77, bids=[(0.3, 1.0)], asks=[]),
+        OrderbookSnapshot(ts=T0, token_id="x", bids=[(0.0, 1.0)], asks=[(1.0, 2.0)], spread=0.9, midpoint=0.45),
+    ]
+    with Writer(db) as writer:
+        assert writer.copy_orderbooks(books).rows_written == 4
+    rows = conn.execute(
+        "SELECT ts, token_id, bids, asks, spread, midpoint FROM orderbook_snapshots"
+    ).fetchall()
+    got = {r[1]: record_to_model(r, OrderbookSnapshot) for r in rows}
+    for book in books:
+        assert got[book.token_id] == book
+    full = next(r for r in rows if r[1] == TOKEN_78)
+    assert full[2][0] == [0.48, 1234.5] and full[3][0] == [0.52, 7.25]
+    assert full[4] == pytest.approx(0.04) and full[5] == pytest.approx(0.5)
+    for empty in (TOKEN_74, TOKEN_77):
+        row = next(r for r in rows if r[1] == empty)
+        assert row[4] is None and row[5] is None
+    given = next(r for r in rows if r[1] == "x")
+    assert (given[4], given[5]) == (0.9, 0.45)
+
+
+def test_orderbooks_from_columns_with_string_levels(db: str, conn: Conn) -> None:
+    with Writer(db) as writer:
+        writer.copy_orderbooks(
+            {
+                "ts": [T0, T0],
+                "token_id": [TOKEN_77, TOKEN_78],
+                "bids": [[("0.40", "10"), ("0.45", "2")], []],
+                "asks": [[("0.60", "1"), ("0.55", "3")], [("0.7", "1")]],
+            }
+        )
+    row = conn.execute(
+        "SELECT bids, asks, spread, midpoint FROM orderbook_snapshots WHERE token_id = %s",
+        (TOKEN_77,),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == [[0.45, 2.0], [0.4, 10.0]] and row[1] == [[0.55, 3.0], [0.6, 1.0]]
+    assert row[2] == pytest.approx(0.10) and row[3] == pytest.approx(0.50)
+
+
+def test_trades_round_trip_and_duplicates(db: str, conn: Conn) -> None:
+    trades = [
+        TradeRecord(ts=T0, token_id=TOKEN_78, side="BUY", price=0.0, size=0.0, trade_id="a"),
+        TradeRecord(ts=T0, token_id=TOKEN_78, side="SELL", price=1.0, size=10.5),
+        TradeRecord(ts=T0 + timedelta(microseconds=7), token_id=TOKEN_74, side="BUY", price=0.5, size=1.0),
+    ]
+    with Writer(db) as writer:
+        first = writer.copy_trades(trades)
+        assert (first.rows_written, first.duplicates_skipped) == (3, 0)
+        # The same trades in another batch (another id): all three are duplicates.
+        again = writer.copy_trades(trades + [trades[0]], batch_id="other")
+        assert (again.rows_written, again.duplicates_skipped) == (0, 4)
+    rows = conn.execute("SELECT ts, token_id, side, price, size, trade_id FROM trades").fetchall()
+    assert len(rows) == 3
+    stored = {r[5]: r for r in rows}
+    assert stored["a"][1:5] == (TOKEN_78, "BUY", 0.0, 0.0)
+    derived = [k for k in stored if k != "a"]
+    assert len(derived) == 2 and all(k.startswith("sha1:") for k in derived)
+
+
+def test_trades_with_duplicates_inside_one_batch(db: str, conn: Conn) -> None:
+    trade = (T0, TOKEN_77, "BUY", 0.25, 4.0, "dup")
+    with Writer(db) as writer:
+        result = writer.copy_trades([trade, trade, trade])
+    assert (result.rows_written, result.duplicates_skipped) == (1, 2)
+    assert count(conn, "trades") == 1
+
+
+def test_markets_upsert_inserts_then_updates(db: str, conn: Conn) -> None:
+    market = MarketRecord(
+        condition_id="0x" + "ab" * 32,
+        question="Will the Élysée 🇫🇷 say « oui » before 2027?",
+        slug="elysee",
+        market_type="binary",
+        outcomes=["Yes", "No"],
+        clob_token_ids=[TOKEN_77, TOKEN_78],
+        end_date_iso="2026-12-31",
+    )
+    with Writer(db) as writer:
+        assert writer.upsert_markets([market]).rows_written == 1
+        first = conn.execute("SELECT created_at, updated_at FROM markets").fetchone()
+        assert first is not None
+        time.sleep(0.01)
+        changed = market.model_copy(update={"active": False, "closed": True})
+        assert writer.upsert_markets([changed]).rows_written == 1
+    row = conn.execute("SELECT * FROM markets").fetchone()
+    assert row is not None and count(conn, "markets") == 1
+    got = record_to_model(
+        conn.execute("SELECT * FROM markets").fetchone(), MarketRecord
+    )
+    assert got.question == market.question and got.outcomes == ["Yes", "No"]
+    assert got.clob_token_ids == [TOKEN_77, TOKEN_78]
+    assert (got.active, got.closed) == (False, True)
+    assert got.created_at == first[0] and got.updated_at is not None and got.updated_at > first[1]
+
+
+def test_resolutions_change_over_time_but_never_back_from_resolved(db: str, conn: Conn) -> None:
+    cid = "0x" + "cd" * 32
+    proposed = ResolutionRecord(condition_id=cid, outcome="Yes", winner_token_id=TOKEN_77,
+                                payout_price=1.0, detection_method="data_api", status="proposed")
+    disputed = proposed.model_copy(update={"status": "disputed"})
+    resolved = proposed.model_copy(update={"status": "resolved", "resolved_at": T0})
+    fifty = ResolutionRecord(condition_id="0x" + "ee" * 32, outcome="50/50", winner_token_id=None,
+                             payout_price=0.5, detection_method="gamma", status="resolved")
+    with Writer(db) as writer:
+        writer.upsert_resolutions([proposed, fifty])
+        writer.upsert_resolutions([disputed])
+        assert conn.execute("SELECT status FROM resolutions WHERE condition_id=%s", (cid,)).fetchone() == ("disputed",)
+        writer.upsert_resolutions([resolved])
+        stale = writer.upsert_resolutions([proposed])
+        assert stale.rows_written == 0
+    got = record_to_model(conn.execute("SELECT * FROM resolutions WHERE condition_id=%s", (cid,)).fetchone(), ResolutionRecord)
+    assert (got.status, got.resolved_at, got.winner_token_id) == ("resolved", T0, TOKEN_77)
+    half = conn.execute("SELECT winner_token_id, payout_price FROM resolutions WHERE outcome='50/50'").fetchone()
+    assert half == (None, 0.5)
+
+
+# -- bad input -----------------------------------------------------------------
+
+GOOD = {"ts": [T0, T0, T0], "token_id": ["a", "b", "c"], "price": [0.1, 0.2, 0.3]}
+
+
+@pytest.mark.parametrize(
+    ("change", "row", "column"),
+    [
+        ({"price": [0.1, float("nan"), 0.3]}, 1, "price"),
+        ({"price": [0.1, 0.2, float("inf")]}, 2, "price"),
+        ({"price": [1.5, 0.2, 0.3]}, 0, "price"),
+        ({"price": [0.1, -0.01, 0.3]}, 1, "price"),
+        ({"volume_24h": [1.0, -1.0, 2.0]}, 1, "volume_24h"),
+        ({"volume_24h": [1.0, 2.0, float("inf")]}, 2, "volume_24h"),
+        ({"token_id": ["a", "", "c"]}, 1, "token_id"),
+        ({"token_id": ["a", "b", None]}, 2, "token_id"),
+        ({"ts": [T0, T0.replace(tzinfo=None), T0]}, 1, "ts"),
+    ],
+)
+def test_bad_price_values_name_row_and_column(
+    db: str, conn: Conn, change: dict[str, Any], row: int, column: str
+) -> None:
+    with Writer(db) as writer, pytest.raises(BatchValidationError) as info:
+        writer.copy_prices({**GOOD, **change})
+    first = info.value.problems[0]
+    assert (first.row, first.column) == (row, column)
+    assert f"row {row}" in str(info.value) and column in str(info.value)
+    assert count(conn, "price_snapshots") == 0 and count(conn, "pmstore_ingest_log") == 0
+
+
+@pytest.mark.parametrize(
+    ("columns", "column"),
+    [
+        ({"ts": [T0], "token_id": ["a"]}, "price"),
+        ({**GOOD, "colour": [1, 2, 3]}, "colour"),
+        ({**GOOD, "price": ["0.1", "x", "0.3"]}, "price"),
+        ({**GOOD, "ts": ["2026-01-01", "b", "c"]}, "ts"),
+        ({**GOOD, "token_id": ["a", "b"]}, "token_id"),
+    ],
+)
+def test_bad_price_columns_name_the_column(
+    db: str, conn: Conn, columns: dict[str, Any], column: str
+) -> None:
+    with Writer(db) as writer, pytest.raises(BatchValidationError) as info:
+        writer.copy_prices(columns)
+    assert any(p.column == column for p in info.value.problems), info.value.problems
+    assert count(conn, "price_snapshots") == 0
+
+
+def test_bad_trades_and_books_are_refused(db: str, conn: Conn) -> None:
+    with Writer(db) as writer:
+        with pytest.raises(BatchValidationError) as info:
+            writer.copy_trades([(T0, "a", "BUY", 0.5, 1.0), (T0, "a", "HOLD", 0.5, 1.0)])
+        assert (info.value.problems[0].row, info.value.problems[0].column) == (1, "side")
+        with pytest.raises(BatchValidationError) as info:
+            writer.copy_trades([(T0, "a", "SELL", 0.5, -3.0)])
+        assert info.value.problems[0].column == "size"
+        with pytest.raises(BatchValidationError) as info:
+            writer.copy_orderbooks(
+                {"ts": [T0, T0], "token_id": ["a", "b"], "bids": [[], [{"price": "0.4", "size": "1"}]],
+                 "asks": [[], []]}
+            )
+        assert (info.value.problems[0].row, info.value.problems[0].column) == (1, "bids")
+        with pytest.raises(BatchValidationError):
+            writer.copy_orderbooks({"ts": [T0], "token_id": ["a"], "bids": ["0.4"], "asks": [[]]})
+        with pytest.raises(BatchValidationError) as info:
+            writer.upsert_markets([{"condition_id": "0x1", "question": None}])
+        assert (info.value.problems[0].row, info.value.problems[0].column) == (0, "question")
+        with pytest.raises(BatchValidationError) as info:
+            writer.upsert_resolutions([{"condition_id": "0x1", "payout_price": 2}])
+        assert info.value.problems[0].column == "payout_price"
+    for table in ("trades", "orderbook_snapshots", "markets", "resolutions", "pmstore_ingest_log"):
+        assert count(conn, table) == 0
+
+
+def test_skip_mode_writes_the_valid_rows_and_returns_the_rejected(db: str, conn: Conn) -> None:
+    columns = {"ts": [T0] * 4, "token_id": ["a", "", "c", "d"], "price": [0.1, 0.2, 7.0, 0.4]}
+    with Writer(db) as writer:
+        result = writer.copy_prices(columns, on_invalid="skip")
+    assert result.rows_written == 2
+    assert {(p.row, p.column) for p in result.rejected} == {(1, "token_id"), (2, "price")}
+    tokens = {r[0] for r in conn.execute("SELECT token_id FROM price_snapshots").fetchall()}
+    assert tokens == {"a", "d"}
+
+
+# -- all or nothing, never twice -------------------------------------------------
+
+
+def test_same_batch_twice_is_written_once(db: str, conn: Conn) -> None:
+    columns = price_columns(2_000)
+    with Writer(db) as writer:
+        first = writer.copy_prices(columns)
+        second = writer.copy_prices(PriceBatch.from_columns(columns))
+        third = writer.copy_prices(columns, batch_id="explicit-id")
+        fourth = writer.copy_prices(price_columns(10), batch_id="explicit-id")
+    assert first.batch_id == second.batch_id and second.already_written
+    assert second.rows_written == 0 and third.rows_written == 2_000
+    assert fourth.already_written and fourth.rows_written == 0
+    assert count(conn, "price_snapshots") == 4_000
+
+
+def test_failure_in_the_middle_of_a_batch_leaves_tables_unchanged(db: str, conn: Conn) -> None:
+    conn.execute(
+        """
+        CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.token_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER poison BEFORE INSERT ON price_snapshots
+            FOR EACH ROW EXECUTE FUNCTION poison();
+        """
+    )
+    try:
+        columns = price_columns(20_000)
+        columns["token_id"] = columns["token_id"].copy()
+        columns["token_id"][10_000] = "poison"
+        with Writer(db, chunk_rows=2_000) as writer:
+            writer.copy_prices(price_columns(100, seed=9))
+            with pytest.raises(WriteError, match="poisoned row"):
+                writer.copy_prices(columns)
+            # The Writer is usable after the failure.
+            assert writer.copy_prices(price_columns(5, seed=3)).rows_written == 5
+        assert count(conn, "price_snapshots") == 105
+        assert count(conn, "pmstore_ingest_log") == 2
+    finally:
+        conn.execute("DROP TRIGGER poison ON price_snapshots; DROP FUNCTION poison()")
+
+
+def _kill_when_copying(db: str, pid: int, seen: threading.Event) -> None:
+    with psycopg.connect(db, autocommit=True) as killer:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = killer.execute(
+                "SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row and str(row[0]).startswith("COPY"):
+                killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                seen.set()
+                return
+            time.sleep(0.001)
+
+
+def test_connection_killed_mid_copy_then_retry_leaves_one_copy(db: str, conn: Conn) -> None:
+    columns = price_columns(600_000, tokens=8_000)
+    with Writer(db, backoff=0.05, chunk_rows=5_000) as writer:
+        pid = writer.backend_pid
+        killed = threading.Event()
+        killer = threading.Thread(target=_kill_when_copying, args=(db, pid, killed))
+        killer.start()
+        result = writer.copy_prices(columns)
+        killer.join()
+    assert killed.is_set(), "the COPY finished before it could be killed"
+    assert result.attempts == 2 and result.rows_written == 600_000
+    assert count(conn, "price_snapshots") == 600_000
+    assert count(conn, "pmstore_ingest_log") == 1
+
+
+def test_commit_outcome_unknown_retry_writes_nothing(db: str, conn: Conn) -> None:
+    # The first attempt committed but the client never heard back: the caller
+    # retries the same batch (same content, same id) on a new Writer.
+    columns = price_columns(1_000)
+    with Writer(db) as writer:
+        writer.copy_prices(columns)
+    with Writer(db) as retry:
+        result = retry.copy_prices(columns)
+    assert result.already_written and count(conn, "price_snapshots") == 1_000
+
+
+def test_given_connection_that_dies_raises_connection_lost(db: str, conn: Conn) -> None:
+    own = psycopg.connect(db)
+    writer = Writer(own)
+    conn.execute("SELECT pg_terminate_backend(%s)", (own.info.backend_pid,))
+    with pytest.raises(ConnectionLostError, match="cannot replace"):
+        writer.copy_prices(price_columns(10))
+    own.close()
+    assert count(conn, "price_snapshots") == 0
+
+
+def test_retries_run_out_with_a_clear_error(server: Any) -> None:
+    dead = "postgresql://pmstore:s3cret-pass@127.0.0.1:1/nowhere?connect_timeout=1"
+    writer = Writer(dead, retries=1, backoff=0.01)
+    assert "s3cret" not in repr(writer)
+    with pytest.raises(ConnectionLostError) as info:
+        writer.copy_prices(price_columns(3))
+    assert "s3cret" not in str(info.value) and "127.0.0.1:1" in str(info.value)
+
+
+def test_redact_hides_passwords_everywhere() -> None:
+    for text in (
+        "postgresql://u:hunter2@h:5432/db",
+        "host=h password=hunter2 user=u",
+        "host=h password='hunter2 x' user=u",
+        "postgresql+psycopg:///?host=h&password=hunter2&user=u",
+    ):
+        assert "hunter2" not in redact(text)
+
+
+# -- concurrency -------------------------------------------------------------------
+
+
+def test_four_concurrent_writers_lose_and_duplicate_nothing(db: str, conn: Conn) -> None:
+    batches = [price_columns(20_000, seed=seed) for seed in range(8)]
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            with Writer(db) as writer:
+                # Each writer sends every batch: same content -> same id,
+                # so every batch is written exactly once across the four.
+                for k in range(len(batches)):
+                    writer.copy_prices(batches[(k + index * 2) % len(batches)])
+                    writer.copy_trades(
+                        [(T0 + timedelta(seconds=k), f"tok{k}", "BUY", 0.5, 1.0 + index)],
+                        batch_id=f"trade-{index}-{k}",
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count(conn, "price_snapshots") == 8 * 20_000
+    assert count(conn, "trades") == 4 * 8
+    assert count(conn, "pmstore_ingest_log") == 8 + 32
