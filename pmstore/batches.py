@@ -49,6 +49,7 @@ from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
 __all__ = [
+    "TS_DTYPE",
     "ColumnBatch",
     "Level",
     "OrderbookBatch",
@@ -365,7 +366,7 @@ class ColumnBatch:
             values = getattr(self, col.name)
             digest.update(f"\x00{col.name}\x00".encode())
             if col.kind == "ts":
-                digest.update(np.ascontiguousarray(values).view(np.int64).tobytes())
+                digest.update(values.view(np.int64).astype("<i8").tobytes())
             elif col.kind == "float":
                 canonical = np.where(np.isnan(values), np.nan, values)
                 digest.update(canonical.astype("<f8").tobytes())

@@ -192,9 +192,10 @@ def encode_trades(batch: TradeBatch, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) ->
 
 
 def _checked_chunk_rows(chunk_rows: int) -> int:
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigurationError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
-    return chunk_rows
+    valid = isinstance(chunk_rows, int | np.integer) and not isinstance(chunk_rows, bool)
+    if valid and chunk_rows >= 1:
+        return int(chunk_rows)
+    raise ConfigurationError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
 
 
 def _stream(
@@ -208,7 +209,9 @@ def _stream(
         out = _encode_layouts(fields, stop - start, prefix)
         if out is None:
             out = _encode_scatter(fields, stop - start, prefix)
-        yield out.tobytes()
+        chunk = out.tobytes()
+        del out  # hold one encoded chunk, not two, while the caller writes it
+        yield chunk
         prefix = b""
     if prefix:  # an empty batch: header and trailer only
         yield prefix
@@ -244,9 +247,21 @@ def _text_field(batch: ColumnBatch, column: str, rows: slice) -> _Text:
     try:
         data = values.astype("S")  # ASCII only; raises on anything else
     except UnicodeEncodeError:
-        data = np.array([v.encode("utf-8") for v in values], dtype="S")
+        data = _utf8(batch.TABLE, column, values, rows.start)
     lengths = np.char.str_len(data).astype(np.int64)
     return _Text(data, lengths)
+
+
+def _utf8(table: str, column: str, values: NDArray[np.object_], first_row: int) -> NDArray[Any]:
+    """Text as UTF-8, item by item (the slow path, for non-ASCII chunks)."""
+    encoded: list[bytes] = []
+    for i, value in enumerate(values.tolist()):
+        try:
+            encoded.append(value.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            problem = RowProblem(first_row + i, column, f"is not valid Unicode: {exc.reason}")
+            raise BatchValidationError(table, [problem]) from None
+    return np.array(encoded, dtype="S")
 
 
 def _levels_field(levels: NDArray[np.object_]) -> _Blob:

@@ -95,7 +95,8 @@ _TRADES_MERGE = """
     ON CONFLICT (trade_id, ts) DO NOTHING
 """
 
-# created_at is kept from the first insert; updated_at is set on every write.
+# created_at is kept from the first insert; updated_at is set when a value changes
+# (an unchanged market is not rewritten, so re-ingesting the same data writes nothing).
 _UPSERT_MARKETS = """
     INSERT INTO markets (condition_id, question, slug, market_type, outcomes, clob_token_ids,
                          active, closed, end_date_iso, created_at, updated_at)
@@ -110,6 +111,11 @@ _UPSERT_MARKETS = """
         closed = EXCLUDED.closed,
         end_date_iso = EXCLUDED.end_date_iso,
         updated_at = now()
+    WHERE (markets.question, markets.slug, markets.market_type, markets.outcomes,
+           markets.clob_token_ids, markets.active, markets.closed, markets.end_date_iso)
+          IS DISTINCT FROM
+          (EXCLUDED.question, EXCLUDED.slug, EXCLUDED.market_type, EXCLUDED.outcomes,
+           EXCLUDED.clob_token_ids, EXCLUDED.active, EXCLUDED.closed, EXCLUDED.end_date_iso)
 """
 
 # A resolution moves proposed -> disputed -> resolved; a stale message must not
@@ -126,8 +132,13 @@ _UPSERT_RESOLUTIONS = """
         detection_method = EXCLUDED.detection_method,
         status = EXCLUDED.status,
         updated_at = now()
-    WHERE resolutions.status IS DISTINCT FROM 'resolved'
-       OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved'
+    WHERE (resolutions.status IS DISTINCT FROM 'resolved'
+           OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved')
+      AND (resolutions.outcome, resolutions.winner_token_id, resolutions.resolved_at,
+           resolutions.payout_price, resolutions.detection_method, resolutions.status)
+          IS DISTINCT FROM
+          (EXCLUDED.outcome, EXCLUDED.winner_token_id, EXCLUDED.resolved_at,
+           EXCLUDED.payout_price, EXCLUDED.detection_method, EXCLUDED.status)
 """
 
 
@@ -415,11 +426,12 @@ class Writer:
     ) -> WriteResult:
         """Insert or update markets by condition_id, in one transaction.
 
-        ``updated_at`` is set to now() on every write; ``created_at`` is kept
-        from the first insert (or taken from the record). Records may be
-        MarketRecord, mappings or tuples in MarketRecord's field order.
-        Raises BatchValidationError (nothing written) naming row and field.
-        Idempotent: retrying rewrites the same values.
+        ``updated_at`` is set to now() when a value changes; ``created_at``
+        is kept from the first insert (or taken from the record). A market
+        whose values are unchanged is not rewritten (``rows_written`` counts
+        inserted and changed rows only). Records may be MarketRecord,
+        mappings or tuples in MarketRecord's field order. Raises
+        BatchValidationError (nothing written) naming row and field.
         """
         models = _validate_records("markets", MarketRecord, records)
         rows = [

@@ -1,0 +1,188 @@
+"""The ``pmstore`` command line through its real entry point, against real servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import TestServer
+
+from pmstore.server import EmbeddedServer
+
+PASSWORD = "Sup3r-Secret-pw"
+
+
+def pmstore(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pmstore ARGS`` with the given environment additions."""
+    full = {k: v for k, v in os.environ.items() if k not in ("PMSTORE_DSN", "PGHOST", "PGSERVICE")}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pmstore", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """A PMSTORE_HOME for the embedded server of these tests (stopped afterwards)."""
+    folder = Path(tempfile.mkdtemp(prefix="pmstore-cli-home-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    EmbeddedServer(folder).stop(mode="immediate")
+
+
+def test_db_start_twice_url_status_stop(home: Path) -> None:
+    env = {"PMSTORE_HOME": str(home)}
+    first = pmstore("db", "start", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "started" in first.stdout
+    second = pmstore("db", "start", env=env)
+    assert second.returncode == 0 and "already running" in second.stdout
+
+    url = pmstore("db", "url", env=env)
+    assert url.returncode == 0
+    dsn = url.stdout.strip()
+    assert dsn.startswith("postgresql://") and "passfile=" in dsn
+    password = (home / "pgpass").read_text().strip().rsplit(":", 1)[1]
+    for done in (first, second, url):
+        assert password not in done.stdout + done.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("pmstore",)
+    yoyo = pmstore("db", "url", "--yoyo", env=env)
+    assert yoyo.stdout.startswith("postgresql+psycopg://")
+
+    status = pmstore("db", "status", env=env)
+    assert status.returncode == 0 and "running" in status.stdout
+
+    stop = pmstore("db", "stop", env=env)
+    assert stop.returncode == 0 and "stopped" in stop.stdout
+    status = pmstore("db", "status", env=env)
+    assert status.returncode == 3 and "stopped" in status.stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=3)
+    again = pmstore("db", "start", env=env)
+    assert again.returncode == 0 and "started" in again.stdout
+
+
+def test_migrate_forward_status_rollback(server: TestServer) -> None:
+    dsn = server.create_database("t_cli_migrate")
+    try:
+        applied = pmstore("migrate", "--dsn", dsn)
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout.count("applied  0") >= 9
+        status = pmstore("migrate", "--status", env={"PMSTORE_DSN": dsn})
+        assert status.returncode == 0
+        assert "0 pending" in status.stdout and "pending  " not in status.stdout
+        back = pmstore("migrate", "--rollback", "2", "--dsn", dsn)
+        assert back.returncode == 0, back.stderr
+        assert "rolled back  0009_ingest_log" in back.stdout
+        status = pmstore("migrate", "--status", "--dsn", dsn)
+        assert "2 pending" in status.stdout
+        everything = pmstore("migrate", "--rollback-all", "--dsn", dsn)
+        assert everything.returncode == 0
+        with psycopg.connect(dsn) as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname='public' AND tablename NOT LIKE '%yoyo%'"
+            ).fetchone()
+            assert tables == (0,)
+    finally:
+        server.drop_database("t_cli_migrate")
+
+
+def test_migrate_reports_a_stale_lock(server: TestServer) -> None:
+    dsn = server.migrated_database("t_cli_lock")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 424242)")
+        done = pmstore("migrate", "--dsn", dsn, "--lock-timeout", "1")
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "424242" in lines[0] and "--break-lock" in lines[0]
+        assert pmstore("migrate", "--break-lock", "--dsn", dsn).returncode == 0
+        assert pmstore("migrate", "--dsn", dsn, "--lock-timeout", "1").returncode == 0
+    finally:
+        server.drop_database("t_cli_lock")
+
+
+@pytest.mark.parametrize("edition", ["community", "apache"])
+def test_status_on_both_editions(edition: str, request: pytest.FixtureRequest) -> None:
+    srv: TestServer = request.getfixturevalue(f"{edition}_server")
+    dsn = srv.migrated_database(f"t_cli_status_{edition}")
+    try:
+        done = pmstore("status", "--dsn", dsn)
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        assert "0 pending" in text and "price_snapshots" in text
+        if edition == "apache":
+            assert text.count("MISSING") == 3 and "Apache-2 edition" in text
+            assert "policy jobs  none" in text
+        else:
+            assert "MISSING" not in text and "Community edition" in text
+            assert text.count("policy_compression") == 3
+            assert "policy_refresh_continuous_aggregate" in text
+    finally:
+        srv.drop_database(f"t_cli_status_{edition}")
+
+
+def test_demo_summary_matches_the_database(server: TestServer) -> None:
+    dsn = server.create_database("t_cli_demo")
+    try:
+        done = pmstore("demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress")
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        with psycopg.connect(dsn) as conn:
+            counts = {
+                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                for t in ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
+            }
+            fifty = conn.execute(
+                "SELECT count(*) FROM resolutions WHERE winner_token_id IS NULL AND payout_price = 0.5"
+            ).fetchone()
+        assert counts["price_snapshots"] == 3 * 400
+        assert re.search(rf"price snapshots\s+{counts['price_snapshots']:,} rows", text)
+        assert re.search(rf"order books\s+{counts['orderbook_snapshots']:,} rows", text)
+        assert re.search(rf"trades\s+{counts['trades']:,} rows", text)
+        assert counts["markets"] == 200 and counts["resolutions"] >= 2 and fifty == (1,)
+        assert "hourly candles" in text and "p99" in text
+        # The same hour again: every batch is already in the ingest log.
+        again = pmstore("demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress")
+        assert again.returncode == 0
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM price_snapshots").fetchone() == (1200,)
+    finally:
+        server.drop_database("t_cli_demo")
+
+
+def test_wrong_dsn_and_unreachable_server_give_one_line_errors() -> None:
+    for args in (
+        ["status", "--dsn", f"postgresql://u:{PASSWORD}@127.0.0.1:1/x?connect_timeout=2"],
+        ["migrate", "--dsn", f"host=127.0.0.1 port=1 password={PASSWORD} connect_timeout=2"],
+        ["status", "--dsn", "this is not a dsn"],
+        ["db", "url", "--dsn", f"postgresql://u:{PASSWORD}@h/db"],
+    ):
+        done = pmstore(*args)
+        output = done.stdout + done.stderr
+        assert PASSWORD not in output, args
+        if args[:2] == ["db", "url"]:
+            assert done.returncode == 0 and "***" in done.stdout
+            continue
+        assert done.returncode == 1, (args, output)
+        assert done.stderr.startswith("pmstore: error: ") and len(done.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in output
+
+
+def test_every_command_has_help() -> None:
+    for command in ([], ["db"], ["migrate"], ["demo"], ["status"], ["ingest"]):
+        done = pmstore(*command, "--help")
+        assert done.returncode == 0 and "usage: pmstore" in done.stdout
