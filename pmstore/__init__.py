@@ -44,7 +44,7 @@ from pmstore.models import (
     record_to_model,
 )
 from pmstore.server import EmbeddedServer
-from pmstore.writer import WriteResult, Writer
+from pmstore.writer import Writer, WriteResult
 
 __version__ = "0.1.0"
 

@@ -87,8 +87,10 @@ def cmd_db(args: argparse.Namespace) -> int:
             return 0
         with _connect(target) as conn:
             version = conn.execute("SHOW server_version").fetchone()
-        print(f"using {target.where}: PostgreSQL {version[0] if version else '?'}, running; "
-              f"`pmstore db {args.action}` manages only the embedded server")
+        print(
+            f"using {target.where}: PostgreSQL {version[0] if version else '?'}, running; "
+            f"`pmstore db {args.action}` manages only the embedded server"
+        )
         return 0
     server = EmbeddedServer()
     if args.action == "start":
@@ -99,7 +101,11 @@ def cmd_db(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         was_running = server.status().running
         server.stop()
-        print("embedded TimescaleDB stopped" if was_running else "embedded TimescaleDB was not running")
+        print(
+            "embedded TimescaleDB stopped"
+            if was_running
+            else "embedded TimescaleDB was not running"
+        )
     elif args.action == "status":
         st = server.status()
         if not st.initialized:
@@ -110,7 +116,9 @@ def cmd_db(args: argparse.Namespace) -> int:
         return 0 if st.running else 3
     elif args.action == "url":
         if not server.initialized:
-            raise ConfigurationError("the embedded server is not initialised: run `pmstore db start`")
+            raise ConfigurationError(
+                "the embedded server is not initialised: run `pmstore db start`"
+            )
         print(to_yoyo_url(server.dsn()) if args.yoyo else server.dsn())
     return 0
 
@@ -167,8 +175,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pmstore.demo import run_demo
 
     target = _target(args)
-    return run_demo(target.dsn, target.where, minutes=args.minutes, tokens=args.tokens,
-                    seed=args.seed, progress=not args.no_progress)
+    return run_demo(
+        target.dsn,
+        target.where,
+        minutes=args.minutes,
+        tokens=args.tokens,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
 
 
 # -- ingest ------------------------------------------------------------------------
@@ -186,11 +200,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"no such file: {path}")
     target = _target(args)
     migrations.apply(target.dsn)
-    with Writer(target.dsn) as writer, tqdm(
-        desc="ingest", unit=" payloads", disable=args.no_progress, file=sys.stderr
-    ) as bar:
-        summary = ingest_files(writer, paths, batch_rows=args.batch_rows, progress=bar.update)
-    print(f"ingested {summary.payloads} payload(s) from {summary.files} file(s) into {target.where}")
+    with (
+        Writer(target.dsn) as writer,
+        tqdm(desc="ingest", unit=" payloads", disable=args.no_progress, file=sys.stderr) as bar,
+    ):
+        summary = ingest_files(
+            writer, paths, batch_rows=args.batch_rows, progress=lambda n: bar.update(n)
+        )
+    print(
+        f"ingested {summary.payloads} payload(s) from {summary.files} file(s) into {target.where}"
+    )
     for table, rows in summary.written.items():
         dups = summary.duplicates[table]
         extra = f", {dups} duplicate(s) skipped" if dups else ""
@@ -231,42 +250,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = sub.add_parser("db", parents=[common], help="the embedded local TimescaleDB",
-                        description="Manage the embedded TimescaleDB (data under PMSTORE_HOME).")
+    db = sub.add_parser(
+        "db",
+        parents=[common],
+        help="the embedded local TimescaleDB",
+        description="Manage the embedded TimescaleDB (data under PMSTORE_HOME).",
+    )
     db.add_argument("action", choices=["start", "stop", "status", "url"])
-    db.add_argument("--yoyo", action="store_true",
-                    help="with url: print the postgresql+psycopg:// form for yoyo (PMSTORE_YOYO_URL)")
+    db.add_argument(
+        "--yoyo",
+        action="store_true",
+        help="with url: print the postgresql+psycopg:// form for yoyo (PMSTORE_YOYO_URL)",
+    )
     db.set_defaults(func=cmd_db)
 
-    mig = sub.add_parser("migrate", parents=[common], help="apply, inspect or roll back the schema",
-                         description="The yoyo migrations, under yoyo's lock.")
+    mig = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="apply, inspect or roll back the schema",
+        description="The yoyo migrations, under yoyo's lock.",
+    )
     group = mig.add_mutually_exclusive_group()
     group.add_argument("--status", action="store_true", help="list applied and pending migrations")
     group.add_argument("--rollback", type=int, metavar="N", help="roll back the last N migrations")
     group.add_argument("--rollback-all", action="store_true", help="roll back every migration")
-    group.add_argument("--break-lock", action="store_true",
-                       help="remove a lock left by a killed migration")
-    mig.add_argument("--lock-timeout", type=float, default=migrations.DEFAULT_LOCK_TIMEOUT,
-                     help="seconds to wait for the migration lock (default %(default)s)")
+    group.add_argument(
+        "--break-lock", action="store_true", help="remove a lock left by a killed migration"
+    )
+    mig.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=migrations.DEFAULT_LOCK_TIMEOUT,
+        help="seconds to wait for the migration lock (default %(default)s)",
+    )
     mig.set_defaults(func=cmd_migrate)
 
-    demo = sub.add_parser("demo", parents=[common], help="ingest a synthetic hour of Polymarket data",
-                          description="Start the embedded server if needed, migrate, generate "
-                          "and ingest synthetic data, print a summary.")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="ingest a synthetic hour of Polymarket data",
+        description="Start the embedded server if needed, migrate, generate "
+        "and ingest synthetic data, print a summary.",
+    )
     demo.add_argument("--minutes", type=int, default=60, help="minutes of data (default 60)")
     demo.add_argument("--tokens", type=int, default=8000, help="tokens per minute (default 8000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)
 
-    status = sub.add_parser("status", parents=[common], help="state of the server and the schema",
-                            description="Versions, edition, migrations, features, tables, jobs.")
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="state of the server and the schema",
+        description="Versions, edition, migrations, features, tables, jobs.",
+    )
     status.set_defaults(func=cmd_status)
 
-    ingest = sub.add_parser("ingest", parents=[common], help="write files of Polymarket payloads",
-                            description="JSON, JSON arrays or JSON lines, gzip too.")
+    ingest = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="write files of Polymarket payloads",
+        description="JSON, JSON arrays or JSON lines, gzip too.",
+    )
     ingest.add_argument("paths", nargs="+", metavar="PATH")
-    ingest.add_argument("--rejects", metavar="FILE", help="write rejected payloads here (JSON lines)")
+    ingest.add_argument(
+        "--rejects", metavar="FILE", help="write rejected payloads here (JSON lines)"
+    )
     ingest.add_argument("--batch-rows", type=int, default=10_000, help="records per write batch")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)

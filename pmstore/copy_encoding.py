@@ -234,14 +234,8 @@ def _text_field(batch: ColumnBatch, column: str, rows: slice) -> _Text:
     values: NDArray[np.object_] = getattr(batch, column)[rows]
     if not set(map(type, values)) <= {str}:
         row = next(i for i, v in enumerate(values) if type(v) is not str)
-        raise BatchValidationError(
-            batch.TABLE,
-            [
-                RowProblem(
-                    rows.start + row, column, f"must be text, got {type(values[row]).__name__}"
-                )
-            ],
-        )
+        reason = f"must be text, got {type(values[row]).__name__}"
+        raise BatchValidationError(batch.TABLE, [RowProblem(rows.start + row, column, reason)])
     if len(values) == 0:
         return _Text(np.zeros(0, dtype="S1"), np.zeros(0, dtype=np.int64))
     try:

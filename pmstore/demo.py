@@ -110,7 +110,8 @@ def run_demo(
         if aggregates and aggregates.available:
             for view in ("price_candles_1h", "trade_volume_1h"):
                 conn.execute(
-                    f"CALL refresh_continuous_aggregate('{view}', %s::timestamptz, %s::timestamptz)",
+                    f"CALL refresh_continuous_aggregate('{view}', "
+                    "%s::timestamptz, %s::timestamptz)",
                     (start - timedelta(hours=1), end + timedelta(hours=1)),
                 )
         compression = have.get("compression")
@@ -125,24 +126,38 @@ def run_demo(
 
     say(f"pmstore demo on {where}")
     say(f"  {info}")
-    say(f"  simulated {minutes} minute(s) from {start:%Y-%m-%d %H:%M} UTC, {tokens:,} tokens a minute")
+    say(
+        f"  simulated {minutes} minute(s) from {start:%Y-%m-%d %H:%M} UTC, "
+        f"{tokens:,} tokens a minute"
+    )
     say("")
     rows_per_s = written["prices"] / elapsed if elapsed > 0 else 0.0
     say("ingest (this run)")
     say(f"  price snapshots   {written['prices']:>12,} rows")
     say(f"  order books       {written['orderbooks']:>12,} rows")
-    say(f"  trades            {written['trades']:>12,} rows ({written['duplicates']:,} duplicates skipped)")
+    say(
+        f"  trades            {written['trades']:>12,} rows "
+        f"({written['duplicates']:,} duplicates skipped)"
+    )
     if written["skipped_batches"]:
-        say(f"  {written['skipped_batches']} price batch(es) were already written by an earlier run")
-    say(f"  wall time         {elapsed:>12.1f} s, {rows_per_s:,.0f} price rows/s, "
-        f"{minutes * 60 / elapsed if elapsed > 0 else 0:,.0f}x real time")
-    say(f"  price batch       p50 {_percentile(price_latency, 50) * 1000:,.1f} ms, "
-        f"p99 {_percentile(price_latency, 99) * 1000:,.1f} ms")
+        say(
+            f"  {written['skipped_batches']} price batch(es) were already written by an earlier run"
+        )
+    say(
+        f"  wall time         {elapsed:>12.1f} s, {rows_per_s:,.0f} price rows/s, "
+        f"{minutes * 60 / elapsed if elapsed > 0 else 0:,.0f}x real time"
+    )
+    say(
+        f"  price batch       p50 {_percentile(price_latency, 50) * 1000:,.1f} ms, "
+        f"p99 {_percentile(price_latency, 99) * 1000:,.1f} ms"
+    )
     say("")
     say("tables (rows in the database; hypertable rows are estimates)")
     for h in state.hypertables:
-        say(f"  {h.name:<20} {h.rows:>12,} rows  {h.chunks:>3} chunk(s)  "
-            f"total {_mb(h.total_bytes):>10}  indexes {_mb(h.index_bytes):>10}")
+        say(
+            f"  {h.name:<20} {h.rows:>12,} rows  {h.chunks:>3} chunk(s)  "
+            f"total {_mb(h.total_bytes):>10}  indexes {_mb(h.index_bytes):>10}"
+        )
     for name, rows in state.table_rows.items():
         say(f"  {name:<20} {rows:>12,} rows")
     say("")
@@ -150,13 +165,18 @@ def run_demo(
     say(f"hourly candles of token {token[:12]}...{token[-6:]} ({source})")
     say(f"  {'bucket (UTC)':<17} {'open':>7} {'high':>7} {'low':>7} {'close':>7}")
     for c in candles:
-        say(f"  {c.bucket:%Y-%m-%d %H:%M} {c.open:>7.4f} {c.high:>7.4f} {c.low:>7.4f} {c.close:>7.4f}")
+        say(
+            f"  {c.bucket:%Y-%m-%d %H:%M} {c.open:>7.4f} {c.high:>7.4f} "
+            f"{c.low:>7.4f} {c.close:>7.4f}"
+        )
     say("")
     prices = next((h for h in state.hypertables if h.name == "price_snapshots"), None)
     if prices and prices.before_compression_bytes and prices.after_compression_bytes:
         ratio = prices.before_compression_bytes / prices.after_compression_bytes
-        say(f"compression of price_snapshots: {_mb(prices.before_compression_bytes)} -> "
-            f"{_mb(prices.after_compression_bytes)} ({ratio:.1f}x)")
+        say(
+            f"compression of price_snapshots: {_mb(prices.before_compression_bytes)} -> "
+            f"{_mb(prices.after_compression_bytes)} ({ratio:.1f}x)"
+        )
     else:
         detail = compression.detail if compression else "not recorded"
         say(f"compression: not available here ({detail})")

@@ -13,13 +13,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pmstore.errors import ConfigurationError
 
-__all__ = ["LIBPQ_ENV_VARS", "from_environment", "normalize", "redact", "to_yoyo_url"]
+__all__ = [
+    "LIBPQ_ENV_VARS",
+    "describe",
+    "from_environment",
+    "normalize",
+    "redact",
+    "to_yoyo_url",
+    "with_dbname",
+]
 
 LIBPQ_ENV_VARS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 """libpq variables that, when set, name a server (PGPASSWORD alone does not)."""
@@ -88,9 +97,9 @@ def to_yoyo_url(dsn: str) -> str:
 
 def with_dbname(dsn: str, dbname: str) -> str:
     """Return ``dsn`` pointing at database ``dbname`` (other parameters kept)."""
-    params = conninfo_to_dict(normalize(dsn))
+    params: dict[str, Any] = dict(conninfo_to_dict(normalize(dsn)))
     params["dbname"] = dbname
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 def describe(dsn: str) -> str:

@@ -10,7 +10,7 @@ continuous aggregates or policies. ``timescaledb.license`` tells them apart
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 
@@ -43,7 +43,7 @@ class ServerInfo:
         )
 
 
-def server_info(conn: psycopg.Connection[object]) -> ServerInfo:
+def server_info(conn: psycopg.Connection[Any]) -> ServerInfo:
     """Return the server's PostgreSQL and TimescaleDB versions and edition.
 
     The TimescaleDB version is the extension installed in this database, or
@@ -84,7 +84,7 @@ class Feature:
     detail: str
 
 
-def features(conn: psycopg.Connection[object]) -> dict[str, Feature]:
+def features(conn: psycopg.Connection[Any]) -> dict[str, Feature]:
     """Return the optional features recorded by the migrations, by name.
 
     Empty when the migrations that record them have not run. Costs one query.
@@ -95,7 +95,7 @@ def features(conn: psycopg.Connection[object]) -> dict[str, Feature]:
     return {str(r[0]): Feature(str(r[0]), bool(r[1]), str(r[2])) for r in rows}
 
 
-def require_feature(conn: psycopg.Connection[object], name: str) -> Feature:
+def require_feature(conn: psycopg.Connection[Any], name: str) -> Feature:
     """Return feature ``name``; raise FeatureUnavailableError when this database lacks it."""
     found = features(conn).get(name)
     if found is None:

@@ -8,7 +8,8 @@ records are written through the Writer in batches of ``batch_rows``.
 Re-running the same files writes nothing new: COPY batches are cut the same
 way each time, so their content-derived batch ids are already in the ingest
 log; trades are de-duplicated on their key; markets and resolutions are
-upserts that only touch rows whose values changed.
+merged over the whole run (the last payload of a condition id wins) and
+upserted once, touching only rows whose values changed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from pmstore.errors import PayloadError
+from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket import Converted, Reject, convert
 from pmstore.writer import Writer
 
@@ -71,48 +73,75 @@ def read_payloads(path: Path) -> Iterator[Located]:
         return
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
-        document = None
-        lines = True
-    else:
-        lines = False
-    if not lines:
-        if isinstance(document, list):
-            for index, item in enumerate(document):
-                yield Located(str(path), f"item {index}", item)
-        else:
-            yield Located(str(path), "document", document)
+    except json.JSONDecodeError as as_document:
+        yield from _json_lines(path, text, as_document)
         return
+    if isinstance(document, list):
+        for index, item in enumerate(document):
+            yield Located(str(path), f"item {index}", item)
+    else:
+        yield Located(str(path), "document", document)
+
+
+def _json_lines(path: Path, text: str, as_document: json.JSONDecodeError) -> Iterator[Located]:
+    """Yield one payload per non-empty line; when the first line is not JSON either,
+    the file is neither form: report where the whole-document parse failed."""
+    first = True
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            yield Located(str(path), f"line {number}", json.loads(line))
+            payload = json.loads(line)
         except json.JSONDecodeError as exc:
+            if first:
+                raise PayloadError(
+                    f"{path}: not JSON (nor JSON lines): line {as_document.lineno} "
+                    f"column {as_document.colno}: {as_document.msg}"
+                ) from None
             raise PayloadError(f"{path}: line {number} is not JSON: {exc.msg}") from None
+        first = False
+        yield Located(str(path), f"line {number}", payload)
 
 
 class _Pending:
-    """Records waiting to be written, per table."""
+    """Records waiting to be written, per table.
+
+    Markets and resolutions are kept for the whole run, keyed by condition id
+    (the last payload wins), and upserted once at the end: the same market
+    seen in several files (Gamma and CLOB shapes differ slightly) is written
+    once, so re-running the same files changes nothing.
+    """
 
     def __init__(self) -> None:
         self.converted = Converted()
+        self.markets: dict[str, MarketRecord] = {}
+        self.resolutions: dict[str, ResolutionRecord] = {}
 
     def add(self, converted: Converted) -> None:
-        for name in ("markets", "prices", "orderbooks", "trades", "resolutions"):
+        for name in ("prices", "orderbooks", "trades"):
             getattr(self.converted, name).extend(getattr(converted, name))
+        self.markets.update((m.condition_id, m) for m in converted.markets)
+        self.resolutions.update((r.condition_id, r) for r in converted.resolutions)
 
     def size(self) -> int:
         return self.converted.record_count
 
 
+def _flush_upserts(writer: Writer, pending: _Pending, summary: IngestSummary) -> None:
+    markets, resolutions = list(pending.markets.values()), list(pending.resolutions.values())
+    for start in range(0, len(markets), 5_000):
+        summary.written["markets"] += writer.upsert_markets(
+            markets[start : start + 5_000]
+        ).rows_written
+    for start in range(0, len(resolutions), 5_000):
+        chunk = resolutions[start : start + 5_000]
+        summary.written["resolutions"] += writer.upsert_resolutions(chunk).rows_written
+    pending.markets.clear()
+    pending.resolutions.clear()
+
+
 def _flush(writer: Writer, pending: _Pending, summary: IngestSummary) -> None:
     c = pending.converted
-    # Markets before what refers to them; each call is its own transaction.
-    if c.markets:
-        summary.written["markets"] += writer.upsert_markets(c.markets).rows_written
-    if c.resolutions:
-        summary.written["resolutions"] += writer.upsert_resolutions(c.resolutions).rows_written
     copies: Sequence[tuple[str, Sequence[Any], Callable[..., Any]]] = (
         ("price_snapshots", c.prices, writer.copy_prices),
         ("orderbook_snapshots", c.orderbooks, writer.copy_orderbooks),
@@ -143,12 +172,12 @@ def ingest_files(
     transaction per table per ``batch_rows`` records.
     """
     summary = IngestSummary()
+    pending = _Pending()
     for path in paths:
         if not path.is_file():
             raise PayloadError(f"{path}: no such file")
         located = list(read_payloads(path))
         summary.files += 1
-        pending = _Pending()
         for item in located:
             converted = convert(item.payload)
             summary.payloads += 1
@@ -159,6 +188,7 @@ def ingest_files(
             if progress:
                 progress(1)
         _flush(writer, pending, summary)
+    _flush_upserts(writer, pending, summary)
     return summary
 
 

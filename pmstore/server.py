@@ -275,19 +275,18 @@ class EmbeddedServer:
 
     def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
         user = self._server_user()
-        kwargs: dict[str, object] = {}
-        if user is not None:
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C.UTF-8"
-        done = subprocess.run(  # noqa: S603 - fixed binaries, no shell
+        done = subprocess.run(
             args,
             capture_output=True,
             text=True,
             check=False,
             env=env,
             cwd="/",
-            **kwargs,  # type: ignore[call-overload]
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
         )
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()
@@ -439,7 +438,9 @@ class EmbeddedServer:
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise ServerError(f"embedded server did not accept connections: {exc}") from None
+                    raise ServerError(
+                        f"embedded server did not accept connections: {exc}"
+                    ) from None
                 time.sleep(0.2)
 
     def stop(self, *, mode: str = "fast") -> None:

@@ -221,7 +221,9 @@ class Writer:
 
     # -- the transaction with retries ----------------------------------------
 
-    def _transaction(self, table: str, body: Callable[[Conn], tuple[int, int]]) -> tuple[int, int, int]:
+    def _transaction(
+        self, table: str, body: Callable[[Conn], tuple[int, int]]
+    ) -> tuple[int, int, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
         Returns (rows written, duplicates skipped, attempts).
@@ -358,7 +360,9 @@ class Writer:
         prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
 
         def copy_rows(conn: Conn) -> tuple[int, int]:
-            sql = "COPY price_snapshots (ts, token_id, price, volume_24h) FROM STDIN (FORMAT binary)"
+            sql = (
+                "COPY price_snapshots (ts, token_id, price, volume_24h) FROM STDIN (FORMAT binary)"
+            )
             chunks = encode_prices(prepared, chunk_rows=self.chunk_rows)
             return self._stream(conn, sql, chunks), 0
 
@@ -507,7 +511,12 @@ def _validate_records(
 ) -> list[ModelT]:
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
         raise BatchValidationError(
-            table, [RowProblem(None, "*", f"expected a sequence of records, not {type(records).__name__}")]
+            table,
+            [
+                RowProblem(
+                    None, "*", f"expected a sequence of records, not {type(records).__name__}"
+                )
+            ],
         )
     names = list(model.model_fields)
     out: list[ModelT] = []
@@ -527,8 +536,11 @@ def _validate_records(
                 out.append(model.model_validate(dict(zip(names, record, strict=False))))
             else:
                 problems.append(
-                    RowProblem(index, "*", f"expected {model.__name__}, mapping or tuple, "
-                               f"not {type(record).__name__}")
+                    RowProblem(
+                        index,
+                        "*",
+                        f"expected {model.__name__}, mapping or tuple, not {type(record).__name__}",
+                    )
                 )
         except ValidationError as exc:
             for err in exc.errors():

@@ -118,7 +118,9 @@ def _describe_server(conn_dsn: str, source: str, embedded: EmbeddedServer | None
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             info = server_info(conn)
     except psycopg.Error as exc:
-        pytest.fail(f"the test server from {source} has no usable TimescaleDB: {exc}", pytrace=False)
+        pytest.fail(
+            f"the test server from {source} has no usable TimescaleDB: {exc}", pytrace=False
+        )
     if info.timescaledb_version is None:
         pytest.fail(f"the test server from {source} has no TimescaleDB: {info}", pytrace=False)
     return TestServer(conn_dsn, source, info, embedded)

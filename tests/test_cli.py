@@ -19,7 +19,9 @@ from pmstore.server import EmbeddedServer
 PASSWORD = "Sup3r-Secret-pw"
 
 
-def pmstore(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def pmstore(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pmstore ARGS`` with the given environment additions."""
     full = {k: v for k, v in os.environ.items() if k not in ("PMSTORE_DSN", "PGHOST", "PGSERVICE")}
     full.update(env or {})
@@ -93,7 +95,8 @@ def test_migrate_forward_status_rollback(server: TestServer) -> None:
         assert everything.returncode == 0
         with psycopg.connect(dsn) as conn:
             tables = conn.execute(
-                "SELECT count(*) FROM pg_tables WHERE schemaname='public' AND tablename NOT LIKE '%yoyo%'"
+                "SELECT count(*) FROM pg_tables "
+                "WHERE schemaname='public' AND tablename NOT LIKE '%yoyo%'"
             ).fetchone()
             assert tables == (0,)
     finally:
@@ -144,10 +147,17 @@ def test_demo_summary_matches_the_database(server: TestServer) -> None:
         with psycopg.connect(dsn) as conn:
             counts = {
                 t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                for t in ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
+                for t in (
+                    "price_snapshots",
+                    "orderbook_snapshots",
+                    "trades",
+                    "markets",
+                    "resolutions",
+                )
             }
             fifty = conn.execute(
-                "SELECT count(*) FROM resolutions WHERE winner_token_id IS NULL AND payout_price = 0.5"
+                "SELECT count(*) FROM resolutions "
+                "WHERE winner_token_id IS NULL AND payout_price = 0.5"
             ).fetchone()
         assert counts["price_snapshots"] == 3 * 400
         assert re.search(rf"price snapshots\s+{counts['price_snapshots']:,} rows", text)
@@ -178,7 +188,10 @@ def test_wrong_dsn_and_unreachable_server_give_one_line_errors() -> None:
             assert done.returncode == 0 and "***" in done.stdout
             continue
         assert done.returncode == 1, (args, output)
-        assert done.stderr.startswith("pmstore: error: ") and len(done.stderr.strip().splitlines()) == 1
+        assert (
+            done.stderr.startswith("pmstore: error: ")
+            and len(done.stderr.strip().splitlines()) == 1
+        )
         assert "Traceback" not in output
 
 

@@ -153,7 +153,9 @@ def community_db(community_server: TestServer) -> Any:
 
 def test_full_schema_on_community(community_db: str) -> None:
     with psycopg.connect(community_db) as conn:
-        tables = {r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        tables = {
+            r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
         assert tables >= TABLES | {"pmstore_features", "pmstore_ingest_log"}
 
         intervals = dict(
@@ -166,7 +168,12 @@ def test_full_schema_on_community(community_db: str) -> None:
         expected = {"price_snapshots": "1 day", "orderbook_snapshots": "7 days", "trades": "1 day"}
         assert intervals == expected
 
-        aggregates = {r[0] for r in _rows(conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates")}
+        aggregates = {
+            r[0]
+            for r in _rows(
+                conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+            )
+        }
         assert aggregates == AGGREGATES
 
         candle_cols = [
@@ -187,7 +194,12 @@ def test_full_schema_on_community(community_db: str) -> None:
             )
         ]
         assert volume_cols == [
-            "bucket", "token_id", "trade_count", "total_size", "total_value", "avg_price",
+            "bucket",
+            "token_id",
+            "trade_count",
+            "total_size",
+            "total_value",
+            "avg_price",
         ]
 
         compression = {
@@ -205,7 +217,12 @@ def test_full_schema_on_community(community_db: str) -> None:
             "trades": ("token_id", "ts DESC,trade_id"),
         }
 
-        indexes = {r[0]: r[1] for r in _rows(conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")}
+        indexes = {
+            r[0]: r[1]
+            for r in _rows(
+                conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'"
+            )
+        }
         for table in HYPERTABLES:
             assert f"{table} USING btree (token_id, ts DESC)" in indexes[f"{table}_token_ts_idx"]
         assert "UNIQUE INDEX" in indexes["trades_trade_id_ts_key"]
@@ -289,7 +306,11 @@ def test_rollback_of_the_last_steps_drops_aggregates_and_jobs(community_server: 
         migrations.apply(dsn)
         # 0009, 0008 and 0007 go: aggregates before their hypertables, policies removed.
         rolled = migrations.rollback(dsn, 3).migrations
-        assert rolled == ["0009_ingest_log", "0008_compression_retention", "0007_continuous_aggregates"]
+        assert rolled == [
+            "0009_ingest_log",
+            "0008_compression_retention",
+            "0007_continuous_aggregates",
+        ]
         with psycopg.connect(dsn) as conn:
             assert user_jobs(conn) == []
             assert _rows(conn, "SELECT * FROM timescaledb_information.continuous_aggregates") == []
@@ -320,9 +341,17 @@ def test_apache_edition_applies_with_warnings_and_records_missing_features(
             assert all("Apache" in f.detail for f in have.values())
             with pytest.raises(FeatureUnavailableError, match="Apache"):
                 require_feature(conn, "continuous_aggregates")
-            tables = {r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            tables = {
+                r[0]
+                for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
             assert tables >= TABLES
-            hypertables = {r[0] for r in _rows(conn, "SELECT hypertable_name FROM timescaledb_information.hypertables")}
+            hypertables = {
+                r[0]
+                for r in _rows(
+                    conn, "SELECT hypertable_name FROM timescaledb_information.hypertables"
+                )
+            }
             assert hypertables == set(HYPERTABLES)
             assert user_jobs(conn) == []
         # Applying again is a quiet no-op, and rolling everything back works here too.
@@ -350,7 +379,9 @@ def test_server_that_gains_the_community_edition_gets_the_missing_features(
         with psycopg.connect(dsn) as conn:
             assert all(f.available for f in features(conn).values())
             assert len(user_jobs(conn)) == 7
-            views = _rows(conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates")
+            views = _rows(
+                conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+            )
             assert {r[0] for r in views} == AGGREGATES
 
 

@@ -61,8 +61,14 @@ def test_prices_round_trip_every_column(db: str, conn: Conn) -> None:
     records = [
         PriceSnapshot(ts=T0, token_id=TOKEN_78, price=0.0, volume_24h=None),
         PriceSnapshot(ts=T0.astimezone(east), token_id=TOKEN_74, price=1.0, volume_24h=0.0),
-        PriceSnapshot(ts=T0 + timedelta(microseconds=1), token_id=TOKEN_77, price=0.5, volume_24h=12.75),
-        PriceSnapshot(ts=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), token_id="t", price=0.123456789),
+        PriceSnapshot(
+            ts=T0 + timedelta(microseconds=1), token_id=TOKEN_77, price=0.5, volume_24h=12.75
+        ),
+        PriceSnapshot(
+            ts=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            token_id="t",
+            price=0.123456789,
+        ),
     ]
     with Writer(db) as writer:
         result = writer.copy_prices(records)
@@ -70,7 +76,9 @@ def test_prices_round_trip_every_column(db: str, conn: Conn) -> None:
     rows = conn.execute(
         "SELECT ts, token_id, price, volume_24h FROM price_snapshots ORDER BY ts, token_id"
     ).fetchall()
-    got = sorted((record_to_model(r, PriceSnapshot) for r in rows), key=lambda r: (r.ts, r.token_id))
+    got = sorted(
+        (record_to_model(r, PriceSnapshot) for r in rows), key=lambda r: (r.ts, r.token_id)
+    )
     assert got == sorted(records, key=lambda r: (r.ts, r.token_id))
     # Microseconds survive; the +05:30 timestamp is the same instant as T0.
     assert rows[1][0] == T0 or rows[2][0] == T0
@@ -82,7 +90,9 @@ def test_prices_from_numpy_columns_and_aware_datetimes(db: str, conn: Conn) -> N
     columns = price_columns(10_000)
     with Writer(db) as writer:
         writer.copy_prices(columns)
-        aware = [T0.astimezone(timezone(timedelta(hours=-7))) + timedelta(seconds=i) for i in range(3)]
+        aware = [
+            T0.astimezone(timezone(timedelta(hours=-7))) + timedelta(seconds=i) for i in range(3)
+        ]
         writer.copy_prices({"ts": aware, "token_id": [TOKEN_77] * 3, "price": [0.1, 0.2, 0.3]})
     assert count(conn, "price_snapshots") == 10_003
     stats = conn.execute(
@@ -118,7 +128,9 @@ def test_orderbooks_round_trip(db: str, conn: Conn) -> None:
         ),
         OrderbookSnapshot(ts=T0, token_id=TOKEN_74, bids=[], asks=[]),
         OrderbookSnapshot(ts=T0, token_id=TOKEN_77, bids=[(0.3, 1.0)], asks=[]),
-        OrderbookSnapshot(ts=T0, token_id="x", bids=[(0.0, 1.0)], asks=[(1.0, 2.0)], spread=0.9, midpoint=0.45),
+        OrderbookSnapshot(
+            ts=T0, token_id="x", bids=[(0.0, 1.0)], asks=[(1.0, 2.0)], spread=0.9, midpoint=0.45
+        ),
     ]
     with Writer(db) as writer:
         assert writer.copy_orderbooks(books).rows_written == 4
@@ -161,13 +173,15 @@ def test_trades_round_trip_and_duplicates(db: str, conn: Conn) -> None:
     trades = [
         TradeRecord(ts=T0, token_id=TOKEN_78, side="BUY", price=0.0, size=0.0, trade_id="a"),
         TradeRecord(ts=T0, token_id=TOKEN_78, side="SELL", price=1.0, size=10.5),
-        TradeRecord(ts=T0 + timedelta(microseconds=7), token_id=TOKEN_74, side="BUY", price=0.5, size=1.0),
+        TradeRecord(
+            ts=T0 + timedelta(microseconds=7), token_id=TOKEN_74, side="BUY", price=0.5, size=1.0
+        ),
     ]
     with Writer(db) as writer:
         first = writer.copy_trades(trades)
         assert (first.rows_written, first.duplicates_skipped) == (3, 0)
         # The same trades in another batch (another id): all three are duplicates.
-        again = writer.copy_trades(trades + [trades[0]], batch_id="other")
+        again = writer.copy_trades([*trades, trades[0]], batch_id="other")
         assert (again.rows_written, again.duplicates_skipped) == (0, 4)
     rows = conn.execute("SELECT ts, token_id, side, price, size, trade_id FROM trades").fetchall()
     assert len(rows) == 3
@@ -204,9 +218,7 @@ def test_markets_upsert_inserts_then_updates(db: str, conn: Conn) -> None:
         assert writer.upsert_markets([changed]).rows_written == 1
     row = conn.execute("SELECT * FROM markets").fetchone()
     assert row is not None and count(conn, "markets") == 1
-    got = record_to_model(
-        conn.execute("SELECT * FROM markets").fetchone(), MarketRecord
-    )
+    got = record_to_model(conn.execute("SELECT * FROM markets").fetchone(), MarketRecord)
     assert got.question == market.question and got.outcomes == ["Yes", "No"]
     assert got.clob_token_ids == [TOKEN_77, TOKEN_78]
     assert (got.active, got.closed) == (False, True)
@@ -215,22 +227,41 @@ def test_markets_upsert_inserts_then_updates(db: str, conn: Conn) -> None:
 
 def test_resolutions_change_over_time_but_never_back_from_resolved(db: str, conn: Conn) -> None:
     cid = "0x" + "cd" * 32
-    proposed = ResolutionRecord(condition_id=cid, outcome="Yes", winner_token_id=TOKEN_77,
-                                payout_price=1.0, detection_method="data_api", status="proposed")
+    proposed = ResolutionRecord(
+        condition_id=cid,
+        outcome="Yes",
+        winner_token_id=TOKEN_77,
+        payout_price=1.0,
+        detection_method="data_api",
+        status="proposed",
+    )
     disputed = proposed.model_copy(update={"status": "disputed"})
     resolved = proposed.model_copy(update={"status": "resolved", "resolved_at": T0})
-    fifty = ResolutionRecord(condition_id="0x" + "ee" * 32, outcome="50/50", winner_token_id=None,
-                             payout_price=0.5, detection_method="gamma", status="resolved")
+    fifty = ResolutionRecord(
+        condition_id="0x" + "ee" * 32,
+        outcome="50/50",
+        winner_token_id=None,
+        payout_price=0.5,
+        detection_method="gamma",
+        status="resolved",
+    )
     with Writer(db) as writer:
         writer.upsert_resolutions([proposed, fifty])
         writer.upsert_resolutions([disputed])
-        assert conn.execute("SELECT status FROM resolutions WHERE condition_id=%s", (cid,)).fetchone() == ("disputed",)
+        assert conn.execute(
+            "SELECT status FROM resolutions WHERE condition_id=%s", (cid,)
+        ).fetchone() == ("disputed",)
         writer.upsert_resolutions([resolved])
         stale = writer.upsert_resolutions([proposed])
         assert stale.rows_written == 0
-    got = record_to_model(conn.execute("SELECT * FROM resolutions WHERE condition_id=%s", (cid,)).fetchone(), ResolutionRecord)
+    got = record_to_model(
+        conn.execute("SELECT * FROM resolutions WHERE condition_id=%s", (cid,)).fetchone(),
+        ResolutionRecord,
+    )
     assert (got.status, got.resolved_at, got.winner_token_id) == ("resolved", T0, TOKEN_77)
-    half = conn.execute("SELECT winner_token_id, payout_price FROM resolutions WHERE outcome='50/50'").fetchone()
+    half = conn.execute(
+        "SELECT winner_token_id, payout_price FROM resolutions WHERE outcome='50/50'"
+    ).fetchone()
     assert half == (None, 0.5)
 
 
@@ -293,8 +324,12 @@ def test_bad_trades_and_books_are_refused(db: str, conn: Conn) -> None:
         assert info.value.problems[0].column == "size"
         with pytest.raises(BatchValidationError) as info:
             writer.copy_orderbooks(
-                {"ts": [T0, T0], "token_id": ["a", "b"], "bids": [[], [{"price": "0.4", "size": "1"}]],
-                 "asks": [[], []]}
+                {
+                    "ts": [T0, T0],
+                    "token_id": ["a", "b"],
+                    "bids": [[], [{"price": "0.4", "size": "1"}]],
+                    "asks": [[], []],
+                }
             )
         assert (info.value.problems[0].row, info.value.problems[0].column) == (1, "bids")
         with pytest.raises(BatchValidationError):

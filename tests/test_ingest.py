@@ -1,0 +1,145 @@
+"""``pmstore ingest`` on the real payloads in shared/polymarket, twice, and on odd files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import TestServer
+
+from pmstore.ingest import read_payloads
+from pmstore.polymarket import convert
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("PMSTORE_SHARED_DIR")
+    if env:
+        path = Path(env)
+        return path / "polymarket" if (path / "polymarket").is_dir() else path
+    return Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+
+
+def shared_files() -> list[Path]:
+    files = sorted(shared_dir().rglob("*.json"))
+    if not files:
+        pytest.fail(f"shared Polymarket payloads not found in {shared_dir()}", pytrace=False)
+    return files
+
+
+def run_ingest(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
+    return subprocess.run(
+        [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def table_counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+            for t in ("markets", "resolutions", "price_snapshots", "orderbook_snapshots", "trades")
+        }
+
+
+def expected(files: list[Path]) -> dict[str, Any]:
+    """What the adapters make of the files, de-duplicated the way the tables key them."""
+    markets: dict[str, Any] = {}
+    resolutions: set[str] = set()
+    prices = books = 0
+    trades: set[tuple[str, Any]] = set()
+    rejects = 0
+    for path in files:
+        for item in read_payloads(path):
+            got = convert(item.payload)
+            for m in got.markets:
+                markets[m.condition_id] = m
+            resolutions.update(r.condition_id for r in got.resolutions)
+            prices += len(got.prices)
+            books += len(got.orderbooks)
+            trades.update((t.trade_id or "", t.ts) for t in got.trades)
+            rejects += len(got.rejects)
+    return {
+        "markets": len(markets),
+        "resolutions": len(resolutions),
+        "price_snapshots": prices,
+        "orderbook_snapshots": books,
+        "rejects": rejects,
+        "trades_with_ids": trades,
+    }
+
+
+def test_ingest_shared_payloads_twice(server: TestServer, tmp_path: Path) -> None:
+    dsn = server.create_database("t_ingest_shared")
+    files = shared_files()
+    want = expected(files)
+    try:
+        rejects_file = tmp_path / "rejects.jsonl"
+        first = run_ingest(dsn, *map(str, files), "--rejects", str(rejects_file))
+        assert first.returncode == 0, first.stderr
+        counts = table_counts(dsn)
+        for table in ("markets", "resolutions", "price_snapshots", "orderbook_snapshots"):
+            assert counts[table] == want[table], table
+        assert counts["trades"] >= 1 and counts["markets"] > 1000
+        assert f"rejected: {want['rejects']} payload part(s)" in first.stdout
+        lines = rejects_file.read_text().splitlines()
+        assert len(lines) == want["rejects"]
+        for line in lines:
+            record = json.loads(line)
+            assert record["reason"] and record["file"].endswith(".json") and record["where"]
+
+        second = run_ingest(dsn, *map(str, files))
+        assert second.returncode == 0, second.stderr
+        assert table_counts(dsn) == counts
+        for table in ("markets", "resolutions", "price_snapshots", "orderbook_snapshots", "trades"):
+            assert f"{table}" in second.stdout
+            line = next(x for x in second.stdout.splitlines() if x.strip().startswith(table))
+            assert " 0 row(s) written" in line, line
+    finally:
+        server.drop_database("t_ingest_shared")
+
+
+def test_ingest_json_lines_gzip_and_bad_files(server: TestServer, tmp_path: Path) -> None:
+    dsn = server.migrated_database("t_ingest_formats")
+    try:
+        book = json.loads(
+            (shared_dir() / "nautilus_trader" / "py_http_responses__book.json").read_text()
+        )
+        trades = json.loads(
+            (shared_dir() / "nautilus_trader" / "py_http_responses__trades.json").read_text()
+        )
+        lines = tmp_path / "mixed.jsonl.gz"
+        with gzip.open(lines, "wt") as out:
+            out.write(json.dumps(book) + "\n\n")
+            for trade in trades if isinstance(trades, list) else [trades]:
+                out.write(json.dumps(trade) + "\n")
+            out.write(json.dumps({"what": "is this"}) + "\n")
+        done = run_ingest(dsn, str(lines))
+        assert done.returncode == 0, done.stderr
+        counts = table_counts(dsn)
+        assert counts["orderbook_snapshots"] == 1
+        assert counts["trades"] == len(trades if isinstance(trades, list) else [trades])
+        assert "rejected: 1 payload part(s)" in done.stdout and "unknown" in done.stdout
+
+        broken = tmp_path / "broken.json"
+        broken.write_text('{"event_type": "book", \n not json at all')
+        done = run_ingest(dsn, str(broken))
+        assert done.returncode == 1
+        assert done.stderr.startswith("pmstore: error:") and "line 2" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        missing = run_ingest(dsn, str(tmp_path / "nope.json"))
+        assert missing.returncode == 1 and "no such file" in missing.stderr
+        assert table_counts(dsn) == counts
+    finally:
+        server.drop_database("t_ingest_formats")
