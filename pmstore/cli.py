@@ -204,9 +204,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         Writer(target.dsn) as writer,
         tqdm(desc="ingest", unit=" payloads", disable=args.no_progress, file=sys.stderr) as bar,
     ):
-        summary = ingest_files(
-            writer, paths, batch_rows=args.batch_rows, progress=lambda n: bar.update(n)
-        )
+        summary = ingest_files(writer, paths, batch_rows=args.batch_rows, progress=bar.update)
     print(
         f"ingested {summary.payloads} payload(s) from {summary.files} file(s) into {target.where}"
     )

@@ -161,7 +161,7 @@ def ingest_files(
     paths: Sequence[Path],
     *,
     batch_rows: int = 10_000,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> IngestSummary:
     """Convert and write every payload of ``paths``; return what was written and rejected.
 

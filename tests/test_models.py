@@ -1,0 +1,126 @@
+"""The record models: what real Polymarket data needs, and clear refusals of invalid values."""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pmstore.models import (
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceSnapshot,
+    ResolutionRecord,
+    TradeRecord,
+    record_to_model,
+)
+
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+T = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def field_errors(exc: ValidationError) -> set[str]:
+    return {str(e["loc"][0]) for e in exc.errors()}
+
+
+def test_timestamps_are_normalised_to_utc_and_naive_ones_refused() -> None:
+    tokyo = timezone(timedelta(hours=9))
+    snap = PriceSnapshot(ts=T.astimezone(tokyo), token_id=TOKEN, price=0.5)
+    assert snap.ts == T and snap.ts.tzinfo == UTC and snap.ts.microsecond == 678901
+    with pytest.raises(ValidationError) as info:
+        PriceSnapshot(ts=T.replace(tzinfo=None), token_id=TOKEN, price=0.5)
+    assert field_errors(info.value) == {"ts"}
+
+
+@pytest.mark.parametrize("price", [-0.0001, 1.0001, math.nan, math.inf, -math.inf])
+def test_prices_outside_unit_interval_or_not_finite_are_refused(price: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        PriceSnapshot(ts=T, token_id=TOKEN, price=price)
+    assert field_errors(info.value) == {"price"}
+
+
+def test_edges_and_long_token_ids_are_kept_exactly() -> None:
+    for price in (0.0, 1.0):
+        assert PriceSnapshot(ts=T, token_id=TOKEN, price=price).price == price
+    assert PriceSnapshot(ts=T, token_id=TOKEN, price=0.5).token_id == TOKEN
+    assert PriceSnapshot(ts=T, token_id=TOKEN, price=0.5).volume_24h is None
+    with pytest.raises(ValidationError) as info:
+        PriceSnapshot(ts=T, token_id="", price=0.5)
+    assert field_errors(info.value) == {"token_id"}
+
+
+@pytest.mark.parametrize("size", [-1.0, math.nan, math.inf])
+def test_sizes_and_volumes_must_be_finite_and_not_negative(size: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        TradeRecord(ts=T, token_id=TOKEN, side="BUY", price=0.5, size=size)
+    assert field_errors(info.value) == {"size"}
+    with pytest.raises(ValidationError) as info:
+        PriceSnapshot(ts=T, token_id=TOKEN, price=0.5, volume_24h=size)
+    assert field_errors(info.value) == {"volume_24h"}
+
+
+def test_trade_side_is_buy_or_sell() -> None:
+    assert TradeRecord(ts=T, token_id=TOKEN, side="SELL", price=0.5, size=1).side == "SELL"
+    with pytest.raises(ValidationError) as info:
+        TradeRecord(ts=T, token_id=TOKEN, side="buy ", price=0.5, size=1)
+    assert field_errors(info.value) == {"side"}
+
+
+def test_books_are_pairs_sorted_best_first_with_spread_and_midpoint() -> None:
+    # Worst-first as Polymarket sends them; string values as in the API.
+    book = OrderbookSnapshot(
+        ts=T,
+        token_id=TOKEN,
+        bids=[("0.01", "500"), ("0.30", "20"), ("0.35", "7")],  # type: ignore[list-item]
+        asks=[("0.99", "1"), ("0.45", "2"), ("0.40", "3")],  # type: ignore[list-item]
+    )
+    assert book.bids[0] == (0.35, 7.0) and book.asks[0] == (0.40, 3.0)
+    assert book.spread == pytest.approx(0.05) and book.midpoint == pytest.approx(0.375)
+    one_sided = OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[(0.2, 1.0)], asks=[])
+    assert (one_sided.spread, one_sided.midpoint) == (None, None)
+    empty = OrderbookSnapshot(ts=T, token_id=TOKEN)
+    assert (empty.bids, empty.asks, empty.spread, empty.midpoint) == ([], [], None, None)
+    with pytest.raises(ValidationError) as info:
+        OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[{"price": "0.4", "size": "1"}])  # type: ignore[list-item]
+    assert field_errors(info.value) == {"bids"}
+    with pytest.raises(ValidationError):
+        OrderbookSnapshot(ts=T, token_id=TOKEN, asks=[(1.5, 1.0)])
+
+
+def test_fifty_fifty_resolution_has_no_winner() -> None:
+    res = ResolutionRecord(condition_id="0x" + "1" * 64, payout_price=0.5, detection_method="gamma")
+    assert res.winner_token_id is None and res.payout_price == 0.5
+    with pytest.raises(ValidationError) as info:
+        ResolutionRecord(condition_id="0x1", payout_price=1.5)
+    assert field_errors(info.value) == {"payout_price"}
+
+
+def test_markets_keep_non_ascii_and_refuse_unknown_fields() -> None:
+    market = MarketRecord(condition_id="0xab", question="Qui gagnera l'élection ? 🗳️")
+    assert market.active is True and market.closed is False and market.outcomes is None
+    with pytest.raises(ValidationError) as info:
+        MarketRecord(condition_id="0xab", question="q", colour="red")  # type: ignore[call-arg]
+    assert field_errors(info.value) == {"colour"}
+
+
+def test_record_to_model_accepts_dict_namedtuple_and_tuple_rows() -> None:
+    as_dict: dict[str, Any] = {
+        "ts": T,
+        "token_id": TOKEN,
+        "price": 0.25,
+        "volume_24h": None,
+        "x": 1,
+    }
+    Row = namedtuple("Row", ["ts", "token_id", "price", "volume_24h"])
+    expected = PriceSnapshot(ts=T, token_id=TOKEN, price=0.25)
+    assert record_to_model(as_dict, PriceSnapshot) == expected
+    assert record_to_model(Row(T, TOKEN, 0.25, None), PriceSnapshot) == expected
+    assert record_to_model((T, TOKEN, 0.25, None), PriceSnapshot) == expected
+    with pytest.raises(TypeError):
+        record_to_model((T, TOKEN, 0.25, None, "extra"), PriceSnapshot)
+    with pytest.raises(ValidationError):
+        record_to_model({"ts": T, "token_id": TOKEN, "price": 2.0}, PriceSnapshot)

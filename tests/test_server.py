@@ -1,0 +1,100 @@
+"""EmbeddedServer: the local TimescaleDB pmstore starts itself (a real one, started here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pmstore.errors import ServerError
+from pmstore.server import EmbeddedServer, default_home, find_bindir
+
+
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A folder the server's unprivileged user can enter (pytest's tmp_path is 0700 as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="pmstore-test-server-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_start_is_idempotent_and_urls_hold_no_password(reachable_dir: Path) -> None:
+    home = reachable_dir / "home"
+    server = EmbeddedServer(home, durable=False)
+    assert not server.status().initialized
+    with pytest.raises(ServerError, match="not initialised"):
+        server.dsn()
+    try:
+        server.start()
+        first = server.status()
+        server.start()
+        assert server.status().pid == first.pid and first.running and first.port
+        password = (home / "pgpass").read_text().strip().rsplit(":", 1)[1]
+        dsn = server.dsn()
+        assert password not in dsn and password not in repr(server)
+        assert oct((home / "pgpass").stat().st_mode & 0o777) == "0o600"
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT current_setting('shared_preload_libraries'), current_database()"
+            ).fetchone()
+            assert row == ("timescaledb", "pmstore")
+            conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+        # Without the passfile the server refuses: the password is really required.
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn.replace(f"passfile={home / 'pgpass'}", "passfile=/dev/null"))
+        server.stop()
+        assert not server.status().running
+        server.stop()  # idempotent
+        server.start()  # data survives a restart
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
+    finally:
+        server.stop(mode="immediate")
+
+
+def test_missing_binaries_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PMSTORE_PG_BINDIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ServerError) as info:
+        find_bindir()
+    assert "nowhere" in str(info.value) and "PMSTORE_PG_BINDIR" in str(info.value)
+
+
+def test_missing_timescaledb_is_explained(tmp_path: Path) -> None:
+    # A PostgreSQL tree without TimescaleDB: a bindir whose pg_config points elsewhere.
+    real = find_bindir()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("postgres", "initdb", "pg_ctl"):
+        (fake / name).symlink_to(real / name)
+    lib = tmp_path / "lib"
+    share = tmp_path / "share" / "extension"
+    lib.mkdir()
+    share.mkdir(parents=True)
+    (fake / "pg_config").write_text(
+        f'#!/bin/sh\ncase "$1" in --pkglibdir) echo {lib};; --sharedir) echo {share.parent};; esac\n'
+    )
+    (fake / "pg_config").chmod(0o755)
+    server = EmbeddedServer(tmp_path / "home", bindir=fake)
+    assert not server.initialized
+    with pytest.raises(ServerError) as info:
+        server.start()
+    message = str(info.value)
+    assert "TimescaleDB is not installed" in message
+    assert "scripts/install-timescaledb" in message and "docker" in message.lower()
+
+
+def test_default_home_honours_pmstore_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PMSTORE_HOME", str(tmp_path / "h"))
+    assert default_home() == (tmp_path / "h").resolve()
+    monkeypatch.delenv("PMSTORE_HOME")
+    expected = Path("/var/lib/pmstore") if os.geteuid() == 0 else None
+    if expected is not None:
+        assert default_home() == expected
+    else:
+        assert "pmstore" in str(default_home())
