@@ -328,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Commands print the migrations' warnings themselves, once.
+        logging.getLogger("pmstore.migrations").setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -152,7 +152,7 @@ def run_demo(
         f"p99 {_percentile(price_latency, 99) * 1000:,.1f} ms"
     )
     say("")
-    say("tables (rows in the database; hypertable rows are estimates)")
+    say("tables (rows in the database)")
     for h in state.hypertables:
         say(
             f"  {h.name:<20} {h.rows:>12,} rows  {h.chunks:>3} chunk(s)  "

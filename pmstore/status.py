@@ -1,8 +1,8 @@
 """The state of a pmstore deployment, for ``pmstore status`` and the demo's summary.
 
 ``collect(conn, dsn)`` gathers it (a handful of catalog queries, cheap even on
-large tables: row counts of hypertables are TimescaleDB's estimates, exact
-counts are taken only for the small plain tables); ``render`` formats it.
+large tables: a hypertable's rows are counted exactly only while TimescaleDB's
+estimate is below ``EXACT_COUNT_BELOW``); ``render`` formats it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pmstore.edition import FEATURES, Feature, ServerInfo, features, server_info
 __all__ = ["HYPERTABLES", "HypertableState", "JobState", "Status", "collect", "render"]
 
 HYPERTABLES = ("price_snapshots", "orderbook_snapshots", "trades")
+EXACT_COUNT_BELOW = 10_000_000
+"""Hypertables whose estimated row count is below this are counted exactly."""
 PLAIN_TABLES = ("markets", "resolutions", "pmstore_ingest_log")
 
 
@@ -80,6 +82,11 @@ def _hypertable(conn: psycopg.Connection[Any], name: str, compression: bool) -> 
         {"t": name, "name": name},
     ).fetchone()
     assert row is not None
+    rows = int(row[0] or 0)
+    if rows < EXACT_COUNT_BELOW:
+        # The estimate comes from statistics (0 before the first ANALYZE): count exactly.
+        exact = conn.execute(f"SELECT count(*) FROM {name}").fetchone()  # noqa: S608 - fixed names
+        rows = int(exact[0]) if exact else rows
     before = after = None
     if compression:
         stats = conn.execute(
@@ -91,7 +98,7 @@ def _hypertable(conn: psycopg.Connection[Any], name: str, compression: bool) -> 
             before, after = int(stats[0]), int(stats[1])
     return HypertableState(
         name,
-        int(row[0] or 0),
+        rows,
         int(row[1]),
         int(row[2]),
         int(row[3] or 0),
@@ -165,7 +172,7 @@ def render(status: Status, where: str) -> str:
             mark = "yes" if feature.available else "MISSING"
             lines.append(f"  {name:<22} {mark:<8} {feature.detail}")
     if status.hypertables:
-        lines.append("hypertables (rows are estimates)")
+        lines.append(f"hypertables (rows above {EXACT_COUNT_BELOW:,} are estimates)")
         lines.append(
             f"  {'table':<20} {'rows':>12} {'chunks':>7} {'compressed':>10} "
             f"{'size':>10} {'indexes':>10} {'before':>10} {'after':>10}"

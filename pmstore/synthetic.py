@@ -268,13 +268,25 @@ class MarketSimulator:
         return np.array(texts, dtype=object)
 
     def orderbooks(self, minute: datetime, n_tokens: int) -> OrderbookBatch:
-        """Books of ``n_tokens`` distinct random tokens in the minute, as Polymarket sends them.
+        """Books of ``n_tokens`` distinct random tokens in the minute (see ``orderbook_columns``).
 
-        Levels are ``(price, size)`` string pairs, worst-first (bids ascending,
-        asks descending), 1 to 160 a side, around the token's current price
-        on its tick (0.01, or 0.001 near 0/1 and on a quarter of markets).
-        About 3% of books are empty and 8% one-sided. Raises ValueError when
-        ``n_tokens`` is negative or more than the tokens there are.
+        The batch holds the levels parsed and best-first, spread and midpoint
+        derived (NaN for empty and one-sided books). Raises like
+        ``orderbook_columns``.
+        """
+        return OrderbookBatch.from_columns(self.orderbook_columns(minute, n_tokens))
+
+    def orderbook_columns(self, minute: datetime, n_tokens: int) -> dict[str, Any]:
+        """Raw columns of ``n_tokens`` books in the minute, as Polymarket sends them.
+
+        ``ts`` (datetime64[us]), ``token_id`` (object array) and ``bids`` /
+        ``asks``: per book a list of ``(price, size)`` string pairs,
+        worst-first (bids ascending, asks descending), 1 to 160 a side, around
+        the token's current price on its tick (0.01, or 0.001 near 0/1 and on
+        a quarter of markets). About 3% of books are empty and 8% one-sided.
+        ``OrderbookBatch.from_columns`` accepts the mapping as is. Raises
+        ValueError when ``n_tokens`` is negative or more than the tokens there
+        are, or for a naive ``minute``.
         """
         n_all = len(self.tokens)
         if not 0 <= n_tokens <= n_all:
@@ -286,17 +298,18 @@ class MarketSimulator:
         fine = self._fine_tick[rows // 2] | (mid < 0.04) | (mid > 0.96)
         per_price = np.where(fine, 1, 10)  # a tick in thousandths
         ticks = 1000 // per_price  # ticks in [0, 1]
-        centre = mid * ticks
-        best_bid = np.floor(centre).astype(np.int64) - (rng.geometric(0.6, size=n_tokens) - 1)
-        best_ask = np.floor(centre).astype(np.int64) + rng.geometric(0.6, size=n_tokens)
+        centre = np.floor(mid * ticks).astype(np.int64)
+        best_bid = centre - (rng.geometric(0.6, size=n_tokens) - 1)
+        best_ask = centre + rng.geometric(0.6, size=n_tokens)
         shape = rng.random(n_tokens)
         no_bids = shape < 0.07  # [0, 0.03): empty book; [0.03, 0.07): asks only
         no_asks = (shape < 0.03) | ((shape >= 0.07) & (shape < 0.11))  # [0.07, 0.11): bids only
-        bids = self._side(rng, best_bid, -1, per_price, ticks, no_bids)
-        asks = self._side(rng, best_ask, +1, per_price, ticks, no_asks)
-        return OrderbookBatch.from_columns(
-            {"ts": ts, "token_id": self.tokens[rows], "bids": bids, "asks": asks}
-        )
+        return {
+            "ts": ts,
+            "token_id": self.tokens[rows],
+            "bids": self._side(rng, best_bid, -1, per_price, ticks, no_bids),
+            "asks": self._side(rng, best_ask, +1, per_price, ticks, no_asks),
+        }
 
     def _side(
         self,

@@ -76,9 +76,8 @@ def test_missing_timescaledb_is_explained(tmp_path: Path) -> None:
     share = tmp_path / "share" / "extension"
     lib.mkdir()
     share.mkdir(parents=True)
-    (fake / "pg_config").write_text(
-        f'#!/bin/sh\ncase "$1" in --pkglibdir) echo {lib};; --sharedir) echo {share.parent};; esac\n'
-    )
+    script = f'case "$1" in --pkglibdir) echo {lib};; --sharedir) echo {share.parent};; esac'
+    (fake / "pg_config").write_text(f"#!/bin/sh\n{script}\n")
     (fake / "pg_config").chmod(0o755)
     server = EmbeddedServer(tmp_path / "home", bindir=fake)
     assert not server.initialized

@@ -1,0 +1,650 @@
+"""Reader against a real TimescaleDB: every read checked against values computed here.
+
+Data goes in with the Writer; expectations come from the generated numpy
+columns, never from the database. Hourly candles and trade volume are checked
+on both TimescaleDB editions (live computation on Apache-2, continuous
+aggregates on Community), and the single-token queries' plans are checked on
+a few hundred thousand rows for sequential scans of the hypertables' chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from conftest import TestServer
+from numpy.typing import NDArray
+from psycopg.abc import Params, Query
+
+from pmstore import (
+    ConfigurationError,
+    FeatureUnavailableError,
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceSnapshot,
+    ResolutionRecord,
+    Writer,
+)
+from pmstore import reader as rd
+from pmstore.edition import features
+from pmstore.reader import Candle, PricePoint, Reader, TradeVolume
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+Columns = dict[str, Any]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR_US = 3_600_000_000
+# Recent past: clear of the Community edition's retention (90 days), compression
+# (7 days) and refresh (last 3 hours) policies, which may run during the tests.
+DAY0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+TOKENS = [str(10**76 + i * 7919) for i in range(4)]
+
+
+def to_dt(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+def to_us(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def as_ts(us: NDArray[np.int64]) -> NDArray[np.datetime64]:
+    return us.astype("datetime64[us]")
+
+
+def opt(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def unique_times(rng: np.random.Generator, n: int, start: datetime, span: timedelta) -> Any:
+    """``n`` distinct instants (microseconds since the epoch) in [start, start + span)."""
+    span_us = span // timedelta(microseconds=1)
+    drawn = np.unique(rng.integers(0, span_us, n * 2))
+    return rng.permutation(drawn)[:n] + to_us(start)
+
+
+def price_data(
+    rng: np.random.Generator, n: int, tokens: list[str], start: datetime, span: timedelta
+) -> Columns:
+    """Price columns (``ts`` as int64 µs); the last token's volumes are all NULL."""
+    token = np.array(tokens, dtype=object)[rng.integers(0, len(tokens), n)]
+    volume = rng.uniform(0, 1e6, n)
+    volume[rng.random(n) < 0.3] = np.nan
+    volume[token == tokens[-1]] = np.nan
+    return {
+        "ts": unique_times(rng, n, start, span),
+        "token_id": token,
+        "price": rng.uniform(0, 1, n),
+        "volume_24h": volume,
+    }
+
+
+def trade_data(
+    rng: np.random.Generator, n: int, tokens: list[str], start: datetime, span: timedelta, tag: str
+) -> Columns:
+    return {
+        "ts": unique_times(rng, n, start, span),
+        "token_id": np.array(tokens, dtype=object)[rng.integers(0, len(tokens), n)],
+        "side": np.where(rng.random(n) < 0.5, "BUY", "SELL").astype(object),
+        "price": rng.uniform(0, 1, n),
+        "size": rng.uniform(0, 500, n),
+        "trade_id": np.array([f"{tag}-{i}" for i in range(n)], dtype=object),
+    }
+
+
+def concat(*parts: Columns) -> Columns:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def write_prices(target: str | Conn, cols: Columns) -> None:
+    with Writer(target) as writer:
+        writer.copy_prices({**cols, "ts": as_ts(cols["ts"])})
+
+
+def write_trades(target: str | Conn, cols: Columns) -> None:
+    with Writer(target) as writer:
+        writer.copy_trades({**cols, "ts": as_ts(cols["ts"])})
+
+
+# -- expectations, from the generated columns -----------------------------------
+
+
+def hours_in(start: datetime, end: datetime) -> tuple[int, int]:
+    """Hour numbers (since the epoch) whose start lies in [start, end)."""
+    return -(-to_us(start) // HOUR_US), -(-to_us(end) // HOUR_US)
+
+
+def expected_candles(cols: Columns, token: str, start: datetime, end: datetime) -> list[Candle]:
+    first, stop = hours_in(start, end)
+    mine = cols["token_id"] == token
+    ts, price, volume = cols["ts"][mine], cols["price"][mine], cols["volume_24h"][mine]
+    hour = ts // HOUR_US
+    out = []
+    for h in range(first, stop):
+        rows = np.flatnonzero(hour == h)
+        if not rows.size:
+            continue
+        vol = volume[rows]
+        out.append(
+            Candle(
+                bucket=to_dt(h * HOUR_US),
+                token_id=token,
+                open=float(price[rows[np.argmin(ts[rows])]]),
+                high=float(price[rows].max()),
+                low=float(price[rows].min()),
+                close=float(price[rows[np.argmax(ts[rows])]]),
+                avg_volume=None if np.isnan(vol).all() else float(np.nanmean(vol)),
+            )
+        )
+    return out
+
+
+def expected_volume(cols: Columns, token: str, start: datetime, end: datetime) -> list[TradeVolume]:
+    first, stop = hours_in(start, end)
+    mine = cols["token_id"] == token
+    hour, price, size = cols["ts"][mine] // HOUR_US, cols["price"][mine], cols["size"][mine]
+    out = []
+    for h in range(first, stop):
+        rows = np.flatnonzero(hour == h)
+        if rows.size:
+            out.append(
+                TradeVolume(
+                    bucket=to_dt(h * HOUR_US),
+                    token_id=token,
+                    trade_count=int(rows.size),
+                    total_size=float(size[rows].sum()),
+                    total_value=float((price[rows] * size[rows]).sum()),
+                    avg_price=float(price[rows].mean()),
+                )
+            )
+    return out
+
+
+def expected_latest(
+    cols: Columns, at: datetime, tokens: list[str] | None = None, since: datetime | None = None
+) -> list[PriceSnapshot]:
+    ok = cols["ts"] <= to_us(at)
+    if since is not None:
+        ok &= cols["ts"] > to_us(since)
+    if tokens is not None:
+        ok &= np.isin(cols["token_id"], np.array(tokens, dtype=object))
+    rows = np.flatnonzero(ok)
+    out = []
+    for token in sorted(set(cols["token_id"][rows].tolist())):
+        mine = rows[cols["token_id"][rows] == token]
+        i = mine[np.argmax(cols["ts"][mine])]
+        out.append(
+            PriceSnapshot(
+                ts=to_dt(cols["ts"][i]),
+                token_id=token,
+                price=float(cols["price"][i]),
+                volume_24h=opt(cols["volume_24h"][i]),
+            )
+        )
+    return out
+
+
+def assert_same(got: list[Any], want: list[Any], inexact: tuple[str, ...]) -> None:
+    """Equal models; the fields in ``inexact`` (floating-point sums) to 1e-12 relative."""
+    assert len(got) == len(want), (got, want)
+    for g, w in zip(got, want, strict=True):
+        gd, wd = g.model_dump(), w.model_dump()
+        for name in inexact:
+            assert gd.pop(name) == pytest.approx(wd.pop(name), rel=1e-12), (g, w)
+        assert gd == wd
+
+
+def check_hourly(
+    reader: Reader, prices: Columns, trades: Columns, start: datetime, end: datetime
+) -> None:
+    for token in TOKENS:
+        assert_same(
+            reader.candles(token, start, end),
+            expected_candles(prices, token, start, end),
+            ("avg_volume",),
+        )
+        assert_same(
+            reader.trade_volume(token, start, end),
+            expected_volume(trades, token, start, end),
+            ("total_size", "total_value", "avg_price"),
+        )
+
+
+# -- latest prices and history ----------------------------------------------------
+
+
+def test_latest_prices_of_every_token_and_of_given_tokens(conn: Conn) -> None:
+    reader = Reader(conn)
+    assert reader.latest_prices() == [] and reader.latest_prices(token_ids=TOKENS) == []
+    rng = np.random.default_rng(11)
+    cols = price_data(rng, 3_000, TOKENS[:3], DAY0, timedelta(days=2))
+    # A token that starts late, a future snapshot, one exactly at `at`.
+    at = DAY0 + timedelta(hours=30)
+    late = {
+        "ts": np.array([to_us(at) + 1, to_us(datetime.now(UTC) + timedelta(days=1)), to_us(at)]),
+        "token_id": np.array([TOKENS[3], TOKENS[0], TOKENS[1]], dtype=object),
+        "price": np.array([0.25, 0.5, 0.75]),
+        "volume_24h": np.array([1.0, np.nan, 2.0]),
+    }
+    cols = concat(cols, late)
+    write_prices(conn, cols)
+
+    got = reader.latest_prices(at)
+    assert got == expected_latest(cols, at)
+    assert [p.token_id for p in got] == TOKENS[:3]  # TOKENS[3] only has rows after `at`
+    assert got[1].ts == at and got[1].price == 0.75  # at or before: inclusive
+    # Default `at` is now: the future snapshot is left out.
+    now_latest = reader.latest_prices()
+    assert now_latest == expected_latest(cols, datetime.now(UTC))
+    assert [p.token_id for p in now_latest] == TOKENS
+    assert now_latest[0].ts < datetime.now(UTC) and now_latest[3].price == 0.25
+
+    wanted = [TOKENS[2], TOKENS[0], TOKENS[2], "no-such-token", TOKENS[3]]
+    assert reader.latest_prices(at, wanted) == expected_latest(cols, at, wanted)
+    assert reader.latest_prices(at, []) == []
+
+    # lookback: only snapshots after at - lookback.
+    last_of = {p.token_id: p.ts for p in got}
+    cut = sorted(last_of.values())[1]  # leaves out the token with the oldest last snapshot
+    lookback = at - cut + timedelta(microseconds=1)
+    bounded = reader.latest_prices(at, lookback=lookback)
+    assert bounded == expected_latest(cols, at, since=at - lookback)
+    assert len(bounded) == 2
+    assert reader.latest_prices(at, TOKENS, lookback=lookback) == bounded
+
+
+def test_price_history_raw_and_bucketed(conn: Conn) -> None:
+    rng = np.random.default_rng(12)
+    cols = price_data(rng, 4_000, TOKENS, DAY0, timedelta(hours=20))
+    write_prices(conn, cols)
+    reader = Reader(conn)
+    token = TOKENS[0]
+    mine = np.flatnonzero(cols["token_id"] == token)
+    mine = mine[np.argsort(cols["ts"][mine])]
+    # start at a snapshot (inclusive), end at another (exclusive).
+    start, end = to_dt(cols["ts"][mine[10]]), to_dt(cols["ts"][mine[-10]])
+
+    raw = reader.price_history(token, start, end)
+    want = [
+        PricePoint(
+            ts=to_dt(cols["ts"][i]),
+            token_id=token,
+            price=float(cols["price"][i]),
+            volume_24h=opt(cols["volume_24h"][i]),
+        )
+        for i in mine[10:-10]
+    ]
+    assert raw == want and raw[0].ts == start and raw[-1].ts < end
+
+    origin = to_us(datetime(2000, 1, 3, tzinfo=UTC))  # time_bucket's default origin
+    for width in (timedelta(minutes=15), timedelta(hours=1), timedelta(days=7)):
+        w_us = width // timedelta(microseconds=1)
+        rows = mine[10:-10]
+        bucket = (cols["ts"][rows] - origin) // w_us * w_us + origin
+        expect = []
+        for b in np.unique(bucket):
+            inside = rows[bucket == b]
+            last = inside[np.argmax(cols["ts"][inside])]
+            expect.append(
+                PricePoint(
+                    ts=to_dt(b),
+                    token_id=token,
+                    price=float(cols["price"][last]),
+                    volume_24h=opt(cols["volume_24h"][last]),
+                    samples=int(inside.size),
+                )
+            )
+        assert reader.price_history(token, start, end, width) == expect, width
+    assert reader.price_history("no-such-token", start, end) == []
+
+
+# -- hourly candles and trade volume, on both editions -------------------------------
+
+
+@pytest.mark.parametrize(
+    "edition", ["apache", pytest.param("community", marks=pytest.mark.community)]
+)
+def test_candles_and_trade_volume_are_equal_on_both_editions(
+    edition: str, request: pytest.FixtureRequest
+) -> None:
+    srv: TestServer = request.getfixturevalue(f"{edition}_server")
+    name = f"t_reader_hourly_{edition}"
+    dsn = srv.migrated_database(name)
+    try:
+        rng = np.random.default_rng(13)  # the same data on both editions
+        span = timedelta(hours=10)
+        prices = price_data(rng, 1_500, TOKENS, DAY0, span)
+        trades = trade_data(rng, 1_000, TOKENS, DAY0, span, "a")
+        # Inside hours (buckets from DAY0+2h to DAY0+8h), and everything.
+        ranges = [
+            (DAY0 + timedelta(hours=1, minutes=30), DAY0 + timedelta(hours=8, minutes=15)),
+            (DAY0 - timedelta(days=1), DAY0 + timedelta(days=1)),
+        ]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            write_prices(conn, prices)
+            write_trades(conn, trades)
+            reader, live = Reader(conn), Reader(conn, aggregates=False)
+            for start, end in ranges:
+                check_hourly(live, prices, trades, start, end)
+                check_hourly(reader, prices, trades, start, end)
+            assert (
+                reader.candles(TOKENS[0], DAY0 + timedelta(minutes=1), DAY0 + timedelta(minutes=59))
+                == []
+            )
+            if edition == "apache":
+                assert not reader.uses_aggregates
+                with pytest.raises(FeatureUnavailableError, match="Apache-2"):
+                    Reader(conn, aggregates=True).candles(TOKENS[0], *ranges[0])
+                return
+
+            assert reader.uses_aggregates
+            check_aggregates(conn, prices, trades, ranges, reader, live, rng)
+    finally:
+        srv.drop_database(name)
+
+
+def check_aggregates(
+    conn: Conn,
+    prices: Columns,
+    trades: Columns,
+    ranges: list[tuple[datetime, datetime]],
+    reader: Reader,
+    live: Reader,
+    rng: np.random.Generator,
+) -> None:
+    """Community: materialized, materialized + real-time, and late rows."""
+    for view in ("price_candles_1h", "trade_volume_1h"):
+        conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+    stored = conn.execute(
+        "SELECT materialization_hypertable_schema, materialization_hypertable_name"
+        " FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_name = 'price_candles_1h'"
+    ).fetchone()
+    assert stored is not None
+    materialized = conn.execute(f'SELECT count(*) FROM "{stored[0]}"."{stored[1]}"').fetchone()
+    assert materialized is not None and materialized[0] > 0
+    for start, end in ranges:
+        check_hourly(reader, prices, trades, start, end)
+
+    # New hours after the refresh: read from the raw rows by real-time aggregation.
+    later = DAY0 + timedelta(hours=11)
+    more_prices = price_data(rng, 300, TOKENS, later, timedelta(hours=3))
+    more_trades = trade_data(rng, 200, TOKENS, later, timedelta(hours=3), "b")
+    write_prices(conn, more_prices)
+    write_trades(conn, more_trades)
+    prices, trades = concat(prices, more_prices), concat(trades, more_trades)
+    for start, end in [*ranges, (DAY0 + timedelta(hours=9), later + timedelta(hours=2))]:
+        check_hourly(reader, prices, trades, start, end)
+        check_hourly(live, prices, trades, start, end)
+
+    # A late row in an hour already materialized shows in the aggregate after a refresh.
+    token, hour = TOKENS[0], DAY0 + timedelta(hours=3)
+    late = {
+        "ts": np.array([to_us(hour)]),
+        "token_id": np.array([token], dtype=object),
+        "price": np.array([1.0]),
+        "volume_24h": np.array([np.nan]),
+    }
+    write_prices(conn, late)
+    prices = concat(prices, late)
+    one = (hour, hour + timedelta(hours=1))
+    assert live.candles(token, *one) == expected_candles(prices, token, *one)
+    assert reader.candles(token, *one)[0].open != 1.0  # stale, as the docstring warns
+    conn.execute("CALL refresh_continuous_aggregate('price_candles_1h', NULL, NULL)")
+    assert_same(reader.candles(token, *one), expected_candles(prices, token, *one), ("avg_volume",))
+
+
+# -- order books, markets, resolutions -------------------------------------------------
+
+
+def test_orderbook_at_returns_the_latest_book_at_or_before(conn: Conn) -> None:
+    reader = Reader(conn)
+    token, other = TOKENS[0], TOKENS[1]
+    t1, t2 = DAY0 + timedelta(hours=1), DAY0 + timedelta(days=8)  # two 7-day chunks
+    books = [
+        OrderbookSnapshot(
+            ts=t1, token_id=token, bids=[(0.40, 10.0), (0.45, 2.0)], asks=[(0.6, 1.0)]
+        ),
+        OrderbookSnapshot(ts=t2, token_id=token, bids=[(0.5, 3.0)], asks=[(0.7, 1.0), (0.55, 4.0)]),
+        OrderbookSnapshot(ts=t1 + timedelta(seconds=1), token_id=other, bids=[], asks=[]),
+    ]
+    with Writer(conn) as writer:
+        writer.copy_orderbooks(books)
+    assert reader.orderbook_at(token, t1 - timedelta(microseconds=1)) is None
+    first = reader.orderbook_at(token, t1)
+    assert first == books[0]
+    assert first is not None and first.bids == [(0.45, 2.0), (0.40, 10.0)]
+    assert first.spread == pytest.approx(0.15) and first.midpoint == pytest.approx(0.525)
+    assert reader.orderbook_at(token, t2 - timedelta(microseconds=1)) == books[0]
+    second = reader.orderbook_at(token, t2 + timedelta(days=30))
+    assert second == books[1] and second is not None and second.asks == [(0.55, 4.0), (0.7, 1.0)]
+    # Default `at` is now: t2 may be in the future.
+    assert reader.orderbook_at(token) == (books[1] if t2 <= datetime.now(UTC) else books[0])
+    empty = reader.orderbook_at(other, t2)
+    assert empty == books[2] and empty is not None and empty.spread is None
+    assert reader.orderbook_at("no-such-token", t2) is None
+
+
+def test_markets_market_and_resolution(conn: Conn) -> None:
+    reader = Reader(conn)
+    assert reader.markets() == [] and reader.market("0x00") is None
+    records = [
+        MarketRecord(
+            condition_id=f"0x{i:02x}",
+            question=f"Question {i}?",
+            outcomes=["Yes", "No"],
+            clob_token_ids=[str(10**76 + 2 * i), str(10**76 + 2 * i + 1)],
+            active=i % 2 == 0,
+            closed=i % 3 == 0,
+            created_at=DAY0,
+        )
+        for i in range(9)
+    ]
+    resolution = ResolutionRecord(
+        condition_id="0x03",
+        outcome="Yes",
+        winner_token_id=str(10**76 + 6),
+        resolved_at=DAY0 + timedelta(hours=5),
+        payout_price=1.0,
+        detection_method="gamma",
+        status="resolved",
+    )
+    with Writer(conn) as writer:
+        writer.upsert_markets(list(reversed(records)))
+        writer.upsert_resolutions([resolution])
+
+    def fields(found: list[MarketRecord]) -> list[dict[str, Any]]:
+        return [m.model_dump(exclude={"updated_at"}) for m in found]
+
+    assert fields(reader.markets()) == fields(records)  # by condition_id
+    for active in (None, True, False):
+        for closed in (None, True, False):
+            want = [
+                m
+                for m in records
+                if (active is None or m.active == active) and (closed is None or m.closed == closed)
+            ]
+            assert fields(reader.markets(active, closed)) == fields(want), (active, closed)
+    assert fields(reader.markets(active=True, limit=2)) == fields(
+        [m for m in records if m.active][:2]
+    )
+    assert reader.markets(limit=0) == []
+    got = reader.market("0x04")
+    assert got is not None and fields([got]) == fields([records[4]])
+    assert got.updated_at is not None and got.created_at == DAY0
+    assert reader.market("0xff") is None
+
+    stored = reader.resolution("0x03")
+    assert stored is not None
+    assert stored.model_dump(exclude={"created_at", "updated_at"}) == resolution.model_dump(
+        exclude={"created_at", "updated_at"}
+    )
+    assert reader.resolution("0x04") is None
+
+
+# -- bad arguments -----------------------------------------------------------------
+
+
+def test_naive_datetimes_and_bad_ranges_are_refused(conn: Conn) -> None:
+    reader = Reader(conn)
+    aware = DAY0
+    naive = datetime(2026, 3, 1, 12)
+    calls: dict[str, Callable[[], object]] = {
+        "latest_prices": lambda: reader.latest_prices(naive),
+        "latest_prices tokens": lambda: reader.latest_prices(naive, TOKENS),
+        "price_history start": lambda: reader.price_history("t", naive, aware),
+        "price_history end": lambda: reader.price_history("t", aware, naive),
+        "candles": lambda: reader.candles("t", naive, aware),
+        "trade_volume": lambda: reader.trade_volume("t", aware, naive),
+        "orderbook_at": lambda: reader.orderbook_at("t", naive),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ConfigurationError, match="naive datetime") as caught:
+            call()
+        assert "timezone-aware" in str(caught.value), what
+
+    for method in (reader.price_history, reader.candles, reader.trade_volume):
+        with pytest.raises(ConfigurationError, match=r"start .* must be before end"):
+            method("t", aware, aware)
+        with pytest.raises(ConfigurationError, match="must be before end"):
+            method("t", aware + timedelta(hours=1), aware)
+
+    bad: list[Callable[[], object]] = [
+        lambda: reader.price_history("t", aware, aware + timedelta(1), timedelta(0)),
+        lambda: reader.price_history("t", aware, aware + timedelta(1), timedelta(seconds=-1)),
+        lambda: reader.latest_prices(aware, TOKENS[0]),  # a str is not a list of ids
+        lambda: reader.latest_prices(aware, lookback=timedelta(0)),
+        lambda: reader.candles("", aware, aware + timedelta(1)),
+        lambda: reader.orderbook_at(None, aware),  # type: ignore[arg-type]
+        lambda: reader.markets(limit=-1),
+        lambda: reader.markets(active="yes"),  # type: ignore[arg-type]
+        lambda: reader.market(""),
+        lambda: reader.price_history("t", aware.date(), aware),  # type: ignore[arg-type]
+        lambda: Reader("dbname=x"),  # type: ignore[arg-type]
+    ]
+    for call in bad:
+        with pytest.raises(ConfigurationError):
+            call()
+    # Nothing was sent to the server: the connection is still usable.
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# -- query plans on a few hundred thousand rows ------------------------------------------
+
+
+def recorded_queries(conn: Conn) -> list[tuple[Any, Any]]:
+    """Make ``conn``'s cursors log what they execute (the Reader's exact SQL and parameters)."""
+    log: list[tuple[Any, Any]] = []
+
+    class Recording(psycopg.Cursor[Any]):
+        def execute(
+            self,
+            query: Query,
+            params: Params | None = None,
+            *,
+            prepare: bool | None = None,
+            binary: bool | None = None,
+        ) -> Any:
+            log.append((query, params))
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+    conn.cursor_factory = Recording
+    return log
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
+    rng = np.random.default_rng(14)
+    tokens = [str(10**76 + i * 7919) for i in range(2_000)]
+    span = timedelta(days=5)  # five 1-day chunks of prices, two 7-day chunks of books
+    start = DAY0 - timedelta(days=2)
+    prices = price_data(rng, 300_000, tokens, start, span)
+    trades = trade_data(rng, 60_000, tokens, start, span, "x")
+    n_books = 30_000
+    books = {
+        "ts": as_ts(unique_times(rng, n_books, start - timedelta(days=10), span * 3)),
+        "token_id": np.array(tokens, dtype=object)[rng.integers(0, len(tokens), n_books)],
+        "bids": [[(0.4, 1.0)]] * n_books,
+        "asks": [[(0.6, 2.0), (0.7, 5.0)]] * n_books,
+    }
+    write_prices(conn, prices)
+    write_trades(conn, trades)
+    with Writer(conn) as writer:
+        writer.copy_orderbooks(books)
+    conn.execute("ANALYZE price_snapshots, orderbook_snapshots, trades")
+    chunks = conn.execute(
+        "SELECT hypertable_name, chunk_name FROM timescaledb_information.chunks"
+        " WHERE hypertable_name IN ('price_snapshots', 'orderbook_snapshots', 'trades')"
+    ).fetchall()
+    per_table = {t: sum(1 for c in chunks if c[0] == t) for t in ("price_snapshots", "trades")}
+    assert per_table == {"price_snapshots": 5, "trades": 5}
+    assert sum(1 for c in chunks if c[0] == "orderbook_snapshots") >= 2
+    protected = {str(c[1]) for c in chunks} | {"price_snapshots", "orderbook_snapshots", "trades"}
+
+    log = recorded_queries(conn)
+    token = tokens[7]
+    at = start + timedelta(days=3, hours=5)
+    lo, hi = start + timedelta(days=1, hours=3), start + timedelta(days=2, hours=7)
+    readers = [Reader(conn, aggregates=False)]
+    if features(conn)["continuous_aggregates"].available:  # Community: the aggregate path too
+        readers.append(Reader(conn, aggregates=True))
+    calls: list[tuple[str, Any, Any]] = [
+        (rd.LATEST_PRICES_OF_TOKENS_SQL, lambda r: r.latest_prices(at, tokens[:20]), None),
+        (rd.LATEST_PRICES_ALL_SQL, lambda r: r.latest_prices(at), None),
+        (rd.PRICE_HISTORY_RAW_SQL, lambda r: r.price_history(token, lo, hi), None),
+        (
+            rd.PRICE_HISTORY_BUCKETED_SQL,
+            lambda r: r.price_history(token, lo, hi, timedelta(minutes=30)),
+            None,
+        ),
+        (rd.CANDLES_LIVE_SQL, lambda r: r.candles(token, lo, hi), rd.CANDLES_AGGREGATE_SQL),
+        (
+            rd.TRADE_VOLUME_LIVE_SQL,
+            lambda r: r.trade_volume(token, lo, hi),
+            rd.TRADE_VOLUME_AGGREGATE_SQL,
+        ),
+        (rd.ORDERBOOK_AT_SQL, lambda r: r.orderbook_at(token, at), None),
+    ]
+    for reader in readers:
+        for live_sql, call, aggregate_sql in calls:
+            if reader.uses_aggregates and aggregate_sql is None:
+                continue
+            sql = aggregate_sql if reader.uses_aggregates else live_sql
+            log.clear()
+            result = call(reader)
+            assert result, f"no rows: the query was not exercised: {sql}"
+            (query, params), *_ = [q for q in log if q[0] is sql]
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) {query!s}", params).fetchone()
+            assert row is not None
+            nodes = list(plan_nodes(row[0][0]["Plan"]))
+            seq = [
+                n["Relation Name"]
+                for n in nodes
+                if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in protected
+            ]
+            assert not seq, f"sequential scan of {seq} in the plan of:\n{sql}"
+            indexes = {n.get("Index Name", "") for n in nodes}
+            assert any(i.endswith("_token_ts_idx") for i in indexes), (sql, indexes)
+
+    # The loose index scan's answer, checked on the same data.
+    conn.cursor_factory = psycopg.Cursor
+    reader = Reader(conn)
+    assert reader.latest_prices(at) == expected_latest(prices, at)
+    assert reader.latest_prices(at, tokens[::97]) == expected_latest(prices, at, tokens[::97])
+    lookback = timedelta(hours=2)
+    assert reader.latest_prices(at, lookback=lookback) == expected_latest(
+        prices, at, since=at - lookback
+    )
+    assert_same(
+        reader.candles(token, lo, hi), expected_candles(prices, token, lo, hi), ("avg_volume",)
+    )
