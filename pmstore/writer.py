@@ -297,14 +297,33 @@ class Writer:
 
     def _copy(
         self,
-        batch: ColumnBatch,
+        batch: BatchT,
         batch_id: str,
         rejected: tuple[RowProblem, ...],
-        copy_rows: Callable[[Conn], tuple[int, int]],
+        encode: Callable[..., Iterable[bytes]],
+        *,
+        staging: tuple[str, str] | None = None,
     ) -> WriteResult:
+        """COPY ``batch`` (encoded by ``encode``) into its table in one logged transaction.
+
+        With ``staging`` = (create staging table, merge statement), rows are
+        copied into the staging table ``pmstore_<table>_staging`` and merged;
+        the merge's row count is what was written, the rest were duplicates.
+        """
         started = time.perf_counter()
         table = batch.TABLE
         already = False
+        target = f"pmstore_{table}_staging" if staging else table
+        sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
+
+        def copy_rows(conn: Conn) -> tuple[int, int]:
+            if staging:
+                conn.execute(staging[0])
+            copied = self._stream(conn, sql, encode(batch, chunk_rows=self.chunk_rows))
+            if not staging:
+                return copied, 0
+            merged = conn.execute(staging[1]).rowcount
+            return merged, len(batch) - merged
 
         def body(conn: Conn) -> tuple[int, int]:
             nonlocal already
@@ -358,15 +377,7 @@ class Writer:
         stream, encoded ``chunk_rows`` at a time.
         """
         prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
-
-        def copy_rows(conn: Conn) -> tuple[int, int]:
-            sql = (
-                "COPY price_snapshots (ts, token_id, price, volume_24h) FROM STDIN (FORMAT binary)"
-            )
-            chunks = encode_prices(prepared, chunk_rows=self.chunk_rows)
-            return self._stream(conn, sql, chunks), 0
-
-        return self._copy(prepared, bid, rejected, copy_rows)
+        return self._copy(prepared, bid, rejected, encode_prices)
 
     def copy_orderbooks(
         self,
@@ -383,16 +394,7 @@ class Writer:
         input forms, errors and idempotence as ``copy_prices``.
         """
         prepared, bid, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
-
-        def copy_rows(conn: Conn) -> tuple[int, int]:
-            sql = (
-                "COPY orderbook_snapshots (ts, token_id, bids, asks, spread, midpoint) "
-                "FROM STDIN (FORMAT binary)"
-            )
-            chunks = encode_orderbooks(prepared, chunk_rows=self.chunk_rows)
-            return self._stream(conn, sql, chunks), 0
-
-        return self._copy(prepared, bid, rejected, copy_rows)
+        return self._copy(prepared, bid, rejected, encode_orderbooks)
 
     def copy_trades(
         self,
@@ -410,18 +412,9 @@ class Writer:
         idempotence as ``copy_prices``.
         """
         prepared, bid, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
-
-        def copy_rows(conn: Conn) -> tuple[int, int]:
-            conn.execute(_TRADES_STAGING)
-            sql = (
-                "COPY pmstore_trades_staging (ts, token_id, side, price, size, trade_id) "
-                "FROM STDIN (FORMAT binary)"
-            )
-            self._stream(conn, sql, encode_trades(prepared, chunk_rows=self.chunk_rows))
-            inserted = conn.execute(_TRADES_MERGE).rowcount
-            return inserted, len(prepared) - inserted
-
-        return self._copy(prepared, bid, rejected, copy_rows)
+        return self._copy(
+            prepared, bid, rejected, encode_trades, staging=(_TRADES_STAGING, _TRADES_MERGE)
+        )
 
     # -- upserted tables -----------------------------------------------------
 

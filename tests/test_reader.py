@@ -19,7 +19,6 @@ import psycopg
 import pytest
 from conftest import TestServer
 from numpy.typing import NDArray
-from psycopg.abc import Params, Query
 
 from pmstore import (
     ConfigurationError,
@@ -174,19 +173,19 @@ def expected_latest(
     if tokens is not None:
         ok &= np.isin(cols["token_id"], np.array(tokens, dtype=object))
     rows = np.flatnonzero(ok)
-    out = []
-    for token in sorted(set(cols["token_id"][rows].tolist())):
-        mine = rows[cols["token_id"][rows] == token]
-        i = mine[np.argmax(cols["ts"][mine])]
-        out.append(
-            PriceSnapshot(
-                ts=to_dt(cols["ts"][i]),
-                token_id=token,
-                price=float(cols["price"][i]),
-                volume_24h=opt(cols["volume_24h"][i]),
-            )
+    token = cols["token_id"][rows].astype(str)
+    rows = rows[np.lexsort((cols["ts"][rows], token))]  # by token, then time
+    token = cols["token_id"][rows].astype(str)
+    last = np.flatnonzero(np.append(token[1:] != token[:-1], True))  # each token's last row
+    return [
+        PriceSnapshot(
+            ts=to_dt(cols["ts"][i]),
+            token_id=cols["token_id"][i],
+            price=float(cols["price"][i]),
+            volume_24h=opt(cols["volume_24h"][i]),
         )
-    return out
+        for i in rows[last]
+    ]
 
 
 def assert_same(got: list[Any], want: list[Any], inexact: tuple[str, ...]) -> None:
@@ -544,8 +543,8 @@ def recorded_queries(conn: Conn) -> list[tuple[Any, Any]]:
     class Recording(psycopg.Cursor[Any]):
         def execute(
             self,
-            query: Query,
-            params: Params | None = None,
+            query: Any,
+            params: Any = None,
             *,
             prepare: bool | None = None,
             binary: bool | None = None,
@@ -561,6 +560,21 @@ def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from plan_nodes(child)
+
+
+def explain(conn: Conn, query: Any, params: Any) -> list[dict[str, Any]]:
+    """The nodes of the plan of ``query`` run with ``params``."""
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query!s}", params).fetchone()
+    assert row is not None
+    return list(plan_nodes(row[0][0]["Plan"]))
+
+
+def seq_scans(nodes: list[dict[str, Any]], relations: set[str]) -> list[str]:
+    return [
+        n["Relation Name"]
+        for n in nodes
+        if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in relations
+    ]
 
 
 def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
@@ -591,13 +605,14 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     assert sum(1 for c in chunks if c[0] == "orderbook_snapshots") >= 2
     protected = {str(c[1]) for c in chunks} | {"price_snapshots", "orderbook_snapshots", "trades"}
 
+    # The check itself sees a sequential scan where there is one.
+    unindexed = "SELECT * FROM price_snapshots WHERE price > %s"
+    assert len(seq_scans(explain(conn, unindexed, (0.99,)), protected)) == 5
+
     log = recorded_queries(conn)
     token = tokens[7]
     at = start + timedelta(days=3, hours=5)
     lo, hi = start + timedelta(days=1, hours=3), start + timedelta(days=2, hours=7)
-    readers = [Reader(conn, aggregates=False)]
-    if features(conn)["continuous_aggregates"].available:  # Community: the aggregate path too
-        readers.append(Reader(conn, aggregates=True))
     calls: list[tuple[str, Any, Any]] = [
         (rd.LATEST_PRICES_OF_TOKENS_SQL, lambda r: r.latest_prices(at, tokens[:20]), None),
         (rd.LATEST_PRICES_ALL_SQL, lambda r: r.latest_prices(at), None),
@@ -615,26 +630,43 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
         ),
         (rd.ORDERBOOK_AT_SQL, lambda r: r.orderbook_at(token, at), None),
     ]
-    for reader in readers:
+
+    def check_plans(reader: Reader, relations: set[str], index: str) -> None:
         for live_sql, call, aggregate_sql in calls:
             if reader.uses_aggregates and aggregate_sql is None:
                 continue
             sql = aggregate_sql if reader.uses_aggregates else live_sql
             log.clear()
-            result = call(reader)
-            assert result, f"no rows: the query was not exercised: {sql}"
+            assert call(reader), f"no rows: the query was not exercised: {sql}"
             (query, params), *_ = [q for q in log if q[0] is sql]
-            row = conn.execute(f"EXPLAIN (FORMAT JSON) {query!s}", params).fetchone()
-            assert row is not None
-            nodes = list(plan_nodes(row[0][0]["Plan"]))
-            seq = [
-                n["Relation Name"]
-                for n in nodes
-                if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in protected
-            ]
+            nodes = explain(conn, query, params)
+            seq = seq_scans(nodes, relations)
             assert not seq, f"sequential scan of {seq} in the plan of:\n{sql}"
             indexes = {n.get("Index Name", "") for n in nodes}
-            assert any(i.endswith("_token_ts_idx") for i in indexes), (sql, indexes)
+            assert any(index in i for i in indexes), (sql, indexes)
+
+    check_plans(Reader(conn, aggregates=False), protected, "_token_ts_idx")
+    if features(conn)["continuous_aggregates"].available:
+        # Community: the aggregates before a refresh (real-time: the raw chunks) ...
+        check_plans(Reader(conn, aggregates=True), protected, "_token_ts_idx")
+        # ... and after (the materialized rows, by their (token_id, bucket) index).
+        for view in ("price_candles_1h", "trade_volume_1h"):
+            conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+        materialized = conn.execute(
+            "SELECT c.chunk_name, c.hypertable_name"
+            " FROM timescaledb_information.continuous_aggregates a"
+            " JOIN timescaledb_information.chunks c"
+            " ON c.hypertable_name = a.materialization_hypertable_name"
+        ).fetchall()
+        assert materialized
+        for table in {str(m[1]) for m in materialized}:
+            conn.execute(f"ANALYZE _timescaledb_internal.{table}")
+        relations = (
+            protected | {str(m[0]) for m in materialized} | {str(m[1]) for m in materialized}
+        )
+        check_plans(
+            Reader(conn, aggregates=True), relations, "_token_id_bucket_id"
+        )  # names cut at 63
 
     # The loose index scan's answer, checked on the same data.
     conn.cursor_factory = psycopg.Cursor

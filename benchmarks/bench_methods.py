@@ -1,0 +1,289 @@
+"""The ingest methods compared: pmstore's Writer, the server's own COPY, and the Python peers.
+
+Each method loads a whole data set into a target table in one transaction
+and returns the seconds it took, from the first byte produced to the commit.
+Connecting (and, for pgcopy, reading the table's column types) happens
+before the clock starts; converting the data into the method's input form
+happened before that (see ``bench_data``). A method that cannot run here
+(a library missing) raises ``Unavailable`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from bench_data import BOOK_COLUMNS, PRICE_COLUMNS, BookData, PriceData, read_chunks
+from bench_server import Target
+from pmstore import Writer
+
+Group = Literal["pmstore", "server", "peer"]
+
+PRICE_TYPES = ("timestamptz", "text", "float8", "float8")
+BOOK_TYPES = ("timestamptz", "text", "jsonb", "jsonb", "float8", "float8")
+
+EXECUTEMANY_ROWS = 100_000
+"""psycopg executemany runs on at most this many rows (the first ones); rows/s is from those."""
+
+
+class Unavailable(Exception):
+    """The method cannot run here; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One method's measurement: rows written and seconds, and anything worth saying."""
+
+    rows: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A named way of loading a data set."""
+
+    name: str
+    group: Group
+    run: Callable[[Target, Any], Run]
+
+
+def _columns(names: Sequence[str]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+# -- pmstore -------------------------------------------------------------------------------
+
+
+def _writer_call(target: Target, call: Callable[[Writer], Any], rows: int) -> Run:
+    with Writer(target.dsn) as writer:
+        _ = writer.connection  # connect before timing
+        started = time.perf_counter()
+        result = call(writer)
+        seconds = time.perf_counter() - started
+    if result.rows_written != rows:
+        raise RuntimeError(f"Writer wrote {result.rows_written} rows of {rows}")
+    return Run(rows, seconds)
+
+
+def pmstore_price_columns(target: Target, data: PriceData) -> Run:
+    return _writer_call(target, lambda w: w.copy_prices(data.columns), data.n)
+
+
+def pmstore_price_records(target: Target, data: PriceData) -> Run:
+    return _writer_call(target, lambda w: w.copy_prices(data.records), data.n)
+
+
+def pmstore_book_raw(target: Target, data: BookData) -> Run:
+    return _writer_call(target, lambda w: w.copy_orderbooks(data.raw), data.n)
+
+
+def pmstore_book_batch(target: Target, data: BookData) -> Run:
+    return _writer_call(target, lambda w: w.copy_orderbooks(data.batch), data.n)
+
+
+# -- the server's own COPY FROM a file -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCopy:
+    """``COPY <table> FROM '<file>'`` by the server, or the file streamed when it cannot read it."""
+
+    path: Path
+    fmt: Literal["binary", "csv"]
+    columns: tuple[str, ...]
+    rows: int
+    server_reads: bool
+
+    def __call__(self, target: Target, _data: object) -> Run:
+        cols = _columns(self.columns)
+        with psycopg.connect(target.dsn) as conn:
+            started = time.perf_counter()
+            if self.server_reads:
+                conn.execute(
+                    sql.SQL("COPY {} ({}) FROM {} (FORMAT {})").format(
+                        target.qualified, cols, sql.Literal(str(self.path)), sql.SQL(self.fmt)
+                    )
+                )
+                note = "server-side file"
+            else:
+                with conn.cursor() as cur, cur.copy(
+                    sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+                        target.qualified, cols, sql.SQL(self.fmt)
+                    )
+                ) as copy:
+                    for chunk in read_chunks(self.path):
+                        copy.write(chunk)
+                note = "file bytes streamed FROM STDIN (the server cannot read the file)"
+            conn.commit()
+            seconds = time.perf_counter() - started
+        return Run(self.rows, seconds, note)
+
+
+# -- psycopg ---------------------------------------------------------------------------------
+
+
+def _psycopg_write_row(
+    target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], types: Sequence[str]
+) -> Run:
+    query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(target.qualified, _columns(columns))
+    with psycopg.connect(target.dsn) as conn:
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(query) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        seconds = time.perf_counter() - started
+    return Run(len(rows), seconds)
+
+
+def psycopg_write_row_prices(target: Target, data: PriceData) -> Run:
+    return _psycopg_write_row(target, data.rows, PRICE_COLUMNS, PRICE_TYPES)
+
+
+def psycopg_write_row_books(target: Target, data: BookData) -> Run:
+    return _psycopg_write_row(target, data.rows, BOOK_COLUMNS, BOOK_TYPES)
+
+
+def psycopg_executemany_prices(target: Target, data: PriceData) -> Run:
+    rows = data.rows[:EXECUTEMANY_ROWS]
+    query = sql.SQL("INSERT INTO {} ({}) VALUES (%s, %s, %s, %s)").format(
+        target.qualified, _columns(PRICE_COLUMNS)
+    )
+    with psycopg.connect(target.dsn) as conn:
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.executemany(query, rows)
+        conn.commit()
+        seconds = time.perf_counter() - started
+    note = "" if len(rows) == data.n else f"first {len(rows):,} rows only (rows/s from those)"
+    return Run(len(rows), seconds, note)
+
+
+# -- asyncpg ---------------------------------------------------------------------------------
+
+
+def _asyncpg_params(dsn: str) -> dict[str, Any]:
+    """asyncpg.connect keyword arguments from a libpq DSN (asyncpg does not read all of libpq's)."""
+    info = conninfo_to_dict(dsn)
+    names = {"host": "host", "port": "port", "user": "user", "password": "password", "dbname": "database", "passfile": "passfile"}
+    params: dict[str, Any] = {new: info[old] for old, new in names.items() if info.get(old)}
+    if "port" in params:
+        params["port"] = int(params["port"])
+    return params
+
+
+def _asyncpg_copy(target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], *, jsonb: bool) -> Run:
+    try:
+        import asyncpg
+    except ImportError as exc:
+        raise Unavailable(f"asyncpg is not installed ({exc}); pip install asyncpg") from None
+
+    async def copy() -> float:
+        conn = await asyncpg.connect(
+            **_asyncpg_params(target.dsn), server_settings={"search_path": f"{target.schema},public"}
+        )
+        try:
+            if jsonb:
+                await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+            started = time.perf_counter()
+            await conn.copy_records_to_table(target.table, records=rows, columns=list(columns), schema_name=target.schema)
+            return time.perf_counter() - started
+        finally:
+            await conn.close()
+
+    return Run(len(rows), asyncio.run(copy()))
+
+
+def asyncpg_prices(target: Target, data: PriceData) -> Run:
+    return _asyncpg_copy(target, data.rows, PRICE_COLUMNS, jsonb=False)
+
+
+def asyncpg_books(target: Target, data: BookData) -> Run:
+    return _asyncpg_copy(target, data.rows, BOOK_COLUMNS, jsonb=True)
+
+
+# -- pgcopy ----------------------------------------------------------------------------------
+
+
+def _pgcopy(target: Target, rows: Any, n: int, columns: Sequence[str]) -> Run:
+    try:
+        import psycopg2
+    except ImportError as exc:
+        raise Unavailable(f"pgcopy needs psycopg2, which is not installed ({exc})") from None
+    try:
+        from pgcopy import CopyManager
+    except ImportError as exc:
+        raise Unavailable(f"pgcopy is not installed ({exc}); pip install pgcopy") from None
+    conn = psycopg2.connect(target.dsn)
+    try:
+        manager = CopyManager(conn, f"{target.schema}.{target.table}", list(columns))
+        started = time.perf_counter()
+        manager.copy(rows, io.BytesIO)  # in memory: pgcopy's fastest documented mode
+        conn.commit()
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return Run(n, seconds, "CopyManager.copy(records, BytesIO)")
+
+
+def pgcopy_prices(target: Target, data: PriceData) -> Run:
+    return _pgcopy(target, data.rows, data.n, PRICE_COLUMNS)
+
+
+def pgcopy_books(target: Target, data: BookData) -> Run:
+    # pgcopy's jsonb formatter takes bytes: the JSON text is made while copying, as for the others.
+    rows = (
+        (ts, token, json.dumps(bids).encode(), json.dumps(asks).encode(), spread, mid)
+        for ts, token, bids, asks, spread, mid in data.rows
+    )
+    return _pgcopy(target, rows, data.n, BOOK_COLUMNS)
+
+
+# -- the lists -------------------------------------------------------------------------------
+
+
+def price_methods(binary: ServerCopy, csv: ServerCopy, *, records: bool = True) -> list[Method]:
+    """Every price method, baseline (server binary COPY) first."""
+    methods = [
+        Method("server COPY FROM file (binary)", "server", binary),
+        Method("server COPY FROM file (CSV)", "server", csv),
+        Method("pmstore copy_prices (columns)", "pmstore", pmstore_price_columns),
+    ]
+    if records:
+        methods.append(Method("pmstore copy_prices (records)", "pmstore", pmstore_price_records))
+    methods += [
+        Method("psycopg Copy.write_row (binary)", "peer", psycopg_write_row_prices),
+        Method("psycopg executemany INSERT", "peer", psycopg_executemany_prices),
+        Method("asyncpg copy_records_to_table", "peer", asyncpg_prices),
+        Method("pgcopy CopyManager", "peer", pgcopy_prices),
+    ]
+    return methods
+
+
+def book_methods(binary: ServerCopy, csv: ServerCopy) -> list[Method]:
+    """Every order-book method, baseline (server binary COPY) first."""
+    return [
+        Method("server COPY FROM file (binary)", "server", binary),
+        Method("server COPY FROM file (CSV)", "server", csv),
+        Method("pmstore copy_orderbooks (string levels)", "pmstore", pmstore_book_raw),
+        Method("pmstore copy_orderbooks (OrderbookBatch)", "pmstore", pmstore_book_batch),
+        Method("psycopg Copy.write_row (binary)", "peer", psycopg_write_row_books),
+        Method("asyncpg copy_records_to_table", "peer", asyncpg_books),
+        Method("pgcopy CopyManager", "peer", pgcopy_books),
+    ]
