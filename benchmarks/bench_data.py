@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_server import BenchDB
 from numpy.typing import NDArray
 from psycopg import sql
 
-from bench_server import BenchDB
 from pmstore.batches import OrderbookBatch, PriceBatch
 from pmstore.models import PriceSnapshot
 from pmstore.synthetic import MarketSimulator
@@ -36,7 +36,9 @@ PRICE_COLUMNS = ("ts", "token_id", "price", "volume_24h")
 BOOK_COLUMNS = ("ts", "token_id", "bids", "asks", "spread", "midpoint")
 
 PriceRow = tuple[datetime, str, float, float | None]
-BookRow = tuple[datetime, str, list[tuple[float, float]], list[tuple[float, float]], float | None, float | None]
+BookRow = tuple[
+    datetime, str, list[tuple[float, float]], list[tuple[float, float]], float | None, float | None
+]
 
 
 def minute(k: int) -> datetime:
@@ -65,9 +67,13 @@ class PriceData:
         sim = MarketSimulator(tokens, seed=seed)
         batches = [sim.prices(minute(k)) for k in range(math.ceil(rows / tokens))]
         columns = {
-            name: np.concatenate([getattr(b, name) for b in batches])[:rows] for name in PRICE_COLUMNS
+            name: np.concatenate([getattr(b, name) for b in batches])[:rows]
+            for name in PRICE_COLUMNS
         }
-        return cls(columns, f"{rows:,} snapshots of {tokens:,} tokens (minutes from {DAY_START:%Y-%m-%d %H:%M} UTC)")
+        return cls(
+            columns,
+            f"{rows:,} snapshots of {tokens:,} tokens, minutes from {DAY_START:%Y-%m-%d} 00:00 UTC",
+        )
 
     @property
     def n(self) -> int:
@@ -91,7 +97,15 @@ class PriceData:
     def rows(self) -> list[PriceRow]:
         """Tuples (aware datetime, str, float, float or None), the peers' input."""
         c = self.columns
-        return list(zip(_aware(c["ts"]), c["token_id"].tolist(), c["price"].tolist(), _nullable(c["volume_24h"]), strict=True))
+        return list(
+            zip(
+                _aware(c["ts"]),
+                c["token_id"].tolist(),
+                c["price"].tolist(),
+                _nullable(c["volume_24h"]),
+                strict=True,
+            )
+        )
 
     @cached_property
     def records(self) -> list[PriceSnapshot]:
@@ -134,7 +148,12 @@ def summarize_prices(db: BenchDB, qualified: sql.Composable) -> dict[str, Any]:
         ).format(qualified)
     ).fetchone()
     assert row is not None
-    return {"rows": int(row[0]), "token_bytes": int(row[1]), "volumes": int(row[2]), "price_sum": float(row[3])}
+    return {
+        "rows": int(row[0]),
+        "token_bytes": int(row[1]),
+        "volumes": int(row[2]),
+        "price_sum": float(row[3]),
+    }
 
 
 @dataclass
@@ -160,7 +179,9 @@ class BookData:
         }
         batch = OrderbookBatch.from_columns(raw).validated()
         levels = sum(map(len, raw["bids"])) + sum(map(len, raw["asks"]))
-        return cls(raw, batch, f"{books:,} books, {levels / max(books, 1):.1f} levels a book on average")
+        return cls(
+            raw, batch, f"{books:,} books, {levels / max(books, 1):.1f} levels a book on average"
+        )
 
     @property
     def n(self) -> int:
@@ -219,7 +240,9 @@ def summarize_books(db: BenchDB) -> dict[str, Any]:
     return {"rows": int(row[0]), "levels": int(row[1]), "spreads": int(row[2])}
 
 
-def binary_file_from_csv(db: BenchDB, like: str, columns: tuple[str, ...], csv_path: Path, out: Path) -> None:
+def binary_file_from_csv(
+    db: BenchDB, like: str, columns: tuple[str, ...], csv_path: Path, out: Path
+) -> None:
     """Write ``out`` as the server's own binary COPY of the CSV rows (same order).
 
     The CSV is loaded into a temporary copy of ``like`` and copied back out
@@ -229,27 +252,30 @@ def binary_file_from_csv(db: BenchDB, like: str, columns: tuple[str, ...], csv_p
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     with db.conn.transaction(), db.conn.cursor() as cur:
         cur.execute(
-            sql.SQL("CREATE TEMP TABLE bench_scratch (LIKE {}) ON COMMIT DROP").format(sql.Identifier(like))
+            sql.SQL("CREATE TEMP TABLE bench_scratch (LIKE {}) ON COMMIT DROP").format(
+                sql.Identifier(like)
+            )
         )
-        with cur.copy(sql.SQL("COPY bench_scratch ({}) FROM STDIN (FORMAT csv)").format(cols)) as copy:
-            for chunk in _read_chunks(csv_path):
-                copy.write(chunk)
-        with out.open("wb") as f, cur.copy(
-            sql.SQL("COPY bench_scratch ({}) TO STDOUT (FORMAT binary)").format(cols)
+        with cur.copy(
+            sql.SQL("COPY bench_scratch ({}) FROM STDIN (FORMAT csv)").format(cols)
         ) as copy:
+            for chunk in read_chunks(csv_path):
+                copy.write(chunk)
+        with (
+            out.open("wb") as f,
+            cur.copy(
+                sql.SQL("COPY bench_scratch ({}) TO STDOUT (FORMAT binary)").format(cols)
+            ) as copy,
+        ):
             for data in copy:
                 f.write(data)
 
 
-def _read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+def read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes in 1 MiB chunks (to stream it over ``COPY FROM STDIN``)."""
     with path.open("rb") as f:
         while chunk := f.read(size):
             yield chunk
-
-
-def read_chunks(path: Path) -> Iterator[bytes]:
-    """A file's bytes in 1 MiB chunks (to stream it over ``COPY FROM STDIN``)."""
-    return _read_chunks(path)
 
 
 @dataclass

@@ -5,12 +5,13 @@ and returns the seconds it took, from the first byte produced to the commit.
 Connecting (and, for pgcopy, reading the table's column types) happens
 before the clock starts; converting the data into the method's input form
 happened before that (see ``bench_data``). A method that cannot run here
-(a library missing) raises ``Unavailable`` with the reason.
+(a library missing) raises ``UnavailableError`` with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import json
 import time
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from bench_data import BOOK_COLUMNS, PRICE_COLUMNS, BookData, PriceData, read_chunks
+from bench_server import Target
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from bench_data import BOOK_COLUMNS, PRICE_COLUMNS, BookData, PriceData, read_chunks
-from bench_server import Target
 from pmstore import Writer
 
 Group = Literal["pmstore", "server", "peer"]
@@ -36,7 +37,7 @@ EXECUTEMANY_ROWS = 100_000
 """psycopg executemany runs on at most this many rows (the first ones); rows/s is from those."""
 
 
-class Unavailable(Exception):
+class UnavailableError(Exception):
     """The method cannot run here; the message says why."""
 
 
@@ -84,6 +85,10 @@ def pmstore_price_columns(target: Target, data: PriceData) -> Run:
     return _writer_call(target, lambda w: w.copy_prices(data.columns), data.n)
 
 
+def pmstore_price_tuples(target: Target, data: PriceData) -> Run:
+    return _writer_call(target, lambda w: w.copy_prices(data.rows), data.n)
+
+
 def pmstore_price_records(target: Target, data: PriceData) -> Run:
     return _writer_call(target, lambda w: w.copy_prices(data.records), data.n)
 
@@ -110,27 +115,34 @@ class ServerCopy:
     server_reads: bool
 
     def __call__(self, target: Target, _data: object) -> Run:
-        cols = _columns(self.columns)
         with psycopg.connect(target.dsn) as conn:
-            started = time.perf_counter()
-            if self.server_reads:
-                conn.execute(
-                    sql.SQL("COPY {} ({}) FROM {} (FORMAT {})").format(
-                        target.qualified, cols, sql.Literal(str(self.path)), sql.SQL(self.fmt)
-                    )
+            return self.load(conn, target)
+
+    def load(self, conn: psycopg.Connection[tuple[Any, ...]], target: Target) -> Run:
+        """The timed part, on an open connection (not in a transaction; committed)."""
+        cols = _columns(self.columns)
+        started = time.perf_counter()
+        if self.server_reads:
+            conn.execute(
+                sql.SQL("COPY {} ({}) FROM {} (FORMAT {})").format(
+                    target.qualified, cols, sql.Literal(str(self.path)), sql.SQL(self.fmt)
                 )
-                note = "server-side file"
-            else:
-                with conn.cursor() as cur, cur.copy(
+            )
+            note = "server-side file"
+        else:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
                     sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
                         target.qualified, cols, sql.SQL(self.fmt)
                     )
-                ) as copy:
-                    for chunk in read_chunks(self.path):
-                        copy.write(chunk)
-                note = "file bytes streamed FROM STDIN (the server cannot read the file)"
-            conn.commit()
-            seconds = time.perf_counter() - started
+                ) as copy,
+            ):
+                for chunk in read_chunks(self.path):
+                    copy.write(chunk)
+            note = "file bytes streamed FROM STDIN (the server cannot read the file)"
+        conn.commit()
+        seconds = time.perf_counter() - started
         return Run(self.rows, seconds, note)
 
 
@@ -140,7 +152,9 @@ class ServerCopy:
 def _psycopg_write_row(
     target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], types: Sequence[str]
 ) -> Run:
-    query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(target.qualified, _columns(columns))
+    query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+        target.qualified, _columns(columns)
+    )
     with psycopg.connect(target.dsn) as conn:
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(query) as copy:
@@ -181,33 +195,56 @@ def psycopg_executemany_prices(target: Target, data: PriceData) -> Run:
 def _asyncpg_params(dsn: str) -> dict[str, Any]:
     """asyncpg.connect keyword arguments from a libpq DSN (asyncpg does not read all of libpq's)."""
     info = conninfo_to_dict(dsn)
-    names = {"host": "host", "port": "port", "user": "user", "password": "password", "dbname": "database", "passfile": "passfile"}
+    names = {
+        "host": "host",
+        "port": "port",
+        "user": "user",
+        "password": "password",
+        "dbname": "database",
+        "passfile": "passfile",
+    }
     params: dict[str, Any] = {new: info[old] for old, new in names.items() if info.get(old)}
     if "port" in params:
         params["port"] = int(params["port"])
     return params
 
 
-def _asyncpg_copy(target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], *, jsonb: bool) -> Run:
+def _asyncpg_copy(
+    target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], *, jsonb: bool
+) -> Run:
     try:
         import asyncpg
     except ImportError as exc:
-        raise Unavailable(f"asyncpg is not installed ({exc}); pip install asyncpg") from None
+        raise UnavailableError(f"asyncpg is not installed ({exc}); pip install asyncpg") from None
 
     async def copy() -> float:
         conn = await asyncpg.connect(
-            **_asyncpg_params(target.dsn), server_settings={"search_path": f"{target.schema},public"}
+            **_asyncpg_params(target.dsn),
+            server_settings={"search_path": f"{target.schema},public"},
         )
         try:
             if jsonb:
-                await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+                # COPY is binary: jsonb needs a binary codec (version byte 1, then the text).
+                await conn.set_type_codec(
+                    "jsonb",
+                    encoder=_jsonb_binary,
+                    decoder=lambda data: json.loads(data[1:]),
+                    schema="pg_catalog",
+                    format="binary",
+                )
             started = time.perf_counter()
-            await conn.copy_records_to_table(target.table, records=rows, columns=list(columns), schema_name=target.schema)
+            await conn.copy_records_to_table(
+                target.table, records=rows, columns=list(columns), schema_name=target.schema
+            )
             return time.perf_counter() - started
         finally:
             await conn.close()
 
     return Run(len(rows), asyncio.run(copy()))
+
+
+def _jsonb_binary(value: object) -> bytes:
+    return b"\x01" + json.dumps(value).encode()
 
 
 def asyncpg_prices(target: Target, data: PriceData) -> Run:
@@ -223,13 +260,13 @@ def asyncpg_books(target: Target, data: BookData) -> Run:
 
 def _pgcopy(target: Target, rows: Any, n: int, columns: Sequence[str]) -> Run:
     try:
-        import psycopg2
+        psycopg2 = importlib.import_module("psycopg2")  # untyped: imported by name
     except ImportError as exc:
-        raise Unavailable(f"pgcopy needs psycopg2, which is not installed ({exc})") from None
+        raise UnavailableError(f"pgcopy needs psycopg2, which is not installed ({exc})") from None
     try:
         from pgcopy import CopyManager
     except ImportError as exc:
-        raise Unavailable(f"pgcopy is not installed ({exc}); pip install pgcopy") from None
+        raise UnavailableError(f"pgcopy is not installed ({exc}); pip install pgcopy") from None
     conn = psycopg2.connect(target.dsn)
     try:
         manager = CopyManager(conn, f"{target.schema}.{target.table}", list(columns))
@@ -266,7 +303,10 @@ def price_methods(binary: ServerCopy, csv: ServerCopy, *, records: bool = True) 
         Method("pmstore copy_prices (columns)", "pmstore", pmstore_price_columns),
     ]
     if records:
-        methods.append(Method("pmstore copy_prices (records)", "pmstore", pmstore_price_records))
+        methods += [
+            Method("pmstore copy_prices (tuples)", "pmstore", pmstore_price_tuples),
+            Method("pmstore copy_prices (records)", "pmstore", pmstore_price_records),
+        ]
     methods += [
         Method("psycopg Copy.write_row (binary)", "peer", psycopg_write_row_prices),
         Method("psycopg executemany INSERT", "peer", psycopg_executemany_prices),

@@ -4,8 +4,9 @@ Run by ``run.py`` as a fresh process, so nothing the benchmark itself holds
 counts: ``python benchmarks/bench_rss.py --batches 100 --rows 10000`` with
 ``PMSTORE_BENCH_DSN`` naming the database. Prints one JSON object: the
 process's RSS after its imports (the interpreter's baseline), just before
-the loop, the highest RSS sampled during the loop, and the kernel's peak
-(``ru_maxrss``), all in MiB.
+the loop, the highest RSS sampled during the loop, and the kernel's
+high-water mark of this process image (``VmHWM``; not ``ru_maxrss``, which
+Linux carries over from the parent across fork/exec), all in MB (10^6 bytes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pmstore import Writer
 from pmstore.synthetic import MarketSimulator
 
-MIB = 1 << 20
+MB = 1_000_000
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -31,6 +31,15 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+def peak_rss_bytes() -> int:
+    """The kernel's high-water mark of this process's RSS since exec (``VmHWM``)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 class Sampler(threading.Thread):
     """Samples RSS every few milliseconds and keeps the highest."""
 
@@ -38,15 +47,15 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.peak = rss_bytes()
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             self.peak = max(self.peak, rss_bytes())
             time.sleep(self.interval)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._done.set()
         self.join()
         return max(self.peak, rss_bytes())
 
@@ -68,12 +77,14 @@ def main() -> None:
     written = 0
     for k in range(args.batches):
         batch = sim.prices(start + timedelta(minutes=k))
-        result = writer.copy_prices({name: getattr(batch, name)[: args.rows] for name in batch.COLUMNS})
+        result = writer.copy_prices(
+            {name: getattr(batch, name)[: args.rows] for name in batch.COLUMNS}
+        )
         written += result.rows_written
     seconds = time.perf_counter() - started
     sampled = sampler.stop()
     writer.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = peak_rss_bytes()
     print(
         json.dumps(
             {
@@ -81,11 +92,11 @@ def main() -> None:
                 "batches": args.batches,
                 "batch_rows": args.rows,
                 "seconds": seconds,
-                "rss_after_imports_mib": after_imports / MIB,
-                "rss_before_loop_mib": before / MIB,
-                "rss_peak_sampled_mib": sampled / MIB,
-                "ru_maxrss_mib": peak / MIB,
-                "growth_mib": (max(peak, sampled) - after_imports) / MIB,
+                "rss_after_imports_mb": after_imports / MB,
+                "rss_before_loop_mb": before / MB,
+                "rss_peak_sampled_mb": sampled / MB,
+                "vm_hwm_mb": peak / MB,
+                "growth_mb": (max(peak, sampled) - after_imports) / MB,
             }
         )
     )

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_data import PRICE_COLUMNS, BookData, PriceData, minute, summarize_books
+from bench_methods import Method, Run, UnavailableError
+from bench_server import BenchDB, Target
 from tqdm import tqdm
 
-from bench_data import PRICE_COLUMNS, BookData, PriceData, minute, summarize_books
-from bench_methods import Method, Unavailable
-from bench_server import BenchDB, Target
 from pmstore import OrderbookBatch, PriceBatch, Writer
 from pmstore.copy_encoding import encode_orderbooks, encode_prices
 from pmstore.synthetic import MarketSimulator
@@ -58,39 +58,56 @@ def compare(
     data: Any,
     summarize: Callable[[], dict[str, Any]],
     expected: dict[str, Any],
+    repeat: int = 1,
 ) -> list[Result]:
     """Run every method on the same data into an emptied ``target``; check what each wrote.
 
+    With ``repeat`` > 1 the methods run in rounds (all once, then all again)
+    so that a disturbance hits them alike; the best run counts, all are kept.
     The first method is the baseline: every ``vs_baseline`` is rows/s over its rows/s.
     """
+    runs: dict[str, list[Run]] = {m.name: [] for m in methods}
+    skipped: dict[str, str] = {}
+    for round_ in range(repeat):
+        for method in methods:
+            if method.name in skipped:
+                continue
+            db.reset(target)
+            log(f"  {method.name}" + (f" (round {round_ + 1}/{repeat})" if repeat > 1 else ""))
+            try:
+                run = method.run(target, data)
+            except UnavailableError as exc:
+                log(f"    skipped: {exc}")
+                skipped[method.name] = str(exc)
+                continue
+            got = summarize()
+            full = run.rows == expected["rows"]
+            if not (matches(expected, got) if full else got["rows"] == run.rows):
+                raise RuntimeError(
+                    f"{method.name} wrote {got}, expected {expected} ({run.rows} rows sent)"
+                )
+            runs[method.name].append(run)
+            log(f"    {run.rows_per_s:,.0f} rows/s ({run.seconds:.2f} s)")
+    db.reset(target)
     out: list[Result] = []
     for method in methods:
-        db.reset(target)
-        log(f"  {method.name} ...")
         entry: Result = {"method": method.name, "group": method.group}
-        try:
-            run = method.run(target, data)
-        except Unavailable as exc:
-            log(f"    skipped: {exc}")
-            out.append({**entry, "skipped": str(exc)})
+        if method.name in skipped:
+            out.append({**entry, "skipped": skipped[method.name]})
             continue
-        got = summarize()
-        verified = matches(expected, got) if run.rows == expected["rows"] else got["rows"] == run.rows
-        if not verified:
-            raise RuntimeError(f"{method.name} wrote {got}, expected {expected} ({run.rows} rows sent)")
+        best = min(runs[method.name], key=lambda r: r.seconds)
         out.append(
             {
                 **entry,
-                "rows": run.rows,
-                "seconds": run.seconds,
-                "rows_per_s": run.rows_per_s,
-                "note": run.note,
-                "verified": verified,
+                "rows": best.rows,
+                "seconds": best.seconds,
+                "rows_per_s": best.rows_per_s,
+                "all_rows_per_s": [r.rows_per_s for r in runs[method.name]],
+                "note": best.note,
+                "verified": True,
                 "skipped": None,
             }
         )
-        log(f"    {run.rows_per_s:,.0f} rows/s ({run.seconds:.2f} s)")
-    db.reset(target)
     base = out[0].get("rows_per_s") or 0.0
     for entry in out:
         if entry.get("rows_per_s") and base:
@@ -125,9 +142,20 @@ def encode(prices: PriceData, books: BookData, repeat: int = 3) -> Result:
     nbytes = sum(map(len, encode_prices(batch)))
     book_bytes = sum(map(len, encode_orderbooks(books.batch)))
     items = [
-        _item("encode_prices (binary COPY)", prices.n, _best(repeat, lambda: sum(map(len, encode_prices(batch)))), nbytes),
-        _item("PriceBatch.from_columns + validated()", prices.n, _best(repeat, lambda: PriceBatch.from_columns(prices.columns).validated())),
-        _item("PriceBatch.content_digest (batch id)", prices.n, _best(repeat, batch.content_digest)),
+        _item(
+            "encode_prices (binary COPY)",
+            prices.n,
+            _best(repeat, lambda: sum(map(len, encode_prices(batch)))),
+            nbytes,
+        ),
+        _item(
+            "PriceBatch.from_columns + validated()",
+            prices.n,
+            _best(repeat, lambda: PriceBatch.from_columns(prices.columns).validated()),
+        ),
+        _item(
+            "PriceBatch.content_digest (batch id)", prices.n, _best(repeat, batch.content_digest)
+        ),
         _item(
             "encode_orderbooks (binary COPY)",
             books.n,
@@ -135,11 +163,31 @@ def encode(prices: PriceData, books: BookData, repeat: int = 3) -> Result:
             book_bytes,
             levels_per_book=books.levels / max(books.n, 1),
         ),
-        _item("OrderbookBatch.from_columns (string levels) + validated()", books.n, _best(repeat, lambda: OrderbookBatch.from_columns(books.raw).validated())),
+        _item("OrderbookBatch.validated()", books.n, _best(repeat, books.batch.validated)),
+        _item(
+            "OrderbookBatch.content_digest (batch id)",
+            books.n,
+            _best(repeat, books.batch.content_digest),
+        ),
+        _item(
+            "numpy columns -> tuples (the Python peers' input, not timed there)",
+            prices.n,
+            _best(1, lambda: PriceData(prices.columns).rows),
+        ),
+        _item(
+            "OrderbookBatch.from_columns (string levels) + validated()",
+            books.n,
+            _best(repeat, lambda: OrderbookBatch.from_columns(books.raw).validated()),
+        ),
     ]
     for item in items:
         log(f"  {item['name']}: {item['rows_per_s']:,.0f} rows/s")
-    return {"title": "1. Encode only (no database)", "items": items, "prices": prices.label, "books": books.label}
+    return {
+        "title": "1. Encode only (no database)",
+        "items": items,
+        "prices": prices.label,
+        "books": books.label,
+    }
 
 
 # -- 2/3. prices ------------------------------------------------------------------------------
@@ -152,24 +200,40 @@ def prices(
     data: PriceData,
     title: str,
     summarize: Callable[[], dict[str, Any]],
+    repeat: int = 1,
 ) -> Result:
     log(title)
-    results = compare(db, target, methods, data, summarize, data.expected())
-    return {"title": title, "table": f"{target.schema}.{target.table}", "data": data.label, "rows": data.n, "methods": results}
+    results = compare(db, target, methods, data, summarize, data.expected(), repeat)
+    return {
+        "title": title,
+        "table": f"{target.schema}.{target.table}",
+        "data": data.label,
+        "rows": data.n,
+        "methods": results,
+    }
 
 
 # -- 4. order books ----------------------------------------------------------------------------
 
 
-def orderbooks(db: BenchDB, methods: Sequence[Method], data: BookData) -> Result:
+def orderbooks(db: BenchDB, methods: Sequence[Method], data: BookData, repeat: int = 1) -> Result:
     title = "4. Order-book snapshots -> orderbook_snapshots (full schema)"
     log(title)
     target = db.public("orderbook_snapshots", "orderbook_snapshots")
-    results = compare(db, target, methods, data, lambda: summarize_books(db), data.expected())
+    results = compare(
+        db, target, methods, data, lambda: summarize_books(db), data.expected(), repeat
+    )
     for entry in results:
         if entry.get("rows_per_s"):
             entry["levels_per_s"] = entry["rows_per_s"] * data.levels / max(data.n, 1)
-    return {"title": title, "table": "public.orderbook_snapshots", "data": data.label, "rows": data.n, "levels": data.levels, "methods": results}
+    return {
+        "title": title,
+        "table": "public.orderbook_snapshots",
+        "data": data.label,
+        "rows": data.n,
+        "levels": data.levels,
+        "methods": results,
+    }
 
 
 # -- 5. trades ---------------------------------------------------------------------------------
@@ -183,7 +247,9 @@ def trades(db: BenchDB, n: int, batch_rows: int, duplicate_fraction: float = 0.0
         sim.trades(minute(k), min(batch_rows, n - k * batch_rows), duplicate_fraction)
         for k in range(math.ceil(n / batch_rows))
     ]
-    distinct = len({key for b in batches for key in zip(b.trade_id.tolist(), b.ts.tolist(), strict=True)})
+    distinct = len(
+        {key for b in batches for key in zip(b.trade_id.tolist(), b.ts.tolist(), strict=True)}
+    )
     target = db.public("trades", "trades")
     db.reset(target)
     inserted = skipped = 0
@@ -199,7 +265,9 @@ def trades(db: BenchDB, n: int, batch_rows: int, duplicate_fraction: float = 0.0
     stored = int(db.scalar("SELECT count(*) FROM public.trades"))
     db.reset(target)
     if not inserted == stored == distinct:
-        raise RuntimeError(f"trades: {inserted} inserted, {stored} stored, {distinct} distinct generated")
+        raise RuntimeError(
+            f"trades: {inserted} inserted, {stored} stored, {distinct} distinct generated"
+        )
     seconds = sum(latencies)
     log(f"  {n / seconds:,.0f} rows/s; {inserted:,} inserted, {skipped:,} duplicates skipped")
     return {
@@ -245,7 +313,10 @@ def latency_summary(latencies: Sequence[float], rows_per_batch: Sequence[int]) -
 
 
 def day(db: BenchDB, minutes: int, tokens: int) -> Result:
-    title = f"6. The planned day: {tokens:,} tokens every minute, {minutes:,} minute batches via copy_prices"
+    title = (
+        f"6. The planned day: {tokens:,} tokens every minute, "
+        f"{minutes:,} minute batches via copy_prices"
+    )
     log(title)
     target = db.public("price_snapshots", "price_snapshots")
     db.reset(target)
@@ -304,7 +375,7 @@ def rss(db: BenchDB, batches: int, batch_rows: int) -> Result:
     db.reset(target)
     script = Path(__file__).with_name("bench_rss.py")
     env = {**os.environ, "PMSTORE_BENCH_DSN": db.dsn}
-    done = subprocess.run(  # noqa: S603 - our own script
+    done = subprocess.run(
         [sys.executable, str(script), "--batches", str(batches), "--rows", str(batch_rows)],
         capture_output=True,
         text=True,
@@ -313,7 +384,12 @@ def rss(db: BenchDB, batches: int, batch_rows: int) -> Result:
     )
     db.reset(target)
     if done.returncode != 0:
-        raise RuntimeError(f"bench_rss.py failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(
+            f"bench_rss.py failed ({done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
     result: Result = json.loads(done.stdout.strip().splitlines()[-1])
-    log(f"  growth {result['growth_mib']:.1f} MiB over the interpreter's baseline")
-    return {"title": f"Peak RSS of a writer process: {batches} x {batch_rows:,} rows via copy_prices", **result}
+    log(f"  growth {result['growth_mb']:.1f} MB over the interpreter's baseline")
+    return {
+        "title": f"Peak RSS of a writer process: {batches} x {batch_rows:,} rows via copy_prices",
+        **result,
+    }

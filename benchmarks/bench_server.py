@@ -82,13 +82,10 @@ def open_server(*, fsync: bool) -> Iterator[Server]:
     settings = {"fsync": "on" if fsync else "off"}
     server = EmbeddedServer(home, durable=True, settings=settings)
     durable = ", ".join(f"{k}={v}" for k, v in {**DURABLE_SETTINGS, **settings}.items())
-    note = (
-        f"pmstore's durable embedded-server settings ({durable}); "
-        + (
-            "fsync on: durable"
-            if fsync
-            else "fsync OFF (not crash-safe; WAL is still written, commits are not flushed)"
-        )
+    note = f"pmstore's durable embedded-server settings ({durable}); " + (
+        "fsync on: durable"
+        if fsync
+        else "fsync OFF (not crash-safe; WAL is still written, commits are not flushed)"
     )
     try:
         server.start()
@@ -113,11 +110,16 @@ class Target:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.table))
 
 
-def with_search_path(dsn: str, schema: str) -> str:
-    """``dsn`` with ``search_path`` set to ``schema, public`` (other parameters kept)."""
+def with_settings(dsn: str, **settings: str) -> str:
+    """``dsn`` with server settings given at connection (libpq ``options``; others kept)."""
     params = {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}
-    params["options"] = f"-c search_path={schema},public"
-    return make_conninfo(**params)
+    params["options"] = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    return make_conninfo("", **params)
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """``dsn`` with ``search_path`` set to ``schema, public``."""
+    return with_settings(dsn, search_path=f"{schema},public")
 
 
 class BenchDB:
@@ -136,7 +138,7 @@ class BenchDB:
         self.conn.close()
 
     def info(self) -> ServerInfo:
-        return server_info(self.conn)  # type: ignore[arg-type]
+        return server_info(self.conn)
 
     def settings(self) -> dict[str, str]:
         """The recorded settings, as the server shows them (``SHOW``)."""
@@ -150,15 +152,17 @@ class BenchDB:
         out["datcollate"] = str(row[0]) if row else "?"
         return out
 
-    def scalar(self, query: str | sql.Composable, params: Sequence[Any] = ()) -> Any:
-        row = self.conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    def scalar(self, query: str | sql.SQL | sql.Composed, params: Sequence[Any] = ()) -> Any:
+        row = self.conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 
     def non_empty_tables(self) -> list[str]:
         """The data tables that already hold rows (the benchmarks refuse to truncate them)."""
         found = []
         for table in DATA_TABLES:
-            if self.scalar(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))):
+            if self.scalar(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+            ):
                 found.append(table)
         return found
 
@@ -169,7 +173,7 @@ class BenchDB:
         no chunk at all; the checkpoint keeps one method's dirty pages from
         being flushed during the next one's measurement.
         """
-        tables = [t.qualified for t in targets]
+        tables: list[sql.Composable] = [t.qualified for t in targets]
         tables.append(sql.SQL("public.pmstore_ingest_log"))
         self.conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(tables)))
         self.checkpoint()
@@ -185,17 +189,23 @@ class BenchDB:
     def public(self, table: str, label: str) -> Target:
         return Target("public", table, with_search_path(self.dsn, "public"), label)
 
-    def price_table(self, schema: str, label: str, *, collation: str, indexes: Sequence[str]) -> Target:
+    def price_table(
+        self, schema: str, label: str, *, collation: str, indexes: Sequence[str]
+    ) -> Target:
         """Create ``<schema>.price_snapshots`` (a 1-day hypertable, no default index).
 
         ``collation`` is the token_id collation (an SQL identifier such as
         ``"C"``, or ``default``); each of ``indexes`` is a column list such as
         ``(token_id, ts DESC)``.
         """
-        self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        self.conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
         self.conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        collate = sql.SQL("") if collation == "default" else sql.SQL(" COLLATE {}").format(
-            sql.Identifier(collation)
+        collate = (
+            sql.SQL("")
+            if collation == "default"
+            else sql.SQL(" COLLATE {}").format(sql.Identifier(collation))
         )
         table = sql.SQL("{}.price_snapshots").format(sql.Identifier(schema))
         self.conn.execute(
@@ -210,11 +220,13 @@ class BenchDB:
             (f"{schema}.price_snapshots",),
         )
         for columns in indexes:
-            self.conn.execute(sql.SQL("CREATE INDEX ON {} ").format(table) + sql.SQL(columns))  # type: ignore[operator]
+            self.conn.execute(sql.SQL("CREATE INDEX ON {} ").format(table) + sql.SQL(columns))
         return Target(schema, "price_snapshots", with_search_path(self.dsn, schema), label)
 
     def collation_exists(self, name: str) -> bool:
-        return bool(self.scalar("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = %s)", (name,)))
+        return bool(
+            self.scalar("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = %s)", (name,))
+        )
 
     def table_bytes(self, target: Target) -> tuple[int, int]:
         """(heap bytes, index bytes) of a hypertable, over its chunks."""

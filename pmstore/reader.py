@@ -10,19 +10,22 @@ transaction the caller has open (it never commits); psycopg errors
 propagate unchanged. Every datetime argument must be timezone-aware (naive
 ones raise ConfigurationError); results are in UTC.
 
-Each query is a module constant next to the method that runs it, so its plan
-can be inspected (``EXPLAIN``) as run. Single-token queries all go through
-the ``(token_id, ts DESC)`` index of their hypertable, and through chunk
-exclusion on ``ts``.
+Each query is a module constant (``*_SQL``), run by the one method that
+names it in its docstring, so its plan can be inspected (``EXPLAIN``) as
+run. Single-token queries all go through the ``(token_id, ts DESC)`` index
+of their hypertable, and through chunk exclusion on ``ts``.
 
 Hourly candles and trade volume come from the continuous aggregates
 ``price_candles_1h`` / ``trade_volume_1h`` where the database has them (the
 TimescaleDB Community edition), and are otherwise computed from the raw rows
 with the aggregates' own SELECT (the Apache-2 edition): same rows, same
 values. The aggregates use real-time aggregation (``materialized_only =
-false``), so rows newer than the last refresh are included; rows written
-*into hours already materialized* (late data) show only after the next
-refresh. Pass ``aggregates=False`` to always compute from the raw rows.
+false``): hours after the last materialized one are computed from the raw
+rows at query time. But rows written into hours up to the last materialized
+one (late or backfilled data) show only after a refresh covering them, and
+the hourly policy refreshes only the last 3 hours: after a backfill, run
+``CALL refresh_continuous_aggregate(...)`` over its range, or read with
+``Reader(conn, aggregates=False)``, which always computes from the raw rows.
 """
 
 from __future__ import annotations
@@ -46,24 +49,7 @@ from pmstore.models import (
     record_to_model,
 )
 
-__all__ = [
-    "CANDLES_AGGREGATE_SQL",
-    "CANDLES_LIVE_SQL",
-    "LATEST_PRICES_ALL_SQL",
-    "LATEST_PRICES_OF_TOKENS_SQL",
-    "MARKETS_SQL",
-    "MARKET_SQL",
-    "ORDERBOOK_AT_SQL",
-    "PRICE_HISTORY_BUCKETED_SQL",
-    "PRICE_HISTORY_RAW_SQL",
-    "RESOLUTION_SQL",
-    "TRADE_VOLUME_AGGREGATE_SQL",
-    "TRADE_VOLUME_LIVE_SQL",
-    "Candle",
-    "PricePoint",
-    "Reader",
-    "TradeVolume",
-]
+__all__ = ["Candle", "PricePoint", "Reader", "TradeVolume"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -201,28 +187,61 @@ LATEST_PRICES_OF_TOKENS_SQL: Final = """
     ORDER BY p.token_id
 """
 
-# A loose index scan: each step finds the next token after the previous one
-# AND its latest row, as the first entry of a merge of the chunks'
-# (token_id, ts DESC) indexes (ORDER BY token_id, ts DESC LIMIT 1).
+# The time span of the chunks of price_snapshots holding (since, at]: whole chunks.
+PRICE_CHUNKS_SPAN_SQL: Final = """
+    SELECT min(range_start) AS chunks_from, max(range_end) AS chunks_to
+    FROM timescaledb_information.chunks
+    WHERE format('%%I.%%I', hypertable_schema, hypertable_name)::regclass
+          = 'price_snapshots'::regclass
+      AND range_start <= %(at)s AND range_end > %(since)s
+"""
+
+# A loose index scan ("skip scan") for the token ids, then a LIMIT 1 probe per
+# token. The skip step's time bounds are whole chunks (PRICE_CHUNKS_SPAN_SQL):
+# they exclude the other chunks at plan time and never filter entries inside a
+# chunk. (A bound inside a chunk, e.g. ts <= at, would make each step read past
+# every entry of that chunk failing it, over and over: rows x tokens.) Rows come
+# out in token order; the Reader sorts them anyway (no Sort node, see below).
 LATEST_PRICES_ALL_SQL: Final = """
-    WITH RECURSIVE latest AS (
-        (SELECT s.ts, s.token_id, s.price, s.volume_24h
+    WITH RECURSIVE tokens(token_id) AS (
+        (SELECT s.token_id
          FROM price_snapshots s
-         WHERE s.ts <= %(at)s AND s.ts > %(since)s
-         ORDER BY s.token_id, s.ts DESC
+         WHERE s.ts >= %(chunks_from)s AND s.ts < %(chunks_to)s
+         ORDER BY s.token_id
          LIMIT 1)
         UNION ALL
-        SELECT n.ts, n.token_id, n.price, n.volume_24h
-        FROM latest AS l
-        CROSS JOIN LATERAL (
-            SELECT s.ts, s.token_id, s.price, s.volume_24h
-            FROM price_snapshots s
-            WHERE s.token_id > l.token_id AND s.ts <= %(at)s AND s.ts > %(since)s
-            ORDER BY s.token_id, s.ts DESC
-            LIMIT 1
-        ) AS n
+        SELECT (SELECT s.token_id
+                FROM price_snapshots s
+                WHERE s.token_id > t.token_id
+                  AND s.ts >= %(chunks_from)s AND s.ts < %(chunks_to)s
+                ORDER BY s.token_id
+                LIMIT 1)
+        FROM tokens t
+        WHERE t.token_id IS NOT NULL
     )
-    SELECT ts, token_id, price, volume_24h FROM latest ORDER BY token_id
+    SELECT p.ts, p.token_id, p.price, p.volume_24h
+    FROM tokens t
+    CROSS JOIN LATERAL (
+        SELECT s.ts, s.token_id, s.price, s.volume_24h
+        FROM price_snapshots s
+        WHERE s.token_id = t.token_id AND s.ts <= %(at)s AND s.ts > %(since)s
+        ORDER BY s.ts DESC
+        LIMIT 1
+    ) AS p
+"""
+
+# For LATEST_PRICES_ALL_SQL, transaction-local: TimescaleDB under-costs sorting a
+# compressed chunk (Community edition, chunks older than 7 days), so each skip
+# step could sort a whole compressed chunk instead of reading the first entry
+# of its (token_id, ...) index. enable_sort off leaves it the index; jit off
+# because disabled paths carry huge costs that would trigger JIT compilation.
+LATEST_PRICES_ALL_SETTINGS_SQL: Final = """
+    SELECT current_setting('enable_sort') AS enable_sort, current_setting('jit') AS jit,
+           set_config('enable_sort', 'off', true), set_config('jit', 'off', true)
+"""
+
+RESTORE_SETTINGS_SQL: Final = """
+    SELECT set_config('enable_sort', %(enable_sort)s, true), set_config('jit', %(jit)s, true)
 """
 
 PRICE_HISTORY_RAW_SQL: Final = """
@@ -370,9 +389,16 @@ class Reader:
                 self._uses_aggregates = False
         return self._uses_aggregates
 
-    def _fetch(self, sql: str, params: Mapping[str, Any], model: type[ModelT]) -> list[ModelT]:
+    def _fetch(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        model: type[ModelT],
+        *,
+        prepare: bool | None = None,
+    ) -> list[ModelT]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql, params)
+            cur.execute(sql, params, prepare=prepare)
             return [record_to_model(row, model) for row in cur.fetchall()]
 
     def _fetch_one(self, sql: str, params: Mapping[str, Any], model: type[ModelT]) -> ModelT | None:
@@ -400,16 +426,24 @@ class Reader:
         first; the probe stops at the first chunk holding a row.
 
         Every token (``LATEST_PRICES_ALL_SQL``): a recursive loose index scan
-        ("skip scan") over the same index: each step jumps to the next token
-        id and reads its latest row in one ``ORDER BY token_id, ts DESC LIMIT
-        1``, a merge of one index descent per chunk. The cost is tokens ×
-        chunks index descents (chunks within ``lookback``, when given),
-        whatever the number of rows: no sequential scan. Chosen over the
-        alternatives: ``DISTINCT ON`` over a time window reads every row of
-        the window (millions a day); the token list of
-        ``markets.clob_token_ids`` misses tokens whose market row is not
-        (yet) stored; TimescaleDB's own SkipScan is not in the Apache-2
-        edition. With many chunks, pass ``lookback`` to probe only recent ones.
+        ("skip scan") of the same index finds the token ids, one ``ORDER BY
+        token_id LIMIT 1`` step per token (one index descent per chunk,
+        merged), then each token gets the probe above. The skip scan reads
+        only the chunks overlapping (at - lookback, at], found first in
+        ``timescaledb_information.chunks`` (``PRICE_CHUNKS_SPAN_SQL``); its
+        bounds are whole chunks, so that no index entry is ever filtered out
+        inside a chunk (a bound inside one would be re-read at every step).
+        Cost: about tokens × chunks index descents, whatever the number of
+        rows; no sequential scan. Chosen over the alternatives: ``DISTINCT
+        ON`` over a time window reads every row of the window (millions a
+        day); ``markets.clob_token_ids`` misses tokens whose market row is
+        not (yet) stored; TimescaleDB's SkipScan is not in the Apache-2
+        edition. Without ``lookback`` every chunk up to ``at`` is probed:
+        with months of chunks, pass e.g. ``lookback=timedelta(days=1)``.
+        Runs in a transaction of its own (a savepoint inside the caller's),
+        with planner settings local to it: ``enable_sort`` and ``jit`` off,
+        so that compressed chunks are read through their index too; and
+        never as a generic plan (``prepare=False``). Four small queries more.
 
         Raises ConfigurationError for a naive ``at``, a non-positive
         ``lookback`` or a ``token_ids`` that is a single str.
@@ -423,7 +457,7 @@ class Reader:
                 since = _EARLIEST
         params: dict[str, Any] = {"at": at_utc, "since": since}
         if token_ids is None:
-            return self._fetch(LATEST_PRICES_ALL_SQL, params, PriceSnapshot)
+            return self._latest_prices_of_all(params)
         if isinstance(token_ids, str | bytes):
             raise ConfigurationError("token_ids must be a sequence of token ids, not one str")
         wanted = list(dict.fromkeys(_token(t) for t in token_ids))
@@ -431,6 +465,22 @@ class Reader:
             return []
         params["token_ids"] = wanted
         return self._fetch(LATEST_PRICES_OF_TOKENS_SQL, params, PriceSnapshot)
+
+    def _latest_prices_of_all(self, params: dict[str, Any]) -> list[PriceSnapshot]:
+        # A transaction (or a savepoint in the caller's) scopes the settings.
+        with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            span = cur.execute(PRICE_CHUNKS_SPAN_SQL, params).fetchone()
+            if span is None or span["chunks_from"] is None:
+                return []  # no chunk holds rows of (since, at]
+            params.update(span)
+            saved = cur.execute(LATEST_PRICES_ALL_SETTINGS_SQL).fetchone()
+            # Never a generic plan (psycopg prepares a statement run 5 times; the
+            # server may then plan it once for any parameters): the chunks outside
+            # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
+            cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
+            rows = [record_to_model(row, PriceSnapshot) for row in cur.fetchall()]
+            cur.execute(RESTORE_SETTINGS_SQL, saved)  # for the rest of the caller's transaction
+        return sorted(rows, key=lambda p: p.token_id.encode())  # byte order, as COLLATE "C"
 
     def price_history(
         self,
@@ -465,10 +515,11 @@ class Reader:
     def candles(self, token_id: str, start: datetime, end: datetime) -> list[Candle]:
         """Return a token's hourly candles whose hour starts in [start, end), oldest first.
 
-        Each candle covers its whole hour, even when ``start`` or ``end``
-        falls inside it (that hour is then included only if it starts at or
-        after ``start`` and before ``end``). Hours without snapshots have no
-        candle.
+        An hour is included when its start lies in [start, end), and its
+        candle covers the whole hour: with ``start`` at 01:30 the first
+        candle is 02:00's; with ``end`` at 08:15 the last is 08:00's, with
+        its snapshots up to 08:59:59.999999. Hours without snapshots have
+        no candle.
 
         From ``price_candles_1h`` (``CANDLES_AGGREGATE_SQL``; its
         ``(token_id, bucket)`` index, plus the raw rows after its last
@@ -476,11 +527,13 @@ class Reader:
         computed with the aggregate's own SELECT (``CANDLES_LIVE_SQL``: one
         range scan of the ``(token_id, ts DESC)`` index over the whole
         hours). Both give the same candles; ``avg_volume`` may differ in the
-        last bits (floating-point sums in another order). Late rows written
-        into hours already materialized show in the aggregate only after its
-        next refresh. Raises ConfigurationError for naive datetimes or
-        ``start >= end``; FeatureUnavailableError with ``aggregates=True``
-        on a database without them.
+        last bits (floating-point sums in another order), and rows written
+        into hours already materialized (late data, backfills) show in the
+        aggregate only after a refresh covering them (see the module notes).
+
+        Raises ConfigurationError for naive datetimes or ``start >= end``;
+        FeatureUnavailableError with ``aggregates=True`` on a database
+        without them.
         """
         lo, hi = _range(start, end)
         # Hour buckets starting in [lo, hi) hold exactly the rows of [ceil(lo), ceil(hi)).
@@ -499,8 +552,8 @@ class Reader:
         (``TRADE_VOLUME_AGGREGATE_SQL``) when the database has continuous
         aggregates, otherwise computed with its own SELECT from ``trades``
         (``TRADE_VOLUME_LIVE_SQL``, a range scan of the ``(token_id, ts
-        DESC)`` index): same rows and counts, sums equal to the last bits.
-        Same bucket rules, caveats and errors as ``candles``.
+        DESC)`` index): same rows and counts, sums equal but for the last
+        bits. Same bucket rules, caveats and errors as ``candles``.
         """
         lo, hi = _range(start, end)
         params = {"token_id": _token(token_id), "start": _ceil_hour(lo), "end": _ceil_hour(hi)}

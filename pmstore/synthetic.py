@@ -362,15 +362,16 @@ class MarketSimulator:
             )
         rng = self._trades
         n_dup = round(n * duplicate_fraction)
-        if self._history is None and n:
-            n_dup = min(n_dup, n - 1)  # something to repeat
+        if n and (self._history is None or not len(self._history["ts"])):
+            n_dup = min(n_dup, n - 1)  # keep something to repeat
         fresh = self._fresh_trades(rng, minute, n - n_dup)
         pool = fresh if self._history is None else _concat(self._history, fresh)
         pool_size = len(pool["ts"])
         picked = rng.choice(pool_size, size=n_dup, replace=n_dup > pool_size) if pool_size else None
         rows = fresh if picked is None else _concat(fresh, {k: v[picked] for k, v in pool.items()})
         order = np.argsort(rows["ts"], kind="stable")
-        self._history = fresh
+        if len(fresh["ts"]):
+            self._history = fresh
         return TradeBatch.from_columns({k: v[order] for k, v in rows.items()})
 
     def _fresh_trades(

@@ -75,8 +75,8 @@ def test_books_are_pairs_sorted_best_first_with_spread_and_midpoint() -> None:
     book = OrderbookSnapshot(
         ts=T,
         token_id=TOKEN,
-        bids=[("0.01", "500"), ("0.30", "20"), ("0.35", "7")],  # type: ignore[list-item]
-        asks=[("0.99", "1"), ("0.45", "2"), ("0.40", "3")],  # type: ignore[list-item]
+        bids=[("0.01", "500"), ("0.30", "20"), ("0.35", "7")],
+        asks=[("0.99", "1"), ("0.45", "2"), ("0.40", "3")],
     )
     assert book.bids[0] == (0.35, 7.0) and book.asks[0] == (0.40, 3.0)
     assert book.spread == pytest.approx(0.05) and book.midpoint == pytest.approx(0.375)
@@ -85,7 +85,7 @@ def test_books_are_pairs_sorted_best_first_with_spread_and_midpoint() -> None:
     empty = OrderbookSnapshot(ts=T, token_id=TOKEN)
     assert (empty.bids, empty.asks, empty.spread, empty.midpoint) == ([], [], None, None)
     with pytest.raises(ValidationError) as info:
-        OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[{"price": "0.4", "size": "1"}])  # type: ignore[list-item]
+        OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[{"price": "0.4", "size": "1"}])
     assert field_errors(info.value) == {"bids"}
     with pytest.raises(ValidationError):
         OrderbookSnapshot(ts=T, token_id=TOKEN, asks=[(1.5, 1.0)])
@@ -103,7 +103,7 @@ def test_markets_keep_non_ascii_and_refuse_unknown_fields() -> None:
     market = MarketRecord(condition_id="0xab", question="Qui gagnera l'élection ? 🗳️")
     assert market.active is True and market.closed is False and market.outcomes is None
     with pytest.raises(ValidationError) as info:
-        MarketRecord(condition_id="0xab", question="q", colour="red")  # type: ignore[call-arg]
+        MarketRecord(condition_id="0xab", question="q", colour="red")
     assert field_errors(info.value) == {"colour"}
 
 

@@ -188,6 +188,10 @@ def expected_latest(
     ]
 
 
+def status(conn: Conn) -> str:
+    return conn.info.transaction_status.name
+
+
 def assert_same(got: list[Any], want: list[Any], inexact: tuple[str, ...]) -> None:
     """Equal models; the fields in ``inexact`` (floating-point sums) to 1e-12 relative."""
     assert len(got) == len(want), (got, want)
@@ -217,7 +221,7 @@ def check_hourly(
 # -- latest prices and history ----------------------------------------------------
 
 
-def test_latest_prices_of_every_token_and_of_given_tokens(conn: Conn) -> None:
+def test_latest_prices_of_every_token_and_of_given_tokens(db: str, conn: Conn) -> None:
     reader = Reader(conn)
     assert reader.latest_prices() == [] and reader.latest_prices(token_ids=TOKENS) == []
     rng = np.random.default_rng(11)
@@ -255,6 +259,19 @@ def test_latest_prices_of_every_token_and_of_given_tokens(conn: Conn) -> None:
     assert bounded == expected_latest(cols, at, since=at - lookback)
     assert len(bounded) == 2
     assert reader.latest_prices(at, TOKENS, lookback=lookback) == bounded
+
+    # In a caller's transaction: left open, its settings as they were.
+    with psycopg.connect(db) as tx:
+        in_tx = Reader(tx)
+        assert in_tx.latest_prices(at) == got  # outside a transaction: its own, committed
+        assert status(tx) == "IDLE"
+        tx.execute("SET LOCAL enable_sort = on")
+        tx.execute("SET LOCAL jit = on")
+        assert in_tx.latest_prices(at) == got
+        assert status(tx) == "INTRANS"
+        settings = tx.execute("SELECT current_setting('enable_sort'), current_setting('jit')")
+        assert settings.fetchone() == ("on", "on")
+        tx.rollback()
 
 
 def test_price_history_raw_and_bucketed(conn: Conn) -> None:
@@ -392,7 +409,7 @@ def check_aggregates(
     write_prices(conn, late)
     prices = concat(prices, late)
     one = (hour, hour + timedelta(hours=1))
-    assert live.candles(token, *one) == expected_candles(prices, token, *one)
+    assert_same(live.candles(token, *one), expected_candles(prices, token, *one), ("avg_volume",))
     assert reader.candles(token, *one)[0].open != 1.0  # stale, as the docstring warns
     conn.execute("CALL refresh_continuous_aggregate('price_candles_1h', NULL, NULL)")
     assert_same(reader.candles(token, *one), expected_candles(prices, token, *one), ("avg_volume",))
@@ -536,9 +553,12 @@ def test_naive_datetimes_and_bad_ranges_are_refused(conn: Conn) -> None:
 # -- query plans on a few hundred thousand rows ------------------------------------------
 
 
-def recorded_queries(conn: Conn) -> list[tuple[Any, Any]]:
+Log = list[tuple[Any, Any]]
+
+
+def recorded_queries(conn: Conn) -> Log:
     """Make ``conn``'s cursors log what they execute (the Reader's exact SQL and parameters)."""
-    log: list[tuple[Any, Any]] = []
+    log: Log = []
 
     class Recording(psycopg.Cursor[Any]):
         def execute(
@@ -562,30 +582,49 @@ def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from plan_nodes(child)
 
 
-def explain(conn: Conn, query: Any, params: Any) -> list[dict[str, Any]]:
-    """The nodes of the plan of ``query`` run with ``params``."""
-    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query!s}", params).fetchone()
-    assert row is not None
-    return list(plan_nodes(row[0][0]["Plan"]))
+def explain(conn: Conn, log: Log, sql: str, *, analyze: bool = False) -> dict[str, Any]:
+    """The plan of ``sql`` as the Reader ran it (logged), after the statements it ran first.
+
+    Replayed in a transaction that is rolled back: the transaction-local
+    settings the Reader makes for a query apply to its EXPLAIN too.
+    """
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+    with psycopg.Cursor(conn) as cur:
+        cur.execute("BEGIN")
+        try:
+            for query, params in log:
+                if query is sql:
+                    row = cur.execute(f"EXPLAIN ({options}) {query!s}", params).fetchone()
+                    assert row is not None
+                    return dict(row[0][0]["Plan"])
+                cur.execute(query, params)
+        finally:
+            cur.execute("ROLLBACK")
+    raise AssertionError(f"the Reader did not run:\n{sql}")
 
 
-def seq_scans(nodes: list[dict[str, Any]], relations: set[str]) -> list[str]:
+def seq_scans(plan: dict[str, Any], relations: set[str]) -> list[str]:
     return [
         n["Relation Name"]
-        for n in nodes
+        for n in plan_nodes(plan)
         if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in relations
     ]
+
+
+def blocks(plan: dict[str, Any]) -> int:
+    """Buffers an EXPLAIN ANALYZE plan touched (its top node counts its children's)."""
+    return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
 
 
 def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     rng = np.random.default_rng(14)
     tokens = [str(10**76 + i * 7919) for i in range(2_000)]
-    span = timedelta(days=5)  # five 1-day chunks of prices, two 7-day chunks of books
-    start = DAY0 - timedelta(days=2)
+    span = timedelta(days=5)  # five 1-day chunks of prices and trades, up to 2 days ago
+    start = DAY0 - timedelta(days=3)
     prices = price_data(rng, 300_000, tokens, start, span)
     trades = trade_data(rng, 60_000, tokens, start, span, "x")
     n_books = 30_000
-    books = {
+    books = {  # over 15 days: at least two 7-day chunks
         "ts": as_ts(unique_times(rng, n_books, start - timedelta(days=10), span * 3)),
         "token_id": np.array(tokens, dtype=object)[rng.integers(0, len(tokens), n_books)],
         "bids": [[(0.4, 1.0)]] * n_books,
@@ -605,15 +644,16 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     assert sum(1 for c in chunks if c[0] == "orderbook_snapshots") >= 2
     protected = {str(c[1]) for c in chunks} | {"price_snapshots", "orderbook_snapshots", "trades"}
 
-    # The check itself sees a sequential scan where there is one.
-    unindexed = "SELECT * FROM price_snapshots WHERE price > %s"
-    assert len(seq_scans(explain(conn, unindexed, (0.99,)), protected)) == 5
-
     log = recorded_queries(conn)
+    # The check itself sees a sequential scan where there is one.
+    conn.execute("SELECT * FROM price_snapshots WHERE price > %s", (0.99,))
+    unindexed = explain(conn, log, log[-1][0])
+    assert len(seq_scans(unindexed, protected)) == 5
+
     token = tokens[7]
     at = start + timedelta(days=3, hours=5)
     lo, hi = start + timedelta(days=1, hours=3), start + timedelta(days=2, hours=7)
-    calls: list[tuple[str, Any, Any]] = [
+    calls: list[tuple[str, Callable[[Reader], object], str | None]] = [
         (rd.LATEST_PRICES_OF_TOKENS_SQL, lambda r: r.latest_prices(at, tokens[:20]), None),
         (rd.LATEST_PRICES_ALL_SQL, lambda r: r.latest_prices(at), None),
         (rd.PRICE_HISTORY_RAW_SQL, lambda r: r.price_history(token, lo, hi), None),
@@ -633,45 +673,38 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
 
     def check_plans(reader: Reader, relations: set[str], index: str) -> None:
         for live_sql, call, aggregate_sql in calls:
-            if reader.uses_aggregates and aggregate_sql is None:
-                continue
-            sql = aggregate_sql if reader.uses_aggregates else live_sql
+            sql = live_sql
+            if reader.uses_aggregates:
+                if aggregate_sql is None:
+                    continue
+                sql = aggregate_sql
             log.clear()
             assert call(reader), f"no rows: the query was not exercised: {sql}"
-            (query, params), *_ = [q for q in log if q[0] is sql]
-            nodes = explain(conn, query, params)
-            seq = seq_scans(nodes, relations)
+            plan = explain(conn, log, sql)
+            seq = seq_scans(plan, relations)
             assert not seq, f"sequential scan of {seq} in the plan of:\n{sql}"
-            indexes = {n.get("Index Name", "") for n in nodes}
+            indexes = {n.get("Index Name", "") for n in plan_nodes(plan)}
             assert any(index in i for i in indexes), (sql, indexes)
 
+    def check_latest_of_all(at: datetime, chunks_in_span: int) -> None:
+        """Right answer, at a cost of index descents: about tokens x chunks, not rows."""
+        log.clear()
+        assert Reader(conn).latest_prices(at) == expected_latest(prices, at)
+        plan = explain(conn, log, rd.LATEST_PRICES_ALL_SQL, analyze=True)
+        assert not seq_scans(plan, protected)
+        # ~20 blocks a token here; a bound inside a chunk costs 1.3M blocks at a chunk start.
+        assert blocks(plan) < 80 * len(tokens) + 10 * len(tokens) * chunks_in_span, blocks(plan)
+
     check_plans(Reader(conn, aggregates=False), protected, "_token_ts_idx")
-    if features(conn)["continuous_aggregates"].available:
-        # Community: the aggregates before a refresh (real-time: the raw chunks) ...
-        check_plans(Reader(conn, aggregates=True), protected, "_token_ts_idx")
-        # ... and after (the materialized rows, by their (token_id, bucket) index).
-        for view in ("price_candles_1h", "trade_volume_1h"):
-            conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
-        materialized = conn.execute(
-            "SELECT c.chunk_name, c.hypertable_name"
-            " FROM timescaledb_information.continuous_aggregates a"
-            " JOIN timescaledb_information.chunks c"
-            " ON c.hypertable_name = a.materialization_hypertable_name"
-        ).fetchall()
-        assert materialized
-        for table in {str(m[1]) for m in materialized}:
-            conn.execute(f"ANALYZE _timescaledb_internal.{table}")
-        relations = (
-            protected | {str(m[0]) for m in materialized} | {str(m[1]) for m in materialized}
-        )
-        check_plans(
-            Reader(conn, aggregates=True), relations, "_token_id_bucket_id"
-        )  # names cut at 63
+    # `at` in the middle of a chunk, and just after a chunk starts: a time bound
+    # inside a chunk in the skip scan would read its entries once per token.
+    check_latest_of_all(at, 4)
+    check_latest_of_all(start + timedelta(days=3, seconds=1), 4)
+    check_latest_of_all(start + timedelta(days=30), 5)
 
     # The loose index scan's answer, checked on the same data.
     conn.cursor_factory = psycopg.Cursor
     reader = Reader(conn)
-    assert reader.latest_prices(at) == expected_latest(prices, at)
     assert reader.latest_prices(at, tokens[::97]) == expected_latest(prices, at, tokens[::97])
     lookback = timedelta(hours=2)
     assert reader.latest_prices(at, lookback=lookback) == expected_latest(
@@ -680,3 +713,33 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     assert_same(
         reader.candles(token, lo, hi), expected_candles(prices, token, lo, hi), ("avg_volume",)
     )
+
+    if not features(conn)["continuous_aggregates"].available:
+        return
+    log = recorded_queries(conn)
+    # Community: the aggregates before a refresh (real-time: the raw chunks) ...
+    check_plans(Reader(conn, aggregates=True), protected, "_token_ts_idx")
+    # ... and after (the materialized rows, by their (token_id, bucket) index).
+    for view in ("price_candles_1h", "trade_volume_1h"):
+        conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+    materialized = conn.execute(
+        "SELECT c.chunk_name, c.hypertable_name"
+        " FROM timescaledb_information.continuous_aggregates a"
+        " JOIN timescaledb_information.chunks c"
+        " ON c.hypertable_name = a.materialization_hypertable_name"
+    ).fetchall()
+    assert materialized
+    for table in {str(m[1]) for m in materialized}:
+        conn.execute(f"ANALYZE _timescaledb_internal.{table}")
+    relations = protected | {str(m[0]) for m in materialized} | {str(m[1]) for m in materialized}
+    check_plans(Reader(conn, aggregates=True), relations, "_token_id_bucket_id")  # names cut at 63
+
+    # Compressed chunks: the latest prices of all tokens still probe indexes.
+    conn.execute(
+        "SELECT compress_chunk(c) FROM show_chunks('price_snapshots', older_than => %s) c",
+        (start + timedelta(days=3),),
+    )
+    conn.execute("ANALYZE price_snapshots")
+    check_latest_of_all(at, 4)
+    check_latest_of_all(start + timedelta(days=30), 5)
+    assert reader.latest_prices(at, tokens[::97]) == expected_latest(prices, at, tokens[::97])

@@ -1,0 +1,482 @@
+"""``--investigate``: why the full schema ingests slower than a bare hypertable, and what helps.
+
+Measured, each on the same price rows:
+
+- index variants, loaded by the server's own binary ``COPY FROM`` file (so
+  only the server's cost counts): no index; the schema's
+  ``(token_id COLLATE "C", ts DESC)``; ascending ts; the database's default
+  collation and other non-C collations present on the server; the schema's
+  index plus TimescaleDB's default ``(ts DESC)`` index; and the schema's
+  index loaded from a file sorted by (token_id, ts);
+- ``copy_prices`` with each batch sorted by (token_id, ts) first (the sort's
+  time counted) against unsorted, for minute batches and 100k-row batches;
+- ``copy_prices`` batch sizes 1k / 10k / 100k;
+- a backfill over 2 connections (threads with a Writer each; and two
+  server-side COPYs of half the file) against one;
+- server settings (only on the benchmark's own server, which it may
+  reconfigure): wal_compression and full_page_writes, with the WAL written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from bench_data import PRICE_COLUMNS, PriceData, price_files, summarize_prices
+from bench_methods import ServerCopy
+from bench_scenarios import latency_summary, log, matches
+from bench_server import BenchDB, Target, with_settings
+from psycopg import sql
+from tqdm import tqdm
+
+from pmstore import Writer
+
+Result = dict[str, Any]
+
+SCHEMA_INDEX = "(token_id, ts DESC)"
+
+
+def _load_file(db: BenchDB, target: Target, path: Path, rows: int, server_reads: bool) -> Result:
+    db.reset(target)
+    lsn = db.wal_lsn()
+    run = ServerCopy(path, "binary", PRICE_COLUMNS, rows, server_reads)(target, None)
+    wal = db.wal_lsn() - lsn
+    got = summarize_prices(db, target.qualified)
+    if got["rows"] != rows:
+        raise RuntimeError(f"{target.schema}: {got['rows']} rows loaded of {rows}")
+    heap, index = db.table_bytes(target)
+    db.reset(target)
+    return {
+        "rows_per_s": run.rows_per_s,
+        "seconds": run.seconds,
+        "index_bytes": index,
+        "heap_bytes": heap,
+        "wal_bytes": wal,
+    }
+
+
+def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: bool) -> list[Result]:
+    """Server binary COPY of the same file into tables that differ only in indexes/collation."""
+    log("investigation: index and collation variants (server binary COPY FROM file)")
+    files = price_files(db, data, folder, "investigate")
+    sorted_files = price_files(db, data.sorted(), folder, "investigate-sorted")
+    datcollate = str(
+        db.scalar("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+    )
+    variants: list[tuple[str, str, str, list[str], Path]] = [
+        ("no index", "bench_v_noindex", "C", [], files.binary),
+        ('schema: (token_id COLLATE "C", ts DESC)', "bench_v_c", "C", [SCHEMA_INDEX], files.binary),
+        (
+            "same, file sorted by (token_id, ts)",
+            "bench_v_c_sorted",
+            "C",
+            [SCHEMA_INDEX],
+            sorted_files.binary,
+        ),
+        (
+            '(token_id COLLATE "C", ts) ascending',
+            "bench_v_c_asc",
+            "C",
+            ["(token_id, ts)"],
+            files.binary,
+        ),
+        (
+            f"database default collation ({datcollate}), (token_id, ts DESC)",
+            "bench_v_default",
+            "default",
+            [SCHEMA_INDEX],
+            files.binary,
+        ),
+    ]
+    for name in ("en_US.utf8", "en_US", "und-x-icu"):
+        if db.collation_exists(name):
+            variants.append(
+                (
+                    f'COLLATE "{name}", (token_id, ts DESC)',
+                    f"bench_v_{len(variants)}",
+                    name,
+                    [SCHEMA_INDEX],
+                    files.binary,
+                )
+            )
+            if name.startswith("en_US"):
+                break  # one libc locale is enough
+    variants.append(
+        (
+            "schema index + TimescaleDB default (ts DESC) index",
+            "bench_v_c_tsidx",
+            "C",
+            [SCHEMA_INDEX, "(ts DESC)"],
+            files.binary,
+        )
+    )
+    out: list[Result] = []
+    for label, schema, collation, indexes, path in variants:
+        target = db.price_table(schema, label, collation=collation, indexes=indexes)
+        log(f"  {label} ...")
+        result = {
+            "variant": label,
+            "collation": collation,
+            "indexes": indexes,
+            **_load_file(db, target, path, data.n, server_reads),
+        }
+        log(
+            f"    {result['rows_per_s']:,.0f} rows/s, index {result['index_bytes'] / 2**20:.0f} MiB"
+        )
+        out.append(result)
+    schema_rate = out[1]["rows_per_s"]
+    for entry in out:
+        entry["vs_schema"] = entry["rows_per_s"] / schema_rate
+    return out
+
+
+def _copy_batches(
+    target: Target,
+    batches: Sequence[PriceData],
+    prepare: Callable[[PriceData], PriceData] | None,
+    desc: str,
+) -> tuple[list[float], list[float]]:
+    """copy_prices each batch after ``prepare`` (timed too): (latencies, prepare seconds)."""
+    latencies, prepared = [], []
+    with Writer(target.dsn) as writer:
+        _ = writer.connection
+        for batch in tqdm(batches, desc=desc, unit="batch", disable=None, leave=False):
+            started = time.perf_counter()
+            ready = prepare(batch) if prepare else batch
+            middle = time.perf_counter()
+            writer.copy_prices(ready.columns)
+            done = time.perf_counter()
+            latencies.append(done - started)
+            prepared.append(middle - started)
+    return latencies, prepared
+
+
+def _batched_run(
+    db: BenchDB, target: Target, data: PriceData, size: int, *, sort: bool, label: str
+) -> Result:
+    db.reset(target)
+    batches = data.split(size)
+    latencies, sorting = _copy_batches(target, batches, PriceData.sorted if sort else None, label)
+    got = summarize_prices(db, target.qualified)
+    db.reset(target)
+    if not matches(data.expected(), got):
+        raise RuntimeError(f"{label}: wrote {got}, expected {data.expected()}")
+    summary = latency_summary(latencies, [b.n for b in batches])
+    log(
+        f"  {label}: {summary['rows_per_s']:,.0f} rows/s, "
+        f"p50 {summary['batch_p50_ms']:.1f} ms, p99 {summary['batch_p99_ms']:.1f} ms"
+    )
+    return {
+        "case": label,
+        "batch_rows": size,
+        "sorted": sort,
+        "sort_ms_per_batch": 1000 * sum(sorting) / len(sorting),
+        **summary,
+    }
+
+
+def sorting_and_batch_sizes(
+    db: BenchDB, data: PriceData, minute_data: PriceData, minute_rows: int
+) -> tuple[list[Result], list[Result]]:
+    log("investigation: sorted vs unsorted batches, batch sizes (copy_prices, full schema)")
+    target = db.public("price_snapshots", "price_snapshots")
+    sizes = sorted({min(s, data.n) for s in (1_000, 10_000, 100_000)})
+    big = sizes[-1]
+    sorting = [
+        _batched_run(
+            db,
+            target,
+            minute_data,
+            minute_rows,
+            sort=False,
+            label=f"minute batches ({minute_rows:,} rows), unsorted",
+        ),
+        _batched_run(
+            db,
+            target,
+            minute_data,
+            minute_rows,
+            sort=True,
+            label=f"minute batches ({minute_rows:,} rows), sorted by (token_id, ts)",
+        ),
+        _batched_run(db, target, data, big, sort=False, label=f"{big:,}-row batches, unsorted"),
+        _batched_run(
+            db, target, data, big, sort=True, label=f"{big:,}-row batches, sorted by (token_id, ts)"
+        ),
+    ]
+    batch_sizes = [
+        _batched_run(db, target, data, size, sort=False, label=f"{size:,}-row batches")
+        for size in sizes[:-1]
+    ]
+    batch_sizes.append(
+        {**sorting[2], "case": f"{big:,}-row batches", "note": "the unsorted run above"}
+    )
+    return sorting, batch_sizes
+
+
+def _threads(work: Sequence[Callable[[], None]]) -> float:
+    errors: list[BaseException] = []
+
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # reported after join
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(fn)) for fn in work]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def parallel(
+    db: BenchDB,
+    data: PriceData,
+    one_connection: Result,
+    folder: Path,
+    server_reads: bool,
+    single_file: Result,
+) -> list[Result]:
+    """A backfill over 2 connections against 1: pmstore Writers in threads, and server COPYs."""
+    log("investigation: backfill over 2 connections")
+    target = db.public("price_snapshots", "price_snapshots")
+    size = one_connection["batch_rows"]
+    batches = data.split(size)
+    db.reset(target)
+    writers = [Writer(db.dsn) for _ in range(2)]
+    for w in writers:
+        _ = w.connection
+
+    def share(writer: Writer, mine: Sequence[PriceData]) -> Callable[[], None]:
+        def work() -> None:
+            for batch in mine:
+                writer.copy_prices(batch.columns)
+
+        return work
+
+    seconds = _threads([share(w, batches[i::2]) for i, w in enumerate(writers)])
+    for w in writers:
+        w.close()
+    if not matches(data.expected(), summarize_prices(db, target.qualified)):
+        raise RuntimeError("parallel copy_prices wrote other rows than expected")
+    halves = [data.slice(0, data.n // 2), data.slice(data.n // 2, data.n)]
+    files = [price_files(db, half, folder, f"half{i}") for i, half in enumerate(halves)]
+    schema_target = db.price_table(
+        "bench_p_c", "schema index", collation="C", indexes=[SCHEMA_INDEX]
+    )
+    db.reset(target, schema_target)
+
+    def load(copy: ServerCopy, conn: psycopg.Connection[tuple[Any, ...]]) -> Callable[[], None]:
+        def work() -> None:
+            copy.load(conn, schema_target)
+
+        return work
+
+    copies = [
+        ServerCopy(f.binary, "binary", PRICE_COLUMNS, h.n, server_reads)
+        for f, h in zip(files, halves, strict=True)
+    ]
+    conns = [psycopg.connect(schema_target.dsn) for _ in copies]  # connected before the clock
+    try:
+        server_seconds = _threads([load(c, conn) for c, conn in zip(copies, conns, strict=True)])
+    finally:
+        for conn in conns:
+            conn.close()
+    loaded = summarize_prices(db, schema_target.qualified)["rows"]
+    db.reset(schema_target)
+    if loaded != data.n:
+        raise RuntimeError(f"parallel server COPY loaded {loaded} of {data.n}")
+    out = [
+        {
+            "case": f"copy_prices, {size:,}-row batches, 1 connection",
+            "connections": 1,
+            "rows_per_s": one_connection["rows_per_s"],
+        },
+        {
+            "case": f"copy_prices, {size:,}-row batches, 2 connections (threads)",
+            "connections": 2,
+            "rows_per_s": data.n / seconds,
+        },
+        {
+            "case": "server binary COPY FROM file, 1 connection",
+            "connections": 1,
+            "rows_per_s": single_file["rows_per_s"],
+        },
+        {
+            "case": "server binary COPY FROM file, 2 connections (half each)",
+            "connections": 2,
+            "rows_per_s": data.n / server_seconds,
+        },
+    ]
+    out[1]["speedup"] = out[1]["rows_per_s"] / out[0]["rows_per_s"]
+    out[3]["speedup"] = out[3]["rows_per_s"] / out[2]["rows_per_s"]
+    for entry in out:
+        log(f"  {entry['case']}: {entry['rows_per_s']:,.0f} rows/s")
+    return out
+
+
+def settings(db: BenchDB, data: PriceData, own_server: bool, batch_rows: int) -> Result:
+    """copy_prices with WAL settings changed, on the benchmark's own server only.
+
+    Superuser settings (wal_compression) are set per connection; reload-only
+    ones (full_page_writes) with ALTER SYSTEM, reset afterwards. A case whose
+    setting does not take effect (set on the server's command line) is
+    reported as skipped.
+    """
+    if not own_server or not db.superuser:
+        reason = (
+            "only on the benchmark's own embedded server (it changes the server's configuration)"
+        )
+        log(f"investigation: settings skipped: {reason}")
+        return {"skipped": reason, "cases": []}
+    log("investigation: WAL settings (copy_prices, full schema)")
+    cases: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        ("as configured", {}, {}),
+        ("wal_compression=off", {"wal_compression": "off"}, {}),
+        ("wal_compression=lz4", {"wal_compression": "lz4"}, {}),
+        (
+            "full_page_writes=off (unsafe unless the storage cannot tear pages)",
+            {},
+            {"full_page_writes": "off"},
+        ),
+    ]
+    out: list[Result] = []
+    for label, session, system in cases:
+        target = Target(
+            "public",
+            "price_snapshots",
+            with_settings(db.dsn, search_path="public", **session),
+            label,
+        )
+        try:
+            for name, value in system.items():
+                db.conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(name), sql.Literal(value)
+                    )
+                )
+            db.conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.5)
+            with psycopg.connect(target.dsn) as conn:
+                for name, value in {**session, **system}.items():
+                    row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+                    if row is None or str(row[0]) != value:
+                        raise RuntimeError(
+                            f"{name} stays {row[0] if row else '?'} (set on the command line?)"
+                        )
+            db.reset(target)
+            lsn = db.wal_lsn()
+            batches = data.split(batch_rows)
+            latencies, _ = _copy_batches(target, batches, None, label)
+            wal = db.wal_lsn() - lsn
+            summary = latency_summary(latencies, [b.n for b in batches])
+            out.append(
+                {"case": label, **summary, "wal_bytes": wal, "wal_bytes_per_row": wal / data.n}
+            )
+            log(f"  {label}: {summary['rows_per_s']:,.0f} rows/s, WAL {wal / data.n:.0f} bytes/row")
+        except (psycopg.Error, RuntimeError) as exc:  # e.g. lz4 not compiled in
+            reason = str(exc).strip().splitlines()[0]
+            out.append({"case": label, "skipped": reason})
+            log(f"  {label}: skipped ({reason})")
+        finally:
+            for name in system:
+                db.conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            db.conn.execute("SELECT pg_reload_conf()")
+    db.reset(db.public("price_snapshots", "price_snapshots"))
+    return {
+        "fsync": str(db.scalar("SHOW fsync")),
+        "batch_rows": batch_rows,
+        "cases": out,
+        "note": "each case starts right after a CHECKPOINT, so the first change to every page "
+        "writes a full-page image",
+    }
+
+
+def recommendations(result: Result) -> list[str]:
+    """Plain statements drawn from the numbers (the lead decides)."""
+    out: list[str] = []
+    variants = {v["variant"]: v for v in result["index_variants"]}
+    rows = list(variants.values())
+    schema, none = rows[1], rows[0]
+    out.append(
+        "index cost: the schema's index makes server COPY "
+        f"{none['rows_per_s'] / schema['rows_per_s']:.1f}x slower "
+        f"than no index ({schema['rows_per_s']:,.0f} vs {none['rows_per_s']:,.0f} rows/s)"
+    )
+    for v in rows[2:]:
+        out.append(f"{v['variant']}: {v['vs_schema']:.2f}x the schema's rate")
+    minute_unsorted, minute_sorted, big_unsorted, big_sorted = result["sorting"]
+    for unsorted, sorted_ in ((minute_unsorted, minute_sorted), (big_unsorted, big_sorted)):
+        gain = sorted_["rows_per_s"] / unsorted["rows_per_s"] - 1
+        out.append(
+            f"sorting {unsorted['batch_rows']:,}-row batches by (token_id, ts) before copy_prices: "
+            f"{gain:+.0%} rows/s (sort {sorted_['sort_ms_per_batch']:.1f} ms a batch, counted); "
+            "note the encoder regroups rows by token length and NULL pattern, so a sorted batch "
+            "reaches the server as ~10 sorted runs"
+        )
+    best = max(result["batch_sizes"], key=lambda r: r["rows_per_s"])
+    out.append(
+        "batch size: "
+        + ", ".join(
+            f"{r['batch_rows']:,} -> {r['rows_per_s']:,.0f} rows/s" for r in result["batch_sizes"]
+        )
+        + f"; best {best['batch_rows']:,}"
+    )
+    par = result["parallel"]
+    out.append(
+        f"2 connections: copy_prices {par[1]['speedup']:.2f}x, "
+        f"server COPY {par[3]['speedup']:.2f}x "
+        "the single-connection rate"
+    )
+    cases = [c for c in result["settings"].get("cases", []) if "rows_per_s" in c]
+    if cases:
+        base = cases[0]
+        for c in cases[1:]:
+            out.append(
+                f"{c['case']}: {c['rows_per_s'] / base['rows_per_s']:.2f}x rows/s, "
+                f"WAL {c['wal_bytes_per_row']:.0f} vs {base['wal_bytes_per_row']:.0f} bytes/row"
+            )
+        day_wal = base["wal_bytes_per_row"] * 11_520_000
+        out.append(
+            f"WAL for the planned day (11.52M rows) at {base['wal_bytes_per_row']:.0f} bytes/row: "
+            f"~{day_wal / 2**30:.1f} GiB (an upper bound: measured right after a checkpoint)"
+        )
+    return out
+
+
+def investigate(
+    db: BenchDB,
+    data: PriceData,
+    minute_data: PriceData,
+    minute_rows: int,
+    folder: Path,
+    server_reads: bool,
+    own_server: bool,
+) -> Result:
+    started = time.perf_counter()
+    variants = index_variants(db, data, folder, server_reads)
+    sorting, batch_sizes = sorting_and_batch_sizes(db, data, minute_data, minute_rows)
+    result: Result = {
+        "title": "Investigation: index maintenance, sorting, batch size, parallelism, settings",
+        "rows": data.n,
+        "index_variants": variants,
+        "sorting": sorting,
+        "batch_sizes": batch_sizes,
+        "parallel": parallel(db, data, sorting[2], folder, server_reads, variants[1]),
+        "settings": settings(db, data, own_server, sorting[2]["batch_rows"]),
+    }
+    result["recommendations"] = recommendations(result)
+    result["seconds"] = time.perf_counter() - started
+    return result

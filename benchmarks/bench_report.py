@@ -1,0 +1,458 @@
+"""The report of a benchmark run: ratios, targets met or not, the printed table, JSON, chart.
+
+``results`` is the run's JSON-ready dict (see ``run.py``); ``add_ratios``
+and ``targets`` add the derived figures to it, ``render`` makes the text
+table, ``write_json`` and ``write_chart`` the files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Result = dict[str, Any]
+
+COPY_PRICES = "pmstore copy_prices (columns)"
+BASELINE = "server COPY FROM file (binary)"
+CSV = "server COPY FROM file (CSV)"
+
+
+def _by_name(scenario: Result | None) -> dict[str, Result]:
+    if not scenario:
+        return {}
+    return {m["method"]: m for m in scenario.get("methods", []) if m.get("rows_per_s")}
+
+
+def add_ratios(scenario: Result) -> None:
+    """copy_prices against the server's binary and CSV COPY and the fastest Python peer."""
+    methods = _by_name(scenario)
+    ours = methods.get(COPY_PRICES)
+    peers = [m for m in methods.values() if m["group"] == "peer"]
+    fastest = max(peers, key=lambda m: m["rows_per_s"]) if peers else None
+    ratios: Result = {}
+    if ours:
+        if BASELINE in methods:
+            ratios["copy_prices_vs_server_binary"] = (
+                ours["rows_per_s"] / methods[BASELINE]["rows_per_s"]
+            )
+        if CSV in methods:
+            ratios["copy_prices_vs_server_csv"] = ours["rows_per_s"] / methods[CSV]["rows_per_s"]
+        if fastest:
+            ratios["copy_prices_vs_fastest_peer"] = ours["rows_per_s"] / fastest["rows_per_s"]
+            ratios["fastest_peer"] = fastest["method"]
+    scenario["ratios"] = ratios
+
+
+def _target(
+    name: str, measured: float | None, threshold: float, unit: str, at_least: bool, detail: str
+) -> Result:
+    met = (
+        None if measured is None else (measured >= threshold if at_least else measured <= threshold)
+    )
+    return {
+        "target": name,
+        "measured": measured,
+        "threshold": threshold,
+        "unit": unit,
+        "comparison": ">=" if at_least else "<=",
+        "met": met,
+        "detail": detail if measured is not None else "not measured in this run",
+    }
+
+
+def targets(results: Result) -> list[Result]:
+    """The issue's targets, each met, not met, or not measured (None)."""
+    scenarios = results["scenarios"]
+    full = scenarios.get("prices_full", {}).get("ratios", {})
+    bare = scenarios.get("prices_noindex", {}).get("ratios", {})
+    day = scenarios.get("day")
+    rss = scenarios.get("rss")
+    out = [
+        _target(
+            "full schema: copy_prices (columns) vs server binary COPY FROM file",
+            full.get("copy_prices_vs_server_binary"),
+            0.9,
+            "x",
+            True,
+            "ratio of rows/s, same rows, same empty table",
+        ),
+        _target(
+            "full schema: copy_prices (columns) vs server CSV COPY FROM file",
+            full.get("copy_prices_vs_server_csv"),
+            1.2,
+            "x",
+            True,
+            "ratio of rows/s, same rows, same empty table",
+        ),
+        _target(
+            "full schema: copy_prices (columns) vs fastest Python peer",
+            full.get("copy_prices_vs_fastest_peer"),
+            1.0,
+            "x",
+            True,
+            f"fastest peer: {full.get('fastest_peer')}",
+        ),
+        _target(
+            "no-index hypertable: copy_prices (columns) vs fastest Python peer",
+            bare.get("copy_prices_vs_fastest_peer"),
+            2.0,
+            "x",
+            True,
+            f"fastest peer: {bare.get('fastest_peer')}",
+        ),
+        _target(
+            "planned day: simulated time / ingest wall time",
+            day["realtime_ratio"] if day else None,
+            400.0,
+            "x",
+            True,
+            f"{day['minutes']} minutes of {day['tokens']:,} tokens" if day else "",
+        ),
+        _target(
+            "planned day: p99 latency of a minute batch",
+            day["batch_p99_ms"] if day else None,
+            250.0,
+            "ms",
+            False,
+            f"{day['minutes']} batches of {day['tokens']:,} rows" if day else "",
+        ),
+        _target(
+            "peak RSS growth, 1M rows in 10k-row batches via copy_prices",
+            rss["growth_mb"] if rss else None,
+            150.0,
+            "MB",
+            False,
+            f"{rss['rows']:,} rows in {rss['batches']} batches; "
+            f"baseline {rss['rss_after_imports_mb']:.0f} MB"
+            if rss
+            else "",
+        ),
+    ]
+    if results["args"].get("smoke"):
+        for t in out:
+            t["detail"] += " (smoke sizes: not meaningful)"
+    return out
+
+
+# -- the text table ----------------------------------------------------------------------------
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if a == "<" else c.rjust(w)
+            for c, w, a in zip(cells, widths, align, strict=True)
+        ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def _methods(
+    scenario: Result, extra: tuple[str, Callable[[Result], str]] | None = None
+) -> list[str]:
+    header = ["method", "rows", "rows/s", "seconds", "vs baseline"]
+    if extra:
+        header.append(extra[0])
+    header.append("note")
+    rows = []
+    for m in scenario["methods"]:
+        if m.get("skipped"):
+            row = (
+                [m["method"], "-", "skipped", "-", "-"] + (["-"] if extra else []) + [m["skipped"]]
+            )
+        else:
+            row = [
+                m["method"],
+                f"{m['rows']:,}",
+                _rate(m["rows_per_s"]),
+                f"{m['seconds']:.2f}",
+                f"{m.get('vs_baseline', 0):.2f}x",
+            ]
+            if extra:
+                row.append(extra[1](m))
+            row.append(m.get("note", ""))
+        rows.append(row)
+    return _table(header, rows, "<>>>>" + (">" if extra else "") + "<")
+
+
+def render(results: Result) -> str:
+    """The whole report as text."""
+    out: list[str] = []
+    meta, server = results["machine"], results["server"]
+    out += [
+        f"pmstore ingest benchmarks, {results['started_at']}"
+        + ("  [SMOKE: tiny sizes, figures not meaningful]" if results["args"].get("smoke") else ""),
+        f"machine: {meta['cpu_model']}, {meta['logical_cores']} cores, "
+        f"{meta['memory_gib']:.1f} GiB; load average at start {meta['loadavg_start'][0]:.2f}, "
+        f"at end {meta.get('loadavg_end', [0])[0]:.2f}",
+        f"server:  {server['description']} via {server['source']}",
+        f"settings: {server['note']}",
+        "         " + ", ".join(f"{k}={v}" for k, v in server["settings"].items()),
+        f"server-side COPY FROM file: {server['server_reads_files_note']}",
+        "",
+    ]
+    sc = results["scenarios"]
+    if "encode" in sc:
+        s = sc["encode"]
+        out += [f"== {s['title']}", f"   prices: {s['prices']}; books: {s['books']}"]
+        rows = [
+            [
+                i["name"],
+                f"{i['rows']:,}",
+                _rate(i["rows_per_s"]),
+                f"{i['seconds'] * 1000:.1f}",
+                f"{i['mib_per_s']:.0f}" if "mib_per_s" in i else "-",
+            ]
+            for i in s["items"]
+        ]
+        out += [*_table(["step (best of 3)", "rows", "rows/s", "ms", "MiB/s"], rows, "<>>>>"), ""]
+    for key in ("prices_full", "prices_noindex"):
+        if key in sc:
+            s = sc[key]
+            out += [f"== {s['title']}", f"   table {s['table']}; data: {s['data']}"]
+            out += _methods(s)
+            r = s.get("ratios", {})
+            if r:
+                parts = []
+                if "copy_prices_vs_server_binary" in r:
+                    parts.append(f"{r['copy_prices_vs_server_binary']:.2f}x server binary COPY")
+                if "copy_prices_vs_server_csv" in r:
+                    parts.append(f"{r['copy_prices_vs_server_csv']:.2f}x server CSV COPY")
+                if "copy_prices_vs_fastest_peer" in r:
+                    parts.append(
+                        f"{r['copy_prices_vs_fastest_peer']:.2f}x "
+                        f"the fastest peer ({r['fastest_peer']})"
+                    )
+                out.append("   copy_prices (columns) = " + ", ".join(parts))
+            out.append("")
+    if "orderbooks" in sc:
+        s = sc["orderbooks"]
+        out += [f"== {s['title']}", f"   data: {s['data']}"]
+        out += [*_methods(s, ("levels/s", lambda m: _rate(m.get("levels_per_s")))), ""]
+    if "trades" in sc:
+        s = sc["trades"]
+        out += [
+            f"== {s['title']}",
+            f"   {s['rows']:,} rows in {s['batches']} batches of {s['batch_rows']:,}: "
+            f"{_rate(s['rows_per_s'])} rows/s; {s['rows_inserted']:,} inserted, "
+            f"{s['duplicates_skipped']:,} duplicates skipped (checked against the table); "
+            f"batch p50 {s['batch_p50_ms']:.1f} ms, p99 {s['batch_p99_ms']:.1f} ms",
+            "",
+        ]
+    if "day" in sc:
+        s = sc["day"]
+        out += [
+            f"== {s['title']}",
+            f"   {s['rows']:,} rows in {s['seconds']:.1f} s of copy_prices "
+            f"({s['elapsed_with_generation_s']:.1f} s with data generation): "
+            f"{_rate(s['rows_per_s'])} rows/s, {s['realtime_ratio']:,.0f}x real time",
+            f"   batch p50 {s['batch_p50_ms']:.1f} ms, p99 {s['batch_p99_ms']:.1f} ms, "
+            f"max {s['batch_max_ms']:.1f} ms",
+            f"   chunk at the end: heap {s['heap_bytes'] / 2**20:,.0f} MiB, "
+            f"indexes {s['index_bytes'] / 2**20:,.0f} MiB",
+            "   rows/s by tenth of the run: "
+            + ", ".join(_rate(d["rows_per_s"]) for d in s["deciles"]),
+            "",
+        ]
+    if "rss" in sc:
+        s = sc["rss"]
+        out += [
+            f"== {s['title']}",
+            f"   RSS after imports {s['rss_after_imports_mb']:.0f} MB, "
+            f"before the loop {s['rss_before_loop_mb']:.0f} MB, "
+            f"peak sampled {s['rss_peak_sampled_mb']:.0f} MB, "
+            f"kernel high-water mark {s['vm_hwm_mb']:.0f} MB: "
+            f"growth {s['growth_mb']:.1f} MB",
+            "",
+        ]
+    if results.get("targets"):
+        out.append("== Targets")
+        rows = []
+        for t in results["targets"]:
+            measured = "-" if t["measured"] is None else f"{t['measured']:,.2f}{t['unit']}"
+            verdict = {True: "MET", False: "NOT MET", None: "not measured"}[t["met"]]
+            rows.append(
+                [
+                    t["target"],
+                    measured,
+                    f"{t['comparison']} {t['threshold']:g}{t['unit']}",
+                    verdict,
+                    t["detail"],
+                ]
+            )
+        out += [*_table(["target", "measured", "goal", "verdict", "detail"], rows, "<>><<"), ""]
+    if results.get("investigation"):
+        out += render_investigation(results["investigation"])
+    out.append(
+        "peak RSS of this benchmark process (it holds every generated data set): "
+        f"{results['peak_rss_mb']:.0f} MB"
+    )
+    return "\n".join(out)
+
+
+def render_investigation(inv: Result) -> list[str]:
+    out = [f"== {inv['title']} ({inv['rows']:,} rows)"]
+    rows = [
+        [
+            v["variant"],
+            _rate(v["rows_per_s"]),
+            f"{v['vs_schema']:.2f}x",
+            f"{v['index_bytes'] / 2**20:,.0f}",
+            f"{v['wal_bytes'] / max(inv['rows'], 1):,.0f}",
+        ]
+        for v in inv["index_variants"]
+    ]
+    out += ["-- index and collation variants, server binary COPY FROM file"]
+    out += _table(["variant", "rows/s", "vs schema", "index MiB", "WAL B/row"], rows, "<>>>>")
+    rows = [
+        [
+            s["case"],
+            f"{s['batches']:,}",
+            _rate(s["rows_per_s"]),
+            f"{s['batch_p50_ms']:.1f}",
+            f"{s['batch_p99_ms']:.1f}",
+            f"{s['sort_ms_per_batch']:.1f}",
+        ]
+        for s in [*inv["sorting"], *inv["batch_sizes"][:-1]]
+    ]
+    out += ["", "-- copy_prices into the full schema: sorting and batch size"]
+    out += _table(["case", "batches", "rows/s", "p50 ms", "p99 ms", "sort ms"], rows, "<>>>>>")
+    rows = [
+        [p["case"], _rate(p["rows_per_s"]), f"{p['speedup']:.2f}x" if "speedup" in p else ""]
+        for p in inv["parallel"]
+    ]
+    out += ["", "-- backfill over 1 or 2 connections"]
+    out += _table(["case", "rows/s", "speedup"], rows, "<>>")
+    settings = inv["settings"]
+    out += ["", "-- WAL settings, copy_prices into the full schema"]
+    if settings.get("skipped"):
+        out.append(f"   skipped: {settings['skipped']}")
+    else:
+        rows = [
+            [c["case"], "skipped: " + c["skipped"], "", ""]
+            if c.get("skipped")
+            else [
+                c["case"],
+                _rate(c["rows_per_s"]),
+                f"{c['wal_bytes_per_row']:,.0f}",
+                f"{c['batch_p99_ms']:.1f}",
+            ]
+            for c in settings["cases"]
+        ]
+        out += _table(["case", "rows/s", "WAL B/row", "p99 ms"], rows, "<>>>")
+        out.append(f"   ({settings['note']}; fsync={settings['fsync']})")
+    out += ["", "-- what the numbers say"] + [f"   * {r}" for r in inv["recommendations"]] + [""]
+    return out
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(results: Result, path: Path) -> None:
+    path.write_text(json.dumps(results, indent=1, default=_plain) + "\n")
+
+
+def write_chart(results: Result, path: Path) -> bool:
+    """Rows/s per method (prices, books), the day's batch latency; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sc = results["scenarios"]
+    panels = [k for k in ("prices_full", "prices_noindex", "orderbooks") if k in sc] + (
+        ["day"] if "day" in sc else []
+    )
+    if results.get("investigation"):
+        panels.append("investigation")
+    if not panels:
+        return False
+    from matplotlib.ticker import FuncFormatter
+
+    thousands = FuncFormatter(lambda x, _pos: f"{x:,.0f}")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False)
+    for ax, key in zip(axes[:, 0], panels, strict=True):
+        s = sc.get(key, {})
+        if key == "day":
+            lat = s["latencies_ms"]
+            ax.plot(
+                range(len(lat)),
+                lat,
+                lw=0.8,
+                color="tab:blue",
+                label="copy_prices latency per minute batch",
+            )
+            ax.axhline(
+                s["batch_p50_ms"],
+                color="tab:green",
+                ls="--",
+                lw=0.8,
+                label=f"p50 {s['batch_p50_ms']:.0f} ms",
+            )
+            ax.axhline(
+                s["batch_p99_ms"],
+                color="tab:red",
+                ls="--",
+                lw=0.8,
+                label=f"p99 {s['batch_p99_ms']:.0f} ms",
+            )
+            ax.set_xlabel("simulated minute")
+            ax.set_ylabel("ms per batch")
+            ax.set_title(f"{s['title']} ({s['realtime_ratio']:,.0f}x real time)", fontsize=9)
+            ax.legend(fontsize=8, loc="upper left")
+            continue
+        if key == "investigation":
+            inv = results["investigation"]
+            names = [v["variant"] for v in inv["index_variants"]][::-1]
+            rates = [v["rows_per_s"] for v in inv["index_variants"]][::-1]
+            ax.barh(names, rates, color="tab:gray")
+            for y, rate in enumerate(rates):
+                ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=7)
+            ax.set_xlabel("rows/s (server binary COPY FROM file)")
+            ax.set_xlim(0, max(rates, default=1) * 1.15)
+            ax.xaxis.set_major_formatter(thousands)
+            ax.set_title(
+                f"Investigation: index and collation variants, {inv['rows']:,} rows", fontsize=9
+            )
+            ax.tick_params(axis="y", labelsize=8)
+            continue
+        methods = [m for m in s["methods"] if m.get("rows_per_s")]
+        names = [m["method"] for m in methods][::-1]
+        rates = [m["rows_per_s"] for m in methods][::-1]
+        colors = {"pmstore": "tab:blue", "server": "tab:gray", "peer": "tab:orange"}
+        ax.barh(names, rates, color=[colors[m["group"]] for m in methods][::-1])
+        for y, rate in enumerate(rates):
+            ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=7)
+        ax.set_xlabel("rows/s")
+        ax.set_xlim(0, max(rates, default=1) * 1.15)
+        ax.xaxis.set_major_formatter(thousands)
+        ax.set_title(s["title"], fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(
+        f"pmstore ingest, {results['server']['description']}, "
+        f"{results['machine']['logical_cores']} cores",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,350 @@
+"""pmstore ingest benchmarks: pmstore's Writer against the server's own COPY and the Python peers.
+
+    python benchmarks/run.py [--rows N] [--day] [--smoke] [--investigate] [--out DIR]
+                             [--scenarios 1,2,...] [--repeat N] [--fsync]
+
+Server: ``PMSTORE_DSN`` (a database whose data tables are empty: the
+benchmarks TRUNCATE them), else a throwaway embedded TimescaleDB with
+pmstore's durable settings and fsync off (``--fsync`` turns it on). The
+schema is migrated with ``pmstore.migrations.apply``.
+
+Scenarios (``--scenarios``, default all; with ``--investigate`` alone, none):
+
+1. encode only, no database
+2. price snapshots into the full schema: every method on the same rows
+3. the same into a hypertable without indexes
+4. order-book snapshots (1-160 levels a side, string prices/sizes)
+5. trades with 5% repeated fills (copy_trades)
+6. the planned day: 8,000 tokens a minute, 60 minute batches (``--day``: 1,440)
+7. peak RSS of a fresh writer process over 1M rows in 10k-row batches
+
+``--investigate`` adds: index and collation variants, sorted batches, batch
+sizes, 2 connections, WAL settings. Prints a table; writes
+``bench-<time>.json`` (every figure, machine, server, settings) and
+``bench-<time>.png`` into ``bench-results/`` or ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bench_investigate
+import bench_report
+import bench_scenarios as scen
+import numpy as np
+import psycopg
+from bench_data import (
+    BOOK_COLUMNS,
+    PRICE_COLUMNS,
+    BookData,
+    PriceData,
+    book_files,
+    price_files,
+    summarize_prices,
+)
+from bench_methods import ServerCopy, book_methods, price_methods
+from bench_server import BenchDB, open_server
+
+from pmstore import __version__, migrate
+from pmstore.errors import PmstoreError
+
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much data each scenario uses."""
+
+    rows: int  # scenarios 2/3 and the investigation
+    books: int
+    trades: int
+    trade_batch: int
+    day_minutes: int
+    day_tokens: int
+    rss_batches: int
+    rss_batch_rows: int
+    minute_batches: int  # investigation: minute batches sorted vs not
+    minute_tokens: int
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Sizes:
+        if args.smoke:
+            rows = args.rows or 5_000
+            return cls(rows, 200, 1_000, 250, 1_440 if args.day else 3, 500, 5, 1_000, 3, 500)
+        rows = args.rows or 1_000_000
+        return cls(
+            rows=rows,
+            books=max(rows // 20, 100),
+            trades=max(rows // 10, 1_000),
+            trade_batch=10_000,
+            day_minutes=1_440 if args.day else 60,
+            day_tokens=8_000,
+            rss_batches=100,
+            rss_batch_rows=10_000,
+            minute_batches=60,
+            minute_tokens=8_000,
+        )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="pmstore ingest benchmarks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument(
+        "--rows", type=int, default=None, help="rows for scenarios 2/3 (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--day", action="store_true", help="scenario 6 over all 1,440 minutes (default 60)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: checks that everything runs"
+    )
+    parser.add_argument("--investigate", action="store_true", help="run the investigation too")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
+    parser.add_argument("--scenarios", default=None, help="comma-separated numbers, e.g. 2,3,6")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each method in scenarios 2-4 (best counts)"
+    )
+    parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
+    args = parser.parse_args(argv)
+    if args.scenarios is None:
+        args.selected = () if args.investigate else ALL_SCENARIOS
+    else:
+        try:
+            args.selected = tuple(sorted({int(x) for x in args.scenarios.split(",") if x.strip()}))
+        except ValueError:
+            parser.error(f"--scenarios takes numbers like 1,2,6, not {args.scenarios!r}")
+        if not set(args.selected) <= set(ALL_SCENARIOS):
+            parser.error(f"scenarios are numbered {ALL_SCENARIOS[0]}..{ALL_SCENARIOS[-1]}")
+    if args.rows is not None and args.rows < 1:
+        parser.error("--rows must be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be positive")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    info: dict[str, Any] = {
+        "cpu_model": model,
+        "logical_cores": os.cpu_count(),
+        "memory_gib": memory / 2**30,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "psycopg": psycopg.__version__,
+        "pmstore": __version__,
+        "loadavg_start": list(os.getloadavg()),
+    }
+    try:
+        import psutil
+
+        info["physical_cores"] = psutil.cpu_count(logical=False)
+    except ImportError:
+        info["physical_cores"] = None
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = Sizes.of(args)
+    started = time.perf_counter()
+    stamp = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "schema": "pmstore-bench/1",
+        "started_at": stamp.isoformat(timespec="seconds"),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "sizes": asdict(sizes),
+        "machine": machine(),
+        "scenarios": {},
+        "investigation": None,
+    }
+    if results["machine"]["loadavg_start"][0] > 0.5 * (os.cpu_count() or 1):
+        scen.log(
+            f"warning: load average {results['machine']['loadavg_start'][0]:.2f} at start: "
+            "figures may be low"
+        )
+    files_dir = Path(tempfile.mkdtemp(prefix="pmstore-bench-files-"))
+    files_dir.chmod(0o755)  # the server's OS user reads the files
+    try:
+        with open_server(fsync=args.fsync) as server:
+            scen.log(f"server: {server.source}")
+            migrate(server.dsn)
+            db = BenchDB(server.dsn)
+            try:
+                busy = db.non_empty_tables()
+                if busy:
+                    scen.log(
+                        f"refusing to run: {', '.join(busy)} already hold rows and the benchmarks "
+                        "TRUNCATE them; point PMSTORE_DSN at a scratch database"
+                    )
+                    return 2
+                reads, why = db.server_reads_files(files_dir)
+                info = db.info()
+                results["server"] = {
+                    "source": server.source,
+                    "description": str(info),
+                    "postgres_version": info.postgres_version,
+                    "timescaledb_version": info.timescaledb_version,
+                    "edition": info.edition,
+                    "license": info.license,
+                    "settings": db.settings(),
+                    "note": server.note,
+                    "superuser": db.superuser,
+                    "server_reads_files": reads,
+                    "server_reads_files_note": why
+                    if reads
+                    else f"no ({why}): file bytes are streamed FROM STDIN",
+                }
+                run_all(args, sizes, db, files_dir, reads, server.own, results)
+            finally:
+                db.drop_bench_schemas()
+                db.reset(
+                    db.public("price_snapshots", ""),
+                    db.public("orderbook_snapshots", ""),
+                    db.public("trades", ""),
+                )
+                db.close()
+    except (PmstoreError, psycopg.Error) as exc:
+        scen.log(f"benchmark failed: {exc}")
+        return 1
+    finally:
+        shutil.rmtree(files_dir, ignore_errors=True)
+
+    results["machine"]["loadavg_end"] = list(os.getloadavg())
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    results["duration_s"] = time.perf_counter() - started
+    results["targets"] = bench_report.targets(results) if args.selected else []
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"bench-{stamp:%Y%m%d-%H%M%S}" + ("-smoke" if args.smoke else "")
+    json_path, png_path = args.out / f"{name}.json", args.out / f"{name}.png"
+    results["files"] = {"json": str(json_path), "chart": str(png_path)}
+    charted = bench_report.write_chart(results, png_path)
+    if not charted:
+        results["files"]["chart"] = None
+    bench_report.write_json(results, json_path)
+    print(bench_report.render(results))
+    print(
+        f"\nJSON: {json_path}"
+        + (
+            f"\nchart: {png_path}"
+            if charted
+            else "\nchart: none (no matplotlib, or nothing to plot)"
+        )
+    )
+    print(f"total {results['duration_s']:.0f} s")
+    return 0
+
+
+def run_all(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    db: BenchDB,
+    files_dir: Path,
+    server_reads: bool,
+    own_server: bool,
+    results: dict[str, Any],
+) -> None:
+    """Generate the data sets the selected scenarios need, then run them in order."""
+    selected = set(args.selected)
+    out = results["scenarios"]
+    prices = books = None
+    if selected & {1, 2, 3} or args.investigate:
+        scen.log(f"generating {sizes.rows:,} price snapshots ...")
+        prices = PriceData.generate(sizes.rows)
+    if selected & {1, 4}:
+        scen.log(f"generating {sizes.books:,} order books ...")
+        books = BookData.generate(sizes.books)
+    if 1 in selected:
+        assert prices is not None and books is not None
+        out["encode"] = scen.encode(prices, books)
+    if selected & {2, 3}:
+        assert prices is not None
+        scen.log("preparing the price rows in every input form (CSV, binary, records, tuples) ...")
+        files = price_files(db, prices, files_dir, "prices")
+        _ = prices.rows, prices.records
+        binary = ServerCopy(files.binary, "binary", PRICE_COLUMNS, prices.n, server_reads)
+        csv = ServerCopy(files.csv, "csv", PRICE_COLUMNS, prices.n, server_reads)
+        methods = price_methods(binary, csv)
+        if 2 in selected:
+            target = db.public("price_snapshots", "price_snapshots")
+            out["prices_full"] = scen.prices(
+                db,
+                target,
+                methods,
+                prices,
+                "2. Price snapshots -> full schema "
+                '(price_snapshots: hypertable, (token_id COLLATE "C", ts DESC) index)',
+                lambda: summarize_prices(db, target.qualified),
+                args.repeat,
+            )
+            bench_report.add_ratios(out["prices_full"])
+        if 3 in selected:
+            bare = db.price_table("bench_noindex", "no index", collation="C", indexes=[])
+            out["prices_noindex"] = scen.prices(
+                db,
+                bare,
+                methods,
+                prices,
+                "3. Price snapshots -> the same hypertable without any index "
+                "(bench_noindex.price_snapshots)",
+                lambda: summarize_prices(db, bare.qualified),
+                args.repeat,
+            )
+            bench_report.add_ratios(out["prices_noindex"])
+        files.csv.unlink()
+        files.binary.unlink()
+    if 4 in selected:
+        assert books is not None
+        scen.log("preparing the order books in every input form ...")
+        bfiles = book_files(db, books, files_dir)
+        _ = books.rows
+        out["orderbooks"] = scen.orderbooks(
+            db,
+            book_methods(
+                ServerCopy(bfiles.binary, "binary", BOOK_COLUMNS, books.n, server_reads),
+                ServerCopy(bfiles.csv, "csv", BOOK_COLUMNS, books.n, server_reads),
+            ),
+            books,
+            args.repeat,
+        )
+    if 5 in selected:
+        out["trades"] = scen.trades(db, sizes.trades, sizes.trade_batch)
+    if 6 in selected:
+        out["day"] = scen.day(db, sizes.day_minutes, sizes.day_tokens)
+    if 7 in selected:
+        out["rss"] = scen.rss(db, sizes.rss_batches, sizes.rss_batch_rows)
+    if args.investigate:
+        assert prices is not None
+        scen.log("generating the investigation's minute batches ...")
+        minute_data = PriceData.generate(
+            sizes.minute_batches * sizes.minute_tokens, tokens=sizes.minute_tokens, seed=6
+        )
+        results["investigation"] = bench_investigate.investigate(
+            db, prices, minute_data, sizes.minute_tokens, files_dir, server_reads, own_server
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
