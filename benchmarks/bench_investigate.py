@@ -21,48 +21,60 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_data import PRICE_COLUMNS, PriceData, price_files, summarize_prices
+from bench_data import PRICE_COLUMNS, Files, PriceData, price_files, summarize_prices
 from bench_methods import ServerCopy
 from bench_scenarios import latency_summary, log, matches
 from bench_server import BenchDB, Target, with_settings
 from psycopg import sql
 from tqdm import tqdm
 
-from pmstore import Writer
+from pmstore import PriceBatch, Writer
+from pmstore.copy_encoding import encode_prices
 
 Result = dict[str, Any]
 
 SCHEMA_INDEX = "(token_id, ts DESC)"
 
 
-def _load_file(db: BenchDB, target: Target, path: Path, rows: int, server_reads: bool) -> Result:
+def _load_file(
+    db: BenchDB, target: Target, path: Path, rows: int, server_reads: bool, repeat: int
+) -> Result:
+    """Server binary COPY of ``path`` into ``target``, best of ``repeat``; sizes and WAL."""
+    runs = []
+    for _ in range(repeat):
+        db.reset(target)
+        lsn = db.wal_lsn()
+        runs.append(ServerCopy(path, "binary", PRICE_COLUMNS, rows, server_reads)(target, None))
+        wal = db.wal_lsn() - lsn
+        got = summarize_prices(db, target.qualified)
+        if got["rows"] != rows:
+            raise RuntimeError(f"{target.schema}: {got['rows']} rows loaded of {rows}")
+        heap, index = db.table_bytes(target)
     db.reset(target)
-    lsn = db.wal_lsn()
-    run = ServerCopy(path, "binary", PRICE_COLUMNS, rows, server_reads)(target, None)
-    wal = db.wal_lsn() - lsn
-    got = summarize_prices(db, target.qualified)
-    if got["rows"] != rows:
-        raise RuntimeError(f"{target.schema}: {got['rows']} rows loaded of {rows}")
-    heap, index = db.table_bytes(target)
-    db.reset(target)
+    best = min(runs, key=lambda r: r.seconds)
     return {
-        "rows_per_s": run.rows_per_s,
-        "seconds": run.seconds,
+        "rows_per_s": best.rows_per_s,
+        "all_rows_per_s": [r.rows_per_s for r in runs],
+        "seconds": best.seconds,
         "index_bytes": index,
         "heap_bytes": heap,
         "wal_bytes": wal,
     }
 
 
-def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: bool) -> list[Result]:
-    """Server binary COPY of the same file into tables that differ only in indexes/collation."""
+def index_variants(
+    db: BenchDB, data: PriceData, files: Files, folder: Path, server_reads: bool, repeat: int
+) -> list[Result]:
+    """Server binary COPY of the same file into tables differing only in indexes/collation.
+
+    Best of ``repeat`` runs of each, in order (a variant's runs follow each other).
+    """
     log("investigation: index and collation variants (server binary COPY FROM file)")
-    files = price_files(db, data, folder, "investigate")
     sorted_files = price_files(db, data.sorted(), folder, "investigate-sorted")
     datcollate = str(
         db.scalar("SELECT datcollate FROM pg_database WHERE datname = current_database()")
@@ -92,8 +104,9 @@ def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: boo
             files.binary,
         ),
     ]
-    for name in ("en_US.utf8", "en_US", "und-x-icu"):
-        if db.collation_exists(name):
+    for choices in (("en_US.utf8", "en_US"), ("en-US-x-icu", "und-x-icu")):  # libc, ICU
+        name = next((c for c in choices if db.collation_exists(c)), None)
+        if name is not None and name != datcollate:
             variants.append(
                 (
                     f'COLLATE "{name}", (token_id, ts DESC)',
@@ -103,8 +116,6 @@ def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: boo
                     files.binary,
                 )
             )
-            if name.startswith("en_US"):
-                break  # one libc locale is enough
     variants.append(
         (
             "schema index + TimescaleDB default (ts DESC) index",
@@ -122,7 +133,7 @@ def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: boo
             "variant": label,
             "collation": collation,
             "indexes": indexes,
-            **_load_file(db, target, path, data.n, server_reads),
+            **_load_file(db, target, path, data.n, server_reads, repeat),
         }
         log(
             f"    {result['rows_per_s']:,.0f} rows/s, index {result['index_bytes'] / 2**20:.0f} MiB"
@@ -131,6 +142,74 @@ def index_variants(db: BenchDB, data: PriceData, folder: Path, server_reads: boo
     schema_rate = out[1]["rows_per_s"]
     for entry in out:
         entry["vs_schema"] = entry["rows_per_s"] / schema_rate
+    return out
+
+
+def client_cost(db: BenchDB, data: PriceData, files: Files, server_reads: bool) -> list[Result]:
+    """Where copy_prices' time goes, on the index-free table where the client's cost shows.
+
+    One call of all the rows, best of 3 each: copy_prices as is; with a
+    batch id given (no content digest); from a built and validated batch;
+    pmstore's encoder straight into psycopg's COPY (no Writer: no
+    validation, ingest log or digest); the same bytes encoded beforehand;
+    the server's own binary COPY FROM file.
+    """
+    log("investigation: where copy_prices' time goes (hypertable without indexes, best of 3)")
+    target = db.price_table("bench_cc", "no index", collation="C", indexes=[])
+    batch = PriceBatch.from_columns(data.columns).validated()
+    encoded = list(encode_prices(batch))
+    query = sql.SQL("COPY {} (ts, token_id, price, volume_24h) FROM STDIN (FORMAT binary)").format(
+        target.qualified
+    )
+    ids = iter(range(1_000_000))
+    writer = Writer(target.dsn)
+    conn = psycopg.connect(target.dsn)
+
+    def stream(chunks: Callable[[], Iterable[bytes]]) -> Callable[[], None]:
+        def run() -> None:
+            with conn.cursor() as cur, cur.copy(query) as copy:
+                for chunk in chunks():
+                    copy.write(chunk)
+            conn.commit()
+
+        return run
+
+    copy = ServerCopy(files.binary, "binary", PRICE_COLUMNS, data.n, server_reads)
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("copy_prices(columns)", lambda: writer.copy_prices(data.columns)),
+        (
+            "copy_prices(columns, batch_id=...): no content digest",
+            lambda: writer.copy_prices(data.columns, batch_id=f"bench-{next(ids)}"),
+        ),
+        (
+            "copy_prices(validated PriceBatch, batch_id=...): no digest, no conversion",
+            lambda: writer.copy_prices(batch, batch_id=f"bench-{next(ids)}"),
+        ),
+        ("encode_prices -> psycopg Copy.write (no Writer)", stream(lambda: encode_prices(batch))),
+        ("bytes encoded beforehand -> psycopg Copy.write", stream(lambda: encoded)),
+        ("server binary COPY FROM file", lambda: copy.load(conn, target)),
+    ]
+    out: list[Result] = []
+    try:
+        _ = writer.connection
+        for label, work in cases:
+            times = []
+            for _ in range(3):
+                db.reset(target)
+                started = time.perf_counter()
+                work()
+                times.append(time.perf_counter() - started)
+                if summarize_prices(db, target.qualified)["rows"] != data.n:
+                    raise RuntimeError(f"{label}: wrong row count")
+            out.append({"case": label, "seconds": min(times), "rows_per_s": data.n / min(times)})
+            log(f"  {label}: {out[-1]['rows_per_s']:,.0f} rows/s")
+    finally:
+        writer.close()
+        conn.close()
+        db.reset(target)
+    server = out[-1]["rows_per_s"]
+    for entry in out:
+        entry["vs_server"] = entry["rows_per_s"] / server
     return out
 
 
@@ -411,12 +490,25 @@ def recommendations(result: Result) -> list[str]:
     rows = list(variants.values())
     schema, none = rows[1], rows[0]
     out.append(
-        "index cost: the schema's index makes server COPY "
-        f"{none['rows_per_s'] / schema['rows_per_s']:.1f}x slower "
-        f"than no index ({schema['rows_per_s']:,.0f} vs {none['rows_per_s']:,.0f} rows/s)"
+        f"index cost: server binary COPY runs at {schema['rows_per_s']:,.0f} rows/s with the "
+        f"schema's index, {none['rows_per_s']:,.0f} without "
+        f"({none['rows_per_s'] / schema['rows_per_s']:.2f}x)"
     )
     for v in rows[2:]:
         out.append(f"{v['variant']}: {v['vs_schema']:.2f}x the schema's rate")
+    costs = {c["case"]: c for c in result["client_cost"]}
+    full, raw = (
+        costs["copy_prices(columns)"],
+        costs["encode_prices -> psycopg Copy.write (no Writer)"],
+    )
+    no_digest = costs["copy_prices(columns, batch_id=...): no content digest"]
+    out.append(
+        "client cost (table without indexes): copy_prices(columns) runs at "
+        f"{full['vs_server']:.2f}x the server's binary COPY; without the content digest "
+        f"{no_digest['vs_server']:.2f}x; pmstore's encoder alone into psycopg "
+        f"{raw['vs_server']:.2f}x (encoding overlaps the server's work, the digest and "
+        "validation before the COPY do not)"
+    )
     minute_unsorted, minute_sorted, big_unsorted, big_sorted = result["sorting"]
     for unsorted, sorted_ in ((minute_unsorted, minute_sorted), (big_unsorted, big_sorted)):
         gain = sorted_["rows_per_s"] / unsorted["rows_per_s"] - 1
@@ -464,14 +556,20 @@ def investigate(
     folder: Path,
     server_reads: bool,
     own_server: bool,
+    repeat: int = 1,
 ) -> Result:
+    """Every part of the investigation, and the statements drawn from it."""
     started = time.perf_counter()
-    variants = index_variants(db, data, folder, server_reads)
+    files = price_files(db, data, folder, "investigate")
+    variants = index_variants(db, data, files, folder, server_reads, repeat)
+    costs = client_cost(db, data, files, server_reads)
     sorting, batch_sizes = sorting_and_batch_sizes(db, data, minute_data, minute_rows)
     result: Result = {
-        "title": "Investigation: index maintenance, sorting, batch size, parallelism, settings",
+        "title": "Investigation: index maintenance, client cost, sorting, batch size, "
+        "parallelism, settings",
         "rows": data.n,
         "index_variants": variants,
+        "client_cost": costs,
         "sorting": sorting,
         "batch_sizes": batch_sizes,
         "parallel": parallel(db, data, sorting[2], folder, server_reads, variants[1]),

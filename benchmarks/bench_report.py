@@ -315,6 +315,11 @@ def render_investigation(inv: Result) -> list[str]:
     out += ["-- index and collation variants, server binary COPY FROM file"]
     out += _table(["variant", "rows/s", "vs schema", "index MiB", "WAL B/row"], rows, "<>>>>")
     rows = [
+        [c["case"], _rate(c["rows_per_s"]), f"{c['vs_server']:.2f}x"] for c in inv["client_cost"]
+    ]
+    out += ["", "-- where copy_prices' time goes: one call of all the rows, no index, best of 3"]
+    out += _table(["case", "rows/s", "vs server"], rows, "<>>")
+    rows = [
         [
             s["case"],
             f"{s['batches']:,}",

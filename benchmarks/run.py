@@ -116,7 +116,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
     parser.add_argument("--scenarios", default=None, help="comma-separated numbers, e.g. 2,3,6")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs of each method in scenarios 2-4 (best counts)"
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs of each method in scenarios 2-4, the best counts (default 2; --smoke 1)",
     )
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
     args = parser.parse_args(argv)
@@ -131,6 +134,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"scenarios are numbered {ALL_SCENARIOS[0]}..{ALL_SCENARIOS[-1]}")
     if args.rows is not None and args.rows < 1:
         parser.error("--rows must be positive")
+    if args.repeat is None:
+        args.repeat = 1 if args.smoke else 2
     if args.repeat < 1:
         parser.error("--repeat must be positive")
     return args
@@ -192,14 +197,15 @@ def main(argv: list[str] | None = None) -> int:
             scen.log(f"server: {server.source}")
             migrate(server.dsn)
             db = BenchDB(server.dsn)
+            busy = db.non_empty_tables()
+            if busy:
+                db.close()
+                scen.log(
+                    f"refusing to run: {', '.join(busy)} already hold rows and the benchmarks "
+                    "TRUNCATE them; point PMSTORE_DSN at a scratch database"
+                )
+                return 2
             try:
-                busy = db.non_empty_tables()
-                if busy:
-                    scen.log(
-                        f"refusing to run: {', '.join(busy)} already hold rows and the benchmarks "
-                        "TRUNCATE them; point PMSTORE_DSN at a scratch database"
-                    )
-                    return 2
                 reads, why = db.server_reads_files(files_dir)
                 info = db.info()
                 results["server"] = {
@@ -218,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                     else f"no ({why}): file bytes are streamed FROM STDIN",
                 }
                 run_all(args, sizes, db, files_dir, reads, server.own, results)
-            finally:
+            finally:  # leave the database as found: empty tables, no bench_* schemas
                 db.drop_bench_schemas()
                 db.reset(
                     db.public("price_snapshots", ""),
@@ -342,7 +348,14 @@ def run_all(
             sizes.minute_batches * sizes.minute_tokens, tokens=sizes.minute_tokens, seed=6
         )
         results["investigation"] = bench_investigate.investigate(
-            db, prices, minute_data, sizes.minute_tokens, files_dir, server_reads, own_server
+            db,
+            prices,
+            minute_data,
+            sizes.minute_tokens,
+            files_dir,
+            server_reads,
+            own_server,
+            args.repeat,
         )
 
 

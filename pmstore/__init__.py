@@ -16,6 +16,11 @@ Modules, one per responsibility:
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
 - ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
 - ``pmstore.polymarket``    Polymarket API payloads -> records
+- ``pmstore.ingest``        files of payloads -> the Writer (``pmstore ingest``)
+- ``pmstore.synthetic``     realistic synthetic market data (demo, benchmarks)
+- ``pmstore.demo``          ``pmstore demo``: the main job on synthetic data
+- ``pmstore.status``        ``pmstore status``: the state of a deployment
+- ``pmstore.dsn``           connection strings: sources, redaction, yoyo URLs
 - ``pmstore.cli``           the ``pmstore`` command line
 - ``pmstore.errors``        the error hierarchy
 """

@@ -21,6 +21,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -44,6 +45,7 @@ class Target:
 
     @property
     def where(self) -> str:
+        """A password-free description of the server, for messages."""
         kind = f"embedded server in {self.embedded.home}" if self.embedded else "server"
         return f"{describe(self.dsn)} ({kind})"
 
@@ -78,6 +80,7 @@ def _connect(target: Target) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
+    """`pmstore db ACTION`: manage the embedded server (or show the given one)."""
     dsn = _given_dsn(args)
     if dsn is not None:
         # A server was given: nothing to start or stop, only to check and show.
@@ -127,6 +130,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """`pmstore migrate`: apply, list, roll back, or unlock the migrations."""
     target = _target(args)
     if args.break_lock:
         migrations.break_lock(target.dsn)
@@ -160,6 +164,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """`pmstore status`: print the server's and the schema's state."""
     from pmstore.status import collect, render
 
     target = _target(args)
@@ -172,9 +177,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`pmstore demo`: synthetic data through the Writer, with a summary."""
     from pmstore.demo import run_demo
 
     target = _target(args)
+    end = None
+    if args.end:
+        try:
+            end = datetime.fromisoformat(args.end)
+        except ValueError:
+            raise ConfigurationError(f"--end: not an ISO time: {args.end!r}") from None
     return run_demo(
         target.dsn,
         target.where,
@@ -182,6 +194,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tokens=args.tokens,
         seed=args.seed,
         progress=not args.no_progress,
+        end=end,
+        require_empty=target.embedded is None and not args.force,
     )
 
 
@@ -189,6 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """`pmstore ingest PATH...`: write files of Polymarket payloads."""
     from tqdm import tqdm
 
     from pmstore.ingest import ingest_files, write_rejects
@@ -294,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tokens", type=int, default=8000, help="tokens per minute (default 8000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--end",
+        help="end of the simulated period, ISO time with zone "
+        "(default: the start of the current hour, UTC)",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a given server's database even if it already holds data",
+    )
     demo.set_defaults(func=cmd_demo)
 
     status = sub.add_parser(
@@ -343,6 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pmstore: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a library's own error (yoyo...): still one line
+        if args.verbose:
+            traceback.print_exc()
+        message = redact(str(exc)).strip().splitlines()
+        detail = message[0] if message else ""
+        print(
+            f"pmstore: error: {type(exc).__name__}: {detail} (--verbose for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

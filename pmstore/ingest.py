@@ -5,9 +5,11 @@ payload per line); any of them may be gzip-compressed (``.gz`` or by magic
 bytes). Each payload is recognised and converted by ``pmstore.polymarket``;
 records are written through the Writer in batches of ``batch_rows``.
 
-Re-running the same files writes nothing new: COPY batches are cut the same
-way each time, so their content-derived batch ids are already in the ingest
-log; trades are de-duplicated on their key; markets and resolutions are
+Re-running the same files (with the same ``batch_rows``) writes nothing new:
+COPY batches are cut the same way each time, so their content-derived batch
+ids are already in the ingest log (a JSON-lines file that grew between runs
+re-sends its last partial batch, whose price and book rows, having no natural
+key, are then written again); trades are de-duplicated on their key; markets and resolutions are
 merged over the whole run (the last payload of a condition id wins) and
 upserted once, touching only rows whose values changed.
 """
@@ -121,7 +123,12 @@ class _Pending:
         for name in ("prices", "orderbooks", "trades"):
             getattr(self.converted, name).extend(getattr(converted, name))
         self.markets.update((m.condition_id, m) for m in converted.markets)
-        self.resolutions.update((r.condition_id, r) for r in converted.resolutions)
+        for res in converted.resolutions:
+            # Same precedence as the upsert: a final 'resolved' is not replaced
+            # by a later payload with another status (a stale message).
+            kept = self.resolutions.get(res.condition_id)
+            if kept is None or kept.status != "resolved" or res.status == "resolved":
+                self.resolutions[res.condition_id] = res
 
     def size(self) -> int:
         return self.converted.record_count

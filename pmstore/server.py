@@ -369,18 +369,33 @@ class EmbeddedServer:
         (self.home / "port").write_text(f"{port}\n")
 
     def _pid(self) -> int | None:
+        """The postmaster's pid when it runs (a stale pid file of a reused pid is ignored)."""
         pidfile = self.data_dir / "postmaster.pid"
         try:
             pid = int(pidfile.read_text().splitlines()[0])
         except (FileNotFoundError, ValueError, IndexError, PermissionError):
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
             return None
-        except PermissionError:
-            return pid
-        return pid
+        except OSError:
+            return pid  # no /proc to check: trust the pid file
+        return pid if b"postgres" in cmdline else None
+
+    def _ensure_free_port(self) -> None:
+        """Before a start: when another program took the port, move to a free one."""
+        port = self.port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port or 0))
+                return
+            except OSError:
+                pass
+        new = _free_port()
+        (self.home / "port").write_text(f"{new}\n")
+        user, password = self.passfile.read_text().strip().split(":", 4)[3:]
+        self.passfile.write_text(f"127.0.0.1:{new}:*:{user}:{password}\n")
 
     def status(self) -> ServerStatus:
         """Return whether the server is initialised and running, its pid and port."""
@@ -396,6 +411,7 @@ class EmbeddedServer:
         """
         self.init()
         if self._pid() is None:
+            self._ensure_free_port()
             port = self.port
             options = [
                 "-c listen_addresses=127.0.0.1",

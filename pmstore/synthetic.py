@@ -8,6 +8,7 @@ Used by the benchmarks and by ``pmstore demo``::
     minute = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     prices = sim.prices(minute)                 # PriceBatch: one row per token
     books = sim.orderbooks(minute, 500)         # OrderbookBatch: 500 books
+    raw = sim.orderbook_columns(minute, 500)    # the same as Polymarket sends them (strings)
     trades = sim.trades(minute, 2_000)          # TradeBatch: 5% repeated fills
     markets, resolutions = sim.markets(), sim.resolutions(10)
 

@@ -231,42 +231,53 @@ class Writer:
         attempt = 0
         while True:
             attempt += 1
-            conn = self.connection
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                raise ConfigurationError(
-                    "the Writer's connection is inside a transaction: "
-                    "commit or roll back before writing (each Writer call commits)"
-                )
             try:
+                conn = self._usable_connection()
                 with conn.transaction():
                     written, skipped = body(conn)
                 return written, skipped, attempt
             except psycopg.OperationalError as exc:
-                lost = conn.closed or conn.broken
-                if not lost:
+                if self._conn is not None and not (self._conn.closed or self._conn.broken):
                     raise WriteError(self._describe_error(table, exc)) from None
+                reason = redact(str(exc)).strip()
                 if self._dsn is None:
                     raise ConnectionLostError(
                         f"connection lost while writing {table}; the Writer was given this "
-                        f"connection and cannot replace it: {redact(str(exc)).strip()}"
+                        f"connection and cannot replace it: {reason}"
                     ) from None
                 if attempt > self.retries:
                     raise ConnectionLostError(
                         f"connection to {describe(self._dsn)} lost while writing {table}, "
-                        f"{attempt} attempt(s): {redact(str(exc)).strip()}"
+                        f"gave up after {attempt} attempt(s): {reason}"
                     ) from None
                 delay = self.backoff * 2 ** (attempt - 1)
                 logger.warning(
-                    "connection lost while writing %s (attempt %d), retrying in %.2fs: %s",
+                    "connection lost while writing %s (attempt %d of %d), retrying in %.2fs: %s",
                     table,
                     attempt,
+                    self.retries + 1,
                     delay,
-                    redact(str(exc)).strip(),
+                    reason,
                 )
                 self._conn = None
                 time.sleep(delay)
             except psycopg.Error as exc:
                 raise WriteError(self._describe_error(table, exc)) from None
+
+    def _usable_connection(self) -> Conn:
+        """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
+        if self._dsn is not None and (self._conn is None or self._conn.closed):
+            self._conn = None
+            self._conn = psycopg.connect(
+                self._dsn, autocommit=False, application_name="pmstore-writer"
+            )
+        assert self._conn is not None
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise ConfigurationError(
+                "the Writer's connection is inside a transaction: "
+                "commit or roll back before writing (each Writer call commits)"
+            )
+        return self._conn
 
     def _describe_error(self, table: str, exc: psycopg.Error) -> str:
         state = f" [SQLSTATE {exc.sqlstate}]" if exc.sqlstate else ""

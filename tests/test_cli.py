@@ -141,7 +141,9 @@ def test_status_on_both_editions(edition: str, request: pytest.FixtureRequest) -
 def test_demo_summary_matches_the_database(server: TestServer) -> None:
     dsn = server.create_database("t_cli_demo")
     try:
-        done = pmstore("demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress")
+        demo = ["demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress"]
+        demo += ["--end", "2026-03-01T12:00:00+00:00"]
+        done = pmstore(*demo)
         assert done.returncode == 0, done.stderr
         text = done.stdout
         with psycopg.connect(dsn) as conn:
@@ -166,8 +168,11 @@ def test_demo_summary_matches_the_database(server: TestServer) -> None:
         assert counts["markets"] == 200 and counts["resolutions"] >= 2 and fifty == (1,)
         assert "hourly candles" in text and "p99" in text
         # The same hour again: every batch is already in the ingest log.
-        again = pmstore("demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress")
-        assert again.returncode == 0
+        refused = pmstore(*demo)
+        assert refused.returncode == 1 and "--force" in refused.stderr
+        again = pmstore(*demo, "--force")
+        assert again.returncode == 0, again.stderr
+        assert "3 price batch(es) were already written" in again.stdout
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT count(*) FROM price_snapshots").fetchone() == (1200,)
     finally:

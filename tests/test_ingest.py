@@ -91,7 +91,8 @@ def test_ingest_shared_payloads_twice(server: TestServer, tmp_path: Path) -> Non
         counts = table_counts(dsn)
         for table in ("markets", "resolutions", "price_snapshots", "orderbook_snapshots"):
             assert counts[table] == want[table], table
-        assert counts["trades"] >= 1 and counts["markets"] > 1000
+        assert counts["trades"] == len(want["trades_with_ids"]) >= 1
+        assert counts["markets"] > 1000
         assert f"rejected: {want['rejects']} payload part(s)" in first.stdout
         lines = rejects_file.read_text().splitlines()
         assert len(lines) == want["rejects"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,21 @@ def test_default_home_honours_pmstore_home(monkeypatch: pytest.MonkeyPatch, tmp_
         assert default_home() == expected
     else:
         assert "pmstore" in str(default_home())
+
+
+def test_start_moves_to_a_free_port_when_its_port_was_taken(reachable_dir: Path) -> None:
+    server = EmbeddedServer(reachable_dir / "home", durable=False)
+    try:
+        server.start()
+        old = server.port
+        server.stop()
+        assert old is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+            squatter.bind(("127.0.0.1", old))
+            squatter.listen()
+            server.start()
+            assert server.port != old
+            with psycopg.connect(server.dsn()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop(mode="immediate")

@@ -403,7 +403,7 @@ def _kill_when_copying(db: str, pid: int, seen: threading.Event) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             row = killer.execute(
-                "SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)
+                "SELECT query FROM pg_stat_activity WHERE pid = %s AND state = 'active'", (pid,)
             ).fetchone()
             if row and str(row[0]).startswith("COPY"):
                 killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
@@ -455,6 +455,8 @@ def test_retries_run_out_with_a_clear_error(server: Any) -> None:
     with pytest.raises(ConnectionLostError) as info:
         writer.copy_prices(price_columns(3))
     assert "s3cret" not in str(info.value) and "127.0.0.1:1" in str(info.value)
+    # retries=1: the first try and one retry, both refused at connect.
+    assert "gave up after 2 attempt(s)" in str(info.value)
 
 
 def test_redact_hides_passwords_everywhere() -> None:
@@ -497,3 +499,24 @@ def test_four_concurrent_writers_lose_and_duplicate_nothing(db: str, conn: Conn)
     assert count(conn, "price_snapshots") == 8 * 20_000
     assert count(conn, "trades") == 4 * 8
     assert count(conn, "pmstore_ingest_log") == 8 + 32
+
+
+def test_writer_reconnects_when_the_server_comes_back(server: Any) -> None:
+    """A server restart between batches: the owning Writer retries until it is back."""
+    from pmstore import migrate
+    from pmstore.server import EmbeddedServer
+
+    bindir = server.embedded.bindir if server.embedded else None
+    with EmbeddedServer.throwaway(bindir=bindir) as own:
+        dsn = own.dsn()
+        migrate(dsn)
+        with Writer(dsn, retries=8, backoff=0.1) as writer:
+            assert writer.copy_prices(price_columns(100, seed=1)).rows_written == 100
+            own.stop()
+            restarter = threading.Timer(0.5, own.start)
+            restarter.start()
+            result = writer.copy_prices(price_columns(100, seed=2))
+            restarter.join()
+        assert result.rows_written == 100 and result.attempts >= 2
+        with psycopg.connect(dsn) as check:
+            assert count(check, "price_snapshots") == 200
