@@ -185,6 +185,21 @@ def _methods(
     return _table(header, rows, "<>>>>" + (">" if extra else "") + "<")
 
 
+def _waves(day: Result) -> str:
+    w = day["split_waves"]
+    if not w["batches"]:
+        return (
+            f"   no index page-split wave (>= {w['threshold_pages']:,} new index pages in a batch)"
+        )
+    return (
+        f"   index page-split waves (>= {w['threshold_pages']:,} new index pages in one batch, "
+        f"{w['mean_pages']:,.0f} on average): {len(w['batches'])} batches, at minutes "
+        f"{', '.join(map(str, w['batches'][:8]))}{', ...' if len(w['batches']) > 8 else ''}; "
+        f"{w['mean_ms']:.0f} ms a batch vs {w['mean_ms_other']:.0f} ms otherwise; "
+        f"{w['slowest_in_waves']} of the {len(w['slowest_batches'])} batches at or above p99"
+    )
+
+
 def render(results: Result) -> str:
     """The whole report as text."""
     out: list[str] = []
@@ -254,7 +269,7 @@ def render(results: Result) -> str:
         out += [
             f"== {s['title']}",
             f"   {s['rows']:,} rows in {s['seconds']:.1f} s of copy_prices "
-            f"({s['elapsed_with_generation_s']:.1f} s with data generation): "
+            f"({s['elapsed_with_generation_s']:.1f} s in all, with data generation): "
             f"{_rate(s['rows_per_s'])} rows/s, {s['realtime_ratio']:,.0f}x real time",
             f"   batch p50 {s['batch_p50_ms']:.1f} ms, p99 {s['batch_p99_ms']:.1f} ms, "
             f"max {s['batch_max_ms']:.1f} ms",
@@ -262,6 +277,7 @@ def render(results: Result) -> str:
             f"indexes {s['index_bytes'] / 2**20:,.0f} MiB",
             "   rows/s by tenth of the run: "
             + ", ".join(_rate(d["rows_per_s"]) for d in s["deciles"]),
+            _waves(s),
             "",
         ]
     if "rss" in sc:
@@ -406,6 +422,16 @@ def write_chart(results: Result, path: Path) -> bool:
                 color="tab:blue",
                 label="copy_prices latency per minute batch",
             )
+            waves = s.get("split_waves", {}).get("batches", [])
+            if waves:
+                ax.scatter(
+                    waves,
+                    [lat[i] for i in waves],
+                    s=12,
+                    color="tab:red",
+                    zorder=3,
+                    label="batches with an index page-split wave",
+                )
             ax.axhline(
                 s["batch_p50_ms"],
                 color="tab:green",

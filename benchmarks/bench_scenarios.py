@@ -322,12 +322,19 @@ def day(db: BenchDB, minutes: int, tokens: int) -> Result:
     db.reset(target)
     sim = MarketSimulator(tokens, seed=4)
     latencies: list[float] = []
+    new_pages: list[int] = []  # index pages each batch added (after the clock stopped)
+    wal: list[int] = []
+    index_before, lsn_before = db.index_bytes(target), db.wal_lsn()
     started = time.perf_counter()
     with Writer(db.dsn) as writer:
         _ = writer.connection
         for k in tqdm(range(minutes), desc="day", unit="min", disable=None, file=sys.stderr):
             batch = sim.prices(minute(k))
             latencies += timed_batches(writer, [{c: getattr(batch, c) for c in PRICE_COLUMNS}])
+            index_after, lsn_after = db.index_bytes(target), db.wal_lsn()
+            new_pages.append((index_after - index_before) // 8192)
+            wal.append(lsn_after - lsn_before)
+            index_before, lsn_before = index_after, lsn_after
     elapsed = time.perf_counter() - started
     heap, index = db.table_bytes(target)
     stored = int(db.scalar("SELECT count(*) FROM public.price_snapshots"))
@@ -346,6 +353,7 @@ def day(db: BenchDB, minutes: int, tokens: int) -> Result:
             }
         )
     realtime = minutes * 60.0 / summary["seconds"]
+    splits = _split_waves(latencies, new_pages, tokens, summary["batch_p99_ms"])
     log(
         f"  {summary['rows_per_s']:,.0f} rows/s, {realtime:,.0f}x real time, "
         f"p50 {summary['batch_p50_ms']:.0f} ms, p99 {summary['batch_p99_ms']:.0f} ms"
@@ -361,7 +369,35 @@ def day(db: BenchDB, minutes: int, tokens: int) -> Result:
         "latencies_ms": [round(s * 1000, 3) for s in latencies],
         "heap_bytes": heap,
         "index_bytes": index,
-        "note": "seconds = sum of copy_prices calls (from numpy columns); data generation excluded",
+        "index_pages_added": new_pages,
+        "wal_bytes": wal,
+        "split_waves": splits,
+        "note": "seconds = sum of copy_prices calls (from numpy columns); data generation and "
+        "the size probes after each batch excluded",
+    }
+
+
+def _split_waves(
+    latencies: Sequence[float], new_pages: Sequence[int], tokens: int, p99_ms: float
+) -> Result:
+    """Batches during which the index grew by a burst of pages (B-tree leaf splits), and their cost.
+
+    Every token gains one row a minute, so its leaf pages fill in step: after
+    a 50/50 split they are full again together, and one batch then splits a
+    large share of them.
+    """
+    threshold = max(tokens // 16, 8)  # pages in one batch
+    waves = [i for i, pages in enumerate(new_pages) if pages >= threshold]
+    calm = [s for i, s in enumerate(latencies) if i not in set(waves)]
+    slowest = [i for i, s in enumerate(latencies) if s * 1000 >= p99_ms]
+    return {
+        "threshold_pages": threshold,
+        "batches": waves,
+        "mean_pages": float(np.mean([new_pages[i] for i in waves])) if waves else 0.0,
+        "mean_ms": float(np.mean([latencies[i] for i in waves]) * 1000) if waves else None,
+        "mean_ms_other": float(np.mean(calm) * 1000) if calm else None,
+        "slowest_batches": slowest,
+        "slowest_in_waves": len(set(slowest) & set(waves)),
     }
 
 

@@ -237,6 +237,16 @@ class BenchDB:
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
+    def index_bytes(self, target: Target) -> int:
+        """Bytes of the indexes of a hypertable's chunks (cheap: no TimescaleDB function)."""
+        return int(
+            self.scalar(
+                "SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_inherits h "
+                "JOIN pg_index i ON i.indrelid = h.inhrelid WHERE h.inhparent = %s::regclass",
+                (f"{target.schema}.{target.table}",),
+            )
+        )
+
     def wal_lsn(self) -> int:
         return int(self.scalar("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
 

@@ -353,6 +353,34 @@ class ColumnBatch:
         naive = None if self.naive_ts is None else self.naive_ts[keep]
         return type(self)(**picked, naive_ts=naive)
 
+    def in_index_order(self) -> Self:
+        """Return the rows ordered by (token_id, ts): the order of the tables' indexes.
+
+        Inserting in index order turns the (token_id, ts DESC) index's
+        random page visits into a sequential pass: the server loads such a
+        batch about 1.8x faster (see benchmarks/README.md). token_id is ordered
+        by code point, which is the byte order of the ``"C"`` collation the
+        schema uses. Returns ``self`` when already ordered. Costs a dict
+        lookup per row plus an integer sort (about 0.3 s for a million rows).
+        """
+        n = len(self)
+        if n < 2:
+            return self
+        tokens: list[str] = self.token_id.tolist()
+        codes: dict[str, int] = {}
+        per_row = np.fromiter(
+            (codes.setdefault(t, len(codes)) for t in tokens), dtype=np.int64, count=n
+        )
+        distinct = np.array(list(codes), dtype=object)
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+        order = np.lexsort((self.ts.view(np.int64), rank[per_row]))
+        if np.array_equal(order, np.arange(n)):
+            return self
+        picked = {name: getattr(self, name)[order] for name in self.COLUMNS}
+        naive = None if self.naive_ts is None else self.naive_ts[order]
+        return type(self)(**picked, naive_ts=naive)
+
     def content_digest(self) -> str:
         """A hex XXH3-128 digest of the table, column names and every value.
 

@@ -502,3 +502,28 @@ def test_as_batch_dispatches() -> None:
         as_batch(TradeBatch, batch)
     with pytest.raises(BatchValidationError):
         as_batch(PriceBatch, 42)  # type: ignore[arg-type]
+
+
+def test_in_index_order_sorts_by_token_then_time_and_keeps_rows() -> None:
+    rng = np.random.default_rng(5)
+    tokens = np.array(["9" * 76, "1" * 78, "10" * 38, "é-token", "2"], dtype=object)
+    n = 500
+    columns = {
+        "ts": np.datetime64("2026-01-01", "us")
+        + rng.integers(0, 10**9, n).astype("timedelta64[us]"),
+        "token_id": tokens[rng.integers(0, len(tokens), n)],
+        "price": rng.random(n),
+    }
+    batch = PriceBatch.from_columns(columns)
+    ordered = batch.in_index_order()
+    keys = list(zip(ordered.token_id.tolist(), ordered.ts.view(np.int64).tolist(), strict=True))
+    # The "C" collation compares UTF-8 bytes.
+    assert keys == sorted(keys, key=lambda k: (k[0].encode("utf-8"), k[1]))
+    original = sorted(
+        zip(batch.token_id.tolist(), batch.ts.tolist(), batch.price.tolist(), strict=True)
+    )
+    again = sorted(
+        zip(ordered.token_id.tolist(), ordered.ts.tolist(), ordered.price.tolist(), strict=True)
+    )
+    assert original == again
+    assert ordered.in_index_order() is ordered
