@@ -70,8 +70,10 @@ def _columns(names: Sequence[str]) -> sql.Composable:
 # -- pmstore -------------------------------------------------------------------------------
 
 
-def _writer_call(target: Target, call: Callable[[Writer], Any], rows: int) -> Run:
-    with Writer(target.dsn) as writer:
+def _writer_call(
+    target: Target, call: Callable[[Writer], Any], rows: int, *, index_order: bool = True
+) -> Run:
+    with Writer(target.dsn, index_order=index_order) as writer:
         _ = writer.connection  # connect before timing
         started = time.perf_counter()
         result = call(writer)
@@ -83,6 +85,11 @@ def _writer_call(target: Target, call: Callable[[Writer], Any], rows: int) -> Ru
 
 def pmstore_price_columns(target: Target, data: PriceData) -> Run:
     return _writer_call(target, lambda w: w.copy_prices(data.columns), data.n)
+
+
+def pmstore_price_as_given(target: Target, data: PriceData) -> Run:
+    run = _writer_call(target, lambda w: w.copy_prices(data.columns), data.n, index_order=False)
+    return Run(run.rows, run.seconds, "rows in the order given (no sort)")
 
 
 def pmstore_price_tuples(target: Target, data: PriceData) -> Run:
@@ -301,6 +308,9 @@ def price_methods(binary: ServerCopy, csv: ServerCopy, *, records: bool = True) 
         Method("server COPY FROM file (binary)", "server", binary),
         Method("server COPY FROM file (CSV)", "server", csv),
         Method("pmstore copy_prices (columns)", "pmstore", pmstore_price_columns),
+        Method(
+            "pmstore copy_prices (columns, index_order=False)", "pmstore", pmstore_price_as_given
+        ),
     ]
     if records:
         methods += [

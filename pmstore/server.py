@@ -387,6 +387,9 @@ class EmbeddedServer:
         """Before a start: when another program took the port, move to a free one."""
         port = self.port
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As PostgreSQL does: connections of a previous run in TIME_WAIT
+            # do not make the port busy, only another listener does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port or 0))
                 return
