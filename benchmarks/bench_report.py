@@ -209,7 +209,7 @@ def render(results: Result) -> str:
         + ("  [SMOKE: tiny sizes, figures not meaningful]" if results["args"].get("smoke") else ""),
         f"machine: {meta['cpu_model']}, {meta['logical_cores']} cores, "
         f"{meta['memory_gib']:.1f} GiB; load average at start {meta['loadavg_start'][0]:.2f}, "
-        f"at end {meta.get('loadavg_end', [0])[0]:.2f}",
+        f"at end {meta.get('loadavg_end', [0])[0]:.2f}; pmstore {meta.get('pmstore_commit')}",
         f"server:  {server['description']} via {server['source']}",
         f"settings: {server['note']}",
         "         " + ", ".join(f"{k}={v}" for k, v in server["settings"].items()),

@@ -31,6 +31,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -141,6 +142,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def checkout() -> str | None:
+    """The pmstore commit measured (``+dirty`` when pmstore/ has uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "pmstore", "migrations"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     model = platform.processor() or "unknown CPU"
     try:
@@ -160,6 +182,7 @@ def machine() -> dict[str, Any]:
         "numpy": np.__version__,
         "psycopg": psycopg.__version__,
         "pmstore": __version__,
+        "pmstore_commit": checkout(),
         "loadavg_start": list(os.getloadavg()),
     }
     try:

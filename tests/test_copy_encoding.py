@@ -432,3 +432,21 @@ def test_chunk_rows_may_be_a_numpy_integer() -> None:
     assert len(chunks) == 4 + 1  # 7 rows in chunks of 2, then the trailer
     rows = decode_stream(b"".join(chunks), PRICE_TYPES)
     assert sorted(rows, key=sort_key) == sorted(expected_prices(batch), key=sort_key)
+
+
+def test_keep_order_keeps_mixed_layout_rows_in_their_order() -> None:
+    tokens = np.array(["1" * 76, "2" * 77, "3" * 78, "4" * 77], dtype=object)
+    n = 400
+    volume = np.where(np.arange(n) % 3 == 0, np.nan, 1.5)
+    batch = PriceBatch.from_columns(
+        {
+            "ts": np.datetime64("2026-01-01", "us") + np.arange(n).astype("timedelta64[s]"),
+            "token_id": tokens[np.arange(n) % 4],
+            "price": np.linspace(0, 1, n),
+            "volume_24h": volume,
+        }
+    )
+    stream = b"".join(encode_prices(batch, chunk_rows=128, keep_order=True))
+    rows = decode_stream(stream, PRICE_TYPES)
+    assert [r[1] for r in rows] == batch.token_id.tolist()
+    assert [r[2] for r in rows] == batch.price.tolist()
