@@ -12,6 +12,10 @@ re-sends its last partial batch, whose price and book rows, having no natural
 key, are then written again); trades are de-duplicated on their key; markets and resolutions are
 merged over the whole run (the last payload of a condition id wins) and
 upserted once, touching only rows whose values changed.
+
+Each file is read whole into memory before its payloads are converted (a
+file that is not JSON is refused before anything of it is written): split
+very large dumps into several files.
 """
 
 from __future__ import annotations
