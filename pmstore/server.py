@@ -57,6 +57,9 @@ DURABLE_SETTINGS: Mapping[str, str] = {
     "wal_compression": "on",
     "timescaledb.telemetry_level": "off",
     "max_connections": "50",
+    # TimescaleDB's jobs (7 policies here) each need a background worker.
+    "max_worker_processes": "16",
+    "timescaledb.max_background_workers": "8",
 }
 """Settings of a persistent embedded server (durable: fsync stays on)."""
 
