@@ -1030,31 +1030,33 @@ def derive_fill_id(
     return _TRADE_ID_PREFIX + digest[:32]
 
 
-def data_trade_to_record(trade: JsonObject) -> TradeRecord:
-    """Convert a data-API trade (camelCase ``asset``/``transactionHash`` or snake_case).
-
-    ``trade_id`` is derived by :func:`derive_fill_id` from the transaction
-    hash, token, side, price, size and proxy wallet. Raises ``PayloadError``
-    (kind ``data_trade``) for a missing token, side, price, size or timestamp.
-    """
-    kind = "data_trade"
-    trade = _mapping(trade, kind)
-    token_id = _req_token(trade, kind, "asset", "token_id", "asset_id")
-    side = _side(trade, kind)
-    price = _req_number(trade, kind, "price")
-    size = _req_number(trade, kind, "size")
-    ts = _req_ts(trade, kind, "timestamp")
-    tx = _opt_str(trade, kind, "transactionHash", "transaction_hash")
-    wallet = _opt_str(trade, kind, "proxyWallet", "proxy_wallet")
-    trade_id = derive_fill_id(
-        transaction_hash=tx,
-        token_id=token_id,
-        side=side,
-        price=price,
-        size=size,
-        wallet=wallet,
-        ts=ts,
-    )
+def _fill(
+    obj: JsonObject,
+    kind: str,
+    *,
+    token_keys: Sequence[str],
+    ts_keys: Sequence[str],
+    hash_keys: Sequence[str],
+    wallet_keys: Sequence[str] = (),
+    trade_id: str | None = None,
+) -> TradeRecord:
+    """A ``TradeRecord`` from a fill's fields (under the names given); the id is
+    ``trade_id`` when the source has one, else :func:`derive_fill_id`'s."""
+    token_id = _req_token(obj, kind, *token_keys)
+    side = _side(obj, kind)
+    price = _req_number(obj, kind, "price")
+    size = _req_number(obj, kind, "size")
+    ts = _req_ts(obj, kind, *ts_keys)
+    if trade_id is None:
+        trade_id = derive_fill_id(
+            transaction_hash=_opt_str(obj, kind, *hash_keys),
+            token_id=token_id,
+            side=side,
+            price=price,
+            size=size,
+            wallet=_opt_str(obj, kind, *wallet_keys) if wallet_keys else None,
+            ts=ts,
+        )
     return _build(
         TradeRecord,
         kind,
@@ -1064,6 +1066,25 @@ def data_trade_to_record(trade: JsonObject) -> TradeRecord:
         price=float(price),
         size=float(size),
         trade_id=trade_id,
+    )
+
+
+def data_trade_to_record(trade: JsonObject) -> TradeRecord:
+    """Convert a data-API trade (camelCase ``asset``/``transactionHash`` or snake_case).
+
+    ``trade_id`` is derived by :func:`derive_fill_id` from the transaction
+    hash, token, side, price, size and proxy wallet. Raises ``PayloadError``
+    (kind ``data_trade``) for a missing token, side, price, size or timestamp.
+    """
+    kind = "data_trade"
+    trade = _mapping(trade, kind)
+    return _fill(
+        trade,
+        kind,
+        token_keys=("asset", "token_id", "asset_id"),
+        ts_keys=("timestamp",),
+        hash_keys=("transactionHash", "transaction_hash"),
+        wallet_keys=("proxyWallet", "proxy_wallet"),
     )
 
 
@@ -1084,30 +1105,13 @@ def clob_trade_to_record(trade: JsonObject) -> TradeRecord:
     status = trade.get("status")
     if isinstance(status, str) and status.upper() == "FAILED":
         raise _fail("status FAILED: the fill did not settle on chain", kind)
-    token_id = _req_token(trade, kind, "asset_id")
-    side = _side(trade, kind)
-    price = _req_number(trade, kind, "price")
-    size = _req_number(trade, kind, "size")
-    ts = _req_ts(trade, kind, "match_time", "timestamp")
-    trade_id = _opt_str(trade, kind, "id")
-    if trade_id is None:
-        trade_id = derive_fill_id(
-            transaction_hash=_opt_str(trade, kind, "transaction_hash"),
-            token_id=token_id,
-            side=side,
-            price=price,
-            size=size,
-            ts=ts,
-        )
-    return _build(
-        TradeRecord,
+    return _fill(
+        trade,
         kind,
-        ts=ts,
-        token_id=token_id,
-        side=side,
-        price=float(price),
-        size=float(size),
-        trade_id=trade_id,
+        token_keys=("asset_id",),
+        ts_keys=("match_time", "timestamp"),
+        hash_keys=("transaction_hash",),
+        trade_id=_opt_str(trade, kind, "id"),
     )
 
 
@@ -1120,28 +1124,12 @@ def last_trade_price_to_trade(message: JsonObject) -> TradeRecord:
     """
     kind = "ws_last_trade_price"
     message = _mapping(message, kind)
-    token_id = _req_token(message, kind, "asset_id")
-    side = _side(message, kind)
-    price = _req_number(message, kind, "price")
-    size = _req_number(message, kind, "size")
-    ts = _req_ts(message, kind, "timestamp")
-    trade_id = derive_fill_id(
-        transaction_hash=_opt_str(message, kind, "transaction_hash", "transactionHash"),
-        token_id=token_id,
-        side=side,
-        price=price,
-        size=size,
-        ts=ts,
-    )
-    return _build(
-        TradeRecord,
+    return _fill(
+        message,
         kind,
-        ts=ts,
-        token_id=token_id,
-        side=side,
-        price=float(price),
-        size=float(size),
-        trade_id=trade_id,
+        token_keys=("asset_id",),
+        ts_keys=("timestamp",),
+        hash_keys=("transaction_hash", "transactionHash"),
     )
 
 
