@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 
@@ -388,8 +389,9 @@ class ColumnBatch:
         platform; changing any value (or a timestamp's naive flag) changes it.
         NaN payloads are canonicalised. Numeric and timestamp columns are hashed
         as their little-endian array bytes (no copy), text columns as their
-        lengths plus their UTF-8 text (joined in blocks), levels as one
-        ``repr`` per row. XXH3 is not cryptographic but hashes at memory speed,
+        lengths plus their UTF-8 text (joined in blocks), levels as their
+        counts and float64 numbers (or, when malformed, one ``repr`` per
+        row). XXH3 is not cryptographic but hashes at memory speed,
         and 128 bits make an accidental collision (which would skip a batch
         as "already written") negligible; batch ids come from trusted
         collectors. About 0.15 s for a million prices. Raises nothing.
@@ -405,6 +407,10 @@ class ColumnBatch:
                 nan = np.isnan(values)
                 canonical = np.where(nan, np.nan, values) if nan.any() else values
                 digest.update(np.ascontiguousarray(canonical, dtype="<f8").data)
+            elif col.kind == "levels" and (numbers := _level_numbers(values)) is not None:
+                digest.update(b"\x00pairs\x00")
+                for part in numbers:
+                    digest.update(part.data)
             else:
                 texts = values.tolist() if col.kind == "text" else list(map(repr, values))
                 if not _all_str(texts):
@@ -420,6 +426,32 @@ class ColumnBatch:
             digest.update(b"\x00naive_ts\x00")
             digest.update(np.ascontiguousarray(np.flatnonzero(self.naive_ts), dtype="<i8").data)
         return digest.hexdigest()
+
+
+def _level_numbers(
+    values: NDArray[np.object_],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+    """Levels per row and every (price, size) as float64, for hashing; None unless every
+    row is a list of 2-item pairs of real numbers (then the caller hashes reprs).
+    About 0.15 s for 50,000 books of 36 levels, against 1.3 s for their reprs."""
+    sides = values.tolist()
+    try:
+        counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
+        if not all(type(side) is list and all(len(lv) == 2 for lv in side) for side in sides):
+            return None
+        flat = np.fromiter(
+            chain.from_iterable(chain.from_iterable(sides)),
+            dtype=np.float64,
+            count=int(counts.sum()) * 2,
+        )
+    except (TypeError, ValueError):
+        return None
+    nan = np.isnan(flat)
+    canonical = np.where(nan, np.nan, flat) if nan.any() else flat
+    return (
+        np.ascontiguousarray(counts, dtype="<i8"),
+        np.ascontiguousarray(canonical, dtype="<f8"),
+    )
 
 
 # -- the three tables -------------------------------------------------------------------

@@ -527,3 +527,22 @@ def test_in_index_order_sorts_by_token_then_time_and_keeps_rows() -> None:
     )
     assert original == again
     assert ordered.in_index_order() is ordered
+
+
+def test_orderbook_digest_sees_every_level_and_survives_malformed_levels() -> None:
+    ts = [datetime(2026, 1, 1, tzinfo=UTC)] * 2
+    base = {
+        "ts": ts,
+        "token_id": ["a", "b"],
+        "bids": [[(0.4, 1.0)], []],
+        "asks": [[], [(0.6, 2.0)]],
+    }
+    digest = OrderbookBatch.from_columns(base).content_digest()
+    assert OrderbookBatch.from_columns(base).content_digest() == digest
+    changed = {**base, "asks": [[], [(0.6, 2.5)]]}
+    assert OrderbookBatch.from_columns(changed).content_digest() != digest
+    moved = {**base, "bids": [[], [(0.4, 1.0)]]}  # same numbers, another row
+    assert OrderbookBatch.from_columns(moved).content_digest() != digest
+    malformed = {**base, "bids": [[{"price": "0.4", "size": "1"}], []]}
+    batch = OrderbookBatch.from_columns(malformed)
+    assert batch.content_digest() != digest and batch.problems()[0]
