@@ -737,8 +737,14 @@ def _length_problems(arrays: Sequence[tuple[str, NDArray[Any]]]) -> list[RowProb
 
 
 def _number(value: object) -> float | None:
-    if type(value) is float:
-        return value
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is str:  # Polymarket's "0.48": the common case first
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except ValueError:
+            return None
     if isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, int | float | Decimal | np.integer | np.floating):
