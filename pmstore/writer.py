@@ -512,6 +512,13 @@ class Writer:
         return self._upsert("resolutions", _UPSERT_RESOLUTIONS, rows)
 
     def _upsert(self, table: str, sql: str, rows: list[tuple[Any, ...]]) -> WriteResult:
+        """``executemany`` (pipelined by psycopg) of one upsert per row, in one transaction.
+
+        Measured on 10,000 markets (2 cores): 0.34-0.41 s, against 0.22-0.23 s
+        for COPY into a staging table plus one merge. Market and resolution
+        batches are small (a full Gamma refresh is ~10k rows), so the simpler
+        statement won; switch to staging if they grow by orders of magnitude.
+        """
         started = time.perf_counter()
 
         def body(conn: Conn) -> tuple[int, int]:
