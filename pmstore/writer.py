@@ -342,6 +342,8 @@ class Writer:
         """
         started = time.perf_counter()
         table = batch.TABLE
+        if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
+            return WriteResult(table, batch_id, 0, rejected=rejected, seconds=0.0)
         already = False
         target = f"pmstore_{table}_staging" if staging else table
         sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"

@@ -344,6 +344,17 @@ def test_bad_trades_and_books_are_refused(db: str, conn: Conn) -> None:
         assert count(conn, table) == 0
 
 
+def test_empty_and_all_rejected_batches_write_nothing(db: str, conn: Conn) -> None:
+    with Writer(db) as writer:
+        empty = writer.copy_prices({"ts": [], "token_id": [], "price": []})
+        assert empty.rows_written == 0 and not empty.already_written
+        bad = writer.copy_prices({"ts": [T0], "token_id": [""], "price": [0.5]}, on_invalid="skip")
+        assert bad.rows_written == 0 and [(p.row, p.column) for p in bad.rejected] == [
+            (0, "token_id")
+        ]
+    assert count(conn, "price_snapshots") == 0 and count(conn, "pmstore_ingest_log") == 0
+
+
 def test_skip_mode_writes_the_valid_rows_and_returns_the_rejected(db: str, conn: Conn) -> None:
     columns = {"ts": [T0] * 4, "token_id": ["a", "", "c", "d"], "price": [0.1, 0.2, 7.0, 0.4]}
     with Writer(db) as writer:
