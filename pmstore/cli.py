@@ -356,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # Commands print the migrations' warnings themselves, once.
         logging.getLogger("pmstore.migrations").setLevel(logging.ERROR)
+        logging.getLogger("pmstore.migrations.lock").setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

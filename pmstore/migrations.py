@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+lock_logger = logging.getLogger(f"{__name__}.lock")
+"""Says, before the wait, who holds the migration lock."""
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 """Seconds to wait for yoyo's lock before reporting who holds it."""
@@ -110,6 +112,15 @@ def _backend(dsn: str, result: MigrationResult | None = None) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _locked(backend: Any, dsn: str, timeout: float) -> Iterator[None]:
+    with contextlib.suppress(Exception):  # no yoyo_lock table yet: nobody holds it
+        row = backend.execute("SELECT pid, ctime FROM yoyo_lock").fetchone()
+        if row:
+            lock_logger.warning(
+                "waiting up to %gs for the migration lock held by process %s since %s UTC",
+                timeout,
+                row[0],
+                row[1],
+            )
     try:
         with backend.lock(timeout=timeout):
             yield

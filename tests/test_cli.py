@@ -111,7 +111,10 @@ def test_migrate_reports_a_stale_lock(server: TestServer) -> None:
         done = pmstore("migrate", "--dsn", dsn, "--lock-timeout", "1")
         assert done.returncode == 1
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and "424242" in lines[0] and "--break-lock" in lines[0]
+        # One line saying who holds the lock before the wait, one error line after it.
+        assert len(lines) == 2 and "waiting up to 1s" in lines[0] and "424242" in lines[0]
+        assert lines[1].startswith("pmstore: error:")
+        assert "424242" in lines[1] and "--break-lock" in lines[1]
         assert pmstore("migrate", "--break-lock", "--dsn", dsn).returncode == 0
         assert pmstore("migrate", "--dsn", dsn, "--lock-timeout", "1").returncode == 0
     finally:
