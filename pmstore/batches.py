@@ -350,8 +350,12 @@ class ColumnBatch:
                 f"mask must be a bool array of shape ({len(self)},), "
                 f"not {keep.dtype} of shape {keep.shape}"
             )
-        picked = {name: getattr(self, name)[keep] for name in self.COLUMNS}
-        naive = None if self.naive_ts is None else self.naive_ts[keep]
+        return self._take(keep)
+
+    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> Self:
+        """A new batch of ``rows`` (a mask or indices) of every column."""
+        picked = {name: getattr(self, name)[rows] for name in self.COLUMNS}
+        naive = None if self.naive_ts is None else self.naive_ts[rows]
         return type(self)(**picked, naive_ts=naive)
 
     def in_index_order(self) -> Self:
@@ -378,9 +382,7 @@ class ColumnBatch:
         order = np.lexsort((self.ts.view(np.int64), rank[per_row]))
         if np.array_equal(order, np.arange(n)):
             return self
-        picked = {name: getattr(self, name)[order] for name in self.COLUMNS}
-        naive = None if self.naive_ts is None else self.naive_ts[order]
-        return type(self)(**picked, naive_ts=naive)
+        return self._take(order)
 
     def content_digest(self) -> str:
         """A hex XXH3-128 digest of the table, column names and every value.

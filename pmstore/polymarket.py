@@ -1287,15 +1287,29 @@ def _unknown_reason(payload: object) -> str:
     return f"expected a JSON object or array, got {type(payload).__name__}"
 
 
-def _h_gamma_market(obj: JsonObject, acc: _Acc) -> None:
-    acc.out.markets.append(gamma_market_to_record(obj))
+def _market_and_resolution(
+    obj: JsonObject,
+    acc: _Acc,
+    kind: str,
+    to_record: Callable[[JsonObject], MarketRecord],
+    to_resolution: Callable[[JsonObject], ResolutionRecord | None],
+) -> None:
+    """The market, and its resolution when it has one; a bad resolution is a
+    reject of its own (the market is still kept)."""
+    acc.out.markets.append(to_record(obj))
     try:
-        resolution = gamma_market_to_resolution(obj)
+        resolution = to_resolution(obj)
     except PayloadError as exc:
-        acc.reject("gamma_market", exc.reason, obj)
+        acc.reject(kind, exc.reason, obj)
     else:
         if resolution is not None:
             acc.out.resolutions.append(resolution)
+
+
+def _h_gamma_market(obj: JsonObject, acc: _Acc) -> None:
+    _market_and_resolution(
+        obj, acc, "gamma_market", gamma_market_to_record, gamma_market_to_resolution
+    )
 
 
 def _h_gamma_event(obj: JsonObject, acc: _Acc) -> None:
@@ -1307,14 +1321,9 @@ def _h_gamma_event(obj: JsonObject, acc: _Acc) -> None:
 
 
 def _h_clob_market(obj: JsonObject, acc: _Acc) -> None:
-    acc.out.markets.append(clob_market_to_record(obj))
-    try:
-        resolution = clob_market_to_resolution(obj)
-    except PayloadError as exc:
-        acc.reject("clob_market", exc.reason, obj)
-    else:
-        if resolution is not None:
-            acc.out.resolutions.append(resolution)
+    _market_and_resolution(
+        obj, acc, "clob_market", clob_market_to_record, clob_market_to_resolution
+    )
 
 
 def _h_book(obj: JsonObject, acc: _Acc) -> None:

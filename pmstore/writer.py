@@ -205,20 +205,24 @@ class Writer:
 
     # -- connection ----------------------------------------------------------
 
-    def _connect(self) -> Conn:
+    def _open(self) -> Conn:
+        """A new connection to the Writer's DSN; psycopg.OperationalError if refused."""
         assert self._dsn is not None
-        try:
-            return psycopg.connect(self._dsn, autocommit=False, application_name="pmstore-writer")
-        except psycopg.OperationalError as exc:
-            raise ConnectionLostError(
-                f"cannot connect to {describe(self._dsn)}: {redact(str(exc)).strip()}"
-            ) from None
+        return psycopg.connect(self._dsn, autocommit=False, application_name="pmstore-writer")
 
     @property
     def connection(self) -> Conn:
-        """The connection in use (opened on first use when the Writer owns it)."""
+        """The connection in use (opened on first use when the Writer owns it).
+
+        Raises ConnectionLostError when it cannot be opened.
+        """
         if self._conn is None or (self._conn.closed and self._dsn is not None):
-            self._conn = self._connect()
+            try:
+                self._conn = self._open()
+            except psycopg.OperationalError as exc:
+                raise ConnectionLostError(
+                    f"cannot connect to {describe(self._dsn or '')}: {redact(str(exc)).strip()}"
+                ) from None
         return self._conn
 
     @property
@@ -287,9 +291,7 @@ class Writer:
         """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
         if self._dsn is not None and (self._conn is None or self._conn.closed):
             self._conn = None
-            self._conn = psycopg.connect(
-                self._dsn, autocommit=False, application_name="pmstore-writer"
-            )
+            self._conn = self._open()
         assert self._conn is not None
         if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise ConfigurationError(
