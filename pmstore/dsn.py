@@ -10,10 +10,11 @@ anything meant for people (logs, errors, reprs).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,6 +27,7 @@ __all__ = [
     "from_environment",
     "normalize",
     "redact",
+    "redact_error",
     "to_yoyo_url",
     "with_dbname",
 ]
@@ -46,6 +48,41 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(r"\g<head>***", text)
     text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
     return _KV_PASSWORD.sub(r"\g<head>***", text)
+
+
+ErrorT = TypeVar("ErrorT", bound=BaseException)
+
+
+def redact_error(exc: ErrorT) -> ErrorT:
+    """Return a copy of ``exc`` safe to chain, log or show, for ``raise ... from``.
+
+    Its message and notes, and those of its own causes and contexts, have
+    passwords replaced by ``***``. A psycopg error's copy keeps its class,
+    ``sqlstate`` and ``diag`` but not its connection object, whose repr shows
+    the password (psycopg's pickling leaves it out the same way). The copy
+    keeps the original's traceback. Costs one copy per exception in the chain.
+    """
+    return _redacted(exc, {})
+
+
+def _redacted(exc: ErrorT, done: dict[int, BaseException]) -> ErrorT:
+    if id(exc) in done:
+        return done[id(exc)]  # type: ignore[return-value]
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # an exception that cannot be copied is redacted in place
+        clone = exc
+    done[id(exc)] = clone
+    clone.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        clone.__notes__ = [redact(str(note)) for note in notes]
+    clone.__traceback__ = exc.__traceback__
+    suppress = exc.__suppress_context__
+    clone.__cause__ = None if exc.__cause__ is None else _redacted(exc.__cause__, done)
+    clone.__context__ = None if exc.__context__ is None else _redacted(exc.__context__, done)
+    clone.__suppress_context__ = suppress
+    return clone
 
 
 def normalize(dsn: str) -> str:

@@ -1,7 +1,7 @@
 """pmstore's error hierarchy: every error pmstore raises on purpose is a PmstoreError.
 
     PmstoreError
-    ├── ConfigurationError        bad DSN, bad option, missing environment
+    ├── ConfigurationError        bad DSN, option, argument or environment (also a ValueError)
     ├── ServerError               the embedded server cannot be found, set up or started
     ├── MigrationError            a migration failed
     │   └── MigrationLockError    another (or a killed) process holds yoyo's lock
@@ -11,21 +11,43 @@
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     └── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
 
-Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``.
+Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``,
+and a chained psycopg error is a redacted copy (``pmstore.dsn.redact_error``).
+
+Every error pickles with its fields (one Writer per process is the recommended
+use, so errors cross process boundaries); the cause chain is not pickled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class PmstoreError(Exception):
-    """Base class of every error pmstore raises on purpose."""
+    """Base class of every error pmstore raises on purpose.
+
+    Pickles with every field, whatever a subclass's ``__init__`` takes: the
+    copy is rebuilt from ``args`` and the instance's attributes, without
+    calling ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args), self.__dict__
 
 
-class ConfigurationError(PmstoreError):
-    """A DSN, option or environment setting is missing or invalid."""
+def _rebuild(cls: type[PmstoreError], args: tuple[Any, ...]) -> PmstoreError:
+    """Unpickle: a bare ``cls`` holding ``args``; pickle then restores its attributes."""
+    return cls.__new__(cls, *args)
+
+
+class ConfigurationError(PmstoreError, ValueError):
+    """A DSN, option, argument or environment setting is missing or invalid.
+
+    Also a ValueError, for callers that caught the ValueError that pmstore's
+    argument checks (e.g. in ``pmstore.synthetic``) used to raise.
+    """
 
 
 class ServerError(PmstoreError):
@@ -90,7 +112,26 @@ class PayloadError(PmstoreError, ValueError):
 
 
 class WriteError(PmstoreError):
-    """A batch could not be written; its transaction was rolled back."""
+    """A batch could not be written; its transaction was rolled back.
+
+    ``table`` is the table written; ``sqlstate`` the server's SQLSTATE code
+    (e.g. ``"23505"``; None when the failure had none, such as a refused
+    connection) and ``message_primary`` its primary message, passwords
+    redacted. The psycopg error is chained as ``__cause__`` (a redacted copy).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        sqlstate: str | None = None,
+        message_primary: str | None = None,
+    ):
+        super().__init__(message)
+        self.table = table
+        self.sqlstate = sqlstate
+        self.message_primary = message_primary
 
 
 class ConnectionLostError(WriteError):

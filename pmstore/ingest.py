@@ -103,8 +103,8 @@ def _json_lines(path: Path, text: str, as_document: json.JSONDecodeError) -> Ite
                 raise PayloadError(
                     f"{path}: not JSON (nor JSON lines): line {as_document.lineno} "
                     f"column {as_document.colno}: {as_document.msg}"
-                ) from None
-            raise PayloadError(f"{path}: line {number} is not JSON: {exc.msg}") from None
+                ) from as_document
+            raise PayloadError(f"{path}: line {number} is not JSON: {exc.msg}") from exc
         first = False
         yield Located(str(path), f"line {number}", payload)
 

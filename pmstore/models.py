@@ -39,6 +39,8 @@ from pydantic import (
     model_validator,
 )
 
+from pmstore.errors import ConfigurationError
+
 __all__ = [
     "BookLevel",
     "MarketRecord",
@@ -199,7 +201,8 @@ def record_to_model(row: Any, model: type[ModelT]) -> ModelT:
     Accepts a mapping (``dict_row``), a named tuple (``namedtuple_row``) or a
     plain tuple in the model's field order (``tuple_row`` of ``SELECT *``).
     Columns the model does not know are ignored. Raises
-    ``pydantic.ValidationError`` when a value breaks the model's rules.
+    ``pydantic.ValidationError`` when a value breaks the model's rules, and
+    ConfigurationError for a row of another kind or with too many values.
     """
     if isinstance(row, Mapping):
         data = dict(row)
@@ -208,11 +211,11 @@ def record_to_model(row: Any, model: type[ModelT]) -> ModelT:
     elif isinstance(row, Sequence) and not isinstance(row, str | bytes):
         names = list(model.model_fields)
         if len(row) > len(names):
-            raise TypeError(
+            raise ConfigurationError(
                 f"{model.__name__} has {len(names)} fields but the row has {len(row)} values"
             )
         data = dict(zip(names, row, strict=False))
     else:
-        raise TypeError(f"cannot build {model.__name__} from {type(row).__name__}")
+        raise ConfigurationError(f"cannot build {model.__name__} from {type(row).__name__}")
     known = model.model_fields
     return model.model_validate({k: v for k, v in data.items() if k in known})

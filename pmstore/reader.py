@@ -162,8 +162,8 @@ def _ceil_hour(value: datetime) -> datetime:
         return floor
     try:
         return floor + _HOUR
-    except OverflowError:
-        raise ConfigurationError(f"{value.isoformat()} is out of range") from None
+    except OverflowError as exc:
+        raise ConfigurationError(f"{value.isoformat()} is out of range") from exc
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+from pmstore.errors import ConfigurationError
 from pmstore.models import MarketRecord, ResolutionRecord
 
 __all__ = [
@@ -104,11 +105,11 @@ def token_ids(n: int, seed: int = 0) -> NDArray[np.object_]:
     """Return ``n`` distinct Polymarket-like token ids (object array of str, 74-78 digits).
 
     Lengths follow uniform 256-bit integers: mostly 77 digits, then 78 and
-    76. The same ``(n, seed)`` always gives the same ids. Raises ValueError
+    76. The same ``(n, seed)`` always gives the same ids. Raises ConfigurationError
     for a negative ``n``.
     """
     if n < 0:
-        raise ValueError(f"n must be >= 0, not {n}")
+        raise ConfigurationError(f"n must be >= 0, not {n}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x70CE]))
     out = _digits(rng, rng.choice(_TOKEN_LENGTHS, size=n, p=_TOKEN_LENGTH_P))
     while len(set(out.tolist())) < n:  # ~1e-70 per pair: never in practice
@@ -131,14 +132,14 @@ def _hex_ids(rng: np.random.Generator, n: int, nbytes: int = 32) -> NDArray[np.o
 def condition_ids(n: int, seed: int = 0) -> NDArray[np.object_]:
     """Return ``n`` Polymarket-like condition ids: ``0x`` + 64 lowercase hex digits."""
     if n < 0:
-        raise ValueError(f"n must be >= 0, not {n}")
+        raise ConfigurationError(f"n must be >= 0, not {n}")
     return _hex_ids(np.random.default_rng(np.random.SeedSequence([seed, 0xC0D1])), n)
 
 
 def _as_utc_us(minute: datetime) -> np.datetime64:
-    """An aware datetime as a naive UTC ``datetime64[us]``; ValueError for a naive one."""
+    """An aware datetime as a naive UTC ``datetime64[us]``; ConfigurationError for a naive one."""
     if not isinstance(minute, datetime) or minute.utcoffset() is None:
-        raise ValueError(f"minute must be a timezone-aware datetime, not {minute!r}")
+        raise ConfigurationError(f"minute must be a timezone-aware datetime, not {minute!r}")
     return np.datetime64(minute.astimezone(UTC).replace(tzinfo=None), "us")
 
 
@@ -165,7 +166,7 @@ def price_minute(
     Stateless: each price is drawn afresh (U-shaped, in [0.001, 0.999]); for
     prices that follow a random walk from minute to minute use
     ``MarketSimulator.prices``. ``ts`` rises through the minute in token
-    order; ``volume_24h`` is NaN (NULL) for ~90% of rows. Raises ValueError
+    order; ``volume_24h`` is NaN (NULL) for ~90% of rows. Raises ConfigurationError
     for a naive ``minute``.
     """
     n = len(tokens)
@@ -197,7 +198,7 @@ class MarketSimulator:
     ids (even length): tokens ``2k`` and ``2k+1`` are the two outcomes of
     market ``k``. ``prices`` advances every market's random walk by one step
     (a minute); ``orderbooks`` and ``trades`` read the current prices without
-    moving them. Raises ValueError for an odd or empty token set.
+    moving them. Raises ConfigurationError for an odd or empty token set.
     """
 
     def __init__(self, tokens: NDArray[np.object_] | int, seed: int = 0) -> None:
@@ -205,7 +206,7 @@ class MarketSimulator:
             token_ids(tokens, seed) if isinstance(tokens, int) else np.asarray(tokens, dtype=object)
         )
         if ids.ndim != 1 or len(ids) == 0 or len(ids) % 2:
-            raise ValueError(f"need a non-empty, even number of tokens, got {ids.shape}")
+            raise ConfigurationError(f"need a non-empty, even number of tokens, got {ids.shape}")
         self.tokens: NDArray[np.object_] = ids
         self.tokens.flags.writeable = False
         self.seed = seed
@@ -239,7 +240,7 @@ class MarketSimulator:
     def prices(self, minute: datetime) -> PriceBatch:
         """Advance the walk one step; return one snapshot per token in the minute.
 
-        ``minute`` is an aware datetime (the minute's start). Raises ValueError
+        ``minute`` is an aware datetime (the minute's start). Raises ConfigurationError
         for a naive one.
         """
         ts = _sweep(self._walk, minute, len(self.tokens))
@@ -286,12 +287,12 @@ class MarketSimulator:
         the token's current price on its tick (0.01, or 0.001 near 0/1 and on
         a quarter of markets). About 3% of books are empty and 8% one-sided.
         ``OrderbookBatch.from_columns`` accepts the mapping as is. Raises
-        ValueError when ``n_tokens`` is negative or more than the tokens there
+        ConfigurationError when ``n_tokens`` is negative or more than the tokens there
         are, or for a naive ``minute``.
         """
         n_all = len(self.tokens)
         if not 0 <= n_tokens <= n_all:
-            raise ValueError(f"n_tokens must be within [0, {n_all}], not {n_tokens}")
+            raise ConfigurationError(f"n_tokens must be within [0, {n_all}], not {n_tokens}")
         rng = self._books
         ts = _sweep(rng, minute, n_tokens)
         rows = np.sort(rng.choice(n_all, size=n_tokens, replace=False))
@@ -354,11 +355,11 @@ class MarketSimulator:
         fill from this call or the previous one, so once every batch is
         written in order the table holds exactly the fresh fills. Fills of one
         transaction share its hash and timestamp; ids are ``<hash>:<index>``.
-        Rows are in ``ts`` order. Raises ValueError for a negative ``n`` or a
+        Rows are in ``ts`` order. Raises ConfigurationError for a negative ``n`` or a
         fraction outside [0, 1).
         """
         if n < 0 or not 0.0 <= duplicate_fraction < 1.0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"need n >= 0 and duplicate_fraction in [0, 1), got {n}, {duplicate_fraction}"
             )
         rng = self._trades
@@ -444,11 +445,11 @@ class MarketSimulator:
 
         The others are won by the token priced above 0.5 (payout 1.0), with
         statuses mostly ``resolved`` (some ``proposed`` or ``disputed``) and
-        the detection method of one of the sources. Raises ValueError for a
+        the detection method of one of the sources. Raises ConfigurationError for a
         negative ``k`` or more than there are markets.
         """
         if not 0 <= k <= self.n_markets:
-            raise ValueError(f"k must be within [0, {self.n_markets}], not {k}")
+            raise ConfigurationError(f"k must be within [0, {self.n_markets}], not {k}")
         rng = self._meta
         chosen = rng.choice(self.n_markets, size=k, replace=False)
         prices = self.token_prices()

@@ -36,7 +36,7 @@ from pmstore.copy_encoding import (
     encode_prices,
     encode_trades,
 )
-from pmstore.dsn import describe, normalize, redact
+from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import (
     BatchValidationError,
     ConfigurationError,
@@ -220,9 +220,12 @@ class Writer:
             try:
                 self._conn = self._open()
             except psycopg.OperationalError as exc:
-                raise ConnectionLostError(
-                    f"cannot connect to {describe(self._dsn or '')}: {redact(str(exc)).strip()}"
-                ) from None
+                raise _failure(
+                    ConnectionLostError,
+                    f"cannot connect to {describe(self._dsn or '')}: {redact(str(exc)).strip()}",
+                    None,
+                    exc,
+                ) from redact_error(exc)
         return self._conn
 
     @property
@@ -261,18 +264,26 @@ class Writer:
                 return written, skipped, attempt
             except psycopg.OperationalError as exc:
                 if self._conn is not None and not (self._conn.closed or self._conn.broken):
-                    raise WriteError(self._describe_error(table, exc)) from None
+                    raise _failure(
+                        WriteError, self._describe_error(table, exc), table, exc
+                    ) from redact_error(exc)
                 reason = redact(str(exc)).strip()
                 if self._dsn is None:
-                    raise ConnectionLostError(
+                    raise _failure(
+                        ConnectionLostError,
                         f"connection lost while writing {table}; the Writer was given this "
-                        f"connection and cannot replace it: {reason}"
-                    ) from None
+                        f"connection and cannot replace it: {reason}",
+                        table,
+                        exc,
+                    ) from redact_error(exc)
                 if attempt > self.retries:
-                    raise ConnectionLostError(
+                    raise _failure(
+                        ConnectionLostError,
                         f"connection to {describe(self._dsn)} lost while writing {table}, "
-                        f"gave up after {attempt} attempt(s): {reason}"
-                    ) from None
+                        f"gave up after {attempt} attempt(s): {reason}",
+                        table,
+                        exc,
+                    ) from redact_error(exc)
                 delay = self.backoff * 2 ** (attempt - 1)
                 logger.warning(
                     "connection lost while writing %s (attempt %d of %d), retrying in %.2fs: %s",
@@ -285,7 +296,9 @@ class Writer:
                 self._conn = None
                 time.sleep(delay)
             except psycopg.Error as exc:
-                raise WriteError(self._describe_error(table, exc)) from None
+                raise _failure(
+                    WriteError, self._describe_error(table, exc), table, exc
+                ) from redact_error(exc)
 
     def _usable_connection(self) -> Conn:
         """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
@@ -540,6 +553,22 @@ class Writer:
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
+
+
+WriteErrorT = TypeVar("WriteErrorT", bound=WriteError)
+
+
+def _failure(
+    kind: type[WriteErrorT], message: str, table: str | None, exc: psycopg.Error
+) -> WriteErrorT:
+    """``kind`` carrying ``exc``'s SQLSTATE and redacted primary message (chain ``exc`` too)."""
+    primary = exc.diag.message_primary
+    return kind(
+        message,
+        table=table,
+        sqlstate=exc.sqlstate,
+        message_primary=redact(primary) if primary else None,
+    )
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from pmstore.errors import ConfigurationError
 from pmstore.models import (
     MarketRecord,
     OrderbookSnapshot,
@@ -120,7 +121,9 @@ def test_record_to_model_accepts_dict_namedtuple_and_tuple_rows() -> None:
     assert record_to_model(as_dict, PriceSnapshot) == expected
     assert record_to_model(Row(T, TOKEN, 0.25, None), PriceSnapshot) == expected
     assert record_to_model((T, TOKEN, 0.25, None), PriceSnapshot) == expected
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="5 values"):
         record_to_model((T, TOKEN, 0.25, None, "extra"), PriceSnapshot)
+    with pytest.raises(ConfigurationError, match="from int"):
+        record_to_model(7, PriceSnapshot)
     with pytest.raises(ValidationError):
         record_to_model({"ts": T, "token_id": TOKEN, "price": 2.0}, PriceSnapshot)

@@ -550,6 +550,11 @@ def test_naive_datetimes_and_bad_ranges_are_refused(conn: Conn) -> None:
     for call in bad:
         with pytest.raises(ConfigurationError):
             call()
+    # The last hour has no hour after it: refused, the OverflowError chained.
+    last = datetime.max.replace(minute=30, tzinfo=UTC)
+    with pytest.raises(ConfigurationError, match="out of range") as overflow:
+        reader.candles("t", aware, last)
+    assert isinstance(overflow.value.__cause__, OverflowError)
     # Nothing was sent to the server: the connection is still usable.
     assert conn.execute("SELECT 1").fetchone() == (1,)
 

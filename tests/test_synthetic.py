@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from pmstore import OrderbookBatch, PriceBatch, TradeBatch
+from pmstore import ConfigurationError, OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.synthetic import (
     MAX_LEVELS,
     PRICE_MAX,
@@ -50,7 +50,7 @@ def test_token_ids_depend_only_on_n_and_seed() -> None:
     assert token_ids(100, seed=1).tolist() == token_ids(100, seed=1).tolist()
     assert token_ids(100, seed=1).tolist() != token_ids(100, seed=2).tolist()
     assert len(token_ids(0)) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         token_ids(-1)
 
 
@@ -90,7 +90,7 @@ def test_price_minute_takes_any_aware_zone_and_refuses_naive() -> None:
     east = MINUTE.astimezone(timezone(timedelta(hours=5, minutes=30)))
     batch = price_minute(tokens, east, np.random.default_rng(0))
     check_price_batch(batch, tokens, MINUTE)
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ConfigurationError, match="timezone-aware"):
         price_minute(tokens, MINUTE.replace(tzinfo=None), np.random.default_rng(0))
 
 
@@ -125,9 +125,9 @@ def test_simulator_takes_token_ids_and_refuses_an_odd_or_empty_set() -> None:
     tokens = token_ids(10, seed=1)
     assert MarketSimulator(tokens).tokens.tolist() == tokens.tolist()
     for bad in (tokens[:3], tokens[:0]):
-        with pytest.raises(ValueError):
+        with pytest.raises(ConfigurationError):
             MarketSimulator(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         MarketSimulator(7)
 
 
@@ -173,7 +173,7 @@ def test_orderbooks_pass_validation_with_derived_spread_and_midpoint() -> None:
     assert not np.isnan(batch.midpoint[two_sided]).any()
     assert (batch.spread[two_sided] > 0).all()
     assert np.isnan(batch.spread[~two_sided]).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         sim.orderbooks(MINUTE, 1_001)
 
 
@@ -213,7 +213,7 @@ def test_trades_edge_cases() -> None:
     no_repeats = sim.trades(MINUTE, 500, duplicate_fraction=0.0)
     assert len(set(no_repeats.trade_id.tolist())) == 500
     for bad in (-0.1, 1.0):
-        with pytest.raises(ValueError):
+        with pytest.raises(ConfigurationError):
             sim.trades(MINUTE, 10, duplicate_fraction=bad)
 
 
@@ -250,5 +250,5 @@ def test_resolutions_include_one_50_50() -> None:
             assert r.outcome in (market.outcomes or [])
             assert r.payout_price == 1.0
     assert sim.resolutions(0) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         sim.resolutions(201)
