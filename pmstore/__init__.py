@@ -23,9 +23,17 @@ Modules, one per responsibility:
 - ``pmstore.dsn``           connection strings: sources, redaction, yoyo URLs
 - ``pmstore.cli``           the ``pmstore`` command line
 - ``pmstore.errors``        the error hierarchy
+
+``import pmstore`` loads only the error hierarchy; every other name here is
+imported on first use (PEP 562), so the embedded server (subprocess,
+platformdirs), yoyo and the command line cost nothing until they are used.
 """
 
-from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pmstore.errors import (
     BatchValidationError,
     ConfigurationError,
@@ -39,17 +47,20 @@ from pmstore.errors import (
     ServerError,
     WriteError,
 )
-from pmstore.migrations import apply as migrate
-from pmstore.models import (
-    MarketRecord,
-    OrderbookSnapshot,
-    PriceSnapshot,
-    ResolutionRecord,
-    TradeRecord,
-    record_to_model,
-)
-from pmstore.server import EmbeddedServer
-from pmstore.writer import Writer, WriteResult
+
+if TYPE_CHECKING:
+    from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+    from pmstore.migrations import apply as migrate
+    from pmstore.models import (
+        MarketRecord,
+        OrderbookSnapshot,
+        PriceSnapshot,
+        ResolutionRecord,
+        TradeRecord,
+        record_to_model,
+    )
+    from pmstore.server import EmbeddedServer
+    from pmstore.writer import Writer, WriteResult
 
 __version__ = "0.1.0"
 
@@ -79,3 +90,35 @@ __all__ = [
     "migrate",
     "record_to_model",
 ]
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "EmbeddedServer": ("pmstore.server", "EmbeddedServer"),
+    "MarketRecord": ("pmstore.models", "MarketRecord"),
+    "OrderbookBatch": ("pmstore.batches", "OrderbookBatch"),
+    "OrderbookSnapshot": ("pmstore.models", "OrderbookSnapshot"),
+    "PriceBatch": ("pmstore.batches", "PriceBatch"),
+    "PriceSnapshot": ("pmstore.models", "PriceSnapshot"),
+    "ResolutionRecord": ("pmstore.models", "ResolutionRecord"),
+    "TradeBatch": ("pmstore.batches", "TradeBatch"),
+    "TradeRecord": ("pmstore.models", "TradeRecord"),
+    "WriteResult": ("pmstore.writer", "WriteResult"),
+    "Writer": ("pmstore.writer", "Writer"),
+    "migrate": ("pmstore.migrations", "apply"),
+    "record_to_model": ("pmstore.models", "record_to_model"),
+}
+"""Public names imported on first use: name -> (module, attribute)."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (``from pmstore import Writer`` too)."""
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'pmstore' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
