@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -443,8 +444,9 @@ def test_orderbook_at_returns_the_latest_book_at_or_before(conn: Conn) -> None:
     assert reader.orderbook_at(token, t2 - timedelta(microseconds=1)) == books[0]
     second = reader.orderbook_at(token, t2 + timedelta(days=30))
     assert second == books[1] and second is not None and second.asks == [(0.55, 4.0), (0.7, 1.0)]
-    # Default `at` is now: t2 may be in the future.
-    assert reader.orderbook_at(token) == (books[1] if t2 <= datetime.now(UTC) else books[0])
+    # Default `at` is now: t1 is in the past, t2 (DAY0 + 8 days) days ahead.
+    assert t1 < datetime.now(UTC) < t2
+    assert reader.orderbook_at(token) == books[0]
     empty = reader.orderbook_at(other, t2)
     assert empty == books[2] and empty is not None and empty.spread is None
     assert reader.orderbook_at("no-such-token", t2) is None
@@ -625,7 +627,21 @@ def blocks(plan: dict[str, Any]) -> int:
     return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
 
 
-def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
+@dataclass
+class PlanData:
+    """A few hundred thousand rows over several chunks, and where the queries look."""
+
+    tokens: list[str]
+    prices: Columns
+    protected: set[str]  # the hypertables and their chunks: no sequential scans of these
+    token: str
+    start: datetime
+    at: datetime
+    lo: datetime
+    hi: datetime
+
+
+def load_plan_data(conn: Conn) -> PlanData:
     rng = np.random.default_rng(14)
     tokens = [str(10**76 + i * 7919) for i in range(2_000)]
     span = timedelta(days=5)  # five 1-day chunks of prices and trades, up to 2 days ago
@@ -651,19 +667,26 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     per_table = {t: sum(1 for c in chunks if c[0] == t) for t in ("price_snapshots", "trades")}
     assert per_table == {"price_snapshots": 5, "trades": 5}
     assert sum(1 for c in chunks if c[0] == "orderbook_snapshots") >= 2
-    protected = {str(c[1]) for c in chunks} | {"price_snapshots", "orderbook_snapshots", "trades"}
+    return PlanData(
+        tokens=tokens,
+        prices=prices,
+        protected={str(c[1]) for c in chunks}
+        | {"price_snapshots", "orderbook_snapshots", "trades"},
+        token=tokens[7],
+        start=start,
+        at=start + timedelta(days=3, hours=5),
+        lo=start + timedelta(days=1, hours=3),
+        hi=start + timedelta(days=2, hours=7),
+    )
 
-    log = recorded_queries(conn)
-    # The check itself sees a sequential scan where there is one.
-    conn.execute("SELECT * FROM price_snapshots WHERE price > %s", (0.99,))
-    unindexed = explain(conn, log, log[-1][0])
-    assert len(seq_scans(unindexed, protected)) == 5
 
-    token = tokens[7]
-    at = start + timedelta(days=3, hours=5)
-    lo, hi = start + timedelta(days=1, hours=3), start + timedelta(days=2, hours=7)
+def check_plans(
+    conn: Conn, log: Log, data: PlanData, reader: Reader, relations: set[str], index: str
+) -> None:
+    """Each single-token query the Reader runs: no sequential scan, and ``index`` used."""
+    token, at, lo, hi = data.token, data.at, data.lo, data.hi
     calls: list[tuple[str, Callable[[Reader], object], str | None]] = [
-        (rd.LATEST_PRICES_OF_TOKENS_SQL, lambda r: r.latest_prices(at, tokens[:20]), None),
+        (rd.LATEST_PRICES_OF_TOKENS_SQL, lambda r: r.latest_prices(at, data.tokens[:20]), None),
         (rd.LATEST_PRICES_ALL_SQL, lambda r: r.latest_prices(at), None),
         (rd.PRICE_HISTORY_RAW_SQL, lambda r: r.price_history(token, lo, hi), None),
         (
@@ -679,41 +702,64 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
         ),
         (rd.ORDERBOOK_AT_SQL, lambda r: r.orderbook_at(token, at), None),
     ]
-
-    def check_plans(reader: Reader, relations: set[str], index: str) -> None:
-        for live_sql, call, aggregate_sql in calls:
-            sql = live_sql
-            if reader.uses_aggregates:
-                if aggregate_sql is None:
-                    continue
-                sql = aggregate_sql
-            log.clear()
-            assert call(reader), f"no rows: the query was not exercised: {sql}"
-            plan = explain(conn, log, sql)
-            seq = seq_scans(plan, relations)
-            assert not seq, f"sequential scan of {seq} in the plan of:\n{sql}"
-            indexes = {n.get("Index Name", "") for n in plan_nodes(plan)}
-            assert any(index in i for i in indexes), (sql, indexes)
-
-    def check_latest_of_all(at: datetime, chunks_in_span: int) -> None:
-        """Right answer, at a cost of index descents: about tokens x chunks, not rows."""
+    checked = 0
+    for live_sql, call, aggregate_sql in calls:
+        sql = live_sql
+        if reader.uses_aggregates:
+            if aggregate_sql is None:
+                continue
+            sql = aggregate_sql
         log.clear()
-        assert Reader(conn).latest_prices(at) == expected_latest(prices, at)
-        plan = explain(conn, log, rd.LATEST_PRICES_ALL_SQL, analyze=True)
-        assert not seq_scans(plan, protected)
-        # ~20 blocks a token here; a bound inside a chunk costs 1.3M blocks at a chunk start.
-        assert blocks(plan) < 80 * len(tokens) + 10 * len(tokens) * chunks_in_span, blocks(plan)
+        assert call(reader), f"no rows: the query was not exercised: {sql}"
+        plan = explain(conn, log, sql)
+        seq = seq_scans(plan, relations)
+        assert not seq, f"sequential scan of {seq} in the plan of:\n{sql}"
+        indexes = {n.get("Index Name", "") for n in plan_nodes(plan)}
+        assert any(index in i for i in indexes), (sql, indexes)
+        checked += 1
+    assert checked == (2 if reader.uses_aggregates else len(calls))
 
-    check_plans(Reader(conn, aggregates=False), protected, "_token_ts_idx")
+
+def check_latest_of_all(
+    conn: Conn, log: Log, data: PlanData, at: datetime, chunks_in_span: int
+) -> None:
+    """Right answer, at a cost of index descents: about tokens x chunks, not rows."""
+    log.clear()
+    assert Reader(conn).latest_prices(at) == expected_latest(data.prices, at)
+    plan = explain(conn, log, rd.LATEST_PRICES_ALL_SQL, analyze=True)
+    assert not seq_scans(plan, data.protected)
+    # ~20 blocks a token here; a bound inside a chunk costs 1.3M blocks at a chunk start.
+    n = len(data.tokens)
+    assert blocks(plan) < 80 * n + 10 * n * chunks_in_span, blocks(plan)
+
+
+def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
+    """The live queries, on either edition (the aggregates' plans: the test after this)."""
+    data = load_plan_data(conn)
+    log = recorded_queries(conn)
+    # The check itself sees a sequential scan where there is one.
+    conn.execute("SELECT * FROM price_snapshots WHERE price > %s", (0.99,))
+    unindexed = explain(conn, log, log[-1][0])
+    assert len(seq_scans(unindexed, data.protected)) == 5
+
+    check_plans(conn, log, data, Reader(conn, aggregates=False), data.protected, "_token_ts_idx")
     # `at` in the middle of a chunk, and just after a chunk starts: a time bound
     # inside a chunk in the skip scan would read its entries once per token.
-    check_latest_of_all(at, 4)
-    check_latest_of_all(start + timedelta(days=3, seconds=1), 4)
-    check_latest_of_all(start + timedelta(days=30), 5)
+    check_latest_of_all(conn, log, data, data.at, 4)
+    check_latest_of_all(conn, log, data, data.start + timedelta(days=3, seconds=1), 4)
+    check_latest_of_all(conn, log, data, data.start + timedelta(days=30), 5)
 
     # The loose index scan's answer, checked on the same data.
     conn.cursor_factory = psycopg.Cursor
     reader = Reader(conn)
+    tokens, prices, at, token, lo, hi = (
+        data.tokens,
+        data.prices,
+        data.at,
+        data.token,
+        data.lo,
+        data.hi,
+    )
     assert reader.latest_prices(at, tokens[::97]) == expected_latest(prices, at, tokens[::97])
     lookback = timedelta(hours=2)
     assert reader.latest_prices(at, lookback=lookback) == expected_latest(
@@ -723,11 +769,25 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
         reader.candles(token, lo, hi), expected_candles(prices, token, lo, hi), ("avg_volume",)
     )
 
-    if not features(conn)["continuous_aggregates"].available:
-        return
+
+@pytest.mark.community
+def test_aggregate_and_compressed_chunk_plans_use_indexes(community_server: TestServer) -> None:
+    """Community edition: continuous aggregates before and after a refresh, compressed chunks."""
+    name = "t_reader_plans_community"
+    dsn = community_server.migrated_database(name)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            check_community_plans(conn)
+    finally:
+        community_server.drop_database(name)
+
+
+def check_community_plans(conn: Conn) -> None:
+    assert features(conn)["continuous_aggregates"].available, "not the Community edition"
+    data = load_plan_data(conn)
     log = recorded_queries(conn)
-    # Community: the aggregates before a refresh (real-time: the raw chunks) ...
-    check_plans(Reader(conn, aggregates=True), protected, "_token_ts_idx")
+    # The aggregates before a refresh (real-time: the raw chunks) ...
+    check_plans(conn, log, data, Reader(conn, aggregates=True), data.protected, "_token_ts_idx")
     # ... and after (the materialized rows, by their (token_id, bucket) index).
     for view in ("price_candles_1h", "trade_volume_1h"):
         conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
@@ -740,15 +800,22 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     assert materialized
     for table in {str(m[1]) for m in materialized}:
         conn.execute(f"ANALYZE _timescaledb_internal.{table}")
-    relations = protected | {str(m[0]) for m in materialized} | {str(m[1]) for m in materialized}
-    check_plans(Reader(conn, aggregates=True), relations, "_token_id_bucket_id")  # names cut at 63
+    relations = (
+        data.protected | {str(m[0]) for m in materialized} | {str(m[1]) for m in materialized}
+    )
+    # Index names are cut at 63 characters.
+    check_plans(conn, log, data, Reader(conn, aggregates=True), relations, "_token_id_bucket_id")
 
     # Compressed chunks: the latest prices of all tokens still probe indexes.
     conn.execute(
         "SELECT compress_chunk(c) FROM show_chunks('price_snapshots', older_than => %s) c",
-        (start + timedelta(days=3),),
+        (data.start + timedelta(days=3),),
     )
     conn.execute("ANALYZE price_snapshots")
-    check_latest_of_all(at, 4)
-    check_latest_of_all(start + timedelta(days=30), 5)
-    assert reader.latest_prices(at, tokens[::97]) == expected_latest(prices, at, tokens[::97])
+    check_latest_of_all(conn, log, data, data.at, 4)
+    check_latest_of_all(conn, log, data, data.start + timedelta(days=30), 5)
+    conn.cursor_factory = psycopg.Cursor
+    wanted = data.tokens[::97]
+    assert Reader(conn).latest_prices(data.at, wanted) == expected_latest(
+        data.prices, data.at, wanted
+    )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import psycopg
+import psycopg.copy
 import pytest
+from psycopg.abc import Buffer, Params, Query
 
 from pmstore import (
     BatchValidationError,
@@ -111,10 +115,42 @@ def test_prices_from_numpy_columns_and_aware_datetimes(db: str, conn: Conn) -> N
 
 
 def test_large_batch_is_streamed_in_chunks(db: str, conn: Conn) -> None:
-    columns = price_columns(25_000)
-    with Writer(db, chunk_rows=1_000) as writer:
-        result = writer.copy_prices(columns)
+    """What reaches libpq is recorded on the way (a cursor whose COPY writer counts)."""
+    sent: list[int] = []
+
+    class RecordingWriter(psycopg.copy.Writer):
+        def __init__(self, inner: psycopg.copy.Writer) -> None:
+            self.inner = inner
+
+        def write(self, data: Buffer) -> None:
+            sent.append(len(data))
+            self.inner.write(data)
+
+        def finish(self, exc: BaseException | None = None) -> None:
+            self.inner.finish(exc)
+
+    class RecordingCursor(psycopg.Cursor[Any]):
+        @contextmanager
+        def copy(
+            self,
+            statement: Query,
+            params: Params | None = None,
+            *,
+            writer: psycopg.copy.Writer | None = None,
+        ) -> Iterator[psycopg.Copy]:
+            inner = writer or psycopg.copy.LibpqWriter(self)
+            with super().copy(statement, params, writer=RecordingWriter(inner)) as copy:
+                yield copy
+
+    with (
+        psycopg.connect(db, cursor_factory=RecordingCursor) as own,
+        Writer(own, chunk_rows=1_000) as writer,
+    ):
+        result = writer.copy_prices(price_columns(25_000))
     assert result.rows_written == 25_000 == count(conn, "price_snapshots")
+    # 25 chunks of 1,000 rows (plus, maybe, header and trailer): never the batch at once.
+    assert len(sent) >= 25, sent
+    assert max(sent) <= sum(sent) / 20, sent
 
 
 def test_orderbooks_round_trip(db: str, conn: Conn) -> None:
@@ -209,20 +245,25 @@ def test_markets_upsert_inserts_then_updates(db: str, conn: Conn) -> None:
         clob_token_ids=[TOKEN_77, TOKEN_78],
         end_date_iso="2026-12-31",
     )
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
     with Writer(db) as writer:
         assert writer.upsert_markets([market]).rows_written == 1
         first = conn.execute("SELECT created_at, updated_at FROM markets").fetchone()
-        assert first is not None
-        time.sleep(0.01)
+        assert first is not None and first[0] == first[1]  # one transaction's now()
+        # Backdated, so the update must set updated_at again: no race with the clock.
+        conn.execute("UPDATE markets SET updated_at = %s", (long_ago,))
         changed = market.model_copy(update={"active": False, "closed": True})
         assert writer.upsert_markets([changed]).rows_written == 1
-    row = conn.execute("SELECT * FROM markets").fetchone()
-    assert row is not None and count(conn, "markets") == 1
+        refreshed = conn.execute("SELECT updated_at FROM markets").fetchone()
+        assert refreshed is not None and refreshed[0] > long_ago
+        # The same values again: not rewritten, updated_at left alone.
+        assert writer.upsert_markets([changed]).rows_written == 0
+    assert count(conn, "markets") == 1
     got = record_to_model(conn.execute("SELECT * FROM markets").fetchone(), MarketRecord)
     assert got.question == market.question and got.outcomes == ["Yes", "No"]
     assert got.clob_token_ids == [TOKEN_77, TOKEN_78]
     assert (got.active, got.closed) == (False, True)
-    assert got.created_at == first[0] and got.updated_at is not None and got.updated_at > first[1]
+    assert got.created_at == first[0] and got.updated_at == refreshed[0]
 
 
 def test_resolutions_change_over_time_but_never_back_from_resolved(db: str, conn: Conn) -> None:
@@ -409,33 +450,46 @@ def test_failure_in_the_middle_of_a_batch_leaves_tables_unchanged(db: str, conn:
         conn.execute("DROP TRIGGER poison ON price_snapshots; DROP FUNCTION poison()")
 
 
-def _kill_when_copying(db: str, pid: int, seen: threading.Event) -> None:
-    with psycopg.connect(db, autocommit=True) as killer:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            row = killer.execute(
-                "SELECT query FROM pg_stat_activity WHERE pid = %s AND state = 'active'", (pid,)
-            ).fetchone()
-            if row and str(row[0]).startswith("COPY"):
-                killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
-                seen.set()
-                return
-            time.sleep(0.001)
+KILL_AT_ROW = 12_345
 
 
 def test_connection_killed_mid_copy_then_retry_leaves_one_copy(db: str, conn: Conn) -> None:
-    columns = price_columns(600_000, tokens=8_000)
-    with Writer(db, backoff=0.05, chunk_rows=5_000) as writer:
-        pid = writer.backend_pid
-        killed = threading.Event()
-        killer = threading.Thread(target=_kill_when_copying, args=(db, pid, killed))
-        killer.start()
-        result = writer.copy_prices(columns)
-        killer.join()
-    assert killed.is_set(), "the COPY finished before it could be killed"
-    assert result.attempts == 2 and result.rows_written == 600_000
-    assert count(conn, "price_snapshots") == 600_000
-    assert count(conn, "pmstore_ingest_log") == 1
+    """The server ends the Writer's backend at row 12,345 of the COPY stream, once.
+
+    A row trigger counts rows in a sequence (which a rollback does not undo)
+    and, at that row, terminates its own backend: the first attempt always
+    dies in the middle of the stream, the retry never does.
+    """
+    conn.execute(
+        f"""
+        CREATE SEQUENCE copied_rows;
+        CREATE FUNCTION die_mid_copy() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('copied_rows') = {KILL_AT_ROW} THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER die_mid_copy BEFORE INSERT ON price_snapshots
+            FOR EACH ROW EXECUTE FUNCTION die_mid_copy();
+        """
+    )
+    try:
+        with Writer(db, backoff=0, chunk_rows=1_000) as writer:
+            first_pid = writer.backend_pid
+            result = writer.copy_prices(price_columns(20_000, tokens=500))
+            assert writer.backend_pid != first_pid  # a new connection wrote it
+        assert result.attempts == 2 and result.rows_written == 20_000
+        assert count(conn, "price_snapshots") == 20_000
+        assert count(conn, "pmstore_ingest_log") == 1
+        counted = conn.execute("SELECT last_value FROM copied_rows").fetchone()
+        # The first attempt reached the kill row, the retry copied every row.
+        assert counted is not None and counted[0] >= KILL_AT_ROW + 20_000
+    finally:
+        conn.execute(
+            "DROP TRIGGER die_mid_copy ON price_snapshots;"
+            " DROP FUNCTION die_mid_copy(); DROP SEQUENCE copied_rows"
+        )
 
 
 def test_commit_outcome_unknown_retry_writes_nothing(db: str, conn: Conn) -> None:
@@ -517,17 +571,34 @@ def test_writer_reconnects_when_the_server_comes_back(server: Any) -> None:
     from pmstore import migrate
     from pmstore.server import EmbeddedServer
 
+    class StartOnRetry(logging.Handler):
+        """Starts the server when the Writer says it will retry: after the first attempt."""
+
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.retries: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "retrying" in record.getMessage():
+                self.retries.append(record.getMessage())
+                if len(self.retries) == 1:
+                    own.start()
+
     bindir = server.embedded.bindir if server.embedded else None
+    hook = StartOnRetry()
     with EmbeddedServer.throwaway(bindir=bindir) as own:
         dsn = own.dsn()
         migrate(dsn)
-        with Writer(dsn, retries=8, backoff=0.1) as writer:
-            assert writer.copy_prices(price_columns(100, seed=1)).rows_written == 100
-            own.stop()
-            restarter = threading.Timer(0.5, own.start)
-            restarter.start()
-            result = writer.copy_prices(price_columns(100, seed=2))
-            restarter.join()
-        assert result.rows_written == 100 and result.attempts >= 2
+        logging.getLogger("pmstore").addHandler(hook)
+        try:
+            with Writer(dsn, retries=8, backoff=0) as writer:
+                assert writer.copy_prices(price_columns(100, seed=1)).rows_written == 100
+                own.stop()
+                result = writer.copy_prices(price_columns(100, seed=2))
+        finally:
+            logging.getLogger("pmstore").removeHandler(hook)
+        # The first attempt found the server gone; the second, after the restart, wrote.
+        assert len(hook.retries) == 1 and "attempt 1 of 9" in hook.retries[0]
+        assert result.rows_written == 100 and result.attempts == 2
         with psycopg.connect(dsn) as check:
             assert count(check, "price_snapshots") == 200
