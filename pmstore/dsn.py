@@ -38,6 +38,7 @@ LIBPQ_ENV_VARS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/?#@\s]*:)(?P<pw>[^@/?#\s]*)(?=@)", re.I)
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<pw>[^&#\s]*)", re.I)
+_URL_HEAD = re.compile(r"^[a-z0-9+.-]+://(?P<authority>[^/?#]*)(?P<path>[^?#]*)", re.I)
 
 
 def redact(text: str) -> str:
@@ -95,6 +96,14 @@ def normalize(dsn: str) -> str:
     if not dsn:
         raise ConfigurationError("empty connection string")
     dsn = re.sub(r"^postgres(?:ql)?\+psycopg://", "postgresql://", dsn, flags=re.I)
+    url = _URL_HEAD.match(dsn)
+    if url and (url["authority"].count("@") > 1 or "@" in url["path"]):
+        # libpq would take part of the password for the host or database name,
+        # and show it in every message naming them.
+        raise ConfigurationError(
+            "cannot parse connection URL: its user or password holds an unescaped "
+            "'@' or '/' (percent-encode them as %40 and %2F)"
+        )
     try:
         conninfo_to_dict(dsn)
     except Exception as exc:

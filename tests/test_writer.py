@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import psycopg
@@ -17,6 +18,7 @@ from psycopg.abc import Buffer, Params, Query
 
 from pmstore import (
     BatchValidationError,
+    ConfigurationError,
     ConnectionLostError,
     MarketRecord,
     OrderbookSnapshot,
@@ -28,7 +30,7 @@ from pmstore import (
     Writer,
     record_to_model,
 )
-from pmstore.dsn import redact
+from pmstore.dsn import describe, redact
 
 TOKEN_78 = "1" * 78
 TOKEN_74 = "9" * 74
@@ -532,6 +534,19 @@ def test_redact_hides_passwords_everywhere() -> None:
         "postgresql+psycopg:///?host=h&password=hunter2&user=u",
     ):
         assert "hunter2" not in redact(text)
+
+
+@pytest.mark.parametrize("secret", ["pa@hunter2", "pa/hunter2@x"])
+def test_a_url_password_with_an_unescaped_at_or_slash_is_refused(secret: str) -> None:
+    # libpq would read "hunter2..." as part of the host or database name, and
+    # every message naming them would show it.
+    dsn = f"postgresql://u:{secret}@127.0.0.1:1/db"
+    with pytest.raises(ConfigurationError) as info:
+        Writer(dsn)
+    assert "%40" in str(info.value) and "hunter2" not in str(info.value)
+    assert "hunter2" not in describe(dsn)
+    escaped = f"postgresql://u:{quote(secret, safe='')}@127.0.0.1:1/db"
+    assert "hunter2" not in repr(Writer(escaped))
 
 
 # -- concurrency -------------------------------------------------------------------
