@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches.convert import _parse_levels, _type
-from pmstore.batches.spec import _Column
+from pmstore.batches.spec import ColumnSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def _all_str(values: Iterable[object]) -> bool:
     return set(map(type, values)) <= {str}
 
 
-def _text_checks(col: _Column, values: NDArray[np.object_]) -> list[_Check]:
+def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
     items: list[Any] = values.tolist()
     n = len(items)
     if _all_str(items):
@@ -87,7 +87,7 @@ def _bad_text(value: str) -> bool:
     return False
 
 
-def _float_check(col: _Column, values: NDArray[np.float64]) -> _Check:
+def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(values)
         if col.low is not None:
@@ -110,7 +110,7 @@ def _float_check(col: _Column, values: NDArray[np.float64]) -> _Check:
     return _Check(col.name, ~ok, reason)
 
 
-def _levels_check(col: _Column, values: NDArray[np.object_]) -> _Check:
+def _levels_check(col: ColumnSpec, values: NDArray[np.object_]) -> _Check:
     reasons = [_level_problem(levels, col.descending) for levels in values.tolist()]
     bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
     return _Check(col.name, bad, lambda row: str(reasons[row]))

@@ -5,8 +5,9 @@ selection, index order and digest; and ``as_batch``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast, dataclass_transform
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,17 +22,18 @@ from pmstore.batches.checks import (
 )
 from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
 from pmstore.batches.digest import _content_digest
-from pmstore.batches.spec import _DTYPE_OF_KIND, _Column
+from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
 
-__all__ = ["ColumnBatch", "as_batch"]
+__all__ = ["ColumnBatch", "as_batch", "table_batch"]
 
 
 class ColumnBatch:
     """Base class of the typed batches: the shared constructors, checks and digest.
 
-    Subclasses are frozen, slotted dataclasses whose fields are the table's
-    columns (in COPY order) followed by ``naive_ts``.
+    Subclasses are declared with :func:`table_batch`: frozen, slotted
+    dataclasses whose :func:`~pmstore.batches.spec.column` fields are the
+    table's columns (in COPY order), followed by ``naive_ts``.
     """
 
     __slots__ = ()
@@ -44,7 +46,8 @@ class ColumnBatch:
     """The columns a caller must give; the others default to NULL (or are derived)."""
     RECORD: ClassVar[type[BaseModel]]
     """The pydantic model of one row."""
-    _SPEC: ClassVar[tuple[_Column, ...]]
+    SPEC: ClassVar[tuple[ColumnSpec, ...]]
+    """How each column is stored and checked, in COPY order (from the :func:`column` fields)."""
 
     if TYPE_CHECKING:
         ts: NDArray[np.datetime64]
@@ -53,12 +56,6 @@ class ColumnBatch:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None: ...
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "_SPEC" in cls.__dict__:
-            cls.COLUMNS = tuple(c.name for c in cls._SPEC)
-            cls.REQUIRED = tuple(c.name for c in cls._SPEC if c.required)
-
     def __post_init__(self) -> None:
         """Check the arrays' types and lengths, then make them read-only.
 
@@ -66,9 +63,9 @@ class ColumnBatch:
         """
         problems: list[RowProblem] = []
         arrays: list[tuple[str, NDArray[Any]]] = []
-        for col in self._SPEC:
+        for col in self.SPEC:
             value = getattr(self, col.name)
-            expected = _DTYPE_OF_KIND[col.kind]
+            expected = DTYPE_OF_KIND[col.kind]
             if not isinstance(value, np.ndarray) or value.ndim != 1:
                 problems.append(RowProblem(None, col.name, "must be a 1-D numpy array"))
             elif value.dtype != expected:
@@ -120,7 +117,7 @@ class ColumnBatch:
         )
         converted: dict[str, NDArray[Any]] = {}
         naive: NDArray[np.bool_] | None = None
-        for col in cls._SPEC:
+        for col in cls.SPEC:
             if col.name not in columns:
                 continue
             try:
@@ -134,7 +131,7 @@ class ColumnBatch:
         if problems:
             raise BatchValidationError(cls.TABLE, problems)
         n = len(next(iter(converted.values())))
-        for col in cls._SPEC:
+        for col in cls.SPEC:
             if col.name not in converted:
                 converted[col.name] = (
                     np.full(n, np.nan) if col.kind == "float" else np.full(n, None, dtype=object)
@@ -157,7 +154,7 @@ class ColumnBatch:
                 [RowProblem(None, "*", f"expected a sequence of rows, got {_type(rows)}")],
             )
         columns = cls.COLUMNS
-        shortest = max(i for i, col in enumerate(cls._SPEC) if col.required) + 1
+        shortest = max(i for i, col in enumerate(cls.SPEC) if col.required) + 1
         padding = (None,) * len(columns)
         getter = attrgetter(*columns)
         record_type = cls.RECORD
@@ -241,7 +238,7 @@ class ColumnBatch:
 
     def _checks(self) -> list[_Check]:
         checks: list[_Check] = []
-        for col in self._SPEC:
+        for col in self.SPEC:
             values = getattr(self, col.name)
             if col.kind == "ts":
                 checks.extend(_ts_checks(col.name, values, self.naive_ts))
@@ -339,3 +336,20 @@ def as_batch(batch_type: type[BatchT], data: BatchT | Mapping[str, Any] | Sequen
     else:
         reason = f"expected a batch, a mapping of columns or a sequence of rows, got {_type(data)}"
     raise BatchValidationError(batch_type.TABLE, [RowProblem(None, "*", reason)])
+
+
+BatchClassT = TypeVar("BatchClassT", bound=type[ColumnBatch])
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(column, field))
+def table_batch(cls: BatchClassT) -> BatchClassT:
+    """Make ``cls`` a frozen, slotted batch dataclass of its table.
+
+    Its :func:`~pmstore.batches.spec.column` fields give ``SPEC``, ``COLUMNS``
+    and ``REQUIRED``. Costs one dataclass creation, at import.
+    """
+    made = cast(BatchClassT, dataclass(frozen=True, slots=True, eq=False)(cls))
+    made.SPEC = spec_of(made)
+    made.COLUMNS = tuple(c.name for c in made.SPEC)
+    made.REQUIRED = tuple(c.name for c in made.SPEC if c.required)
+    return made

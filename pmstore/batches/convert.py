@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.batches.spec import _OBJECT_DTYPE, TS_DTYPE, Level, _Kind
+from pmstore.batches.spec import _OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
 from pmstore.errors import RowProblem
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,7 +125,7 @@ def _convert_levels(values: Any) -> NDArray[np.object_]:
     return np.fromiter(iter(items), dtype=object, count=len(items))
 
 
-_CONVERTERS: dict[_Kind, Callable[[Any], NDArray[Any]]] = {
+_CONVERTERS: dict[ColumnKind, Callable[[Any], NDArray[Any]]] = {
     "float": _convert_float,
     "text": _convert_text,
     "levels": _convert_levels,

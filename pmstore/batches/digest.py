@@ -47,7 +47,7 @@ def _content_digest(batch: ColumnBatch) -> str:
     """The digest :meth:`ColumnBatch.content_digest` returns (see its docstring)."""
     digest = xxhash.xxh3_128()
     digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())
-    for col in batch._SPEC:
+    for col in batch.SPEC:
         values = getattr(batch, col.name)
         digest.update(f"\x00{col.name}\x00".encode())
         if col.kind == "ts":

@@ -5,42 +5,36 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from pmstore.batches.column_batch import ColumnBatch
+from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.spec import _Column
+from pmstore.batches.spec import column
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
 __all__ = ["OrderbookBatch", "PriceBatch", "TradeBatch", "derive_trade_id"]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@table_batch
 class PriceBatch(ColumnBatch):
     """Rows of ``price_snapshots``: a token's price (and 24h volume) at an instant."""
 
     TABLE: ClassVar[str] = "price_snapshots"
     RECORD: ClassVar[type[BaseModel]] = PriceSnapshot
-    _SPEC: ClassVar[tuple[_Column, ...]] = (
-        _Column("ts", "ts"),
-        _Column("token_id", "text"),
-        _Column("price", "float", low=0.0, high=1.0),
-        _Column("volume_24h", "float", required=False, nullable=True, low=0.0),
-    )
 
-    ts: NDArray[np.datetime64]
-    token_id: NDArray[np.object_]
-    price: NDArray[np.float64]
-    volume_24h: NDArray[np.float64]
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    price: NDArray[np.float64] = column("float", low=0.0, high=1.0)
+    volume_24h: NDArray[np.float64] = column("float", required=False, nullable=True, low=0.0)
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@table_batch
 class OrderbookBatch(ColumnBatch):
     """Rows of ``orderbook_snapshots``: a token's book at an instant.
 
@@ -55,21 +49,15 @@ class OrderbookBatch(ColumnBatch):
 
     TABLE: ClassVar[str] = "orderbook_snapshots"
     RECORD: ClassVar[type[BaseModel]] = OrderbookSnapshot
-    _SPEC: ClassVar[tuple[_Column, ...]] = (
-        _Column("ts", "ts"),
-        _Column("token_id", "text"),
-        _Column("bids", "levels", descending=True),
-        _Column("asks", "levels"),
-        _Column("spread", "float", required=False, nullable=True),
-        _Column("midpoint", "float", required=False, nullable=True, low=0.0, high=1.0),
-    )
 
-    ts: NDArray[np.datetime64]
-    token_id: NDArray[np.object_]
-    bids: NDArray[np.object_]
-    asks: NDArray[np.object_]
-    spread: NDArray[np.float64]
-    midpoint: NDArray[np.float64]
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    bids: NDArray[np.object_] = column("levels", descending=True)
+    asks: NDArray[np.object_] = column("levels")
+    spread: NDArray[np.float64] = column("float", required=False, nullable=True)
+    midpoint: NDArray[np.float64] = column(
+        "float", required=False, nullable=True, low=0.0, high=1.0
+    )
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @classmethod
@@ -97,7 +85,7 @@ class OrderbookBatch(ColumnBatch):
             columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@table_batch
 class TradeBatch(ColumnBatch):
     """Rows of ``trades``: one fill each.
 
@@ -115,21 +103,13 @@ class TradeBatch(ColumnBatch):
 
     TABLE: ClassVar[str] = "trades"
     RECORD: ClassVar[type[BaseModel]] = TradeRecord
-    _SPEC: ClassVar[tuple[_Column, ...]] = (
-        _Column("ts", "ts"),
-        _Column("token_id", "text"),
-        _Column("side", "text", choices=("BUY", "SELL")),
-        _Column("price", "float", low=0.0, high=1.0),
-        _Column("size", "float", low=0.0),
-        _Column("trade_id", "text", required=False, nullable=True),
-    )
 
-    ts: NDArray[np.datetime64]
-    token_id: NDArray[np.object_]
-    side: NDArray[np.object_]
-    price: NDArray[np.float64]
-    size: NDArray[np.float64]
-    trade_id: NDArray[np.object_]
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    side: NDArray[np.object_] = column("text", choices=("BUY", "SELL"))
+    price: NDArray[np.float64] = column("float", low=0.0, high=1.0)
+    size: NDArray[np.float64] = column("float", low=0.0)
+    trade_id: NDArray[np.object_] = column("text", required=False, nullable=True)
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @classmethod
