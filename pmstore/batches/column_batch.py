@@ -117,6 +117,7 @@ class ColumnBatch:
         )
         converted: dict[str, NDArray[Any]] = {}
         naive: NDArray[np.bool_] | None = None
+        unnamed = 0  # bad rows counted but not named
         for col in cls.SPEC:
             if col.name not in columns:
                 continue
@@ -126,10 +127,11 @@ class ColumnBatch:
                 else:
                     converted[col.name] = _CONVERTERS[col.kind](columns[col.name])
             except _ColumnError as exc:
-                problems.append(RowProblem(None, col.name, str(exc)))
+                problems.extend(exc.problems(col.name))
+                unnamed += exc.total - len(exc.rows)
         problems.extend(_length_problems(list(converted.items())))
         if problems:
-            raise BatchValidationError(cls.TABLE, problems)
+            raise BatchValidationError(cls.TABLE, problems, len(problems) + unnamed)
         n = len(next(iter(converted.values())))
         for col in cls.SPEC:
             if col.name not in converted:
@@ -255,15 +257,16 @@ class ColumnBatch:
     def select(self, mask: NDArray[np.bool_]) -> Self:
         """Return a new batch of the rows where ``mask`` is True (order kept).
 
-        Raises ``ValueError`` unless ``mask`` is a bool array of the batch's
-        length. Costs one fancy-indexing copy per column.
+        Raises ``BatchValidationError`` (a ``ValueError``) unless ``mask`` is a
+        bool array of the batch's length. Costs one fancy-indexing copy per column.
         """
         keep = np.asarray(mask)
         if keep.dtype != np.bool_ or keep.shape != (len(self),):
-            raise ValueError(
+            reason = (
                 f"mask must be a bool array of shape ({len(self)},), "
                 f"not {keep.dtype} of shape {keep.shape}"
             )
+            raise BatchValidationError(self.TABLE, [RowProblem(None, "*", reason)])
         return self._take(keep)
 
     def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> Self:

@@ -29,8 +29,49 @@ _ONE_US = timedelta(microseconds=1)
 _NAT = np.iinfo(np.int64).min  # the int64 value of NaT
 
 
+_ROWS_NAMED = 20  # bad rows named per column; the others are counted
+
+
 class _ColumnError(Exception):
-    """A column cannot be converted; the message says why."""
+    """A column cannot be converted: why, and the rows at fault (none: the whole column).
+
+    ``rows`` holds the first bad rows as (row, reason), ``total`` counts them all.
+    """
+
+    def __init__(
+        self, reason: str, rows: Sequence[tuple[int, str]] = (), total: int | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rows = list(rows)
+        self.total = len(self.rows) if total is None else total
+
+    def problems(self, column: str) -> list[RowProblem]:
+        """The problems to report for ``column``: one per bad row named, else one for it."""
+        if not self.rows:
+            return [RowProblem(None, column, self.reason)]
+        return [RowProblem(row, column, reason) for row, reason in self.rows]
+
+
+class _BadRows:
+    """Collects the rows of one column that cannot be converted (the first ones named)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str]] = []
+        self.total = 0
+
+    def add(self, row: int, reason: str) -> None:
+        self.total += 1
+        if len(self.rows) < _ROWS_NAMED:
+            self.rows.append((row, reason))
+
+    def raise_any(self, what: str) -> None:
+        if self.total:
+            raise _ColumnError(f"{self.total} value(s) are not {what}", self.rows, self.total)
+
+
+def _shown(value: object) -> str:
+    return f"{_type(value)} {value!r:.40}"
 
 
 def _type(value: object) -> str:
@@ -61,6 +102,7 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
         items = _as_sequence(values)
     micros = np.empty(len(items), dtype=np.int64)
     naive: list[int] = []
+    bad = _BadRows()
     for i, value in enumerate(items):
         if isinstance(value, datetime):
             if value.utcoffset() is None:
@@ -73,9 +115,9 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
         elif value is None:
             micros[i] = _NAT
         else:
-            raise _ColumnError(
-                f"expected timezone-aware datetimes or datetime64, got {_type(value)} at row {i}"
-            )
+            micros[i] = _NAT
+            bad.add(i, f"expected a timezone-aware datetime or datetime64, got {_shown(value)}")
+    bad.raise_any("timestamps")
     naive_mask = None
     if naive:
         naive_mask = np.zeros(len(items), dtype=bool)
@@ -83,18 +125,30 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
     return micros.view(TS_DTYPE), naive_mask
 
 
+_PLAIN_NUMBERS = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
+"""Item types a sequence may hold to be converted by numpy in one call (bool is not one)."""
+
+
 def _convert_float(values: Any) -> NDArray[np.float64]:
-    """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused."""
-    array = values if isinstance(values, np.ndarray) else np.asarray(_as_sequence(values))
-    _check_1d(array)
-    if array.size == 0:
-        return np.zeros(0, dtype=np.float64)
-    if array.dtype.kind in "fiu":
-        return array.astype(np.float64)
-    if array.dtype != _OBJECT_DTYPE:
-        raise _ColumnError(f"expected numbers, got {array.dtype} values")
-    out = np.empty(len(array), dtype=np.float64)
-    for i, value in enumerate(array.tolist()):
+    """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused.
+
+    A sequence of plain numbers is converted by numpy in one call (after one pass
+    over the item types); anything else item by item, naming each bad row.
+    """
+    if isinstance(values, np.ndarray):
+        _check_1d(values)
+        if values.dtype.kind in "fiu":
+            return values.astype(np.float64)
+        if values.dtype != _OBJECT_DTYPE:
+            raise _ColumnError(f"expected numbers, got {values.dtype} values")
+        items: Sequence[Any] = values.tolist()
+    else:
+        items = _as_sequence(values)
+        if set(map(type, items)) <= _PLAIN_NUMBERS:
+            return np.asarray(items, dtype=np.float64).reshape(len(items))
+    out = np.empty(len(items), dtype=np.float64)
+    bad = _BadRows()
+    for i, value in enumerate(items):
         if value is None:
             out[i] = np.nan
         elif isinstance(value, int | float | Decimal | np.number) and not isinstance(
@@ -102,7 +156,8 @@ def _convert_float(values: Any) -> NDArray[np.float64]:
         ):
             out[i] = float(value)
         else:
-            raise _ColumnError(f"expected numbers, got {_type(value)} at row {i}")
+            bad.add(i, f"expected a number, got {_shown(value)}")
+    bad.raise_any("numbers")
     return out
 
 
