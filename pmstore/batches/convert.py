@@ -28,14 +28,14 @@ _ONE_US = timedelta(microseconds=1)
 
 _NAT = np.iinfo(np.int64).min  # the int64 value of NaT
 
-
-_ROWS_NAMED = 20  # bad rows named per column; the others are counted
+_PLAIN_NUMBERS = frozenset({float, int, type(None)})
 
 
 class _ColumnError(Exception):
-    """A column cannot be converted: why, and the rows at fault (none: the whole column).
+    """A column cannot be converted; the message says why.
 
-    ``rows`` holds the first bad rows as (row, reason), ``total`` counts them all.
+    ``rows`` holds the first bad rows as (row, reason) (none: the whole column is
+    at fault), ``total`` counts them all.
     """
 
     def __init__(
@@ -51,6 +51,9 @@ class _ColumnError(Exception):
         if not self.rows:
             return [RowProblem(None, column, self.reason)]
         return [RowProblem(row, column, reason) for row, reason in self.rows]
+
+
+_ROWS_NAMED = 20  # bad rows named per column; the others are counted
 
 
 class _BadRows:
@@ -125,27 +128,24 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
     return micros.view(TS_DTYPE), naive_mask
 
 
-_PLAIN_NUMBERS = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
-"""Item types a sequence may hold to be converted by numpy in one call (bool is not one)."""
-
-
 def _convert_float(values: Any) -> NDArray[np.float64]:
     """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused.
 
-    A sequence of plain numbers is converted by numpy in one call (after one pass
-    over the item types); anything else item by item, naming each bad row.
+    A sequence of plain numbers (and None) is converted by numpy in one call,
+    after one pass over the item types; anything else item by item, naming
+    each bad row (a bool is not taken as 1.0).
     """
-    if isinstance(values, np.ndarray):
+    if not isinstance(values, np.ndarray):
+        items = _as_sequence(values)
+        if not set(map(type, items)) - _PLAIN_NUMBERS:  # floats, ints, None (NaN): in C
+            return np.array(items, dtype=np.float64).reshape(len(items))
+    else:
         _check_1d(values)
         if values.dtype.kind in "fiu":
             return values.astype(np.float64)
         if values.dtype != _OBJECT_DTYPE:
             raise _ColumnError(f"expected numbers, got {values.dtype} values")
-        items: Sequence[Any] = values.tolist()
-    else:
-        items = _as_sequence(values)
-        if set(map(type, items)) <= _PLAIN_NUMBERS:
-            return np.asarray(items, dtype=np.float64).reshape(len(items))
+        items = values.tolist()
     out = np.empty(len(items), dtype=np.float64)
     bad = _BadRows()
     for i, value in enumerate(items):
