@@ -129,12 +129,7 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
 
 
 def _convert_float(values: Any) -> NDArray[np.float64]:
-    """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused.
-
-    A sequence of plain numbers (and None) is converted by numpy in one call,
-    after one pass over the item types; anything else item by item, naming
-    each bad row (a bool is not taken as 1.0).
-    """
+    """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused."""
     if not isinstance(values, np.ndarray):
         items = _as_sequence(values)
         if not set(map(type, items)) - _PLAIN_NUMBERS:  # floats, ints, None (NaN): in C
@@ -146,6 +141,7 @@ def _convert_float(values: Any) -> NDArray[np.float64]:
         if values.dtype != _OBJECT_DTYPE:
             raise _ColumnError(f"expected numbers, got {values.dtype} values")
         items = values.tolist()
+    # Anything else item by item, each bad row named (a bool is not taken as 1.0).
     out = np.empty(len(items), dtype=np.float64)
     bad = _BadRows()
     for i, value in enumerate(items):
