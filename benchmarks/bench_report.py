@@ -307,76 +307,11 @@ def render(results: Result) -> str:
                 ]
             )
         out += [*_table(["target", "measured", "goal", "verdict", "detail"], rows, "<>><<"), ""]
-    if results.get("investigation"):
-        out += render_investigation(results["investigation"])
     out.append(
         "peak RSS of this benchmark process (it holds every generated data set): "
         f"{results['peak_rss_mb']:.0f} MB"
     )
     return "\n".join(out)
-
-
-def render_investigation(inv: Result) -> list[str]:
-    out = [f"== {inv['title']} ({inv['rows']:,} rows)"]
-    rows = [
-        [
-            v["variant"],
-            _rate(v["rows_per_s"]),
-            f"{v['vs_schema']:.2f}x",
-            f"{v['index_bytes'] / 2**20:,.0f}",
-            f"{v['wal_bytes'] / max(inv['rows'], 1):,.0f}",
-        ]
-        for v in inv["index_variants"]
-    ]
-    out += ["-- index and collation variants, server binary COPY FROM file"]
-    out += _table(["variant", "rows/s", "vs schema", "index MiB", "WAL B/row"], rows, "<>>>>")
-    rows = [
-        [c["case"], _rate(c["rows_per_s"]), f"{c['vs_server']:.2f}x"] for c in inv["client_cost"]
-    ]
-    out += ["", "-- where copy_prices' time goes: one call of all the rows, no index, best of 3"]
-    out += _table(["case", "rows/s", "vs server"], rows, "<>>")
-    rows = [
-        [
-            s["case"],
-            f"{s['batches']:,}",
-            _rate(s["rows_per_s"]),
-            f"{s['batch_p50_ms']:.1f}",
-            f"{s['batch_p99_ms']:.1f}",
-            f"{s['sort_ms_per_batch']:.1f}",
-        ]
-        for s in [*inv["sorting"], *inv["batch_sizes"][:-1]]
-    ]
-    out += ["", "-- copy_prices into the full schema: sorting and batch size"]
-    out += _table(["case", "batches", "rows/s", "p50 ms", "p99 ms", "sort ms"], rows, "<>>>>>")
-    rows = [
-        [p["case"], _rate(p["rows_per_s"]), f"{p['speedup']:.2f}x" if "speedup" in p else ""]
-        for p in inv["parallel"]
-    ]
-    out += ["", "-- backfill over 1 or 2 connections"]
-    out += _table(["case", "rows/s", "speedup"], rows, "<>>")
-    settings = inv["settings"]
-    out += ["", "-- WAL settings, copy_prices into the full schema"]
-    if settings.get("skipped"):
-        out.append(f"   skipped: {settings['skipped']}")
-    else:
-        rows = [
-            [c["case"], "skipped: " + c["skipped"], "", ""]
-            if c.get("skipped")
-            else [
-                c["case"],
-                _rate(c["rows_per_s"]),
-                f"{c['wal_bytes_per_row']:,.0f}",
-                f"{c['batch_p99_ms']:.1f}",
-            ]
-            for c in settings["cases"]
-        ]
-        out += _table(["case", "rows/s", "WAL B/row", "p99 ms"], rows, "<>>>")
-        out.append(f"   ({settings['note']}; fsync={settings['fsync']})")
-    out += ["", "-- what the numbers say"] + [f"   * {r}" for r in inv["recommendations"]] + [""]
-    return out
-
-
-# -- files -------------------------------------------------------------------------------------
 
 
 def _plain(value: Any) -> Any:
@@ -403,8 +338,6 @@ def write_chart(results: Result, path: Path) -> bool:
     panels = [k for k in ("prices_full", "prices_noindex", "orderbooks") if k in sc] + (
         ["day"] if "day" in sc else []
     )
-    if results.get("investigation"):
-        panels.append("investigation")
     if not panels:
         return False
     from matplotlib.ticker import FuncFormatter
@@ -450,21 +383,6 @@ def write_chart(results: Result, path: Path) -> bool:
             ax.set_ylabel("ms per batch")
             ax.set_title(f"{s['title']} ({s['realtime_ratio']:,.0f}x real time)", fontsize=9)
             ax.legend(fontsize=8, loc="upper left")
-            continue
-        if key == "investigation":
-            inv = results["investigation"]
-            names = [v["variant"] for v in inv["index_variants"]][::-1]
-            rates = [v["rows_per_s"] for v in inv["index_variants"]][::-1]
-            ax.barh(names, rates, color="tab:gray")
-            for y, rate in enumerate(rates):
-                ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=7)
-            ax.set_xlabel("rows/s (server binary COPY FROM file)")
-            ax.set_xlim(0, max(rates, default=1) * 1.15)
-            ax.xaxis.set_major_formatter(thousands)
-            ax.set_title(
-                f"Investigation: index and collation variants, {inv['rows']:,} rows", fontsize=9
-            )
-            ax.tick_params(axis="y", labelsize=8)
             continue
         methods = [m for m in s["methods"] if m.get("rows_per_s")]
         names = [m["method"] for m in methods][::-1]

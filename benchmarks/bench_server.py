@@ -223,11 +223,6 @@ class BenchDB:
             self.conn.execute(sql.SQL("CREATE INDEX ON {} ").format(table) + sql.SQL(columns))
         return Target(schema, "price_snapshots", with_search_path(self.dsn, schema), label)
 
-    def collation_exists(self, name: str) -> bool:
-        return bool(
-            self.scalar("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = %s)", (name,))
-        )
-
     def table_bytes(self, target: Target) -> tuple[int, int]:
         """(heap bytes, index bytes) of a hypertable, over its chunks."""
         row = self.conn.execute(

@@ -1,6 +1,6 @@
 """pmstore ingest benchmarks: pmstore's Writer against the server's own COPY and the Python peers.
 
-    python benchmarks/run.py [--rows N] [--day] [--smoke] [--investigate] [--out DIR]
+    python benchmarks/run.py [--rows N] [--day] [--smoke] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
 
 Server: ``PMSTORE_DSN`` (a database whose data tables are empty: the
@@ -8,7 +8,7 @@ benchmarks TRUNCATE them), else a throwaway embedded TimescaleDB with
 pmstore's durable settings and fsync off (``--fsync`` turns it on). The
 schema is migrated with ``pmstore.migrations.apply``.
 
-Scenarios (``--scenarios``, default all; with ``--investigate`` alone, none):
+Scenarios (``--scenarios``, default all):
 
 1. encode only, no database
 2. price snapshots into the full schema: every method on the same rows
@@ -18,8 +18,9 @@ Scenarios (``--scenarios``, default all; with ``--investigate`` alone, none):
 6. the planned day: 8,000 tokens a minute, 60 minute batches (``--day``: 1,440)
 7. peak RSS of a fresh writer process over 1M rows in 10k-row batches
 
-``--investigate`` adds: index and collation variants, sorted batches, batch
-sizes, 2 connections, WAL settings. Prints a table; writes
+The one-off investigation of index, collation, sorting, batch-size, connection
+and WAL choices was dropped; its findings are in benchmarks/README.md. Prints a
+table; writes
 ``bench-<time>.json`` (every figure, machine, server, settings) and
 ``bench-<time>.png`` into ``bench-results/`` or ``--out``.
 """
@@ -40,7 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import bench_investigate
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -67,7 +67,7 @@ ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
 class Sizes:
     """How much data each scenario uses."""
 
-    rows: int  # scenarios 2/3 and the investigation
+    rows: int  # scenarios 2/3
     books: int
     trades: int
     trade_batch: int
@@ -75,14 +75,12 @@ class Sizes:
     day_tokens: int
     rss_batches: int
     rss_batch_rows: int
-    minute_batches: int  # investigation: minute batches sorted vs not
-    minute_tokens: int
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Sizes:
         if args.smoke:
             rows = args.rows or 5_000
-            return cls(rows, 200, 1_000, 250, 1_440 if args.day else 3, 500, 5, 1_000, 3, 500)
+            return cls(rows, 200, 1_000, 250, 1_440 if args.day else 3, 500, 5, 1_000)
         rows = args.rows or 1_000_000
         return cls(
             rows=rows,
@@ -93,8 +91,6 @@ class Sizes:
             day_tokens=8_000,
             rss_batches=100,
             rss_batch_rows=10_000,
-            minute_batches=60,
-            minute_tokens=8_000,
         )
 
 
@@ -113,7 +109,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes: checks that everything runs"
     )
-    parser.add_argument("--investigate", action="store_true", help="run the investigation too")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder")
     parser.add_argument("--scenarios", default=None, help="comma-separated numbers, e.g. 2,3,6")
     parser.add_argument(
@@ -125,7 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
     args = parser.parse_args(argv)
     if args.scenarios is None:
-        args.selected = () if args.investigate else ALL_SCENARIOS
+        args.selected = ALL_SCENARIOS
     else:
         try:
             args.selected = tuple(sorted({int(x) for x in args.scenarios.split(",") if x.strip()}))
@@ -206,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": asdict(sizes),
         "machine": machine(),
         "scenarios": {},
-        "investigation": None,
     }
     if results["machine"]["loadavg_start"][0] > 0.5 * (os.cpu_count() or 1):
         scen.log(
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     if reads
                     else f"no ({why}): file bytes are streamed FROM STDIN",
                 }
-                run_all(args, sizes, db, files_dir, reads, server.own, results)
+                run_all(args, sizes, db, files_dir, reads, results)
             finally:  # leave the database as found: empty tables, no bench_* schemas
                 db.drop_bench_schemas()
                 db.reset(
@@ -292,14 +286,13 @@ def run_all(
     db: BenchDB,
     files_dir: Path,
     server_reads: bool,
-    own_server: bool,
     results: dict[str, Any],
 ) -> None:
     """Generate the data sets the selected scenarios need, then run them in order."""
     selected = set(args.selected)
     out = results["scenarios"]
     prices = books = None
-    if selected & {1, 2, 3} or args.investigate:
+    if selected & {1, 2, 3}:
         scen.log(f"generating {sizes.rows:,} price snapshots ...")
         prices = PriceData.generate(sizes.rows)
     if selected & {1, 4}:
@@ -364,22 +357,6 @@ def run_all(
         out["day"] = scen.day(db, sizes.day_minutes, sizes.day_tokens)
     if 7 in selected:
         out["rss"] = scen.rss(db, sizes.rss_batches, sizes.rss_batch_rows)
-    if args.investigate:
-        assert prices is not None
-        scen.log("generating the investigation's minute batches ...")
-        minute_data = PriceData.generate(
-            sizes.minute_batches * sizes.minute_tokens, tokens=sizes.minute_tokens, seed=6
-        )
-        results["investigation"] = bench_investigate.investigate(
-            db,
-            prices,
-            minute_data,
-            sizes.minute_tokens,
-            files_dir,
-            server_reads,
-            own_server,
-            args.repeat,
-        )
 
 
 if __name__ == "__main__":

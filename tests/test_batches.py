@@ -17,7 +17,7 @@ from pmstore.batches import (
     as_batch,
     derive_trade_id,
 )
-from pmstore.errors import BatchValidationError, RowProblem
+from pmstore.errors import BatchValidationError, PmstoreError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
 TOKEN = "7" * 77
@@ -134,13 +134,9 @@ def test_missing_and_unknown_columns_are_named() -> None:
 @pytest.mark.parametrize(
     ("column", "value"),
     [
-        ("price", ["0.5", "0.5", "0.5"]),  # strings where floats are expected
-        ("price", [0.5, "x", 0.5]),
-        ("price", [True, False, True]),
-        ("volume_24h", np.array(["a", "b", "c"])),
-        ("ts", [1, 2, 3]),  # not datetimes
-        ("ts", np.array([1, 2, 3])),
-        ("ts", ["2024-01-01T00:00:00Z"] * 3),
+        ("volume_24h", np.array(["a", "b", "c"])),  # a text array where floats are expected
+        ("price", np.array([True, False, True])),
+        ("ts", np.array([1, 2, 3])),  # not datetimes
         ("token_id", np.array([1, 2, 3])),
         ("token_id", "abc"),  # a string is not a column
         ("price", 0.5),
@@ -151,6 +147,59 @@ def test_wrong_column_types_are_named(column: str, value: Any) -> None:
     with pytest.raises(BatchValidationError) as info:
         PriceBatch.from_columns(prices(**{column: value}))
     assert structural(info) == {column}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rows"),
+    [
+        ("price", [0.1, "abc", 0.3], [1]),  # one string among numbers
+        ("price", ["0.5", "0.5", "0.5"], [0, 1, 2]),  # numeric text is still text
+        ("price", [0.5, True, 0.5], [1]),  # a bool is not a number (not 1.0)
+        ("price", [True, False, True], [0, 1, 2]),
+        ("volume_24h", [1.0, None, np.bool_(True)], [2]),
+        ("price", np.array([0.5, "x", False], dtype=object), [1, 2]),
+        ("ts", [T0, "not a time", T0], [1]),  # one unparsable string
+        ("ts", ["2024-01-01T00:00:00Z"] * 3, [0, 1, 2]),
+        ("ts", [1, 2, 3], [0, 1, 2]),
+    ],
+)
+def test_bad_values_are_named_by_row_and_column(column: str, value: Any, rows: list[int]) -> None:
+    with pytest.raises(BatchValidationError) as info:
+        PriceBatch.from_columns(prices(**{column: value}))
+    assert where(info.value.problems) == [(row, column) for row in rows]
+    assert info.value.total == len(rows)
+    bad = value[rows[0]]
+    assert repr(bad)[:20] in info.value.problems[0].reason
+
+
+def test_a_bool_price_in_a_row_is_refused_with_its_row() -> None:
+    rows = [(T0, TOKEN, 0.5), (T0, TOKEN, True), (T0, OTHER, 1)]
+    with pytest.raises(BatchValidationError) as info:
+        PriceBatch.from_rows(rows)
+    assert where(info.value.problems) == [(1, "price")]
+    assert "bool" in info.value.problems[0].reason
+
+
+def test_numbers_of_every_plain_kind_are_still_accepted() -> None:
+    batch = PriceBatch.from_columns(
+        prices(price=[0, np.float64(0.5), 1], volume_24h=[None, 2, 3.5])
+    )
+    assert batch.price.tolist() == [0.0, 0.5, 1.0]
+    assert batch.volume_24h[1:].tolist() == [2.0, 3.5] and np.isnan(batch.volume_24h[0])
+
+
+def test_many_bad_values_name_the_first_rows_and_count_all() -> None:
+    n = 1_000
+    columns = {
+        "ts": [T0] * n,
+        "token_id": [TOKEN] * n,
+        "price": ["0.5"] * n,
+    }
+    with pytest.raises(BatchValidationError) as info:
+        PriceBatch.from_columns(columns)
+    assert where(info.value.problems) == [(row, "price") for row in range(20)]
+    assert info.value.total == n
+    assert f"{n} problem(s)" in str(info.value)
 
 
 def test_unequal_lengths_are_named() -> None:
@@ -333,10 +382,13 @@ def test_select_keeps_order_and_checks_the_mask() -> None:
     assert picked.token_id.tolist() == [TOKEN, TOKEN]
     assert picked.price.tolist() == [0.25, 0.75]
     assert picked.trade_id.tolist() == [batch.trade_id[0], batch.trade_id[2]]
-    with pytest.raises(ValueError):
-        batch.select(np.array([True, False]))
-    with pytest.raises(ValueError):
-        batch.select(np.array([1, 0, 1]))
+    for mask in (np.array([True, False]), np.array([1, 0, 1])):
+        with pytest.raises(BatchValidationError) as info:
+            batch.select(mask)
+        assert isinstance(info.value, PmstoreError)
+        assert info.value.table == "trades"
+        assert where(info.value.problems) == [(None, "*")]
+        assert "mask must be a bool array of shape (3,)" in info.value.problems[0].reason
 
 
 # -- rows -------------------------------------------------------------------------------------
