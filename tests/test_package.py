@@ -37,6 +37,7 @@ def test_the_installed_copy_is_under_test_not_the_checkout() -> None:
     module = Path(pmstore.__file__).resolve()
     assert REPO not in module.parents, module
     assert "site-packages" in module.parts, module
+    assert os.environ.get("PYTHONPATH") is None or str(REPO) not in os.environ["PYTHONPATH"]
     assert REPO not in migrations.migrations_dir().resolve().parents
     dist = metadata.distribution("pmstore")
     assert dist.version == pmstore.__version__
