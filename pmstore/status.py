@@ -30,7 +30,7 @@ __all__ = ["HYPERTABLES", "HypertableState", "JobState", "Status", "collect", "r
 HYPERTABLES = ("price_snapshots", "orderbook_snapshots", "trades")
 EXACT_COUNT_BELOW = 10_000_000
 """Hypertables whose estimated row count is below this are counted exactly."""
-PLAIN_TABLES = ("markets", "resolutions", "pmstore_ingest_log", "pmstore_migration_checksums")
+PLAIN_TABLES = ("markets", "resolutions", "pmstore_ingest_log")
 
 
 @dataclass(frozen=True, slots=True)
