@@ -28,7 +28,7 @@ def pmstore(
     full = {k: v for k, v in os.environ.items() if k not in ("PMSTORE_DSN", "PGHOST", "PGSERVICE")}
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pmstore", *args],
+        [sys.executable, "-P", "-m", "pmstore", *args],  # -P: not the checkout
         capture_output=True,
         text=True,
         env=full,

@@ -20,7 +20,7 @@ from pmstore.polymarket import convert
 def run_ingest(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
     return subprocess.run(
-        [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
+        [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import configparser
 import os
+import subprocess
+import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +47,23 @@ def test_the_installed_copy_is_under_test_not_the_checkout() -> None:
     assert dist.read_text("direct_url.json") is None or '"editable": true' not in (
         dist.read_text("direct_url.json") or ""
     )
+
+
+@pytest.mark.skipif(not INSTALLED, reason="only when ./dev test runs on the installed wheel")
+def test_the_commands_the_tests_run_are_the_installed_copy_too() -> None:
+    # What tests/test_cli.py and test_ingest.py run, from the repository root.
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "pmstore", "--version"], cwd=REPO, capture_output=True
+    )
+    assert done.returncode == 0
+    where = subprocess.run(
+        [sys.executable, "-P", "-c", "import pmstore; print(pmstore.__file__)"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert REPO not in Path(where).resolve().parents, where
 
 
 @pytest.mark.skipif(
