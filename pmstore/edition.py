@@ -9,6 +9,7 @@ continuous aggregates or policies. ``timescaledb.license`` tells them apart
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,10 +17,43 @@ import psycopg
 
 from pmstore.errors import FeatureUnavailableError
 
-__all__ = ["FEATURES", "Feature", "ServerInfo", "features", "require_feature", "server_info"]
+__all__ = [
+    "FEATURES",
+    "MIN_TIMESCALEDB",
+    "TESTED_WITH",
+    "Feature",
+    "ServerInfo",
+    "features",
+    "parse_version",
+    "require_feature",
+    "server_info",
+]
 
 FEATURES = ("continuous_aggregates", "compression", "retention")
 """The optional TimescaleDB features pmstore's schema uses."""
+
+MIN_TIMESCALEDB = "2.19.0"
+"""The oldest TimescaleDB pmstore accepts: the oldest it was tested with."""
+
+TESTED_WITH = (
+    "PostgreSQL 15.18 with TimescaleDB 2.19.3 (Apache-2 edition, Debian's source package)",
+    "PostgreSQL 15.18 with TimescaleDB 2.28.3 (Community edition, built from source)",
+)
+"""The combinations pmstore's test suite ran on. TimescaleDB 2.29 dropped
+PostgreSQL 15, so 2.28.x is the last line for PostgreSQL 15; other versions
+(PostgreSQL 16/17, TimescaleDB >= 2.19) are expected to work but untested."""
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"2.19.3"`` -> ``(2, 19, 3)``; suffixes such as ``-dev`` are ignored."""
+    parts: list[int] = []
+    for piece in text.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
 
 Edition = Literal["community", "apache", "unknown", "none"]
 

@@ -62,6 +62,17 @@ class MigrationLockError(MigrationError):
     """yoyo's migration lock is held by another process, or was left by a killed one."""
 
 
+class MigrationDriftError(MigrationError):
+    """Applied migrations whose files changed since they were applied (``migrations``: ids)."""
+
+    def __init__(self, message: str, migrations: Sequence[str] = ()):
+        super().__init__(message)
+        self.migrations = tuple(migrations)
+
+    def __reduce__(self) -> tuple[type[MigrationDriftError], tuple[str, tuple[str, ...]]]:
+        return (type(self), (str(self), self.migrations))
+
+
 @dataclass(frozen=True, slots=True)
 class RowProblem:
     """One reason a row was rejected: its index in the batch, the column and why.

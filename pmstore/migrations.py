@@ -1,14 +1,24 @@
-"""Apply, roll back and inspect pmstore's schema: the yoyo migrations in ``migrations/``.
+"""Apply, roll back and inspect pmstore's schema: the yoyo migrations shipped with it.
 
-The SQL lives in the repository's ``migrations/`` folder (override with
-``PMSTORE_MIGRATIONS``), one file per step with a ``.rollback.sql`` beside
-it; ``yoyo apply`` from the repository root runs the very same files. This
-module runs them programmatically under yoyo's lock and adds what the yoyo
-command line does not do:
+The SQL lives in the repository's top-level ``migrations/`` folder, one file
+per step with a ``.rollback.sql`` beside it. Every wheel and sdist carries it
+inside the package as ``pmstore/schema`` (in the checkout a symlink to
+``migrations/``), found through importlib.resources: no checkout and no
+environment variable needed. ``yoyo apply`` from the repository root, and
+``yoyo apply package:pmstore:schema`` with only the wheel installed, run the
+very same files. This module runs them programmatically under yoyo's lock and
+adds what the yoyo command line does not do:
 
-- the post-apply hook (``migrations/post-apply.sql``) runs on every
-  ``apply``, even when nothing is pending, so a server that gained the
-  Community edition of TimescaleDB gets the features it lacked;
+- the post-apply hook (``post-apply.sql``) runs on every ``apply``, even when
+  nothing is pending, so a server that gained the Community edition of
+  TimescaleDB gets the features it lacked;
+- drift: yoyo identifies a migration by its id only, so an applied file that
+  was edited later goes unnoticed. ``apply`` records a SHA-256 of each applied
+  migration's file in ``pmstore_migration_checksums`` (migration 0010);
+  ``status`` names every applied migration whose file no longer matches, and
+  ``apply`` refuses to go on over one unless ``allow_drift``. Migrations
+  applied by plain yoyo have no checksum until the next ``apply`` records it
+  (``status`` lists them as ``unrecorded``);
 - server WARNINGs (e.g. features left out on the Apache-2 edition) are
   logged and returned;
 - a lock held by another or a killed process raises MigrationLockError with
@@ -18,10 +28,11 @@ command line does not do:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +41,17 @@ from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
 from pmstore.dsn import describe, redact, to_yoyo_url
-from pmstore.errors import MigrationError, MigrationLockError
+from pmstore.errors import MigrationDriftError, MigrationError, MigrationLockError
 
 __all__ = [
+    "CHECKSUM_TABLE",
     "DEFAULT_LOCK_TIMEOUT",
+    "YOYO_SOURCE",
     "MigrationResult",
     "MigrationStatus",
     "apply",
     "break_lock",
+    "checksum",
     "migrations_dir",
     "rollback",
     "status",
@@ -51,24 +65,42 @@ DEFAULT_LOCK_TIMEOUT = 120.0
 """Seconds to wait for yoyo's lock before reporting who holds it."""
 
 
+YOYO_SOURCE = "package:pmstore:schema"
+"""The migrations as a yoyo source: ``yoyo apply --database URL package:pmstore:schema``."""
+
+CHECKSUM_TABLE = "pmstore_migration_checksums"
+"""Where ``apply`` records each applied migration's SHA-256 (created by migration 0010)."""
+
+
 def migrations_dir() -> Path:
-    """Return the folder of migration files (``PMSTORE_MIGRATIONS`` or the checkout's)."""
-    env = os.environ.get("PMSTORE_MIGRATIONS")
-    path = Path(env) if env else Path(__file__).resolve().parent.parent / "migrations"
-    if not (path / "0001_extensions.sql").exists():
+    """Return the folder of the migration files shipped with pmstore (``pmstore/schema``).
+
+    Raises MigrationError when the installation lacks them.
+    """
+    path = Path(str(resources.files("pmstore").joinpath("schema")))
+    if not (path / "0001_extensions.sql").is_file():
         raise MigrationError(
-            f"no pmstore migrations in {path}: run pmstore from its source checkout "
-            "(pip install -e .) or set PMSTORE_MIGRATIONS to the migrations folder"
+            f"pmstore's migrations are missing from {path}: the installation is "
+            "incomplete; reinstall pmstore (a wheel or sdist carries them in pmstore/schema)"
         )
     return path
 
 
+def checksum(migration: Any) -> str:
+    """Return the SHA-256 (hex) of a yoyo migration's file: what drift is measured by."""
+    return hashlib.sha256(Path(migration.path).read_bytes()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationStatus:
-    """Which migrations are applied and which are pending, by id, in order."""
+    """Which migrations are applied, pending, drifted or unrecorded, by id, in order."""
 
     applied: list[str]
     pending: list[str]
+    drifted: list[str] = field(default_factory=list)
+    """Applied migrations whose file changed since its checksum was recorded."""
+    unrecorded: list[str] = field(default_factory=list)
+    """Applied migrations with no checksum yet (applied by plain yoyo, or before 0010)."""
 
 
 @dataclass(slots=True)
@@ -137,8 +169,65 @@ def _locked(backend: Any, dsn: str, timeout: float) -> Iterator[None]:
         ) from None
 
 
-def _load() -> Any:
-    return read_migrations(str(migrations_dir()))
+def _load(source: str | Path | None) -> Any:
+    if source is None:
+        migrations_dir()  # a clear error when the package lacks its SQL
+        source = YOYO_SOURCE
+    return read_migrations(str(source))
+
+
+def _read_checksums(dsn: str) -> dict[str, str]:
+    """The recorded checksums by migration id; empty before migration 0010."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (CHECKSUM_TABLE,)).fetchone()
+        if not (found and found[0]):
+            return {}
+        rows = conn.execute(
+            f"SELECT migration_id, sha256 FROM {CHECKSUM_TABLE}"  # noqa: S608 - a constant
+        ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _record_checksums(dsn: str, migrations: Iterable[Any], *, replace: Iterable[str]) -> None:
+    """Record the checksum of each migration not recorded yet, and of those in ``replace``."""
+    rows = [(m.id, checksum(m)) for m in migrations]
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = ANY(%s)",  # noqa: S608
+            (list(replace),),
+        )
+        cur.executemany(
+            f"INSERT INTO {CHECKSUM_TABLE} (migration_id, sha256) VALUES (%s, %s) "  # noqa: S608
+            "ON CONFLICT (migration_id) DO NOTHING",
+            rows,
+        )
+
+
+def _forget_checksums(dsn: str, ids: list[str]) -> None:
+    """Drop the checksums of rolled-back migrations (the table may be gone with 0010)."""
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (CHECKSUM_TABLE,)).fetchone()
+        if found and found[0]:
+            conn.execute(
+                f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = ANY(%s)",  # noqa: S608
+                (ids,),
+            )
+
+
+def _state(backend: Any, dsn: str, migrations: Any) -> MigrationStatus:
+    applied_hashes = backend.get_applied_migration_hashes()
+    recorded = _read_checksums(dsn)
+    state = MigrationStatus([], [])
+    for m in migrations:
+        if m.hash not in applied_hashes:
+            state.pending.append(m.id)
+            continue
+        state.applied.append(m.id)
+        if m.id not in recorded:
+            state.unrecorded.append(m.id)
+        elif recorded[m.id] != checksum(m):
+            state.drifted.append(m.id)
+    return state
 
 
 def _run(dsn: str, action: str, step: Any) -> MigrationResult:
@@ -155,60 +244,89 @@ def _run(dsn: str, action: str, step: Any) -> MigrationResult:
     return result
 
 
-def apply(dsn: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
+def apply(
+    dsn: str,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    allow_drift: bool = False,
+    source: str | Path | None = None,
+) -> MigrationResult:
     """Apply every pending migration, then the post-apply hook, under yoyo's lock.
 
+    Then records the checksum of every applied migration that has none yet.
     Returns the ids applied (empty when the schema was current) and the
-    server's warnings. Raises MigrationLockError when the lock stays held for
-    ``lock_timeout`` seconds, MigrationError when a migration fails (that
-    migration is rolled back; earlier ones stay applied).
+    server's warnings. Raises MigrationDriftError, applying nothing, when an
+    applied migration's file changed since it was applied, unless
+    ``allow_drift`` (then the current files become the new reference and the
+    drift is returned as a warning). Raises MigrationLockError when the lock
+    stays held for ``lock_timeout`` seconds, MigrationError when a migration
+    fails (that migration is rolled back; earlier ones stay applied).
+    ``source``: another migrations folder or yoyo source (default: pmstore's).
     """
 
     def step(backend: Any, result: MigrationResult) -> None:
         with _locked(backend, dsn, lock_timeout):
-            migrations = _load()
+            migrations = _load(source)
+            state = _state(backend, dsn, migrations)
+            if state.drifted:
+                message = (
+                    f"applied migration(s) changed since they were applied on {describe(dsn)}: "
+                    f"{', '.join(state.drifted)}"
+                )
+                if not allow_drift:
+                    raise MigrationDriftError(
+                        f"{message}. Restore the files, or add a new migration instead of "
+                        "editing an applied one; `pmstore migrate --allow-drift` goes on "
+                        "and takes the current files as the new reference",
+                        state.drifted,
+                    )
+                logger.warning("%s (allowed)", message)
+                result.warnings.append(f"{message} (allowed: now the reference)")
             pending = backend.to_apply(migrations)
             backend.apply_migrations_only(pending)
             backend.run_post_apply(migrations)
             result.migrations.extend(m.id for m in pending)
+            _record_checksums(dsn, migrations, replace=state.drifted)
 
     return _run(dsn, "applying migrations", step)
 
 
 def rollback(
-    dsn: str, count: int | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    dsn: str,
+    count: int | None = None,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    source: str | Path | None = None,
 ) -> MigrationResult:
     """Roll back the last ``count`` applied migrations (all when ``count`` is None).
 
-    Newest first, respecting dependencies. Raises MigrationLockError or
-    MigrationError like ``apply``.
+    Newest first, respecting dependencies; their checksums are forgotten.
+    Raises MigrationLockError or MigrationError like ``apply``.
     """
     if count is not None and count < 1:
         raise MigrationError(f"rollback count must be at least 1, not {count}")
 
     def step(backend: Any, result: MigrationResult) -> None:
         with _locked(backend, dsn, lock_timeout):
-            migrations = backend.to_rollback(_load())
+            migrations = backend.to_rollback(_load(source))
             if count is not None:
                 migrations = migrations.replace(list(migrations)[:count])
             backend.rollback_migrations(migrations)
             result.migrations.extend(m.id for m in migrations)
+            _forget_checksums(dsn, result.migrations)
 
     return _run(dsn, "rolling back migrations", step)
 
 
-def status(dsn: str) -> MigrationStatus:
-    """Return the applied and pending migrations (no lock taken)."""
-    out: dict[str, list[str]] = {}
+def status(dsn: str, *, source: str | Path | None = None) -> MigrationStatus:
+    """Return the applied, pending, drifted and unrecorded migrations (no lock, no writes)."""
+    out: list[MigrationStatus] = []
 
     def step(backend: Any, result: MigrationResult) -> None:
-        migrations = _load()
-        applied = backend.get_applied_migration_hashes()
-        out["applied"] = [m.id for m in migrations if m.hash in applied]
-        out["pending"] = [m.id for m in migrations if m.hash not in applied]
+        out.append(_state(backend, dsn, _load(source)))
 
     _run(dsn, "reading migration status", step)
-    return MigrationStatus(out["applied"], out["pending"])
+    return out[0]
 
 
 def break_lock(dsn: str) -> None:

@@ -2,8 +2,10 @@
 
 Used by ``pmstore db ...`` and ``pmstore demo`` when no server is given, and
 by the test suite as its throwaway server. It runs the PostgreSQL binaries
-installed on the machine (``pg_config --bindir``, or ``PMSTORE_PG_BINDIR``)
-with ``shared_preload_libraries=timescaledb``.
+installed on the machine (``pg_config --bindir``), or any others given by
+``PMSTORE_PG_BINDIR`` (e.g. a hand-built Community edition), with
+``shared_preload_libraries=timescaledb``; it checks first that those binaries
+have TimescaleDB ``MIN_TIMESCALEDB`` or newer.
 
 Layout of a server's home folder::
 
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import platformdirs
 
+from pmstore.edition import MIN_TIMESCALEDB, parse_version
 from pmstore.errors import ServerError
 
 __all__ = ["EmbeddedServer", "ServerStatus", "default_home", "find_bindir"]
@@ -235,7 +238,11 @@ class EmbeddedServer:
         return Path(out.stdout.strip())
 
     def check_timescaledb(self) -> str:
-        """Return the installed TimescaleDB version; raise ServerError saying how to install it."""
+        """Return the installed TimescaleDB version.
+
+        Raises ServerError saying how to install it when the extension is
+        missing from these binaries, or older than ``MIN_TIMESCALEDB``.
+        """
         pkglibdir = self._pg_config("--pkglibdir")
         control = self._pg_config("--sharedir") / "extension" / "timescaledb.control"
         if not (pkglibdir / "timescaledb.so").exists() or not control.exists():
@@ -243,10 +250,16 @@ class EmbeddedServer:
                 f"TimescaleDB is not installed for the PostgreSQL in {self.bindir} "
                 f"(no timescaledb.so in {pkglibdir}): {INSTALL_HINT}"
             )
+        version = "unknown"
         for line in control.read_text().splitlines():
             if line.startswith("default_version"):
-                return line.split("=", 1)[1].strip().strip("'")
-        return "unknown"
+                version = line.split("=", 1)[1].strip().strip("'")
+        if parse_version(version) < parse_version(MIN_TIMESCALEDB):
+            raise ServerError(
+                f"TimescaleDB {version} for the PostgreSQL in {self.bindir} is too old: "
+                f"pmstore needs {MIN_TIMESCALEDB} or newer ({control}); {INSTALL_HINT}"
+            )
+        return version
 
     # -- the unprivileged user when root -----------------------------------
 

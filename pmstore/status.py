@@ -14,7 +14,16 @@ from typing import Any
 import psycopg
 
 from pmstore import migrations
-from pmstore.edition import FEATURES, Feature, ServerInfo, features, server_info
+from pmstore.edition import (
+    FEATURES,
+    MIN_TIMESCALEDB,
+    TESTED_WITH,
+    Feature,
+    ServerInfo,
+    features,
+    parse_version,
+    server_info,
+)
 
 __all__ = ["HYPERTABLES", "HypertableState", "JobState", "Status", "collect", "render"]
 
@@ -59,6 +68,8 @@ class Status:
     applied: list[str]
     pending: list[str]
     features: dict[str, Feature]
+    drifted: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
     hypertables: list[HypertableState] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
     jobs: list[JobState] = field(default_factory=list)
@@ -113,7 +124,7 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
     info = server_info(conn)
     state = migrations.status(dsn)
     have = features(conn) if _exists(conn, "pmstore_features") else {}
-    status = Status(info, state.applied, state.pending, have)
+    status = Status(info, state.applied, state.pending, have, state.drifted, state.unrecorded)
     compression = bool(have.get("compression") and have["compression"].available)
     for name in HYPERTABLES:
         if _exists(conn, name):
@@ -159,10 +170,25 @@ def _size(n: int | None) -> str:
 def render(status: Status, where: str) -> str:
     """Format ``status`` as the text ``pmstore status`` prints."""
     lines = [f"server      {where}", f"            {status.server}"]
+    ts_version = status.server.timescaledb_version
+    if ts_version and parse_version(ts_version) < parse_version(MIN_TIMESCALEDB):
+        lines.append(f"            TOO OLD: pmstore needs TimescaleDB {MIN_TIMESCALEDB} or newer")
+    lines.append("tested with " + TESTED_WITH[0])
+    lines.extend(f"            {combination}" for combination in TESTED_WITH[1:])
     lines.append(
         f"migrations  {len(status.applied)} applied, {len(status.pending)} pending"
         + (f" ({', '.join(status.pending)})" if status.pending else "")
     )
+    if status.drifted:
+        lines.append(
+            f"  DRIFT: changed since applied: {', '.join(status.drifted)} "
+            "(`pmstore migrate` refuses to go on; see `pmstore migrate --status`)"
+        )
+    if status.unrecorded:
+        lines.append(
+            f"  no checksum yet (applied by plain yoyo): {', '.join(status.unrecorded)}; "
+            "the next `pmstore migrate` records them"
+        )
     lines.append("features")
     for name in FEATURES:
         feature = status.features.get(name)

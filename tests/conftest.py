@@ -11,6 +11,12 @@ The schema is migrated once into a template database; each test module gets
 its own copy (``CREATE DATABASE ... TEMPLATE``), which takes a fraction of a
 second instead of re-running the migrations.
 
+Payload fixtures: ``tests/fixtures/polymarket`` holds real Polymarket
+payloads (each folder's PROVENANCE.txt says where from); ``SHA256SUMS`` lists
+every one. ``polymarket_fixture(rel)`` and ``polymarket_fixture_files()``
+read only from there and fail (never skip or shrink) when a listed file is
+missing or changed. No test reads outside the repository.
+
 Edition-specific fixtures: ``apache_server`` always exists where binaries do
 (a Community build started with ``timescaledb.license=apache`` behaves as the
 Apache-2 edition); ``community_server`` skips, naming the edition found, when
@@ -35,6 +41,37 @@ from pmstore.dsn import redact, with_dbname
 from pmstore.edition import ServerInfo, server_info
 from pmstore.errors import PmstoreError
 from pmstore.server import EmbeddedServer, find_bindir
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+POLYMARKET_FIXTURES = FIXTURES / "polymarket"
+"""Real Polymarket payloads, listed with their SHA-256 in ``SHA256SUMS``."""
+
+
+def polymarket_manifest() -> dict[str, str]:
+    """The listed payload files: relative path -> SHA-256 (``sha256sum`` format)."""
+    listing = POLYMARKET_FIXTURES / "SHA256SUMS"
+    if not listing.is_file():
+        pytest.fail(f"the payload fixtures' listing is missing: {listing}", pytrace=False)
+    entries: dict[str, str] = {}
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            entries[rel.strip()] = digest
+    return entries
+
+
+def polymarket_fixture(rel: str) -> Path:
+    """The path of payload fixture ``rel`` (e.g. ``nautilus_trader/...json``); fails if absent."""
+    path = POLYMARKET_FIXTURES / rel
+    if not path.is_file():
+        pytest.fail(f"payload fixture missing: {path}", pytrace=False)
+    return path
+
+
+def polymarket_fixture_files() -> list[Path]:
+    """Every listed payload fixture, sorted; fails when any is missing."""
+    return [polymarket_fixture(rel) for rel in sorted(polymarket_manifest())]
+
 
 TEMPLATE = "pmstore_template"
 DATA_TABLES = (

@@ -1,4 +1,4 @@
-"""``pmstore ingest`` on the real payloads in shared/polymarket, twice, and on odd files."""
+"""``pmstore ingest`` on the real payloads in tests/fixtures/polymarket, twice, and on odd files."""
 
 from __future__ import annotations
 
@@ -11,32 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
-from conftest import TestServer
+from conftest import TestServer, polymarket_fixture, polymarket_fixture_files
 
 from pmstore.ingest import read_payloads
 from pmstore.polymarket import convert
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("PMSTORE_SHARED_DIR")
-    if env:
-        path = Path(env)
-        return path / "polymarket" if (path / "polymarket").is_dir() else path
-    return Path(__file__).resolve().parents[2] / "shared" / "polymarket"
-
-
-def shared_files() -> list[Path]:
-    files = sorted(shared_dir().rglob("*.json"))
-    if not files:
-        pytest.fail(f"shared Polymarket payloads not found in {shared_dir()}", pytrace=False)
-    return files
-
-
 def run_ingest(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
     return subprocess.run(
-        [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
+        [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -82,7 +66,7 @@ def expected(files: list[Path]) -> dict[str, Any]:
 
 def test_ingest_shared_payloads_twice(server: TestServer, tmp_path: Path) -> None:
     dsn = server.create_database("t_ingest_shared")
-    files = shared_files()
+    files = polymarket_fixture_files()
     want = expected(files)
     try:
         rejects_file = tmp_path / "rejects.jsonl"
@@ -115,10 +99,10 @@ def test_ingest_json_lines_gzip_and_bad_files(server: TestServer, tmp_path: Path
     dsn = server.migrated_database("t_ingest_formats")
     try:
         book = json.loads(
-            (shared_dir() / "nautilus_trader" / "py_http_responses__book.json").read_text()
+            polymarket_fixture("nautilus_trader/py_http_responses__book.json").read_text()
         )
         trades = json.loads(
-            (shared_dir() / "nautilus_trader" / "py_http_responses__trades.json").read_text()
+            polymarket_fixture("nautilus_trader/py_http_responses__trades.json").read_text()
         )
         lines = tmp_path / "mixed.jsonl.gz"
         with gzip.open(lines, "wt") as out:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import TestServer, _tsl_module_installed
+from yoyo import read_migrations
 
 from pmstore import migrations
 from pmstore.dsn import to_yoyo_url
 from pmstore.edition import FEATURES, features, require_feature, server_info
-from pmstore.errors import FeatureUnavailableError, MigrationLockError
+from pmstore.errors import FeatureUnavailableError, MigrationDriftError, MigrationLockError
 from pmstore.server import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,13 +308,14 @@ def test_rollback_of_the_last_steps_drops_aggregates_and_jobs(community_server: 
     dsn = community_server.create_database("t_migrations_partial")
     try:
         migrations.apply(dsn)
-        # 0009, 0008 and 0007 go: aggregates before their hypertables, policies removed.
-        rolled = migrations.rollback(dsn, 3).migrations
-        assert rolled == [
-            "0009_ingest_log",
-            "0008_compression_retention",
-            "0007_continuous_aggregates",
-        ]
+        # 0007 and every later step go: aggregates before their hypertables, policies removed.
+        applied = migrations.status(dsn).applied
+        later = applied[applied.index("0007_continuous_aggregates") :]
+        rolled = migrations.rollback(dsn, len(later)).migrations
+        assert sorted(rolled) == later and rolled[-1] == "0007_continuous_aggregates"
+        assert rolled.index("0008_compression_retention") < rolled.index(
+            "0007_continuous_aggregates"
+        )
         with psycopg.connect(dsn) as conn:
             assert user_jobs(conn) == []
             assert _rows(conn, "SELECT * FROM timescaledb_information.continuous_aggregates") == []
@@ -404,17 +409,105 @@ def test_stale_lock_is_reported_with_the_way_out(empty_db: str) -> None:
 # -- the yoyo command line --------------------------------------------------
 
 
-def test_yoyo_apply_from_the_repo_root(empty_db: str) -> None:
-    env = {**os.environ, "PMSTORE_YOYO_URL": to_yoyo_url(empty_db)}
+def _yoyo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the yoyo command line with no PMSTORE_* / PG* variable set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMSTORE_YOYO", "PG"))}
     yoyo = Path(sys.executable).with_name("yoyo")
-    done = subprocess.run(
-        [str(yoyo), "apply"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    return subprocess.run(
+        [str(yoyo), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
+
+
+def test_yoyo_apply_and_list_from_the_repo_root(empty_db: str) -> None:
+    url = to_yoyo_url(empty_db)
+    done = _yoyo("apply", "--database", url, cwd=REPO)
     assert done.returncode == 0, done.stderr
     # yoyo prints the rows of SELECT statements: the migrations must have none.
     assert "create_hypertable" not in done.stdout and "(1,t)" not in done.stdout
     assert done.stdout.strip() == ""
     status = migrations.status(empty_db)
-    assert status.pending == [] and len(status.applied) >= 9
+    assert status.pending == [] and len(status.applied) >= 10
+    # Plain yoyo records no checksums: the next pmstore migrate does.
+    assert status.unrecorded == status.applied and status.drifted == []
     with psycopg.connect(empty_db) as conn:
         assert set(features(conn)) == set(FEATURES)
+    listed = _yoyo("list", "--database", url, cwd=REPO)
+    assert listed.returncode == 0, listed.stderr
+    for mid in status.applied:
+        assert re.search(rf"^A +{mid} ", listed.stdout, re.M), (mid, listed.stdout)
+    assert migrations.apply(empty_db).migrations == []
+    after = migrations.status(empty_db)
+    assert after.unrecorded == [] and after.drifted == []
+
+
+def test_yoyo_without_a_database_says_so_in_one_line() -> None:
+    for command in ("apply", "list"):
+        done = _yoyo(command, cwd=REPO)
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr and "Interpolation" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "yoyo: error: Please specify a database uri"
+    helped = _yoyo("--help", cwd=REPO)
+    assert helped.returncode == 0 and "apply" in helped.stdout, helped.stderr
+
+
+def test_yoyo_apply_from_the_installed_package(empty_db: str, db: str, tmp_path: Path) -> None:
+    """The README's one command for a wheel without a checkout: the same schema, hook included."""
+    loaded = read_migrations(migrations.YOYO_SOURCE)
+    assert [m.id for m in loaded.post_apply] == ["post-apply"]
+    assert [m.id for m in loaded] == sorted(
+        p.stem for p in MIGRATIONS.glob("[0-9]*.sql") if not p.name.endswith(".rollback.sql")
+    )
+    url = to_yoyo_url(empty_db)
+    done = _yoyo("apply", "--batch", "--database", url, migrations.YOYO_SOURCE, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(empty_db) as got, psycopg.connect(db) as want:
+        assert catalog(got) == catalog(want)
+
+
+# -- drift --------------------------------------------------------------------
+
+
+def test_drift_is_named_refused_and_allowed_on_request(empty_db: str, tmp_path: Path) -> None:
+    migrations.apply(empty_db)
+    assert migrations.status(empty_db).drifted == []
+    edited = tmp_path / "migrations"
+    shutil.copytree(migrations.migrations_dir(), edited)
+    markets = edited / "0002_markets.sql"
+    markets.write_text(markets.read_text() + "\n-- edited after it was applied\n")
+    (edited / "0099_probe.sql").write_text(
+        "-- a pending step\n-- depends: 0010_migration_checksums\nCREATE TABLE probe (x int);\n"
+    )
+    (edited / "0099_probe.rollback.sql").write_text("DROP TABLE probe;\n")
+
+    state = migrations.status(empty_db, source=edited)
+    assert state.drifted == ["0002_markets"] and state.pending == ["0099_probe"]
+    with pytest.raises(MigrationDriftError) as info:
+        migrations.apply(empty_db, source=edited)
+    assert info.value.migrations == ("0002_markets",)
+    assert "0002_markets" in str(info.value) and "--allow-drift" in str(info.value)
+    assert pickle.loads(pickle.dumps(info.value)).migrations == ("0002_markets",)
+    with psycopg.connect(empty_db) as conn:
+        assert _rows(conn, "SELECT to_regclass('probe')") == [(None,)]
+
+    allowed = migrations.apply(empty_db, source=edited, allow_drift=True)
+    assert allowed.migrations == ["0099_probe"]
+    assert any("0002_markets" in w for w in allowed.warnings)
+    # The edited files are the reference now; pmstore's own 0002 differs from it.
+    assert migrations.status(empty_db, source=edited).drifted == []
+    assert migrations.status(empty_db).drifted == ["0002_markets"]
+
+
+def test_rollback_forgets_checksums_and_apply_records_them_again(empty_db: str) -> None:
+    migrations.apply(empty_db)
+    applied = migrations.status(empty_db).applied
+    back = migrations.rollback(empty_db, len(applied) - applied.index("0009_ingest_log"))
+    assert "0010_migration_checksums" in back.migrations
+    assert back.migrations[-1] == "0009_ingest_log"
+    state = migrations.status(empty_db)
+    assert state.pending[:2] == ["0009_ingest_log", "0010_migration_checksums"]
+    assert state.unrecorded == state.applied  # the table went with 0010
+    migrations.apply(empty_db)
+    with psycopg.connect(empty_db) as conn:
+        rows = dict(_rows(conn, f"SELECT migration_id, sha256 FROM {migrations.CHECKSUM_TABLE}"))
+    loaded = read_migrations(migrations.YOYO_SOURCE)
+    assert rows == {m.id: migrations.checksum(m) for m in loaded}

@@ -1,12 +1,12 @@
 """Pure tests of pmstore.polymarket (no database).
 
-Every payload file under the shared folder (``shared/polymarket`` next to the
-repo root, or ``$PMSTORE_SHARED_DIR``) goes through :func:`convert` and is
-checked against values computed here, independently, from the raw JSON. A new
-file without an entry in ``EXPECTATIONS`` fails, and so does a missing folder.
+Every payload fixture (``tests/fixtures/polymarket``, listed in its
+``SHA256SUMS``) goes through :func:`convert` and is checked against values
+computed here, independently, from the raw JSON. A new file without an entry
+in ``EXPECTATIONS`` fails, and so does a missing, changed or unlisted file.
 
 Payloads written inline below are hand-made for shapes that have no file in
-the shared folder (older ``price_change`` shapes, data-API resolutions,
+the fixtures (older ``price_change`` shapes, data-API resolutions,
 snake_case data-API trades, 50/50 Gamma markets...); their field names follow
 the API docs and the captures, their values are invented.
 """
@@ -16,14 +16,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import POLYMARKET_FIXTURES, polymarket_fixture, polymarket_manifest
 
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, OrderbookSnapshot, ResolutionRecord, TradeRecord
@@ -47,36 +46,14 @@ from pmstore.polymarket import (
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# --------------------------------------------------------------------------- shared folder
+# --------------------------------------------------------------------------- payload fixtures
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("PMSTORE_SHARED_DIR")
-    if env:
-        base = Path(env)
-        return base / "polymarket" if (base / "polymarket").is_dir() else base
-    return Path(__file__).resolve().parents[2] / "shared" / "polymarket"
-
-
-SHARED = _shared_dir()
-MISSING = "<shared folder missing>"
-FILES = (
-    sorted(p.relative_to(SHARED).as_posix() for p in SHARED.rglob("*.json"))
-    if SHARED.is_dir()
-    else []
-) or [MISSING]
-
-
-def _missing_message() -> str:
-    return (
-        f"shared Polymarket payload folder not found or empty: {SHARED} "
-        "(expected shared/polymarket as a sibling of the repo root, "
-        "or set PMSTORE_SHARED_DIR to it or to its parent)"
-    )
+FILES = sorted(polymarket_manifest())
 
 
 def load(rel: str) -> Any:
-    return json.loads((SHARED / rel).read_text(encoding="utf-8"))
+    return json.loads(polymarket_fixture(rel).read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -541,15 +518,19 @@ EXPECTATIONS: dict[str, Callable[[Any], None]] = {
 # --------------------------------------------------------------------------- per-file tests
 
 
-def test_shared_folder_present() -> None:
-    if FILES == [MISSING]:
-        pytest.fail(_missing_message())
+def test_fixtures_are_the_listed_files_unchanged() -> None:
+    on_disk = sorted(
+        p.relative_to(POLYMARKET_FIXTURES).as_posix() for p in POLYMARKET_FIXTURES.rglob("*.json")
+    )
+    assert on_disk == FILES, "add new payload files to tests/fixtures/polymarket/SHA256SUMS"
+    for rel, digest in polymarket_manifest().items():
+        assert hashlib.sha256(polymarket_fixture(rel).read_bytes()).hexdigest() == digest, rel
+    for folder in {POLYMARKET_FIXTURES / rel.split("/")[0] for rel in FILES}:
+        assert (folder / "PROVENANCE.txt").is_file(), folder
 
 
 @pytest.mark.parametrize("rel", FILES)
 def test_shared_file(rel: str) -> None:
-    if rel == MISSING:
-        pytest.fail(_missing_message())
     check = EXPECTATIONS.get(rel)
     if check is None:
         pytest.fail(f"no test expectation for shared payload file {rel}: add one to EXPECTATIONS")
@@ -557,16 +538,12 @@ def test_shared_file(rel: str) -> None:
 
 
 def test_every_expectation_has_its_file() -> None:
-    if FILES == [MISSING]:
-        pytest.fail(_missing_message())
     assert sorted(set(EXPECTATIONS) - set(FILES)) == []
 
 
 @pytest.mark.parametrize("rel", FILES)
 def test_shared_file_invariants(rel: str) -> None:
     """Whatever a file yields: token ids are digit strings, times are UTC, rejects explain."""
-    if rel == MISSING:
-        pytest.fail(_missing_message())
     conv = convert(load(rel))
     token_ids = (
         [p.token_id for p in conv.prices]
@@ -711,7 +688,7 @@ def test_best_bid_ask_one_sided_rejected(bid: str, ask: str, words: str) -> None
 
 
 def test_data_trade_snake_case_matches_camel_case() -> None:
-    # snake_case shape as in nautilus' data_api_trades_captured_response.json (not in shared/)
+    # snake_case shape as in nautilus' data_api_trades_captured_response.json (no fixture)
     snake = {
         "data": [
             {

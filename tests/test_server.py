@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pmstore.edition import MIN_TIMESCALEDB, parse_version
 from pmstore.errors import ServerError
 from pmstore.server import EmbeddedServer, default_home, find_bindir
 
@@ -66,8 +67,8 @@ def test_missing_binaries_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert "nowhere" in str(info.value) and "PMSTORE_PG_BINDIR" in str(info.value)
 
 
-def test_missing_timescaledb_is_explained(tmp_path: Path) -> None:
-    # A PostgreSQL tree without TimescaleDB: a bindir whose pg_config points elsewhere.
+def _bindir_with_timescaledb(tmp_path: Path, control: str | None) -> Path:
+    """A bindir of the real binaries whose pg_config points at a fake extension tree."""
     real = find_bindir()
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -77,16 +78,40 @@ def test_missing_timescaledb_is_explained(tmp_path: Path) -> None:
     share = tmp_path / "share" / "extension"
     lib.mkdir()
     share.mkdir(parents=True)
+    if control is not None:
+        (lib / "timescaledb.so").write_bytes(b"")
+        (share / "timescaledb.control").write_text(control)
     script = f'case "$1" in --pkglibdir) echo {lib};; --sharedir) echo {share.parent};; esac'
     (fake / "pg_config").write_text(f"#!/bin/sh\n{script}\n")
     (fake / "pg_config").chmod(0o755)
-    server = EmbeddedServer(tmp_path / "home", bindir=fake)
+    return fake
+
+
+def test_missing_timescaledb_is_explained(tmp_path: Path) -> None:
+    server = EmbeddedServer(tmp_path / "home", bindir=_bindir_with_timescaledb(tmp_path, None))
     assert not server.initialized
     with pytest.raises(ServerError) as info:
         server.start()
     message = str(info.value)
     assert "TimescaleDB is not installed" in message
     assert "scripts/install-timescaledb" in message and "docker" in message.lower()
+    assert not server.initialized
+
+
+def test_too_old_timescaledb_is_refused_naming_the_minimum(tmp_path: Path) -> None:
+    control = "comment = 'old'\ndefault_version = '2.9.3'\nmodule_pathname = '$libdir/x'\n"
+    server = EmbeddedServer(tmp_path / "home", bindir=_bindir_with_timescaledb(tmp_path, control))
+    with pytest.raises(ServerError) as info:
+        server.start()
+    message = str(info.value)
+    assert "TimescaleDB 2.9.3" in message and "too old" in message
+    assert f"{MIN_TIMESCALEDB} or newer" in message
+    assert not server.initialized
+
+
+def test_installed_timescaledb_is_recent_enough() -> None:
+    version = EmbeddedServer(bindir=find_bindir()).check_timescaledb()
+    assert parse_version(version) >= parse_version(MIN_TIMESCALEDB), version
 
 
 def test_default_home_honours_pmstore_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

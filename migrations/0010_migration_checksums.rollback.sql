@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS pmstore_migration_checksums;
