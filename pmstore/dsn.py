@@ -109,7 +109,7 @@ def normalize(dsn: str) -> str:
     except Exception as exc:
         raise ConfigurationError(
             f"cannot parse connection string {redact(dsn)!r}: {redact(str(exc))}"
-        ) from None
+        ) from redact_error(exc)
     return dsn
 
 

@@ -4,7 +4,8 @@
     ├── ConfigurationError        bad DSN, option, argument or environment (also a ValueError)
     ├── ServerError               the embedded server cannot be found, set up or started
     ├── MigrationError            a migration failed
-    │   └── MigrationLockError    another (or a killed) process holds yoyo's lock
+    │   ├── MigrationLockError    another (or a killed) process holds yoyo's lock
+    │   └── MigrationDriftError   applied migrations whose files changed since
     ├── BatchValidationError      bad input: rows and columns named, nothing written
     ├── PayloadError              a Polymarket payload cannot be converted (the reason says why)
     ├── WriteError                a batch could not be written (nothing was written)
@@ -68,9 +69,6 @@ class MigrationDriftError(MigrationError):
     def __init__(self, message: str, migrations: Sequence[str] = ()):
         super().__init__(message)
         self.migrations = tuple(migrations)
-
-    def __reduce__(self) -> tuple[type[MigrationDriftError], tuple[str, tuple[str, ...]]]:
-        return (type(self), (str(self), self.migrations))
 
 
 @dataclass(frozen=True, slots=True)

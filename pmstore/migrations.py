@@ -40,7 +40,7 @@ import psycopg
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
-from pmstore.dsn import describe, redact, to_yoyo_url
+from pmstore.dsn import describe, redact, redact_error, to_yoyo_url
 from pmstore.errors import MigrationDriftError, MigrationError, MigrationLockError
 
 __all__ = [
@@ -116,7 +116,9 @@ def _backend(dsn: str, result: MigrationResult | None = None) -> Iterator[Any]:
     try:
         backend = get_backend(to_yoyo_url(dsn))
     except psycopg.Error as exc:
-        raise MigrationError(f"cannot connect to {describe(dsn)}: {redact(str(exc))}") from None
+        raise MigrationError(
+            f"cannot connect to {describe(dsn)}: {redact(str(exc))}"
+        ) from redact_error(exc)
 
     def on_notice(diag: psycopg.errors.Diagnostic) -> None:
         if diag.severity_nonlocalized in ("WARNING",) and diag.message_primary:
@@ -156,7 +158,7 @@ def _locked(backend: Any, dsn: str, timeout: float) -> Iterator[None]:
     try:
         with backend.lock(timeout=timeout):
             yield
-    except LockTimeout:
+    except LockTimeout as exc:
         holder = ""
         with contextlib.suppress(Exception):
             row = backend.execute("SELECT pid, ctime FROM yoyo_lock").fetchone()
@@ -166,7 +168,7 @@ def _locked(backend: Any, dsn: str, timeout: float) -> Iterator[None]:
             f"migrations on {describe(dsn)} are locked{holder} (waited {timeout:g}s). "
             "If no migration is running (e.g. a killed process left the lock), remove it "
             "with `pmstore migrate --break-lock` or `yoyo break-lock`, then retry."
-        ) from None
+        ) from exc
 
 
 def _load(source: str | Path | None) -> Any:
@@ -240,7 +242,7 @@ def _run(dsn: str, action: str, step: Any) -> MigrationResult:
         except psycopg.Error as exc:
             raise MigrationError(
                 f"{action} failed on {describe(dsn)}: {redact(str(exc)).strip()}"
-            ) from None
+            ) from redact_error(exc)
     return result
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import platformdirs
 
+from pmstore.dsn import redact, redact_error
 from pmstore.edition import MIN_TIMESCALEDB, parse_version
 from pmstore.errors import ServerError
 
@@ -474,8 +475,8 @@ class EmbeddedServer:
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
                     raise ServerError(
-                        f"embedded server did not accept connections: {exc}"
-                    ) from None
+                        f"embedded server did not accept connections: {redact(str(exc))}"
+                    ) from redact_error(exc)
                 time.sleep(0.2)
 
     def stop(self, *, mode: str = "fast") -> None:

@@ -20,6 +20,7 @@ from pmstore.errors import (
     ConfigurationError,
     ConnectionLostError,
     FeatureUnavailableError,
+    MigrationDriftError,
     MigrationError,
     MigrationLockError,
     PayloadError,
@@ -37,6 +38,7 @@ SAMPLES: list[PmstoreError] = [
     ServerError("initdb not found in /usr/lib/postgresql/15/bin"),
     MigrationError("0003_trades failed: relation exists"),
     MigrationLockError("yoyo_lock held by pid 4242"),
+    MigrationDriftError("0003_price_snapshots changed since applied", ["0003_price_snapshots"]),
     BatchValidationError(
         "price_snapshots",
         [RowProblem(3, "price", "not finite"), RowProblem(None, "ts", "missing column")],

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.end:
         try:
             end = datetime.fromisoformat(args.end)
-        except ValueError:
-            raise ConfigurationError(f"--end: not an ISO time: {args.end!r}") from None
+        except ValueError as exc:
+            raise ConfigurationError(f"--end: not an ISO time: {args.end!r}") from exc
     return run_demo(
         target.dsn,
         target.where,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from pmstore.dsn import describe, from_environment, normalize, redact
+from pmstore.dsn import describe, from_environment, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError
 from pmstore.server import EmbeddedServer
 
@@ -55,4 +55,6 @@ def connect(target: Target) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(target.dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else "no answer"
-        raise ConfigurationError(f"cannot connect to {describe(target.dsn)}: {first}") from None
+        raise ConfigurationError(
+            f"cannot connect to {describe(target.dsn)}: {first}"
+        ) from redact_error(exc)
