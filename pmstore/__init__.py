@@ -10,8 +10,13 @@ Modules, one per responsibility:
 - ``pmstore.models``        pydantic records of the five tables
 - ``pmstore.batches``       columnar batches and their vectorized validation
 - ``pmstore.copy_encoding`` binary COPY encoding (numpy)
-- ``pmstore.writer``        Writer: COPY and upserts, all or nothing, never twice
-- ``pmstore.reader``        Reader: typed queries
+- ``pmstore.writer_async``  AsyncWriter: COPY and upserts, all or nothing, never twice
+- ``pmstore.writer``        Writer, generated from it (scripts/async_to_sync.py)
+- ``pmstore.write_plan``    what a write is before the server: checked batch, id, SQL
+- ``pmstore.reader_async``  AsyncReader: typed queries
+- ``pmstore.reader``        Reader, generated from it
+- ``pmstore.read_queries``  the readers' SQL, result models and argument checks
+- ``pmstore.async_twins``   the few calls whose async and sync forms differ
 - ``pmstore.migrations``    apply / roll back / inspect the schema
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
 - ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
@@ -24,6 +29,8 @@ Modules, one per responsibility:
 - ``pmstore.cli``           the ``pmstore`` command line
 - ``pmstore.errors``        the error hierarchy
 """
+
+from typing import TYPE_CHECKING, Any
 
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.errors import (
@@ -51,9 +58,27 @@ from pmstore.models import (
 from pmstore.server import EmbeddedServer
 from pmstore.writer import Writer, WriteResult
 
+if TYPE_CHECKING:
+    from pmstore.reader_async import AsyncReader
+    from pmstore.writer_async import AsyncWriter
+
 __version__ = "0.1.0"
 
+_LAZY = {"AsyncReader": "pmstore.reader_async", "AsyncWriter": "pmstore.writer_async"}
+"""Names imported on first use, so that ``import pmstore`` stays cheap."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pmstore' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncReader",
+    "AsyncWriter",
     "BatchValidationError",
     "ConfigurationError",
     "ConnectionLostError",
