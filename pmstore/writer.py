@@ -265,7 +265,7 @@ class Writer:
             with cur.copy(plan.copy_sql) as copy:
                 while (chunk := call_inline(next, chunks, None)) is not None:
                     copy.write(chunk)
-                    if self.progress is not None:
+                    if self.progress is not None and sent < total:  # not for the trailer
                         sent = min(sent + self.chunk_rows, total)
                         self.progress(plan.table, sent, total)
             return cur.rowcount

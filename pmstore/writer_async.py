@@ -266,7 +266,7 @@ class AsyncWriter:
             async with cur.copy(plan.copy_sql) as copy:
                 while (chunk := await offload(next, chunks, None)) is not None:
                     await copy.write(chunk)
-                    if self.progress is not None:
+                    if self.progress is not None and sent < total:  # not for the trailer
                         sent = min(sent + self.chunk_rows, total)
                         self.progress(plan.table, sent, total)
             return cur.rowcount
