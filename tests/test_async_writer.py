@@ -342,3 +342,28 @@ async def test_offload_runs_in_a_worker_thread() -> None:
     assert await offload(threading.get_ident) != threading.get_ident()
     with pytest.raises(ZeroDivisionError):
         await offload(divmod, 1, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_write_cancelled_mid_copy_writes_nothing_and_the_writer_goes_on(
+    db: str, conn: Conn
+) -> None:
+    """A task cancelled between COPY chunks (from the progress hook): rolled back, no rows."""
+    sent: list[int] = []
+    task: asyncio.Task[Any] | None = None
+
+    def cancel_after_first_chunk(table: str, rows: int, total: int) -> None:
+        sent.append(rows)
+        if len(sent) == 1 and task is not None:
+            task.cancel()
+
+    async with AsyncWriter(db, chunk_rows=5_000, progress=cancel_after_first_chunk) as writer:
+        task = asyncio.ensure_future(writer.copy_prices(price_columns(60_000, tokens=8_000)))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sent == [5_000]
+        assert count(conn, "price_snapshots") == 0 and count(conn, "pmstore_ingest_log") == 0
+        writer.progress = None
+        result = await writer.copy_prices(price_columns(1_000, seed=5))
+    assert result.rows_written == 1_000 and result.attempts == 1
+    assert count(conn, "price_snapshots") == 1_000
