@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -35,13 +36,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import psycopg
 from bench_data import PriceData
 from bench_server import BenchDB, open_server
 
-import pmstore.writer_async
+import pmstore.writer_async as writer_module
 from pmstore import AsyncWriter, Writer, migrate
 
 TICK_S = 0.001
@@ -86,7 +88,7 @@ async def ticker(stop: asyncio.Event, lateness: list[float]) -> None:
 
 async def with_ticker(work: Callable[[], Awaitable[int]]) -> tuple[int, float, list[float]]:
     """Run ``work()`` beside the ticker: (rows, seconds, lateness of each tick)."""
-    stop, lateness = asyncio.Event(), []
+    stop, lateness = asyncio.Event(), list[float]()
     ticking = asyncio.create_task(ticker(stop, lateness))
     await asyncio.sleep(0)
     started = time.perf_counter()
@@ -129,13 +131,10 @@ def run_async(dsn: str, columns: dict[str, Any], *, threads: bool) -> Run:
         async with AsyncWriter(dsn) as writer:
             return (await writer.copy_prices(columns)).rows_written
 
-    saved = pmstore.writer_async.offload
-    if not threads:
-        pmstore.writer_async.offload = inline
-    try:
+    # The inline variant swaps the AsyncWriter's thread hop for a direct call.
+    swap = contextlib.nullcontext() if threads else patch.object(writer_module, "offload", inline)
+    with swap:
         rows, seconds, lateness = asyncio.run(with_ticker(write))
-    finally:
-        pmstore.writer_async.offload = saved
     method = "AsyncWriter" if threads else "AsyncWriter, CPU inline"
     return summarize(method, rows, seconds, lateness)
 

@@ -289,9 +289,7 @@ class AsyncWriter:
         in the ingest log writes nothing. Costs one round trip plus the COPY
         stream, encoded ``chunk_rows`` at a time.
         """
-        plan = await offload(
-            plan_prices, batch, batch_id, on_invalid, index_order=self.index_order
-        )
+        plan = await offload(plan_prices, batch, batch_id, on_invalid, index_order=self.index_order)
         return await self._copy(plan)
 
     async def copy_orderbooks(
