@@ -34,10 +34,11 @@ def test_async_benchmark_smoke_run_reports_every_method(server: TestServer, tmp_
     [path] = tmp_path.glob("bench-async-*.json")
     results = json.loads(path.read_text())
     runs = {r["method"]: r for r in results["runs"]}
-    assert set(runs) == {"Writer", "AsyncWriter", "AsyncWriter, CPU inline", "idle loop"}
-    for method in ("Writer", "AsyncWriter", "AsyncWriter, CPU inline"):
+    writers = ("Writer", "AsyncWriter", "AsyncWriter, 10k-row chunks", "AsyncWriter, CPU inline")
+    assert set(runs) == {*writers, "idle loop"}
+    for method in writers:
         assert runs[method]["rows"] == 20_000 and runs[method]["rows_per_second"] > 0
-    for method in ("AsyncWriter", "AsyncWriter, CPU inline", "idle loop"):
+    for method in (*writers[1:], "idle loop"):
         assert runs[method]["ticks"] > 0
         assert runs[method]["max_late_ms"] >= runs[method]["p99_late_ms"]
     assert "PMSTORE_DSN" in results["server"] and "numpy" in results["machine"]
