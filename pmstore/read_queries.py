@@ -113,6 +113,7 @@ class TradeVolume(BaseModel):
 
 
 def aware_utc(name: str, value: object) -> datetime:
+    """``value`` in UTC; ConfigurationError naming ``name`` unless an aware datetime."""
     if not isinstance(value, datetime):
         raise ConfigurationError(
             f"{name} must be a timezone-aware datetime, not {type(value).__name__}"
@@ -126,10 +127,12 @@ def aware_utc(name: str, value: object) -> datetime:
 
 
 def at_or_now(value: datetime | None) -> datetime:
+    """``value`` in UTC, or now; ConfigurationError for a naive datetime."""
     return datetime.now(UTC) if value is None else aware_utc("at", value)
 
 
 def checked_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """(start, end) in UTC; ConfigurationError for naive datetimes or start >= end."""
     lo, hi = aware_utc("start", start), aware_utc("end", end)
     if lo >= hi:
         raise ConfigurationError(
@@ -139,12 +142,14 @@ def checked_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def checked_token(value: object) -> str:
+    """``value`` if a non-empty str, else ConfigurationError."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"token_id must be a non-empty str, not {value!r}")
     return value
 
 
 def checked_positive(name: str, value: timedelta) -> timedelta:
+    """``value`` if a positive timedelta, else ConfigurationError naming ``name``."""
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ConfigurationError(f"{name} must be a positive timedelta, not {value!r}")
     return value
@@ -332,6 +337,7 @@ RESOLUTION_SQL: Final = """
 
 
 def checked_condition(value: object) -> str:
+    """``value`` if a non-empty str (a condition id), else ConfigurationError."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"condition_id must be a non-empty str, not {value!r}")
     return value
