@@ -2,6 +2,10 @@
 
     python benchmarks/run.py [--rows N] [--day] [--smoke] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
+    python benchmarks/run.py --async [--rows N] [--smoke] [--repeat N] [--fsync] [--out DIR]
+
+``--async`` runs only ``bench_async.py``: AsyncWriter's event-loop lateness
+while it writes a 1M-row batch, and AsyncWriter vs Writer rows/s.
 
 Server: ``PMSTORE_DSN`` (a database whose data tables are empty: the
 benchmarks TRUNCATE them), else a throwaway embedded TimescaleDB with
@@ -41,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bench_async
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -118,6 +123,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of each method in scenarios 2-4, the best counts (default 2; --smoke 1)",
     )
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
+    parser.add_argument(
+        "--async",
+        dest="async_writer",
+        action="store_true",
+        help="only the AsyncWriter event-loop benchmark (bench_async.py)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
         args.selected = ALL_SCENARIOS
@@ -191,6 +202,8 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.async_writer:
+        return bench_async.main(sys.argv[1:] if argv is None else argv)
     sizes = Sizes.of(args)
     started = time.perf_counter()
     stamp = datetime.now(UTC)

@@ -59,12 +59,17 @@ if TYPE_CHECKING:
         TradeRecord,
         record_to_model,
     )
+    from pmstore.reader import Reader
+    from pmstore.reader_async import AsyncReader
     from pmstore.server import EmbeddedServer
     from pmstore.writer import Writer, WriteResult
+    from pmstore.writer_async import AsyncWriter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncReader",
+    "AsyncWriter",
     "BatchValidationError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -79,6 +84,7 @@ __all__ = [
     "PmstoreError",
     "PriceBatch",
     "PriceSnapshot",
+    "Reader",
     "ResolutionRecord",
     "RowProblem",
     "ServerError",
@@ -92,12 +98,15 @@ __all__ = [
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "AsyncReader": ("pmstore.reader_async", "AsyncReader"),
+    "AsyncWriter": ("pmstore.writer_async", "AsyncWriter"),
     "EmbeddedServer": ("pmstore.server", "EmbeddedServer"),
     "MarketRecord": ("pmstore.models", "MarketRecord"),
     "OrderbookBatch": ("pmstore.batches", "OrderbookBatch"),
     "OrderbookSnapshot": ("pmstore.models", "OrderbookSnapshot"),
     "PriceBatch": ("pmstore.batches", "PriceBatch"),
     "PriceSnapshot": ("pmstore.models", "PriceSnapshot"),
+    "Reader": ("pmstore.reader", "Reader"),
     "ResolutionRecord": ("pmstore.models", "ResolutionRecord"),
     "TradeBatch": ("pmstore.batches", "TradeBatch"),
     "TradeRecord": ("pmstore.models", "TradeRecord"),

@@ -19,13 +19,16 @@ from pmstore.errors import FeatureUnavailableError
 
 __all__ = [
     "FEATURES",
+    "FEATURES_SQL",
     "MIN_TIMESCALEDB",
     "TESTED_WITH",
     "Feature",
     "ServerInfo",
     "features",
+    "features_async",
     "parse_version",
     "require_feature",
+    "require_feature_async",
     "server_info",
 ]
 
@@ -118,20 +121,40 @@ class Feature:
     detail: str
 
 
+FEATURES_SQL = "SELECT feature, available, detail FROM pmstore_features ORDER BY feature"
+"""The features recorded by the migrations (run by ``features`` and ``features_async``)."""
+
+
 def features(conn: psycopg.Connection[Any]) -> dict[str, Feature]:
     """Return the optional features recorded by the migrations, by name.
 
     Empty when the migrations that record them have not run. Costs one query.
     """
-    rows = conn.execute(
-        "SELECT feature, available, detail FROM pmstore_features ORDER BY feature"
-    ).fetchall()
-    return {str(r[0]): Feature(str(r[0]), bool(r[1]), str(r[2])) for r in rows}
+    return _features_of(conn.execute(FEATURES_SQL).fetchall())
 
 
 def require_feature(conn: psycopg.Connection[Any], name: str) -> Feature:
     """Return feature ``name``; raise FeatureUnavailableError when this database lacks it."""
-    found = features(conn).get(name)
+    return _required(features(conn), name)
+
+
+async def features_async(conn: psycopg.AsyncConnection[Any]) -> dict[str, Feature]:
+    """``features`` on an async connection."""
+    cur = await conn.execute(FEATURES_SQL)
+    return _features_of(await cur.fetchall())
+
+
+async def require_feature_async(conn: psycopg.AsyncConnection[Any], name: str) -> Feature:
+    """``require_feature`` on an async connection."""
+    return _required(await features_async(conn), name)
+
+
+def _features_of(rows: list[Any]) -> dict[str, Feature]:
+    return {str(r[0]): Feature(str(r[0]), bool(r[1]), str(r[2])) for r in rows}
+
+
+def _required(found_features: dict[str, Feature], name: str) -> Feature:
+    found = found_features.get(name)
     if found is None:
         raise FeatureUnavailableError(f"{name}: not recorded; apply the migrations first")
     if not found.available:

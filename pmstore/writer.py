@@ -1,3 +1,4 @@
+# generated from pmstore/writer_async.py by scripts/async_to_sync.py: do not edit
 """Writer: batches into pmstore's tables over binary COPY, all or nothing, never twice.
 
 Every call is one transaction. COPY-written batches (prices, order books,
@@ -7,181 +8,74 @@ batch already committed is not written again: retrying after a connection
 drop whose commit outcome is unknown cannot duplicate rows. Two writers given
 the same batch at once serialise on that row; the second writes nothing.
 
-A Writer is used from one thread at a time. For concurrency, give each
-thread (or process) its own Writer: separate connections write concurrently
-without losing or duplicating rows.
+One Writer serves one caller at a time. For concurrency, give each
+thread, task or process its own Writer: separate connections write
+concurrently without losing or duplicating rows.
 
-Given a DSN, a Writer owns its connection: when it drops, the Writer
-reconnects and retries the whole batch, up to ``retries`` times with
-exponential backoff, then raises ConnectionLostError. Given a connection it
-cannot replace it, and raises ConnectionLostError at once.
+Given a DSN, the Writer owns its connection: when it drops, the
+Writer reconnects and retries the whole batch, up to ``retries`` times
+with exponential backoff, then raises ConnectionLostError. Given a
+connection it cannot replace it, and raises ConnectionLostError at once.
+
+CPU work (building and checking a batch, its digest, sorting, and encoding
+each COPY chunk) runs through ``call_inline`` (see ``pmstore.async_twins``).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import operator
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import psycopg
-from psycopg.sql import SQL, Identifier
-from pydantic import BaseModel, ValidationError
 
-from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
-from pmstore.copy_encoding import (
-    DEFAULT_CHUNK_ROWS,
-    encode_orderbooks,
-    encode_prices,
-    encode_trades,
-)
+from pmstore.async_twins import ConnFunction, call_inline, sleep
+from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+from pmstore.copy_encoding import DEFAULT_CHUNK_ROWS
 from pmstore.dsn import describe, normalize, redact, redact_error
-from pmstore.errors import (
-    BatchValidationError,
-    ConfigurationError,
-    ConnectionLostError,
-    RowProblem,
-    WriteError,
-)
+from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.write_plan import (
+    LOG_BATCH_SQL,
+    LOGGED_ROWS_SQL,
+    UPSERT_MARKETS_SQL,
+    UPSERT_RESOLUTIONS_SQL,
+    CopyPlan,
+    OnInvalid,
+    Progress,
+    WriteResult,
+    market_rows,
+    plan_orderbooks,
+    plan_prices,
+    plan_trades,
+    resolution_rows,
+    write_failure,
+)
 
 __all__ = ["OnInvalid", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
 
-KEEP_ORDER_FROM_ROWS = 50_000
-"""Price batches at least this large are encoded keeping their sorted order.
-
-Measured (benchmarks/, 2 cores): a million sorted rows load ~16% faster as
-one sorted run than as the encoder's per-layout runs, while an 8,000-row
-minute batch is ~15% slower (encoding cost, no index gain)."""
-
-OnInvalid = Literal["raise", "skip"]
-"""What to do with invalid rows: raise BatchValidationError (write nothing), or skip them."""
-
-BatchT = TypeVar("BatchT", bound=ColumnBatch)
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """What one Writer call did.
-
-    ``rows_written`` counts rows inserted or updated; ``duplicates_skipped``
-    rows already present (trades); ``rejected`` the invalid rows skipped with
-    ``on_invalid="skip"``; ``already_written`` is True when the batch id was
-    found in the ingest log, so nothing was written; ``attempts`` counts
-    tries (more than 1 after a reconnect).
-    """
-
-    table: str
-    batch_id: str | None
-    rows_written: int
-    duplicates_skipped: int = 0
-    rejected: tuple[RowProblem, ...] = ()
-    already_written: bool = False
-    seconds: float = 0.0
-    attempts: int = 1
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows written per second of the call (0 when nothing was written)."""
-        return self.rows_written / self.seconds if self.seconds > 0 else 0.0
-
-
-_LOG_BATCH = """
-    INSERT INTO pmstore_ingest_log (batch_id, table_name, rows_written)
-    VALUES (%s, %s, %s)
-    ON CONFLICT (batch_id) DO NOTHING
-    RETURNING batch_id
-"""
-
-_TRADES_STAGING = """
-    CREATE TEMP TABLE IF NOT EXISTS pmstore_trades_staging
-        (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-
-_TRADES_MERGE = (
-    SQL(
-        "INSERT INTO trades ({columns}) SELECT {columns} FROM pmstore_trades_staging"
-        " ON CONFLICT (trade_id, ts) DO NOTHING"
-    )
-    .format(columns=SQL(", ").join(map(Identifier, TradeBatch.COLUMNS)))
-    .as_string()
-)
-
-# The upserted tables' column lists are their models' fields (one source of truth):
-# the key first, then the values, then created_at and updated_at.
-_MARKET_COLUMNS = tuple(MarketRecord.model_fields)
-_RESOLUTION_COLUMNS = tuple(ResolutionRecord.model_fields)
-_STAMPS = ("created_at", "updated_at")
-
-
-def _upsert_sql(table: str, columns: Sequence[str], guard: str | None = None) -> str:
-    """INSERT ... ON CONFLICT (key) DO UPDATE of ``columns`` (the key first) into ``table``.
-
-    created_at is kept from the first insert (or taken from the record);
-    updated_at is set when a value changes: an unchanged row is not rewritten,
-    so re-ingesting the same data writes nothing. ``guard`` is an extra
-    condition on the update. Parameters: every column but updated_at, in order.
-    """
-    key, changing = columns[0], [c for c in columns[1:] if c not in _STAMPS]
-    ident, joined = Identifier, SQL(", ").join
-    values = {"created_at": SQL("coalesce(%s, now())"), "updated_at": SQL("now()")}
-    statement = SQL(
-        "INSERT INTO {table} ({columns}) VALUES ({values})"
-        " ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now()"
-        " WHERE {guard}({current}) IS DISTINCT FROM ({excluded})"
-    ).format(
-        table=ident(table),
-        columns=joined(map(ident, columns)),
-        values=joined(values.get(c, SQL("%s")) for c in columns),
-        key=ident(key),
-        updates=joined(SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in changing),
-        guard=SQL(f"({guard}) AND " if guard else ""),
-        current=joined(ident(table, c) for c in changing),
-        excluded=joined(ident("excluded", c) for c in changing),
-    )
-    return statement.as_string()
-
-
-def _upsert_params(columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
-    """The parameters of :func:`_upsert_sql` from a record: its fields but updated_at."""
-    getter = operator.attrgetter(*(c for c in columns if c != "updated_at"))
-    return lambda record: tuple(getter(record))
-
-
-_UPSERT_MARKETS = _upsert_sql("markets", _MARKET_COLUMNS)
-_MARKET_PARAMS = _upsert_params(_MARKET_COLUMNS)
-
-# A resolution moves proposed -> disputed -> resolved; a stale message must not
-# turn a final 'resolved' row back into 'proposed' or 'disputed'.
-_UPSERT_RESOLUTIONS = _upsert_sql(
-    "resolutions",
-    _RESOLUTION_COLUMNS,
-    guard="resolutions.status IS DISTINCT FROM 'resolved'"
-    " OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved'",
-)
-_RESOLUTION_PARAMS = _upsert_params(_RESOLUTION_COLUMNS)
 
 
 class Writer:
     """Writes batches into pmstore's tables; one transaction per call.
 
-    ``target`` is a DSN (the Writer connects, and reconnects after a drop)
-    or an open psycopg connection (used as is; it must not be inside a
-    transaction, and each call commits on it). ``retries`` and ``backoff``
-    (seconds, doubled each time) bound reconnect attempts. ``chunk_rows``
-    is how many rows are encoded at a time while streaming COPY data.
-    ``index_order`` sends price rows sorted by (token_id, ts): the server
-    maintains the (token_id, ts DESC) index faster that way (a million rows
-    ~1.4-1.8x, a minute batch mostly in tail latency; see benchmarks/; costs
-    ~0.3 s of client time per million rows).
+    ``target`` is a DSN (the Writer connects, and reconnects after a
+    drop) or an open psycopg Connection (used as is; it must not be
+    inside a transaction, and each call commits on it). ``retries`` and
+    ``backoff`` (seconds, doubled each time) bound reconnect attempts.
+    ``chunk_rows`` is how many rows are encoded at a time while streaming
+    COPY data. ``index_order`` sends price rows sorted by (token_id, ts): the
+    server maintains the (token_id, ts DESC) index faster that way (a million
+    rows ~1.4-1.8x, a minute batch mostly in tail latency; see benchmarks/;
+    costs ~0.3 s of client time per million rows). ``progress``, when given,
+    is called as ``progress(table, rows_sent, rows_total)`` after each COPY
+    chunk is sent (from 0 again after a retry).
 
-    Not thread-safe: use one Writer per thread.
+    Not safe to share between concurrent callers: one Writer each.
     """
 
     def __init__(
@@ -192,6 +86,7 @@ class Writer:
         backoff: float = 0.5,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         index_order: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         if retries < 0 or backoff < 0 or chunk_rows < 1:
             raise ConfigurationError("retries and backoff must be >= 0, chunk_rows >= 1")
@@ -199,6 +94,7 @@ class Writer:
         self.backoff = backoff
         self.chunk_rows = chunk_rows
         self.index_order = index_order
+        self.progress = progress
         self._dsn: str | None
         self._conn: Conn | None
         if isinstance(target, str):
@@ -209,31 +105,29 @@ class Writer:
             self._conn = target
         else:
             raise ConfigurationError(
-                f"Writer needs a DSN or a psycopg connection, not {type(target).__name__}"
+                f"{type(self).__name__} needs a DSN or a psycopg Connection, "
+                f"not {type(target).__name__}"
             )
 
     def __repr__(self) -> str:
         where = describe(self._dsn) if self._dsn is not None else "a given connection"
-        return f"Writer({where})"
+        return f"{type(self).__name__}({where})"
 
     # -- connection ----------------------------------------------------------
 
     def _open(self) -> Conn:
-        """A new connection to the Writer's DSN; psycopg.OperationalError if refused."""
+        """A new connection to the DSN; psycopg.OperationalError if refused."""
         assert self._dsn is not None
-        return psycopg.connect(self._dsn, autocommit=False, application_name="pmstore-writer")
+        return psycopg.Connection.connect(
+            self._dsn, autocommit=False, application_name="pmstore-writer"
+        )
 
-    @property
-    def connection(self) -> Conn:
-        """The connection in use (opened on first use when the Writer owns it).
-
-        Raises ConnectionLostError when it cannot be opened.
-        """
+    def _connected(self) -> Conn:
         if self._conn is None or (self._conn.closed and self._dsn is not None):
             try:
                 self._conn = self._open()
             except psycopg.OperationalError as exc:
-                raise _failure(
+                raise write_failure(
                     ConnectionLostError,
                     f"cannot connect to {describe(self._dsn or '')}: {redact(str(exc)).strip()}",
                     None,
@@ -242,9 +136,18 @@ class Writer:
         return self._conn
 
     @property
+    def connection(self) -> Conn:
+        """The connection in use (opened on first use when the Writer owns it).
+
+        Raises ConnectionLostError when it cannot be opened.
+        """
+        return self._connected()
+
+    @property
     def backend_pid(self) -> int:
-        """The server process id of the current connection."""
-        return int(self.connection.info.backend_pid)
+        """The server process id of the current connection (opened if need be)."""
+        conn = self._connected()
+        return int(conn.info.backend_pid)
 
     def close(self) -> None:
         """Close the connection if the Writer opened it (a given one is left open)."""
@@ -260,9 +163,7 @@ class Writer:
 
     # -- the transaction with retries ----------------------------------------
 
-    def _transaction(
-        self, table: str, body: Callable[[Conn], tuple[int, int]]
-    ) -> tuple[int, int, int]:
+    def _transaction(self, table: str, body: ConnFunction[tuple[int, int]]) -> tuple[int, int, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
         Returns (rows written, duplicates skipped, attempts).
@@ -277,20 +178,20 @@ class Writer:
                 return written, skipped, attempt
             except psycopg.OperationalError as exc:
                 if self._conn is not None and not (self._conn.closed or self._conn.broken):
-                    raise _failure(
+                    raise write_failure(
                         WriteError, self._describe_error(table, exc), table, exc
                     ) from redact_error(exc)
                 reason = redact(str(exc)).strip()
                 if self._dsn is None:
-                    raise _failure(
+                    raise write_failure(
                         ConnectionLostError,
-                        f"connection lost while writing {table}; the Writer was given this "
-                        f"connection and cannot replace it: {reason}",
+                        f"connection lost while writing {table}; the {type(self).__name__} was "
+                        f"given this connection and cannot replace it: {reason}",
                         table,
                         exc,
                     ) from redact_error(exc)
                 if attempt > self.retries:
-                    raise _failure(
+                    raise write_failure(
                         ConnectionLostError,
                         f"connection to {describe(self._dsn)} lost while writing {table}, "
                         f"gave up after {attempt} attempt(s): {reason}",
@@ -307,9 +208,9 @@ class Writer:
                     reason,
                 )
                 self._conn = None
-                time.sleep(delay)
+                sleep(delay)
             except psycopg.Error as exc:
-                raise _failure(
+                raise write_failure(
                     WriteError, self._describe_error(table, exc), table, exc
                 ) from redact_error(exc)
 
@@ -321,8 +222,8 @@ class Writer:
         assert self._conn is not None
         if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise ConfigurationError(
-                "the Writer's connection is inside a transaction: "
-                "commit or roll back before writing (each Writer call commits)"
+                f"the {type(self).__name__}'s connection is inside a transaction: "
+                "commit or roll back before writing (each call commits)"
             )
         return self._conn
 
@@ -332,71 +233,30 @@ class Writer:
 
     # -- COPY-written tables -------------------------------------------------
 
-    def _prepare(
-        self,
-        batch_type: type[BatchT],
-        data: BatchT | Mapping[str, Any] | Sequence[Any],
-        batch_id: str | None,
-        on_invalid: OnInvalid,
-    ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
-        if on_invalid not in ("raise", "skip"):
-            raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
-        batch = as_batch(batch_type, data)
-        if batch_id is None:
-            batch_id = f"{batch.TABLE}:{batch.content_digest()}"
-        elif not batch_id:
-            raise ConfigurationError("batch_id must not be empty")
-        if on_invalid == "raise":
-            return batch.validated(), batch_id, ()
-        problems, bad = batch.problems(limit=max(len(batch), 1))
-        if bad.any():
-            batch = batch.select(~bad)
-        return batch, batch_id, tuple(problems)
-
-    def _copy(
-        self,
-        batch: BatchT,
-        batch_id: str,
-        rejected: tuple[RowProblem, ...],
-        encode: Callable[..., Iterable[bytes]],
-        *,
-        staging: tuple[str, str] | None = None,
-    ) -> WriteResult:
-        """COPY ``batch`` (encoded by ``encode``) into its table in one logged transaction.
-
-        With ``staging`` = (create staging table, merge statement), rows are
-        copied into the staging table ``pmstore_<table>_staging`` and merged;
-        the merge's row count is what was written, the rest were duplicates.
-        """
+    def _copy(self, plan: CopyPlan) -> WriteResult:
+        """COPY ``plan``'s batch into its table in one logged transaction (see CopyPlan)."""
         started = time.perf_counter()
-        table = batch.TABLE
+        table, batch, batch_id = plan.table, plan.batch, plan.batch_id
         if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
-            return WriteResult(table, batch_id, 0, rejected=rejected, seconds=0.0)
+            return WriteResult(table, batch_id, 0, rejected=plan.rejected, seconds=0.0)
         already = False
-        target = f"pmstore_{table}_staging" if staging else table
-        sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
-
-        def copy_rows(conn: Conn) -> tuple[int, int]:
-            if staging:
-                conn.execute(staging[0])
-            copied = self._stream(conn, sql, encode(batch, chunk_rows=self.chunk_rows))
-            if not staging:
-                return copied, 0
-            merged = conn.execute(staging[1]).rowcount
-            return merged, len(batch) - merged
 
         def body(conn: Conn) -> tuple[int, int]:
             nonlocal already
-            logged = conn.execute(_LOG_BATCH, (batch_id, table, len(batch))).fetchone()
-            if logged is None:
+            logged = conn.execute(LOG_BATCH_SQL, (batch_id, table, len(batch)))
+            if logged.fetchone() is None:
                 already = True
                 return 0, 0
-            written, skipped = copy_rows(conn)
+            if plan.staging:
+                conn.execute(plan.staging[0])
+            written = self._stream(conn, plan)
+            skipped = 0
+            if plan.staging:
+                merged = conn.execute(plan.staging[1])
+                written = merged.rowcount
+                skipped = len(batch) - written
             if written != len(batch):
-                conn.execute(
-                    "UPDATE pmstore_ingest_log SET rows_written = %s WHERE batch_id = %s",
-                    (written, batch_id),
-                )
+                conn.execute(LOGGED_ROWS_SQL, (written, batch_id))
             return written, skipped
 
         written, skipped, attempts = self._transaction(table, body)
@@ -405,17 +265,23 @@ class Writer:
             batch_id=batch_id,
             rows_written=written,
             duplicates_skipped=skipped,
-            rejected=rejected,
+            rejected=plan.rejected,
             already_written=already,
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
 
-    def _stream(self, conn: Conn, sql: str, chunks: Iterable[bytes]) -> int:
+    def _stream(self, conn: Conn, plan: CopyPlan) -> int:
+        """COPY the plan's chunks, each encoded through ``call_inline``; the rows copied."""
+        chunks: Iterator[bytes] = plan.chunks(self.chunk_rows)
+        total, sent = len(plan.batch), 0
         with conn.cursor() as cur:
-            with cur.copy(sql) as copy:
-                for chunk in chunks:
+            with cur.copy(plan.copy_sql) as copy:
+                while (chunk := call_inline(next, chunks, None)) is not None:
                     copy.write(chunk)
+                    if self.progress is not None and sent < total:  # not for the trailer
+                        sent = min(sent + self.chunk_rows, total)
+                        self.progress(plan.table, sent, total)
             return cur.rowcount
 
     def copy_prices(
@@ -436,15 +302,8 @@ class Writer:
         in the ingest log writes nothing. Costs one round trip plus the COPY
         stream, encoded ``chunk_rows`` at a time.
         """
-        prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
-        encode: Callable[..., Iterable[bytes]] = encode_prices
-        if self.index_order:
-            prepared = prepared.in_index_order()
-            if len(prepared) >= KEEP_ORDER_FROM_ROWS:
-                # Large batches: send one sorted run (slower encoding, which
-                # the server's faster index maintenance more than repays).
-                encode = functools.partial(encode_prices, keep_order=True)
-        return self._copy(prepared, bid, rejected, encode)
+        plan = call_inline(plan_prices, batch, batch_id, on_invalid, index_order=self.index_order)
+        return self._copy(plan)
 
     def copy_orderbooks(
         self,
@@ -460,8 +319,8 @@ class Writer:
         levels when not given (NULL for empty or one-sided books). Same
         input forms, errors and idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
-        return self._copy(prepared, bid, rejected, encode_orderbooks)
+        plan = call_inline(plan_orderbooks, batch, batch_id, on_invalid)
+        return self._copy(plan)
 
     def copy_trades(
         self,
@@ -478,10 +337,8 @@ class Writer:
         (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
         idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
-        return self._copy(
-            prepared, bid, rejected, encode_trades, staging=(_TRADES_STAGING, _TRADES_MERGE)
-        )
+        plan = call_inline(plan_trades, batch, batch_id, on_invalid)
+        return self._copy(plan)
 
     # -- upserted tables -----------------------------------------------------
 
@@ -497,9 +354,8 @@ class Writer:
         mappings or tuples in MarketRecord's field order. Raises
         BatchValidationError (nothing written) naming row and field.
         """
-        models = _validate_records("markets", MarketRecord, records)
-        rows = [_MARKET_PARAMS(m) for m in models]
-        return self._upsert("markets", _UPSERT_MARKETS, rows)
+        rows = call_inline(market_rows, records)
+        return self._upsert("markets", UPSERT_MARKETS_SQL, rows)
 
     def upsert_resolutions(
         self, records: Sequence[ResolutionRecord | Mapping[str, Any] | tuple[Any, ...]]
@@ -511,9 +367,8 @@ class Writer:
         not changed back by a record with another status (a stale message).
         Raises BatchValidationError (nothing written) naming row and field.
         """
-        models = _validate_records("resolutions", ResolutionRecord, records)
-        rows = [_RESOLUTION_PARAMS(r) for r in models]
-        return self._upsert("resolutions", _UPSERT_RESOLUTIONS, rows)
+        rows = call_inline(resolution_rows, records)
+        return self._upsert("resolutions", UPSERT_RESOLUTIONS_SQL, rows)
 
     def _upsert(self, table: str, sql: str, rows: list[tuple[Any, ...]]) -> WriteResult:
         """``executemany`` (pipelined by psycopg) of one upsert per row, in one transaction.
@@ -540,69 +395,3 @@ class Writer:
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
-
-
-WriteErrorT = TypeVar("WriteErrorT", bound=WriteError)
-
-
-def _failure(
-    kind: type[WriteErrorT], message: str, table: str | None, exc: psycopg.Error
-) -> WriteErrorT:
-    """``kind`` carrying ``exc``'s SQLSTATE and redacted primary message (chain ``exc`` too)."""
-    primary = exc.diag.message_primary
-    return kind(
-        message,
-        table=table,
-        sqlstate=exc.sqlstate,
-        message_primary=redact(primary) if primary else None,
-    )
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def _validate_records(
-    table: str,
-    model: type[ModelT],
-    records: Sequence[ModelT | Mapping[str, Any] | tuple[Any, ...]],
-) -> list[ModelT]:
-    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
-        raise BatchValidationError(
-            table,
-            [
-                RowProblem(
-                    None, "*", f"expected a sequence of records, not {type(records).__name__}"
-                )
-            ],
-        )
-    names = list(model.model_fields)
-    out: list[ModelT] = []
-    problems: list[RowProblem] = []
-    for index, record in enumerate(records):
-        try:
-            if isinstance(record, model):
-                out.append(record)
-            elif isinstance(record, Mapping):
-                out.append(model.model_validate(dict(record)))
-            elif isinstance(record, tuple):
-                if len(record) > len(names):
-                    problems.append(
-                        RowProblem(index, "*", f"{len(record)} values for {len(names)} columns")
-                    )
-                    continue
-                out.append(model.model_validate(dict(zip(names, record, strict=False))))
-            else:
-                problems.append(
-                    RowProblem(
-                        index,
-                        "*",
-                        f"expected {model.__name__}, mapping or tuple, not {type(record).__name__}",
-                    )
-                )
-        except ValidationError as exc:
-            for err in exc.errors():
-                column = str(err["loc"][0]) if err["loc"] else "*"
-                problems.append(RowProblem(index, column, err["msg"]))
-    if problems:
-        raise BatchValidationError(table, problems[:20], total=len(problems))
-    return out
