@@ -44,6 +44,7 @@ from pmstore.errors import (
     RowProblem,
     WriteError,
 )
+from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
 
 __all__ = ["OnInvalid", "WriteResult", "Writer"]
@@ -309,7 +310,7 @@ class Writer:
     def _prepare(
         self,
         batch_type: type[BatchT],
-        data: BatchT | Mapping[str, Any] | Sequence[Any],
+        data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike,
         batch_id: str | None,
         on_invalid: OnInvalid,
     ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
@@ -394,7 +395,7 @@ class Writer:
 
     def copy_prices(
         self,
-        batch: PriceBatch | Mapping[str, Any] | Sequence[Any],
+        batch: PriceBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
@@ -403,7 +404,9 @@ class Writer:
 
         ``batch``: a PriceBatch, a mapping of columns (ts, token_id, price,
         optional volume_24h; numpy arrays or sequences), or a sequence of
-        PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples.
+        PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples,
+        or a pandas/polars DataFrame or pyarrow Table of those columns
+        (``pmstore.frames.inbound``; float64 columns are not copied).
         Raises BatchValidationError (nothing written) on invalid rows unless
         ``on_invalid="skip"``; WriteError / ConnectionLostError when the
         server refuses or the connection is lost for good. A batch id already
@@ -422,7 +425,7 @@ class Writer:
 
     def copy_orderbooks(
         self,
-        batch: OrderbookBatch | Mapping[str, Any] | Sequence[Any],
+        batch: OrderbookBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
@@ -439,7 +442,7 @@ class Writer:
 
     def copy_trades(
         self,
-        batch: TradeBatch | Mapping[str, Any] | Sequence[Any],
+        batch: TradeBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
