@@ -162,7 +162,10 @@ class CopyDecoder:
         expected = len(self.schema)
         if (count != expected).any():
             bad = int(count[np.argmax(count != expected)])
-            raise CopyDecodeError(f"a row has {bad} fields; the schema has {expected}")
+            raise CopyDecodeError(
+                f"a row has {bad} fields; the schema has {expected} "
+                "(a schema not matching the query, or a row split across chunks)"
+            )
         position = rows + 2
         offsets = [rows, position]
         for _ in range(expected):
