@@ -106,8 +106,14 @@ def test_decoder_reads_text_of_any_length_and_non_ascii() -> None:
         }
     )
     schema = pa.schema(
-        [("ts", pa.timestamp("us", tz="UTC")), ("token_id", pa.string()), ("side", pa.string())]
-        + [("price", pa.float64()), ("size", pa.float64()), ("trade_id", pa.string())]
+        [
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("token_id", pa.string()),
+            ("side", pa.string()),
+            ("price", pa.float64()),
+            ("size", pa.float64()),
+            ("trade_id", pa.string()),
+        ]
     )
     # (The encoder groups rows by byte layout: put them back in price order.)
     table = decode_copy(list(encode_trades(batch)), schema).sort_by("price")
