@@ -5,6 +5,8 @@
     pmstore demo [--minutes N] [--tokens N]
     pmstore status
     pmstore ingest PATH... [--rejects FILE]
+    pmstore export TABLE --start T --end T --out DIR
+    pmstore coverage [TOKEN...] --start T --end T [--step 60]
 
 Every command uses the server named by ``--dsn``, else ``PMSTORE_DSN``, else
 the standard libpq variables (PGHOST, ...), else the embedded server (started
@@ -21,7 +23,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -243,6 +245,48 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export and coverage -----------------------------------------------------------
+
+
+def _utc_time(option: str, text: str) -> datetime:
+    """An ISO time with a zone (or a bare date: midnight UTC) from the command line."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{option}: not an ISO time: {text!r}") from None
+    if len(text) == 10:  # YYYY-MM-DD
+        return value.replace(tzinfo=UTC)
+    if value.utcoffset() is None:
+        raise ConfigurationError(f"{option}: give a zone, e.g. {text}Z or {text}+00:00")
+    return value
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`pmstore export TABLE`: Parquet files, one per UTC day."""
+    from pmstore.export import export_table
+
+    start, end = _utc_time("--start", args.start), _utc_time("--end", args.end)
+    target = _target(args)
+    with _connect(target) as conn:
+        result = export_table(
+            conn,
+            args.table,
+            start,
+            end,
+            Path(args.out),
+            batch_rows=args.batch_rows,
+            progress=not args.no_progress,
+        )
+    written = [d for d in result.days if d.path is not None]
+    print(
+        f"exported {result.rows} row(s) of {result.table} from {target.where} into "
+        f"{len(written)} day file(s) under {result.root} in {result.seconds:.1f} s"
+    )
+    for day in written:
+        print(f"  {day.day.isoformat()}  {day.rows:>10} row(s)  {day.path}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------
 
 
@@ -342,6 +386,31 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-rows", type=int, default=10_000, help="records per write batch")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)
+
+    from pmstore.export import DEFAULT_BATCH_ROWS, EXPORT_TABLES
+
+    export = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a table's rows as Parquet, one file per UTC day",
+        description="Parquet (zstd) under OUT/TABLE/date=YYYY-MM-DD/part.parquet; "
+        "re-running replaces each day's file with the same content.",
+    )
+    export.add_argument(
+        "table", choices=EXPORT_TABLES, metavar="TABLE", help=", ".join(EXPORT_TABLES)
+    )
+    export.add_argument(
+        "--start", required=True, help="first instant, ISO with zone, or a date (UTC)"
+    )
+    export.add_argument(
+        "--end", required=True, help="end instant (excluded), ISO with zone, or a date"
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument(
+        "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per Parquet row group"
+    )
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
