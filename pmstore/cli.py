@@ -287,6 +287,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """`pmstore coverage [TOKEN...]`: runs of missing steps per token, tokens without rows."""
+    from datetime import timedelta
+
+    from pmstore.coverage import active_market_tokens, coverage
+
+    start, end = _utc_time("--start", args.start), _utc_time("--end", args.end)
+    if args.step <= 0:
+        raise ConfigurationError(f"--step must be a positive number of seconds, not {args.step}")
+    step = timedelta(seconds=args.step)
+    target = _target(args)
+    with _connect(target) as conn:
+        tokens = list(args.tokens) or active_market_tokens(conn)
+        if not tokens:
+            raise ConfigurationError("no tokens given and no active market in `markets`")
+        report = coverage(conn, tokens, start, end, step)
+    print(
+        f"coverage of {report.tokens} token(s) over {report.start.isoformat()} .. "
+        f"{report.end.isoformat()} in steps of {step} ({report.steps} per token) on "
+        f"{target.where}: {report.ratio:.2%} of steps covered, {len(report.gaps)} gap(s), "
+        f"{len(report.missing_tokens)} token(s) without rows"
+    )
+    for gap in report.gaps[: args.limit]:
+        print(
+            f"  gap  {gap.token_id}  {gap.start.isoformat()} .. {gap.end.isoformat()}  "
+            f"{gap.steps} step(s)"
+        )
+    if len(report.gaps) > args.limit:
+        print(f"  ... and {len(report.gaps) - args.limit} more gap(s) (--limit)")
+    for token in report.missing_tokens[: args.limit]:
+        print(f"  none {token}")
+    if len(report.missing_tokens) > args.limit:
+        print(f"  ... and {len(report.missing_tokens) - args.limit} more token(s) without rows")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------
 
 
@@ -411,6 +447,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--no-progress", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
+
+    cov = sub.add_parser(
+        "coverage",
+        parents=[common],
+        help="gaps in price snapshots per token",
+        description="Runs of steps without a price snapshot, per token, and tokens without "
+        "any; by default the tokens of the active markets.",
+    )
+    cov.add_argument(
+        "tokens", nargs="*", metavar="TOKEN", help="token ids (default: active markets')"
+    )
+    cov.add_argument("--start", required=True, help="first instant, ISO with zone, or a date (UTC)")
+    cov.add_argument(
+        "--end", required=True, help="end instant (excluded), ISO with zone, or a date"
+    )
+    cov.add_argument("--step", type=float, default=60.0, help="step in seconds (default 60)")
+    cov.add_argument("--limit", type=int, default=50, help="gaps and tokens listed (default 50)")
+    cov.set_defaults(func=cmd_coverage)
     return parser
 
 

@@ -38,6 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
+from pmstore.coverage import Coverage, coverage
 from pmstore.edition import features, require_feature
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, fetch_frame
@@ -646,6 +647,19 @@ class Reader:
             return []
         sql = TRADE_VOLUME_AGGREGATE_SQL if self.uses_aggregates else TRADE_VOLUME_LIVE_SQL
         return self._fetch_as(sql, params, TradeVolume, as_)
+
+    # -- coverage --------------------------------------------------------------
+
+    def coverage(
+        self,
+        token_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=1),
+    ) -> Coverage:
+        """Report the runs of ``step``-long steps without a snapshot, per token, and the
+        tokens without any, over [start, end). See ``pmstore.coverage.coverage``."""
+        return coverage(self.conn, token_ids, start, end, step)
 
     # -- order books -----------------------------------------------------------
 
