@@ -7,6 +7,7 @@ sequential scans of the price chunks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,12 +130,13 @@ def test_a_complete_token_has_no_gaps(conn: Conn) -> None:
     report = Reader(conn).coverage(full, DAY0, DAY0 + timedelta(hours=2))
     assert report.complete and report.ratio == 1.0 and report.gaps == []
     assert Reader(conn).coverage([], DAY0, DAY0 + timedelta(hours=2)).tokens == 0
-    for bad in (
+    bad_calls: list[Callable[[], object]] = [
         lambda: Reader(conn).coverage(TOKENS[0], DAY0, DAY0 + timedelta(hours=1)),
         lambda: Reader(conn).coverage(TOKENS, DAY0, DAY0),
         lambda: Reader(conn).coverage(TOKENS, DAY0.replace(tzinfo=None), DAY0),
         lambda: Reader(conn).coverage(TOKENS, DAY0, DAY0 + timedelta(hours=1), timedelta(0)),
-    ):
+    ]
+    for bad in bad_calls:
         with pytest.raises(ConfigurationError):
             bad()
 
