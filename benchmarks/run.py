@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bench_frames
 import bench_investigate
 import bench_report
 import bench_scenarios as scen
@@ -123,6 +124,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of each method in scenarios 2-4, the best counts (default 2; --smoke 1)",
     )
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
+    parser.add_argument(
+        "--frames",
+        action="store_true",
+        help="only the data-out benchmarks (bench_frames.py: reads, export, coverage)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
         args.selected = () if args.investigate else ALL_SCENARIOS
@@ -195,6 +201,9 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--frames" in given:  # its own options: see bench_frames.py --help
+        return bench_frames.main([a for a in given if a != "--frames"])
     args = parse_args(argv)
     sizes = Sizes.of(args)
     started = time.perf_counter()

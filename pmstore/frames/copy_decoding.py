@@ -109,9 +109,9 @@ class CopyDecoder:
         if self.done and total:
             raise CopyDecodeError("data after the COPY stream's trailer")
         keep = starts < ends
-        offsets = self._row_offsets(data, starts[keep], ends[keep], total)
+        offsets, lengths = self._row_offsets(data, starts[keep], ends[keep], total)
         self.rows += len(offsets[0])
-        return self._columns(data, offsets)
+        return self._columns(data, offsets, lengths)
 
     # -- stream structure -----------------------------------------------------------
 
@@ -126,8 +126,8 @@ class CopyDecoder:
 
     def _row_offsets(
         self, data: bytes, starts: NDArray[np.int64], ends: NDArray[np.int64], total: int
-    ) -> list[NDArray[np.int64]]:
-        """Every row's field offsets (see ``_walk``), rows in stream order.
+    ) -> _Walked:
+        """Every row's field offsets and lengths (see ``_walk``), rows in stream order.
 
         Row starts are the chunk starts, then (for chunks of several rows) the
         previous rows' ends. The trailer (a field count of -1) may end the last
@@ -144,7 +144,7 @@ class CopyDecoder:
                 self.done = True
                 position, limit = position[~trailer], limit[~trailer]
             walked = self._walk(data, position)
-            row_end = walked[-1]
+            row_end = walked[0][-1]
             if (row_end > limit).any():
                 raise CopyDecodeError("a row is split across chunks (give whole rows)")
             more = row_end < limit
@@ -156,8 +156,9 @@ class CopyDecoder:
             position, limit = row_end[more], limit[more]
         return self._walk(data, np.sort(np.concatenate(found)))
 
-    def _walk(self, data: bytes, rows: NDArray[np.int64]) -> list[NDArray[np.int64]]:
-        """For rows starting at ``rows``: the row starts, each field's length word, the row ends."""
+    def _walk(self, data: bytes, rows: NDArray[np.int64]) -> _Walked:
+        """For rows starting at ``rows``: the offsets of the row starts, of each field's
+        length word and of the row ends; and each field's length (-1: NULL)."""
         count = _gather(data, rows, ">i2")
         expected = len(self.schema)
         if (count != expected).any():
@@ -168,21 +169,24 @@ class CopyDecoder:
             )
         position = rows + 2
         offsets = [rows, position]
+        lengths = []
         for _ in range(expected):
-            length = _gather(data, position, ">i4").astype(np.int64)
+            length = _gather(data, position, ">i4")
+            lengths.append(length)
             position = position + 4 + np.maximum(length, 0)
             offsets.append(position)
-        return offsets
+        return offsets, lengths
 
     # -- columns ----------------------------------------------------------------------
 
-    def _columns(self, data: bytes, offsets: list[NDArray[np.int64]]) -> Any:
+    def _columns(
+        self, data: bytes, offsets: list[NDArray[np.int64]], lengths: list[NDArray[np.int32]]
+    ) -> Any:
         pa = self._pa
         n = len(offsets[0])
         arrays = []
         for i, field in enumerate(self.schema):
-            position = offsets[i + 1]
-            length = _gather(data, position, ">i4")
+            position, length = offsets[i + 1], lengths[i]
             null = length == -1
             validity = (
                 None if not null.any() else pa.py_buffer(np.packbits(~null, bitorder="little"))
@@ -241,6 +245,9 @@ class CopyDecoder:
         except pa.ArrowInvalid as exc:
             raise CopyDecodeError(f"column {field.name!r}: invalid text: {exc}") from exc
         return array.cast(pa.string())
+
+
+_Walked = tuple[list[NDArray[np.int64]], list[NDArray[np.int32]]]
 
 
 def _gather(data: bytes, positions: NDArray[np.int64], wire: str) -> NDArray[Any]:
