@@ -11,11 +11,12 @@ token with none is listed in ``missing_tokens`` instead.
 
 The work is on the server (``COVERAGE_GAPS_SQL``): for each token, a range
 scan of the ``(token_id, ts DESC)`` index over [start, end) (index-only once
-the chunk is vacuumed), ``time_bucket`` with ``origin => start`` per entry, the
-distinct buckets in order, and ``lag`` to find where the next covered bucket is
-more than a step away. Only the gaps travel back. Cost: one index entry read
-per snapshot in the range (11.5M for 8,000 tokens over a day), no sequential
-scan, no per-step probe.
+the chunk is vacuumed) in ts order, ``time_bucket`` with ``origin => start``
+per entry, and ``lag``/``lead`` over that order (no sort, no hash) to find the
+rows that follow a hole. Only those rows travel back. Cost: one index entry
+read per snapshot in the range (11.5M for 8,000 tokens over a day), no
+sequential scan, no per-step probe. (Measured 2.8x faster than taking the
+distinct buckets first and sorting them, see benchmarks/README.md.)
 """
 
 from __future__ import annotations
@@ -41,28 +42,29 @@ __all__ = [
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-# The sentinel buckets before the first step and at the end close the leading
-# and trailing gaps; a token without rows gets one gap [start, after), which
-# ``coverage`` reports as a missing token.
+# Per token, its rows in index order (ts ascending: the (token_id, ts DESC) index
+# read backwards, chunks in order), so the window needs no sort: each row's
+# bucket, the previous row's (``before`` for the first) and whether it is the
+# last. Only rows after a hole, the last row and tokens without rows (NULLs,
+# from the LEFT JOIN) come back; ``coverage`` turns them into gaps.
 COVERAGE_GAPS_SQL: Final = """
-    SELECT w.token_id, w.gap_start, w.gap_end
-    FROM (
-        SELECT t.token_id,
-               lag(b.bucket, 1, %(before)s::timestamptz) OVER (
-                   PARTITION BY t.token_id ORDER BY b.bucket
-               ) + %(step)s::interval AS gap_start,
-               b.bucket AS gap_end
-        FROM unnest(%(token_ids)s::text[]) AS t(token_id)
-        CROSS JOIN LATERAL (
-            SELECT DISTINCT time_bucket(%(step)s::interval, s.ts, %(start)s::timestamptz) AS bucket
+    SELECT t.token_id, x.previous, x.bucket, x.last
+    FROM unnest(%(token_ids)s::text[]) AS t(token_id)
+    LEFT JOIN LATERAL (
+        SELECT b.bucket,
+               lag(b.bucket, 1, %(before)s::timestamptz) OVER w AS previous,
+               lead(b.bucket) OVER w IS NULL AS last
+        FROM (
+            SELECT s.ts, time_bucket(%(step)s::interval, s.ts, %(start)s::timestamptz) AS bucket
             FROM price_snapshots s
             WHERE s.token_id = t.token_id AND s.ts >= %(start)s AND s.ts < %(end)s
-            UNION ALL
-            SELECT %(after)s::timestamptz
         ) AS b
-    ) AS w
-    WHERE w.gap_end > w.gap_start
-    ORDER BY w.token_id COLLATE "C", w.gap_start
+        WINDOW w AS (ORDER BY b.ts)
+    ) AS x ON true
+    WHERE x.bucket IS NULL
+       OR x.bucket > x.previous + %(step)s::interval
+       OR (x.last AND x.bucket + %(step)s::interval < %(after)s::timestamptz)
+    ORDER BY t.token_id COLLATE "C", x.bucket
 """
 
 ACTIVE_MARKET_TOKENS_SQL: Final = """
@@ -170,12 +172,14 @@ def coverage(
     missing: list[str] = []
     if tokens:
         rows = conn.execute(COVERAGE_GAPS_SQL, params, prepare=False).fetchall()
-        for token_id, gap_start, gap_end in rows:
-            if gap_start == lo and gap_end == after:
+        for token_id, previous, bucket, last in rows:
+            if bucket is None:
                 missing.append(token_id)
                 continue
-            run = (gap_end - gap_start) // step
-            gaps.append(Gap(token_id=token_id, start=gap_start, end=min(gap_end, hi), steps=run))
+            if bucket > previous + step:  # the steps after the previous row's, up to this one
+                gaps.append(_gap(token_id, previous + step, bucket, step))
+            if last and bucket + step < after:  # the steps after the last row
+                gaps.append(_gap(token_id, bucket + step, min(after, hi), step, after))
     return Coverage(
         start=lo,
         end=hi,
@@ -185,6 +189,14 @@ def coverage(
         gaps=gaps,
         missing_tokens=sorted(missing, key=str.encode),
     )
+
+
+def _gap(
+    token_id: str, start: datetime, end: datetime, step: timedelta, grid_end: datetime | None = None
+) -> Gap:
+    """The gap [start, end); its steps counted up to ``grid_end`` (the last step's end)."""
+    steps = ((grid_end or end) - start) // step
+    return Gap(token_id=token_id, start=start, end=end, steps=steps)
 
 
 def active_market_tokens(conn: psycopg.Connection[Any]) -> list[str]:

@@ -279,3 +279,24 @@ def test_candles_from_the_continuous_aggregate_as_frames(community_server: Any) 
             assert frame_rows(reader.candles(TOKENS[1], lo, hi, as_="polars")) == model_rows(models)
     finally:
         community_server.drop_database("t_frames_out_community")
+
+
+def test_async_fetch_decodes_the_same_table(filled: Conn, db: str) -> None:
+    import asyncio
+
+    from pmstore.frames.outbound import fetch_frame_async, fetch_table_async
+
+    sql = "SELECT ts, token_id, price, volume_24h FROM price_snapshots ORDER BY ts, token_id"
+    expected = fetch_table(filled, sql, {})
+
+    async def read() -> tuple[Any, Any]:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as aconn:
+            table = await fetch_table_async(aconn, sql, {}, batch_rows=3_000)
+            frame = await fetch_frame_async(
+                aconn, "SELECT token_id FROM price_snapshots", {}, "polars", sort_by="token_id"
+            )
+            return table, frame
+
+    table, frame = asyncio.run(read())
+    assert table.num_rows == 40_000 and table.equals(expected)
+    assert frame["token_id"].to_list() == sorted(expected.column("token_id").to_pylist())

@@ -22,15 +22,18 @@ import psycopg
 
 from pmstore.errors import ConfigurationError, CopyDecodeError
 from pmstore.frames import require
-from pmstore.frames.copy_decoding import iter_record_batches
+from pmstore.frames.copy_decoding import Chunk, CopyDecoder, iter_record_batches
 
 __all__ = [
+    "ASYNC_BATCH_ROWS",
     "FRAME_KINDS",
     "FrameKind",
     "arrow_type",
     "copy_statement",
     "fetch_frame",
+    "fetch_frame_async",
     "fetch_table",
+    "fetch_table_async",
     "query_schema",
     "to_frame",
 ]
@@ -75,14 +78,26 @@ def query_schema(cur: psycopg.Cursor[Any], sql: str, params: Mapping[str, Any]) 
     One round trip (``DESCRIBE_SQL``); raises CopyDecodeError for a column of
     a type pmstore does not decode.
     """
-    pa = require("pyarrow")
     cur.execute(DESCRIBE_SQL.format(query=sql), params, prepare=False)
+    return _described_schema(cur)
+
+
+def _described_schema(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> Any:
+    """The arrow schema of the columns ``cur`` just described."""
+    pa = require("pyarrow")
     fields = []
     for column in cur.description or ():
         info = cur.adapters.types.get(column.type_code)
         name = info.name if info is not None else str(column.type_code)
         fields.append(pa.field(column.name, arrow_type(name)))
     return pa.schema(fields)
+
+
+def _require_utf8(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    if conn.info.encoding.replace("-", "").replace("_", "").lower() != "utf8":
+        raise ConfigurationError(
+            f"bulk reads need a UTF-8 connection, this one is {conn.info.encoding}"
+        )
 
 
 def fetch_table(
@@ -97,10 +112,7 @@ def fetch_table(
     trips; memory about twice the result's size while decoding.
     """
     pa = require("pyarrow")
-    if conn.info.encoding.replace("-", "").replace("_", "").lower() != "utf8":
-        raise ConfigurationError(
-            f"bulk reads need a UTF-8 connection, this one is {conn.info.encoding}"
-        )
+    _require_utf8(conn)
     with conn.cursor() as cur:
         schema = query_schema(cur, sql, params)
         with cur.copy(copy_statement(sql), params) as copy:
@@ -139,3 +151,56 @@ def fetch_frame(
     if as_ not in FRAME_KINDS:
         raise ConfigurationError(f"as_ must be one of {FRAME_KINDS} or None, not {as_!r}")
     return to_frame(fetch_table(conn, sql, params, sort_by=sort_by), as_)
+
+
+# -- asyncio -------------------------------------------------------------------------------
+
+ASYNC_BATCH_ROWS: Final = 10_000
+"""Rows decoded at a time by ``fetch_table_async``: a few ms of the event loop each."""
+
+
+async def fetch_table_async(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    params: Mapping[str, Any],
+    *,
+    sort_by: str = "",
+    batch_rows: int = ASYNC_BATCH_ROWS,
+) -> Any:
+    """``fetch_table`` on an ``AsyncConnection``: the same statements and decoder.
+
+    The stream is decoded ``batch_rows`` rows at a time between reads, so the
+    event loop is never held longer than one batch's decoding. Same errors.
+    """
+    pa = require("pyarrow")
+    _require_utf8(conn)
+    batches = []
+    async with conn.cursor() as cur:
+        await cur.execute(DESCRIBE_SQL.format(query=sql), params, prepare=False)
+        schema = _described_schema(cur)
+        decoder = CopyDecoder(schema)
+        pending: list[Chunk] = []
+        async with cur.copy(copy_statement(sql), params) as copy:
+            async for chunk in copy:
+                pending.append(bytes(chunk))  # see iter_record_batches
+                if len(pending) >= batch_rows:
+                    batches.append(decoder.decode(pending))
+                    pending = []
+        batches.append(decoder.decode(pending))
+        decoder.finish()
+    table = pa.Table.from_batches(batches, schema=schema)
+    return table.sort_by(sort_by) if sort_by else table
+
+
+async def fetch_frame_async(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    params: Mapping[str, Any],
+    as_: FrameKind,
+    *,
+    sort_by: str = "",
+) -> Any:
+    """``fetch_frame`` on an ``AsyncConnection`` (see ``fetch_table_async``)."""
+    if as_ not in FRAME_KINDS:
+        raise ConfigurationError(f"as_ must be one of {FRAME_KINDS} or None, not {as_!r}")
+    return to_frame(await fetch_table_async(conn, sql, params, sort_by=sort_by), as_)
