@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_async
+import bench_frames
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -129,6 +130,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the AsyncWriter event-loop benchmark (bench_async.py)",
     )
+    parser.add_argument(
+        "--frames",
+        action="store_true",
+        help="only the data-out benchmarks (bench_frames.py: reads, export, coverage)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
         args.selected = ALL_SCENARIOS
@@ -201,6 +207,9 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--frames" in given:  # its own options: see bench_frames.py --help
+        return bench_frames.main([a for a in given if a != "--frames"])
     args = parse_args(argv)
     if args.async_writer:
         return bench_async.main(sys.argv[1:] if argv is None else argv)

@@ -10,7 +10,8 @@
     ├── PayloadError              a Polymarket payload cannot be converted (the reason says why)
     ├── WriteError                a batch could not be written (nothing was written)
     │   └── ConnectionLostError   the connection dropped and could not be replaced
-    └── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
+    ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
+    └── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
 
 Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``,
 and a chained psycopg error is a redacted copy (``pmstore.dsn.redact_error``).
@@ -153,3 +154,10 @@ class ConnectionLostError(WriteError):
 
 class FeatureUnavailableError(PmstoreError):
     """The server's TimescaleDB edition lacks a feature (e.g. the Apache-2 edition)."""
+
+
+class CopyDecodeError(PmstoreError, ValueError):
+    """Bytes of a binary ``COPY ... TO`` stream do not decode as the expected columns.
+
+    A bug or a wrong schema for the query, not bad user input (the message says which).
+    """

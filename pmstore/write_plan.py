@@ -24,6 +24,7 @@ from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch,
 from pmstore.copy_encoding import encode_orderbooks, encode_prices, encode_trades
 from pmstore.dsn import redact
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem, WriteError
+from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
 
 __all__ = [
@@ -144,7 +145,7 @@ class CopyPlan:
 
 def _checked(
     batch_type: type[BatchT],
-    data: BatchT | Mapping[str, Any] | Sequence[Any],
+    data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
@@ -164,7 +165,7 @@ def _checked(
 
 
 def plan_prices(
-    data: PriceBatch | Mapping[str, Any] | Sequence[Any],
+    data: PriceBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
     *,
@@ -188,7 +189,7 @@ def plan_prices(
 
 
 def plan_orderbooks(
-    data: OrderbookBatch | Mapping[str, Any] | Sequence[Any],
+    data: OrderbookBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:
@@ -198,7 +199,7 @@ def plan_orderbooks(
 
 
 def plan_trades(
-    data: TradeBatch | Mapping[str, Any] | Sequence[Any],
+    data: TradeBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:

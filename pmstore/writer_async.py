@@ -34,6 +34,7 @@ from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.copy_encoding import DEFAULT_CHUNK_ROWS
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
+from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.write_plan import (
     LOG_BATCH_SQL,
@@ -287,7 +288,7 @@ class AsyncWriter:
 
     async def copy_prices(
         self,
-        batch: PriceBatch | Mapping[str, Any] | Sequence[Any],
+        batch: PriceBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
@@ -296,7 +297,9 @@ class AsyncWriter:
 
         ``batch``: a PriceBatch, a mapping of columns (ts, token_id, price,
         optional volume_24h; numpy arrays or sequences), or a sequence of
-        PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples.
+        PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples,
+        or a pandas/polars DataFrame or pyarrow Table of those columns
+        (``pmstore.frames.inbound``; float64 columns are not copied).
         Raises BatchValidationError (nothing written) on invalid rows unless
         ``on_invalid="skip"``; WriteError / ConnectionLostError when the
         server refuses or the connection is lost for good. A batch id already
@@ -308,7 +311,7 @@ class AsyncWriter:
 
     async def copy_orderbooks(
         self,
-        batch: OrderbookBatch | Mapping[str, Any] | Sequence[Any],
+        batch: OrderbookBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
@@ -325,7 +328,7 @@ class AsyncWriter:
 
     async def copy_trades(
         self,
-        batch: TradeBatch | Mapping[str, Any] | Sequence[Any],
+        batch: TradeBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",

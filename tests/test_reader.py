@@ -546,7 +546,7 @@ def test_naive_datetimes_and_bad_ranges_are_refused(conn: Conn) -> None:
         lambda: reader.markets(limit=-1),
         lambda: reader.markets(active="yes"),  # type: ignore[arg-type]
         lambda: reader.market(""),
-        lambda: reader.price_history("t", aware.date(), aware),  # type: ignore[arg-type]
+        lambda: reader.price_history("t", aware.date(), aware),  # type: ignore[call-overload]
         lambda: Reader("dbname=x"),  # type: ignore[arg-type]
     ]
     for call in bad:

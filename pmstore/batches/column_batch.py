@@ -24,6 +24,7 @@ from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _len
 from pmstore.batches.digest import _content_digest
 from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
+from pmstore.frames.inbound import FrameLike, batch_from_frame, is_frame
 
 __all__ = ["ColumnBatch", "as_batch", "table_batch"]
 
@@ -321,15 +322,21 @@ class ColumnBatch:
 BatchT = TypeVar("BatchT", bound=ColumnBatch)
 
 
-def as_batch(batch_type: type[BatchT], data: BatchT | Mapping[str, Any] | Sequence[Any]) -> BatchT:
+def as_batch(
+    batch_type: type[BatchT], data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike
+) -> BatchT:
     """Return ``data`` as a ``batch_type``: as is, from a column mapping, or from rows.
 
-    Raises ``BatchValidationError`` for a batch of another table, for anything
-    that is not a mapping or a sequence, and for ``from_columns``/``from_rows``
-    structural problems. Costs nothing for an instance, else a construction.
+    A pandas or polars DataFrame or a pyarrow Table goes through
+    ``pmstore.frames.inbound.batch_from_frame``. Raises ``BatchValidationError``
+    for a batch of another table, for anything that is not a mapping, a
+    sequence or a frame, and for structural problems. Costs nothing for an
+    instance, else a construction.
     """
     if isinstance(data, batch_type):
         return data
+    if is_frame(data):  # pandas/polars DataFrame, pyarrow Table: pmstore.frames.inbound
+        return batch_from_frame(batch_type, data)
     if isinstance(data, ColumnBatch):
         reason = f"expected a {batch_type.__name__}, got a {type(data).__name__}"
     elif isinstance(data, Mapping):

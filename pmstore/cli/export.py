@@ -1,0 +1,67 @@
+"""``pmstore export TABLE --start T --end T --out DIR``: Parquet files, one per UTC day."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pmstore.cli.target import connect, resolve
+from pmstore.cli.times import utc_time
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``export`` to the subcommands."""
+    from pmstore.export import DEFAULT_BATCH_ROWS, EXPORT_TABLES
+
+    export = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a table's rows as Parquet, one file per UTC day",
+        description="Parquet (zstd) under OUT/TABLE/date=YYYY-MM-DD/part.parquet; "
+        "re-running replaces each day's file with the same content.",
+    )
+    export.add_argument(
+        "table", choices=EXPORT_TABLES, metavar="TABLE", help=", ".join(EXPORT_TABLES)
+    )
+    export.add_argument(
+        "--start", required=True, help="first instant, ISO with zone, or a date (UTC)"
+    )
+    export.add_argument(
+        "--end", required=True, help="end instant (excluded), ISO with zone, or a date"
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument(
+        "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per Parquet row group"
+    )
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, then print one line per day file written."""
+    from pmstore.export import export_table
+
+    start, end = utc_time("--start", args.start), utc_time("--end", args.end)
+    target = resolve(args)
+    with connect(target) as conn:
+        result = export_table(
+            conn,
+            args.table,
+            start,
+            end,
+            Path(args.out),
+            batch_rows=args.batch_rows,
+            progress=not args.no_progress,
+        )
+    written = [d for d in result.days if d.path is not None]
+    print(
+        f"exported {result.rows} row(s) of {result.table} from {target.where} into "
+        f"{len(written)} day file(s) under {result.root} in {result.seconds:.1f} s"
+    )
+    for day in written:
+        print(f"  {day.day.isoformat()}  {day.rows:>10} row(s)  {day.path}")
+    return 0

@@ -1,0 +1,204 @@
+"""Coverage: where a token's price snapshots have holes.
+
+    report = coverage(conn, token_ids, start, end, step=timedelta(minutes=1))
+    report.gaps            # [Gap(token_id, start, end, steps), ...] runs of missing steps
+    report.missing_tokens  # tokens without a single snapshot in [start, end)
+
+[start, end) is cut into steps of ``step`` from ``start`` (the last may be
+shorter); a step is covered when the token has at least one snapshot in it.
+A gap is a maximal run of uncovered steps of a token that has some rows; a
+token with none is listed in ``missing_tokens`` instead.
+
+The work is on the server (``COVERAGE_GAPS_SQL``): for each token, a range
+scan of the ``(token_id, ts DESC)`` index over [start, end) (index-only once
+the chunk is vacuumed) in ts order, ``time_bucket`` with ``origin => start``
+per entry, and ``lag``/``lead`` over that order (no sort, no hash) to find the
+rows that follow a hole. Only those rows travel back. Cost: one index entry
+read per snapshot in the range (11.5M for 8,000 tokens over a day), no
+sequential scan, no per-step probe. (Measured 2.8x faster than taking the
+distinct buckets first and sorting them, see benchmarks/README.md.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field
+
+from pmstore.errors import ConfigurationError
+from pmstore.models import UtcDatetime
+
+__all__ = [
+    "ACTIVE_MARKET_TOKENS_SQL",
+    "COVERAGE_GAPS_SQL",
+    "Coverage",
+    "Gap",
+    "active_market_tokens",
+    "coverage",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# Per token, its rows in index order (ts ascending: the (token_id, ts DESC) index
+# read backwards, chunks in order), so the window needs no sort: each row's
+# bucket, the previous row's (``before`` for the first) and whether it is the
+# last. Only rows after a hole, the last row and tokens without rows (NULLs,
+# from the LEFT JOIN) come back; ``coverage`` turns them into gaps.
+COVERAGE_GAPS_SQL: Final = """
+    SELECT t.token_id, x.previous, x.bucket, x.last
+    FROM unnest(%(token_ids)s::text[]) AS t(token_id)
+    LEFT JOIN LATERAL (
+        SELECT b.bucket,
+               lag(b.bucket, 1, %(before)s::timestamptz) OVER w AS previous,
+               lead(b.bucket) OVER w IS NULL AS last
+        FROM (
+            SELECT s.ts, time_bucket(%(step)s::interval, s.ts, %(start)s::timestamptz) AS bucket
+            FROM price_snapshots s
+            WHERE s.token_id = t.token_id AND s.ts >= %(start)s AND s.ts < %(end)s
+        ) AS b
+        WINDOW w AS (ORDER BY b.ts)
+    ) AS x ON true
+    WHERE x.bucket IS NULL
+       OR x.bucket > x.previous + %(step)s::interval
+       OR (x.last AND x.bucket + %(step)s::interval < %(after)s::timestamptz)
+    ORDER BY t.token_id COLLATE "C", x.bucket
+"""
+
+ACTIVE_MARKET_TOKENS_SQL: Final = """
+    SELECT DISTINCT token_id
+    FROM markets m CROSS JOIN LATERAL unnest(m.clob_token_ids) AS token_id
+    WHERE m.active AND token_id <> ''
+    ORDER BY token_id
+"""
+"""The tokens of the active markets (what ``pmstore coverage`` checks by default)."""
+
+
+class Gap(BaseModel):
+    """A run of missing steps of one token: no snapshot in [start, end), ``steps`` steps."""
+
+    model_config = _FROZEN
+
+    token_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    steps: int = Field(ge=1)
+
+
+class Coverage(BaseModel):
+    """The gaps of some tokens over [start, end) in steps of ``step``.
+
+    ``steps`` is the number of steps per token; ``tokens`` how many tokens were
+    checked; ``gaps`` the runs of missing steps of tokens that have rows, by
+    token then time; ``missing_tokens`` those without any row, sorted.
+    """
+
+    model_config = _FROZEN
+
+    start: UtcDatetime
+    end: UtcDatetime
+    step: timedelta
+    steps: int
+    tokens: int
+    gaps: list[Gap]
+    missing_tokens: list[str]
+
+    @property
+    def complete(self) -> bool:
+        """True when every token has a snapshot in every step."""
+        return not self.gaps and not self.missing_tokens
+
+    @property
+    def missing_steps(self) -> int:
+        """Missing steps over all tokens, those of missing tokens included."""
+        return sum(g.steps for g in self.gaps) + self.steps * len(self.missing_tokens)
+
+    @property
+    def ratio(self) -> float:
+        """Covered steps / all steps (1.0 when complete, 0.0 with no tokens)."""
+        total = self.steps * self.tokens
+        return 1.0 - self.missing_steps / total if total else 0.0
+
+
+def _aware(name: str, value: object) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ConfigurationError(f"{name} must be a timezone-aware datetime, not {value!r}")
+    return value.astimezone(UTC)
+
+
+def coverage(
+    conn: psycopg.Connection[Any],
+    token_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> Coverage:
+    """Report each token's runs of steps without a price snapshot in [start, end).
+
+    Duplicate token ids are checked once. Runs in the caller's transaction.
+    Raises ConfigurationError for naive or empty bounds, a step that is not a
+    positive whole number of microseconds, more than 10M steps, or
+    ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
+    module notes (one query; about 1 µs of server time per snapshot read).
+    """
+    lo, hi = _aware("start", start), _aware("end", end)
+    if lo >= hi:
+        raise ConfigurationError(
+            f"empty time range: start {lo.isoformat()} >= end {hi.isoformat()}"
+        )
+    if not isinstance(step, timedelta) or step <= timedelta(0) or step % timedelta(microseconds=1):
+        raise ConfigurationError(f"step must be a positive timedelta of whole µs, not {step!r}")
+    steps = -((lo - hi) // step)  # ceil: the last step may be partial
+    if steps > 10_000_000:
+        raise ConfigurationError(f"{steps} steps per token: choose a longer step")
+    if isinstance(token_ids, str | bytes):
+        raise ConfigurationError("token_ids must be a sequence of token ids, not one str")
+    tokens = list(dict.fromkeys(token_ids))
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise ConfigurationError(f"token ids must be non-empty str, not {token!r}")
+    after = lo + steps * step
+    params = {
+        "token_ids": tokens,
+        "start": lo,
+        "end": hi,
+        "step": step,
+        "before": lo - step,
+        "after": after,
+    }
+    gaps: list[Gap] = []
+    missing: list[str] = []
+    if tokens:
+        rows = conn.execute(COVERAGE_GAPS_SQL, params, prepare=False).fetchall()
+        for token_id, previous, bucket, last in rows:
+            if bucket is None:
+                missing.append(token_id)
+                continue
+            if bucket > previous + step:  # the steps after the previous row's, up to this one
+                gaps.append(_gap(token_id, previous + step, bucket, step))
+            if last and bucket + step < after:  # the steps after the last row
+                gaps.append(_gap(token_id, bucket + step, min(after, hi), step, after))
+    return Coverage(
+        start=lo,
+        end=hi,
+        step=step,
+        steps=steps,
+        tokens=len(tokens),
+        gaps=gaps,
+        missing_tokens=sorted(missing, key=str.encode),
+    )
+
+
+def _gap(
+    token_id: str, start: datetime, end: datetime, step: timedelta, grid_end: datetime | None = None
+) -> Gap:
+    """The gap [start, end); its steps counted up to ``grid_end`` (the last step's end)."""
+    steps = ((grid_end or end) - start) // step
+    return Gap(token_id=token_id, start=start, end=end, steps=steps)
+
+
+def active_market_tokens(conn: psycopg.Connection[Any]) -> list[str]:
+    """The token ids of every active market (``ACTIVE_MARKET_TOKENS_SQL``), sorted."""
+    return [str(row[0]) for row in conn.execute(ACTIVE_MARKET_TOKENS_SQL).fetchall()]
