@@ -7,10 +7,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
-pytest.importorskip("unasync", reason="the generator needs the lint extra (unasync, ruff)")
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
