@@ -3,6 +3,7 @@
     report = coverage(conn, token_ids, start, end, step=timedelta(minutes=1))
     report.gaps            # [Gap(token_id, start, end, steps), ...] runs of missing steps
     report.missing_tokens  # tokens without a single snapshot in [start, end)
+    await coverage_async(aconn, ...)  # the same on a psycopg AsyncConnection
 
 [start, end) is cut into steps of ``step`` from ``start`` (the last may be
 shorter); a step is covered when the token has at least one snapshot in it.
@@ -22,6 +23,7 @@ distinct buckets first and sorting them, see benchmarks/README.md.)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -38,6 +40,7 @@ __all__ = [
     "Gap",
     "active_market_tokens",
     "coverage",
+    "coverage_async",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -128,21 +131,36 @@ def _aware(name: str, value: object) -> datetime:
     return value.astimezone(UTC)
 
 
-def coverage(
-    conn: psycopg.Connection[Any],
-    token_ids: Sequence[str],
-    start: datetime,
-    end: datetime,
-    step: timedelta = timedelta(minutes=1),
-) -> Coverage:
-    """Report each token's runs of steps without a price snapshot in [start, end).
+@dataclass(frozen=True)
+class _Request:
+    """A checked coverage request: its bounds, grid and tokens (see ``_checked``)."""
 
-    Duplicate token ids are checked once. Runs in the caller's transaction.
-    Raises ConfigurationError for naive or empty bounds, a step that is not a
-    positive whole number of microseconds, more than 10M steps, or
-    ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
-    module notes (one query; about 1 µs of server time per snapshot read).
-    """
+    start: datetime
+    end: datetime
+    step: timedelta
+    steps: int
+    tokens: list[str]
+
+    @property
+    def grid_end(self) -> datetime:
+        """The end of the last step (after ``end`` when the last step is partial)."""
+        return self.start + self.steps * self.step
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters of ``COVERAGE_GAPS_SQL``."""
+        return {
+            "token_ids": self.tokens,
+            "start": self.start,
+            "end": self.end,
+            "step": self.step,
+            "before": self.start - self.step,
+            "after": self.grid_end,
+        }
+
+
+def _checked(token_ids: Sequence[str], start: datetime, end: datetime, step: timedelta) -> _Request:
+    """The request of ``coverage``'s arguments; ConfigurationError as it documents."""
     lo, hi = _aware("start", start), _aware("end", end)
     if lo >= hi:
         raise ConfigurationError(
@@ -159,36 +177,68 @@ def coverage(
     for token in tokens:
         if not isinstance(token, str) or not token:
             raise ConfigurationError(f"token ids must be non-empty str, not {token!r}")
-    after = lo + steps * step
-    params = {
-        "token_ids": tokens,
-        "start": lo,
-        "end": hi,
-        "step": step,
-        "before": lo - step,
-        "after": after,
-    }
+    return _Request(start=lo, end=hi, step=step, steps=steps, tokens=tokens)
+
+
+def _report(request: _Request, rows: Sequence[Sequence[Any]]) -> Coverage:
+    """The Coverage of ``request`` from the rows ``COVERAGE_GAPS_SQL`` returned."""
+    step, after = request.step, request.grid_end
     gaps: list[Gap] = []
     missing: list[str] = []
-    if tokens:
-        rows = conn.execute(COVERAGE_GAPS_SQL, params, prepare=False).fetchall()
-        for token_id, previous, bucket, last in rows:
-            if bucket is None:
-                missing.append(token_id)
-                continue
-            if bucket > previous + step:  # the steps after the previous row's, up to this one
-                gaps.append(_gap(token_id, previous + step, bucket, step))
-            if last and bucket + step < after:  # the steps after the last row
-                gaps.append(_gap(token_id, bucket + step, min(after, hi), step, after))
+    for token_id, previous, bucket, last in rows:
+        if bucket is None:
+            missing.append(token_id)
+            continue
+        if bucket > previous + step:  # the steps after the previous row's, up to this one
+            gaps.append(_gap(token_id, previous + step, bucket, step))
+        if last and bucket + step < after:  # the steps after the last row
+            gaps.append(_gap(token_id, bucket + step, min(after, request.end), step, after))
     return Coverage(
-        start=lo,
-        end=hi,
+        start=request.start,
+        end=request.end,
         step=step,
-        steps=steps,
-        tokens=len(tokens),
+        steps=request.steps,
+        tokens=len(request.tokens),
         gaps=gaps,
         missing_tokens=sorted(missing, key=str.encode),
     )
+
+
+def coverage(
+    conn: psycopg.Connection[Any],
+    token_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> Coverage:
+    """Report each token's runs of steps without a price snapshot in [start, end).
+
+    Duplicate token ids are checked once. Runs in the caller's transaction.
+    Raises ConfigurationError for naive or empty bounds, a step that is not a
+    positive whole number of microseconds, more than 10M steps, or
+    ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
+    module notes (one query; about 1 µs of server time per snapshot read).
+    """
+    request = _checked(token_ids, start, end, step)
+    if not request.tokens:
+        return _report(request, [])
+    rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
+    return _report(request, rows)
+
+
+async def coverage_async(
+    conn: psycopg.AsyncConnection[Any],
+    token_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> Coverage:
+    """``coverage`` on an ``AsyncConnection``: the same query, checks and report."""
+    request = _checked(token_ids, start, end, step)
+    if not request.tokens:
+        return _report(request, [])
+    cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)
+    return _report(request, await cur.fetchall())
 
 
 def _gap(

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from pmstore.async_twins import call_inline
+from pmstore.coverage import Coverage, coverage
 from pmstore.edition import features, require_feature
 from pmstore.errors import ConfigurationError
+from pmstore.frames.outbound import FrameKind, fetch_frame
 from pmstore.models import (
     MarketRecord,
     OrderbookSnapshot,
@@ -173,19 +175,46 @@ class Reader:
                 models.extend(call_inline(_models_of, rows, model))
         return models
 
+    def _fetch_as(
+        self, sql: str, params: Mapping[str, Any], model: type[ModelT], as_: FrameKind | None
+    ) -> list[ModelT] | Any:
+        """Models, or with ``as_`` a Table/DataFrame fetched by binary COPY (pmstore.frames)."""
+        if as_ is None:
+            return self._fetch(sql, params, model)
+        return fetch_frame(self.conn, sql, params, as_)
+
     def _fetch_one(self, sql: str, params: Mapping[str, Any], model: type[ModelT]) -> ModelT | None:
         rows = self._fetch(sql, params, model)
         return rows[0] if rows else None
 
     # -- prices ----------------------------------------------------------------
 
+    @overload
     def latest_prices(
         self,
         at: datetime | None = None,
         token_ids: Sequence[str] | None = None,
         *,
         lookback: timedelta | None = None,
-    ) -> list[PriceSnapshot]:
+        as_: None = None,
+    ) -> list[PriceSnapshot]: ...
+    @overload
+    def latest_prices(
+        self,
+        at: datetime | None = None,
+        token_ids: Sequence[str] | None = None,
+        *,
+        lookback: timedelta | None = None,
+        as_: FrameKind,
+    ) -> Any: ...
+    def latest_prices(
+        self,
+        at: datetime | None = None,
+        token_ids: Sequence[str] | None = None,
+        *,
+        lookback: timedelta | None = None,
+        as_: FrameKind | None = None,
+    ) -> list[PriceSnapshot] | Any:
         """Return the latest snapshot at or before ``at`` of every token, or of ``token_ids``.
 
         ``at`` defaults to now (this machine's clock). ``lookback`` limits
@@ -217,6 +246,9 @@ class Reader:
         so that compressed chunks are read through their index too; and
         never as a generic plan (``prepare=False``). Four small queries more.
 
+        ``as_`` ("arrow", "polars", "pandas") returns the same rows as a
+        pyarrow Table or a DataFrame, fetched by binary COPY (``pmstore.frames``).
+
         Raises ConfigurationError for a naive ``at``, a non-positive
         ``lookback`` or a ``token_ids`` that is a single str.
         """
@@ -229,21 +261,26 @@ class Reader:
                 since = EARLIEST
         params: dict[str, Any] = {"at": at_utc, "since": since}
         if token_ids is None:
-            return self._latest_prices_of_all(params)
+            return self._latest_prices_of_all(params, as_)
         if isinstance(token_ids, str | bytes):
             raise ConfigurationError("token_ids must be a sequence of token ids, not one str")
         wanted = list(dict.fromkeys(checked_token(t) for t in token_ids))
-        if not wanted:
-            return []
         params["token_ids"] = wanted
-        return self._fetch(LATEST_PRICES_OF_TOKENS_SQL, params, PriceSnapshot)
+        if not wanted and as_ is None:
+            return []
+        return self._fetch_as(LATEST_PRICES_OF_TOKENS_SQL, params, PriceSnapshot, as_)
 
-    def _latest_prices_of_all(self, params: dict[str, Any]) -> list[PriceSnapshot]:
+    def _latest_prices_of_all(
+        self, params: dict[str, Any], as_: FrameKind | None = None
+    ) -> list[PriceSnapshot] | Any:
         # A transaction (or a savepoint in the caller's) scopes the settings.
         with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(PRICE_CHUNKS_SPAN_SQL, params)
             span = cur.fetchone()
             if span is None or span["chunks_from"] is None:
+                if as_ is not None:  # no rows, of the right columns
+                    params.update(token_ids=[])
+                    return fetch_frame(self.conn, LATEST_PRICES_OF_TOKENS_SQL, params, as_)
                 return []  # no chunk holds rows of (since, at]
             params.update(span)
             cur.execute(LATEST_PRICES_ALL_SETTINGS_SQL)
@@ -251,18 +288,47 @@ class Reader:
             # Never a generic plan (psycopg prepares a statement run 5 times; the
             # server may then plan it once for any parameters): the chunks outside
             # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
+            if as_ is not None:  # COPY binds parameters on the client: a custom plan
+                frame = fetch_frame(
+                    self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
+                )
+                cur.execute(RESTORE_SETTINGS_SQL, saved)
+                return frame
             cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
             rows = call_inline(_models_of, cur.fetchall(), PriceSnapshot)
-            cur.execute(RESTORE_SETTINGS_SQL, saved)  # for the rest of the caller's transaction
+            # Restored for the rest of the caller's transaction.
+            cur.execute(RESTORE_SETTINGS_SQL, saved)
         return sorted(rows, key=lambda p: p.token_id.encode())  # byte order, as COLLATE "C"
 
+    @overload
     def price_history(
         self,
         token_id: str,
         start: datetime,
         end: datetime,
         bucket: timedelta | None = None,
-    ) -> list[PricePoint]:
+        *,
+        as_: None = None,
+    ) -> list[PricePoint]: ...
+    @overload
+    def price_history(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        *,
+        as_: FrameKind,
+    ) -> Any: ...
+    def price_history(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        *,
+        as_: FrameKind | None = None,
+    ) -> list[PricePoint] | Any:
         """Return a token's snapshots with ``start <= ts < end``, oldest first.
 
         Without ``bucket``: every snapshot (``PRICE_HISTORY_RAW_SQL``).
@@ -276,17 +342,27 @@ class Reader:
         last bucket may be partial.
 
         Cost: one range scan of the ``(token_id, ts DESC)`` index on the
-        chunks overlapping the range. Raises ConfigurationError for naive
-        datetimes, ``start >= end`` or a non-positive ``bucket``.
+        chunks overlapping the range. ``as_`` returns a Table or DataFrame
+        (see ``latest_prices``; raw: no ``samples`` column). Raises
+        ConfigurationError for naive datetimes, ``start >= end`` or a
+        non-positive ``bucket``.
         """
         params: dict[str, Any] = {"token_id": checked_token(token_id)}
         params["start"], params["end"] = checked_range(start, end)
         if bucket is None:
-            return self._fetch(PRICE_HISTORY_RAW_SQL, params, PricePoint)
+            return self._fetch_as(PRICE_HISTORY_RAW_SQL, params, PricePoint, as_)
         params["bucket"] = checked_positive("bucket", bucket)
-        return self._fetch(PRICE_HISTORY_BUCKETED_SQL, params, PricePoint)
+        return self._fetch_as(PRICE_HISTORY_BUCKETED_SQL, params, PricePoint, as_)
 
-    def candles(self, token_id: str, start: datetime, end: datetime) -> list[Candle]:
+    @overload
+    def candles(
+        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+    ) -> list[Candle]: ...
+    @overload
+    def candles(self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind) -> Any: ...
+    def candles(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+    ) -> list[Candle] | Any:
         """Return a token's hourly candles whose hour starts in [start, end), oldest first.
 
         An hour is included when its start lies in [start, end), and its
@@ -305,21 +381,32 @@ class Reader:
         into hours already materialized (late data, backfills) show in the
         aggregate only after a refresh covering them (see the module notes).
 
-        Raises ConfigurationError for naive datetimes or ``start >= end``;
+        ``as_`` returns a Table or DataFrame (see ``latest_prices``). Raises
+        ConfigurationError for naive datetimes or ``start >= end``;
         FeatureUnavailableError with ``aggregates=True`` on a database
         without them.
         """
         lo, hi = checked_range(start, end)
         # Hour buckets starting in [lo, hi) hold exactly the rows of [ceil(lo), ceil(hi)).
         params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"]:
+        if params["start"] == params["end"] and as_ is None:
             return []
         sql = CANDLES_AGGREGATE_SQL if self._aggregates_in_use() else CANDLES_LIVE_SQL
-        return self._fetch(sql, params, Candle)
+        return self._fetch_as(sql, params, Candle, as_)
 
     # -- trades ----------------------------------------------------------------
 
-    def trade_volume(self, token_id: str, start: datetime, end: datetime) -> list[TradeVolume]:
+    @overload
+    def trade_volume(
+        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+    ) -> list[TradeVolume]: ...
+    @overload
+    def trade_volume(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind
+    ) -> Any: ...
+    def trade_volume(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+    ) -> list[TradeVolume] | Any:
         """Return a token's hourly trade volume for hours starting in [start, end), oldest first.
 
         Hours without trades have no row. From ``trade_volume_1h``
@@ -327,14 +414,27 @@ class Reader:
         aggregates, otherwise computed with its own SELECT from ``trades``
         (``TRADE_VOLUME_LIVE_SQL``, a range scan of the ``(token_id, ts
         DESC)`` index): same rows and counts, sums equal but for the last
-        bits. Same bucket rules, caveats and errors as ``candles``.
+        bits. Same bucket rules, caveats, errors and ``as_`` as ``candles``.
         """
         lo, hi = checked_range(start, end)
         params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"]:
+        if params["start"] == params["end"] and as_ is None:
             return []
         sql = TRADE_VOLUME_AGGREGATE_SQL if self._aggregates_in_use() else TRADE_VOLUME_LIVE_SQL
-        return self._fetch(sql, params, TradeVolume)
+        return self._fetch_as(sql, params, TradeVolume, as_)
+
+    # -- coverage --------------------------------------------------------------
+
+    def coverage(
+        self,
+        token_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=1),
+    ) -> Coverage:
+        """Report the runs of ``step``-long steps without a snapshot, per token, and the
+        tokens without any, over [start, end). See ``pmstore.coverage.coverage``."""
+        return coverage(self.conn, token_ids, start, end, step)
 
     # -- order books -----------------------------------------------------------
 

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from pmstore.async_twins import offload
+from pmstore.coverage import Coverage, coverage_async
 from pmstore.edition import features_async, require_feature_async
 from pmstore.errors import ConfigurationError
+from pmstore.frames.outbound import FrameKind, fetch_frame_async
 from pmstore.models import (
     MarketRecord,
     OrderbookSnapshot,
@@ -172,6 +174,14 @@ class AsyncReader:
                 models.extend(await offload(_models_of, rows, model))
         return models
 
+    async def _fetch_as(
+        self, sql: str, params: Mapping[str, Any], model: type[ModelT], as_: FrameKind | None
+    ) -> list[ModelT] | Any:
+        """Models, or with ``as_`` a Table/DataFrame fetched by binary COPY (pmstore.frames)."""
+        if as_ is None:
+            return await self._fetch(sql, params, model)
+        return await fetch_frame_async(self.conn, sql, params, as_)
+
     async def _fetch_one(
         self, sql: str, params: Mapping[str, Any], model: type[ModelT]
     ) -> ModelT | None:
@@ -180,13 +190,32 @@ class AsyncReader:
 
     # -- prices ----------------------------------------------------------------
 
+    @overload
     async def latest_prices(
         self,
         at: datetime | None = None,
         token_ids: Sequence[str] | None = None,
         *,
         lookback: timedelta | None = None,
-    ) -> list[PriceSnapshot]:
+        as_: None = None,
+    ) -> list[PriceSnapshot]: ...
+    @overload
+    async def latest_prices(
+        self,
+        at: datetime | None = None,
+        token_ids: Sequence[str] | None = None,
+        *,
+        lookback: timedelta | None = None,
+        as_: FrameKind,
+    ) -> Any: ...
+    async def latest_prices(
+        self,
+        at: datetime | None = None,
+        token_ids: Sequence[str] | None = None,
+        *,
+        lookback: timedelta | None = None,
+        as_: FrameKind | None = None,
+    ) -> list[PriceSnapshot] | Any:
         """Return the latest snapshot at or before ``at`` of every token, or of ``token_ids``.
 
         ``at`` defaults to now (this machine's clock). ``lookback`` limits
@@ -218,6 +247,9 @@ class AsyncReader:
         so that compressed chunks are read through their index too; and
         never as a generic plan (``prepare=False``). Four small queries more.
 
+        ``as_`` ("arrow", "polars", "pandas") returns the same rows as a
+        pyarrow Table or a DataFrame, fetched by binary COPY (``pmstore.frames``).
+
         Raises ConfigurationError for a naive ``at``, a non-positive
         ``lookback`` or a ``token_ids`` that is a single str.
         """
@@ -230,21 +262,28 @@ class AsyncReader:
                 since = EARLIEST
         params: dict[str, Any] = {"at": at_utc, "since": since}
         if token_ids is None:
-            return await self._latest_prices_of_all(params)
+            return await self._latest_prices_of_all(params, as_)
         if isinstance(token_ids, str | bytes):
             raise ConfigurationError("token_ids must be a sequence of token ids, not one str")
         wanted = list(dict.fromkeys(checked_token(t) for t in token_ids))
-        if not wanted:
-            return []
         params["token_ids"] = wanted
-        return await self._fetch(LATEST_PRICES_OF_TOKENS_SQL, params, PriceSnapshot)
+        if not wanted and as_ is None:
+            return []
+        return await self._fetch_as(LATEST_PRICES_OF_TOKENS_SQL, params, PriceSnapshot, as_)
 
-    async def _latest_prices_of_all(self, params: dict[str, Any]) -> list[PriceSnapshot]:
+    async def _latest_prices_of_all(
+        self, params: dict[str, Any], as_: FrameKind | None = None
+    ) -> list[PriceSnapshot] | Any:
         # A transaction (or a savepoint in the caller's) scopes the settings.
         async with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(PRICE_CHUNKS_SPAN_SQL, params)
             span = await cur.fetchone()
             if span is None or span["chunks_from"] is None:
+                if as_ is not None:  # no rows, of the right columns
+                    params.update(token_ids=[])
+                    return await fetch_frame_async(
+                        self.conn, LATEST_PRICES_OF_TOKENS_SQL, params, as_
+                    )
                 return []  # no chunk holds rows of (since, at]
             params.update(span)
             await cur.execute(LATEST_PRICES_ALL_SETTINGS_SQL)
@@ -252,20 +291,47 @@ class AsyncReader:
             # Never a generic plan (psycopg prepares a statement run 5 times; the
             # server may then plan it once for any parameters): the chunks outside
             # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
+            if as_ is not None:  # COPY binds parameters on the client: a custom plan
+                frame = await fetch_frame_async(
+                    self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
+                )
+                await cur.execute(RESTORE_SETTINGS_SQL, saved)
+                return frame
             await cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
             rows = await offload(_models_of, await cur.fetchall(), PriceSnapshot)
-            await cur.execute(
-                RESTORE_SETTINGS_SQL, saved
-            )  # for the rest of the caller's transaction
+            # Restored for the rest of the caller's transaction.
+            await cur.execute(RESTORE_SETTINGS_SQL, saved)
         return sorted(rows, key=lambda p: p.token_id.encode())  # byte order, as COLLATE "C"
 
+    @overload
     async def price_history(
         self,
         token_id: str,
         start: datetime,
         end: datetime,
         bucket: timedelta | None = None,
-    ) -> list[PricePoint]:
+        *,
+        as_: None = None,
+    ) -> list[PricePoint]: ...
+    @overload
+    async def price_history(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        *,
+        as_: FrameKind,
+    ) -> Any: ...
+    async def price_history(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        *,
+        as_: FrameKind | None = None,
+    ) -> list[PricePoint] | Any:
         """Return a token's snapshots with ``start <= ts < end``, oldest first.
 
         Without ``bucket``: every snapshot (``PRICE_HISTORY_RAW_SQL``).
@@ -279,17 +345,29 @@ class AsyncReader:
         last bucket may be partial.
 
         Cost: one range scan of the ``(token_id, ts DESC)`` index on the
-        chunks overlapping the range. Raises ConfigurationError for naive
-        datetimes, ``start >= end`` or a non-positive ``bucket``.
+        chunks overlapping the range. ``as_`` returns a Table or DataFrame
+        (see ``latest_prices``; raw: no ``samples`` column). Raises
+        ConfigurationError for naive datetimes, ``start >= end`` or a
+        non-positive ``bucket``.
         """
         params: dict[str, Any] = {"token_id": checked_token(token_id)}
         params["start"], params["end"] = checked_range(start, end)
         if bucket is None:
-            return await self._fetch(PRICE_HISTORY_RAW_SQL, params, PricePoint)
+            return await self._fetch_as(PRICE_HISTORY_RAW_SQL, params, PricePoint, as_)
         params["bucket"] = checked_positive("bucket", bucket)
-        return await self._fetch(PRICE_HISTORY_BUCKETED_SQL, params, PricePoint)
+        return await self._fetch_as(PRICE_HISTORY_BUCKETED_SQL, params, PricePoint, as_)
 
-    async def candles(self, token_id: str, start: datetime, end: datetime) -> list[Candle]:
+    @overload
+    async def candles(
+        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+    ) -> list[Candle]: ...
+    @overload
+    async def candles(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind
+    ) -> Any: ...
+    async def candles(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+    ) -> list[Candle] | Any:
         """Return a token's hourly candles whose hour starts in [start, end), oldest first.
 
         An hour is included when its start lies in [start, end), and its
@@ -308,23 +386,32 @@ class AsyncReader:
         into hours already materialized (late data, backfills) show in the
         aggregate only after a refresh covering them (see the module notes).
 
-        Raises ConfigurationError for naive datetimes or ``start >= end``;
+        ``as_`` returns a Table or DataFrame (see ``latest_prices``). Raises
+        ConfigurationError for naive datetimes or ``start >= end``;
         FeatureUnavailableError with ``aggregates=True`` on a database
         without them.
         """
         lo, hi = checked_range(start, end)
         # Hour buckets starting in [lo, hi) hold exactly the rows of [ceil(lo), ceil(hi)).
         params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"]:
+        if params["start"] == params["end"] and as_ is None:
             return []
         sql = CANDLES_AGGREGATE_SQL if await self._aggregates_in_use() else CANDLES_LIVE_SQL
-        return await self._fetch(sql, params, Candle)
+        return await self._fetch_as(sql, params, Candle, as_)
 
     # -- trades ----------------------------------------------------------------
 
+    @overload
     async def trade_volume(
-        self, token_id: str, start: datetime, end: datetime
-    ) -> list[TradeVolume]:
+        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+    ) -> list[TradeVolume]: ...
+    @overload
+    async def trade_volume(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind
+    ) -> Any: ...
+    async def trade_volume(
+        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+    ) -> list[TradeVolume] | Any:
         """Return a token's hourly trade volume for hours starting in [start, end), oldest first.
 
         Hours without trades have no row. From ``trade_volume_1h``
@@ -332,16 +419,29 @@ class AsyncReader:
         aggregates, otherwise computed with its own SELECT from ``trades``
         (``TRADE_VOLUME_LIVE_SQL``, a range scan of the ``(token_id, ts
         DESC)`` index): same rows and counts, sums equal but for the last
-        bits. Same bucket rules, caveats and errors as ``candles``.
+        bits. Same bucket rules, caveats, errors and ``as_`` as ``candles``.
         """
         lo, hi = checked_range(start, end)
         params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"]:
+        if params["start"] == params["end"] and as_ is None:
             return []
         sql = (
             TRADE_VOLUME_AGGREGATE_SQL if await self._aggregates_in_use() else TRADE_VOLUME_LIVE_SQL
         )
-        return await self._fetch(sql, params, TradeVolume)
+        return await self._fetch_as(sql, params, TradeVolume, as_)
+
+    # -- coverage --------------------------------------------------------------
+
+    async def coverage(
+        self,
+        token_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=1),
+    ) -> Coverage:
+        """Report the runs of ``step``-long steps without a snapshot, per token, and the
+        tokens without any, over [start, end). See ``pmstore.coverage.coverage_async``."""
+        return await coverage_async(self.conn, token_ids, start, end, step)
 
     # -- order books -----------------------------------------------------------
 

@@ -50,6 +50,8 @@ RENAMES = {
     "async_sleep": "sleep",
     "features_async": "features",
     "require_feature_async": "require_feature",
+    "fetch_frame_async": "fetch_frame",
+    "coverage_async": "coverage",
     "writer_async": "writer",
     "reader_async": "reader",
 }

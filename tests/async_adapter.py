@@ -97,3 +97,14 @@ def kind(request: pytest.FixtureRequest) -> Iterator[Kind]:
     """Each test using it runs twice: on Writer/Reader, and on AsyncWriter/AsyncReader."""
     with asyncio.Runner() as runner:
         yield Kind(request.param, runner)
+
+
+@pytest.fixture
+def make_reader(kind: Kind, db: str) -> Iterator[Callable[..., Any]]:
+    """``make_reader(**options)``: a Reader or a Blocking AsyncReader (per ``kind``) on
+    ``db``, over one autocommit connection of its kind closed after the test."""
+    own = kind.connect(db, autocommit=True)
+    try:
+        yield lambda **options: kind.reader(own, **options)
+    finally:
+        kind.close(own)

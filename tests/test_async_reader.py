@@ -252,3 +252,10 @@ async def test_concurrent_async_readers_agree_with_the_reader(db: str, conn: Con
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as aconn:
         assert await AsyncReader(aconn).latest_prices(now) == sync.latest_prices(now)
         assert await AsyncReader(aconn).uses_aggregates() == sync.uses_aggregates
+        # Frames and coverage, awaited straight (the Blocking adapter aside).
+        table = await AsyncReader(aconn).price_history(TOKENS[1], start, end, as_="arrow")
+        assert table.num_rows == len(want[TOKENS[1]])
+        assert table.equals(sync.price_history(TOKENS[1], start, end, as_="arrow"))
+        step = timedelta(seconds=10)
+        report = await AsyncReader(aconn).coverage(TOKENS, start, end, step)
+        assert report == sync.coverage(TOKENS, start, end, step) and report.gaps

@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
 from pmstore.cli import main
 from pmstore.coverage import COVERAGE_GAPS_SQL, Coverage, Gap
 from pmstore.reader import Reader
+
+__all__ = ["kind", "make_reader"]  # the fixtures, imported
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -95,10 +98,13 @@ def expected_report(
     return gaps, missing
 
 
-def test_coverage_reports_every_gap_and_tokens_without_rows(conn: Conn) -> None:
+def test_coverage_reports_every_gap_and_tokens_without_rows(
+    conn: Conn, make_reader: Callable[..., Any]
+) -> None:
+    """On a Reader and on an AsyncReader (``make_reader``)."""
     rng = np.random.default_rng(21)
     times = write_minutes(conn, rng, DAY0, minutes=600, holes=0.02)
-    reader = Reader(conn)
+    reader = make_reader()
     cases = [
         (DAY0, DAY0 + timedelta(hours=10), timedelta(minutes=1)),
         # Not on the minute grid, a step not dividing the range: a partial last step.
@@ -123,18 +129,20 @@ def test_coverage_reports_every_gap_and_tokens_without_rows(conn: Conn) -> None:
     assert not one_minute.complete and 0.9 < one_minute.ratio < 1.0
 
 
-def test_a_complete_token_has_no_gaps(conn: Conn) -> None:
+def test_a_complete_token_has_no_gaps(conn: Conn, make_reader: Callable[..., Any]) -> None:
     rng = np.random.default_rng(2)
     times = write_minutes(conn, rng, DAY0, minutes=120, holes=0.0)
     full = [t for t in TOKENS[:-1] if len(times[t]) == 120 and TOKENS.index(t) % 3]
-    report = Reader(conn).coverage(full, DAY0, DAY0 + timedelta(hours=2))
+    reader = make_reader()
+    report = reader.coverage(full, DAY0, DAY0 + timedelta(hours=2))
     assert report.complete and report.ratio == 1.0 and report.gaps == []
-    assert Reader(conn).coverage([], DAY0, DAY0 + timedelta(hours=2)).tokens == 0
+    assert len(full) >= 3 and report.tokens == len(full)
+    assert reader.coverage([], DAY0, DAY0 + timedelta(hours=2)).tokens == 0
     bad_calls: list[Callable[[], object]] = [
-        lambda: Reader(conn).coverage(TOKENS[0], DAY0, DAY0 + timedelta(hours=1)),
-        lambda: Reader(conn).coverage(TOKENS, DAY0, DAY0),
-        lambda: Reader(conn).coverage(TOKENS, DAY0.replace(tzinfo=None), DAY0),
-        lambda: Reader(conn).coverage(TOKENS, DAY0, DAY0 + timedelta(hours=1), timedelta(0)),
+        lambda: reader.coverage(TOKENS[0], DAY0, DAY0 + timedelta(hours=1)),
+        lambda: reader.coverage(TOKENS, DAY0, DAY0),
+        lambda: reader.coverage(TOKENS, DAY0.replace(tzinfo=None), DAY0),
+        lambda: reader.coverage(TOKENS, DAY0, DAY0 + timedelta(hours=1), timedelta(0)),
     ]
     for bad in bad_calls:
         with pytest.raises(ConfigurationError):

@@ -8,6 +8,7 @@ value by value with the same Reader's pydantic results on a real TimescaleDB.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ import polars as pl
 import psycopg
 import pyarrow as pa
 import pytest
+from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
 from pmstore.batches import PriceBatch, TradeBatch
@@ -25,6 +27,8 @@ from pmstore.errors import CopyDecodeError
 from pmstore.frames.copy_decoding import CopyDecoder, decode_copy, iter_record_batches
 from pmstore.frames.outbound import copy_statement, fetch_table
 from pmstore.reader import Reader
+
+__all__ = ["kind", "make_reader"]  # the fixtures, imported
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -209,9 +213,12 @@ def filled(conn: Conn) -> Conn:
     return conn
 
 
-@pytest.mark.parametrize("kind", ["arrow", "polars", "pandas"])
-def test_bulk_reads_as_frames_hold_the_models_values(filled: Conn, kind: Any) -> None:
-    reader = Reader(filled, aggregates=False)
+@pytest.mark.parametrize("frame_kind", ["arrow", "polars", "pandas"])
+def test_bulk_reads_as_frames_hold_the_models_values(
+    filled: Conn, make_reader: Callable[..., Any], frame_kind: Any
+) -> None:
+    """On a Reader and on an AsyncReader (``make_reader``)."""
+    reader = make_reader(aggregates=False)
     token = TOKENS[2]
     lo, hi = DAY0 + timedelta(hours=5, minutes=17), DAY0 + timedelta(days=2, hours=3)
     at = DAY0 + timedelta(days=1, hours=12)
@@ -229,8 +236,9 @@ def test_bulk_reads_as_frames_hold_the_models_values(filled: Conn, kind: Any) ->
     ]
     for name, call, _ in calls:
         models = call()
-        frame = call(as_=kind)
-        assert type(frame).__module__.partition(".")[0] == {"arrow": "pyarrow"}.get(kind, kind)
+        frame = call(as_=frame_kind)
+        library = {"arrow": "pyarrow"}.get(frame_kind, frame_kind)
+        assert type(frame).__module__.partition(".")[0] == library
         assert len(models) >= 3, name
         got = frame_rows(frame)
         expected = model_rows(models)
@@ -238,17 +246,17 @@ def test_bulk_reads_as_frames_hold_the_models_values(filled: Conn, kind: Any) ->
             assert all(e.pop("samples") == 1 for e in expected)
         assert got == expected, name
     # Timestamps are UTC in every library.
-    ts = reader.price_history(token, lo, hi, as_=kind)["ts"]
-    if kind == "pandas":
+    ts = reader.price_history(token, lo, hi, as_=frame_kind)["ts"]
+    if frame_kind == "pandas":
         assert str(ts.dtype) == "datetime64[us, UTC]"
-    elif kind == "polars":
+    elif frame_kind == "polars":
         assert ts.dtype == pl.Datetime("us", "UTC")
     else:
         assert ts.type == pa.timestamp("us", tz="UTC")
 
 
-def test_empty_bulk_reads_have_the_columns(filled: Conn) -> None:
-    reader = Reader(filled, aggregates=False)
+def test_empty_bulk_reads_have_the_columns(filled: Conn, make_reader: Callable[..., Any]) -> None:
+    reader = make_reader(aggregates=False)
     long_ago = datetime(2001, 1, 1, tzinfo=UTC)
     empty = [
         reader.price_history(TOKENS[0], long_ago, long_ago + timedelta(hours=1), as_="arrow"),
@@ -261,7 +269,7 @@ def test_empty_bulk_reads_have_the_columns(filled: Conn) -> None:
     assert empty[1].column_names[:3] == ["bucket", "token_id", "open"]
     assert empty[2].schema == empty[3].schema == PRICE_SCHEMA
     with pytest.raises(ConfigurationError, match="as_ must be one of"):
-        reader.price_history(TOKENS[0], long_ago, long_ago + timedelta(hours=1), as_="numpy")  # type: ignore[call-overload]
+        reader.price_history(TOKENS[0], long_ago, long_ago + timedelta(hours=1), as_="numpy")
 
 
 @pytest.mark.community
