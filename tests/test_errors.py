@@ -19,6 +19,7 @@ from pmstore.errors import (
     BatchValidationError,
     ConfigurationError,
     ConnectionLostError,
+    CopyDecodeError,
     FeatureUnavailableError,
     MigrationDriftError,
     MigrationError,
@@ -60,6 +61,7 @@ SAMPLES: list[PmstoreError] = [
         message_primary="terminating connection due to administrator command",
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
+    CopyDecodeError("column 'price': 4 bytes where float8 has 8"),
 ]
 
 
