@@ -1,11 +1,17 @@
 """Writer: batches into pmstore's tables over binary COPY, all or nothing, never twice.
 
 Every call is one transaction. COPY-written batches (prices, order books,
-trades) carry a batch id (the caller's, or a digest of the batch's content);
-the id goes into ``pmstore_ingest_log`` in the same transaction, first, so a
-batch already committed is not written again: retrying after a connection
-drop whose commit outcome is unknown cannot duplicate rows. Two writers given
-the same batch at once serialise on that row; the second writes nothing.
+trades) carry a batch id (the caller's, or a digest of the batch's content)
+that goes into ``pmstore_ingest_log`` in the same transaction (a given id
+first, a digest at the end of the COPY: it is computed while the rows
+stream), so a batch already committed is not written again: retrying after a
+connection drop whose commit outcome is unknown cannot duplicate rows. Two
+writers given the same batch at once serialise on that row; the second
+writes nothing.
+
+The client's work (validation, digest, encoding) runs in a worker thread a
+chunk ahead of the sender (``pmstore.copy_pipeline``), so it overlaps the
+server's.
 
 A Writer is used from one thread at a time. For concurrency, give each
 thread (or process) its own Writer: separate connections write concurrently
@@ -19,23 +25,26 @@ cannot replace it, and raises ConnectionLostError at once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import psycopg
+from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
 from pmstore.copy_encoding import (
     DEFAULT_CHUNK_ROWS,
-    encode_orderbooks,
-    encode_prices,
-    encode_trades,
+    Rows,
+    orderbook_chunk,
+    price_chunk,
+    trade_chunk,
 )
+from pmstore.copy_pipeline import DEFAULT_CHUNK_BYTES, CopyStream, index_order
 from pmstore.dsn import describe, normalize, redact
 from pmstore.errors import (
     BatchValidationError,
@@ -49,13 +58,6 @@ from pmstore.models import MarketRecord, ResolutionRecord
 __all__ = ["OnInvalid", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
-
-KEEP_ORDER_FROM_ROWS = 50_000
-"""Price batches at least this large are encoded keeping their sorted order.
-
-Measured (benchmarks/, 2 cores): a million sorted rows load ~16% faster as
-one sorted run than as the encoder's per-layout runs, while an 8,000-row
-minute batch is ~15% slower (encoding cost, no index gain)."""
 
 OnInvalid = Literal["raise", "skip"]
 """What to do with invalid rows: raise BatchValidationError (write nothing), or skip them."""
@@ -95,6 +97,16 @@ _LOG_BATCH = """
     VALUES (%s, %s, %s)
     ON CONFLICT (batch_id) DO NOTHING
     RETURNING batch_id
+"""
+
+# Whether a table has an index whose first column is token_id: then rows sent in
+# (token_id, ts) order make its maintenance sequential (see benchmarks/README.md).
+_TOKEN_INDEX = """
+    SELECT EXISTS (
+        SELECT 1 FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = to_regclass(%s) AND a.attname = 'token_id'
+    )
 """
 
 _TRADES_STAGING = """
@@ -161,12 +173,15 @@ class Writer:
     ``target`` is a DSN (the Writer connects, and reconnects after a drop)
     or an open psycopg connection (used as is; it must not be inside a
     transaction, and each call commits on it). ``retries`` and ``backoff``
-    (seconds, doubled each time) bound reconnect attempts. ``chunk_rows``
-    is how many rows are encoded at a time while streaming COPY data.
-    ``index_order`` sends price rows sorted by (token_id, ts): the server
-    maintains the (token_id, ts DESC) index faster that way (a million rows
-    ~1.4-1.8x, a minute batch mostly in tail latency; see benchmarks/; costs
-    ~0.3 s of client time per million rows).
+    (seconds, doubled each time) bound reconnect attempts. COPY data is
+    encoded in chunks of about ``chunk_bytes`` (and at most ``chunk_rows``
+    rows) by a worker thread while the previous chunk is being sent
+    (``pmstore.copy_pipeline``). ``index_order`` sends price rows sorted by
+    (token_id, ts): ``None`` (the default) when the table has an index led
+    by token_id (read from the catalog once per connection), which the
+    server then maintains ~1.8x faster (see benchmarks/README.md; the sort
+    costs ~0.1 s of client time per million rows); ``True`` always;
+    ``False`` never.
 
     Not thread-safe: use one Writer per thread.
     """
@@ -178,14 +193,20 @@ class Writer:
         retries: int = 3,
         backoff: float = 0.5,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
-        index_order: bool = True,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        index_order: bool | None = None,
     ) -> None:
-        if retries < 0 or backoff < 0 or chunk_rows < 1:
-            raise ConfigurationError("retries and backoff must be >= 0, chunk_rows >= 1")
+        if retries < 0 or backoff < 0 or chunk_rows < 1 or chunk_bytes < 1:
+            raise ConfigurationError(
+                "retries and backoff must be >= 0, chunk_rows and chunk_bytes >= 1"
+            )
         self.retries = retries
         self.backoff = backoff
         self.chunk_rows = chunk_rows
+        self.chunk_bytes = chunk_bytes
         self.index_order = index_order
+        self._token_indexed: dict[str, bool] = {}  # per table, for the connection below
+        self._catalog_of: Conn | None = None
         self._dsn: str | None
         self._conn: Conn | None
         if isinstance(target, str):
@@ -259,6 +280,8 @@ class Writer:
                 with conn.transaction():
                     written, skipped = body(conn)
                 return written, skipped, attempt
+            except _AlreadyLoggedError:  # found at the end: the transaction was rolled back
+                return 0, 0, attempt
             except psycopg.OperationalError as exc:
                 if self._conn is not None and not (self._conn.closed or self._conn.broken):
                     raise WriteError(self._describe_error(table, exc)) from None
@@ -312,71 +335,114 @@ class Writer:
         data: BatchT | Mapping[str, Any] | Sequence[Any],
         batch_id: str | None,
         on_invalid: OnInvalid,
-    ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
+    ) -> tuple[BatchT, bool, tuple[RowProblem, ...]]:
+        """The batch, whether the stream must still validate it, and the rows skipped."""
         if on_invalid not in ("raise", "skip"):
             raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
-        batch = as_batch(batch_type, data)
-        if batch_id is None:
-            batch_id = f"{batch.TABLE}:{batch.content_digest()}"
-        elif not batch_id:
+        if batch_id is not None and not batch_id:
             raise ConfigurationError("batch_id must not be empty")
+        batch = as_batch(batch_type, data)
         if on_invalid == "raise":
-            return batch.validated(), batch_id, ()
+            return batch, True, ()  # validated chunk by chunk while streaming
         problems, bad = batch.problems(limit=max(len(batch), 1))
         if bad.any():
             batch = batch.select(~bad)
-        return batch, batch_id, tuple(problems)
+        return batch, False, tuple(problems)
+
+    def _sorts(self, conn: Conn, table: str) -> bool:
+        """Whether to send ``table``'s rows in (token_id, ts) order (see ``index_order``)."""
+        if self.index_order is not None:
+            return self.index_order
+        if self._catalog_of is not conn:
+            self._token_indexed, self._catalog_of = {}, conn
+        if table not in self._token_indexed:
+            row = conn.execute(_TOKEN_INDEX, (table,)).fetchone()
+            self._token_indexed[table] = bool(row and row[0])
+        return self._token_indexed[table]
 
     def _copy(
         self,
         batch: BatchT,
-        batch_id: str,
+        batch_id: str | None,
+        validate: bool,
         rejected: tuple[RowProblem, ...],
-        encode: Callable[..., Iterable[bytes]],
+        encode: Callable[[Any, Rows, bytes, bool], bytes],
         *,
+        sortable: bool = False,
         staging: tuple[str, str] | None = None,
     ) -> WriteResult:
         """COPY ``batch`` (encoded by ``encode``) into its table in one logged transaction.
 
-        With ``staging`` = (create staging table, merge statement), rows are
-        copied into the staging table ``pmstore_<table>_staging`` and merged;
-        the merge's row count is what was written, the rest were duplicates.
+        A given ``batch_id`` is logged first, so a batch already written is
+        not sent at all. Without one the id is the content digest, computed
+        by the stream's worker while the rows go out, and logged at the end
+        of the same transaction: the log's primary key still serialises
+        identical concurrent batches (the second waits for the first to
+        commit, then conflicts), and a conflict rolls the COPY back and
+        reports ``already_written``. With ``staging`` = (create staging
+        table, merge statement), rows are copied into ``pmstore_<table>_staging``
+        and merged; the merge's row count is what was written.
         """
         started = time.perf_counter()
         table = batch.TABLE
         if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
-            return WriteResult(table, batch_id, 0, rejected=rejected, seconds=0.0)
+            empty_id = batch_id or f"{table}:{batch.content_digest()}"
+            return WriteResult(table, empty_id, 0, rejected=rejected, seconds=0.0)
         already = False
+        bid = batch_id
         target = f"pmstore_{table}_staging" if staging else table
         sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
-
-        def copy_rows(conn: Conn) -> tuple[int, int]:
-            if staging:
-                conn.execute(staging[0])
-            copied = self._stream(conn, sql, encode(batch, chunk_rows=self.chunk_rows))
-            if not staging:
-                return copied, 0
-            merged = conn.execute(staging[1]).rowcount
-            return merged, len(batch) - merged
+        orders: dict[bool, NDArray[np.intp] | None] = {}  # computed once, kept across retries
 
         def body(conn: Conn) -> tuple[int, int]:
-            nonlocal already
-            logged = conn.execute(_LOG_BATCH, (batch_id, table, len(batch))).fetchone()
-            if logged is None:
+            nonlocal already, bid
+            logged_first = bid is not None
+            if (
+                logged_first
+                and conn.execute(_LOG_BATCH, (bid, table, len(batch))).fetchone() is None
+            ):
                 already = True
                 return 0, 0
-            written, skipped = copy_rows(conn)
-            if written != len(batch):
+            sort = sortable and self._sorts(conn, table)
+            if sort not in orders:
+                orders[sort] = _index_order(batch) if sort else None
+            order = orders[sort]
+            if staging:
+                conn.execute(staging[0])
+            keep_order = order is not None
+
+            def chunk(b: Any, rows: Rows, prefix: bytes) -> bytes:
+                return encode(b, rows, prefix, keep_order)
+
+            with CopyStream(
+                batch,
+                chunk,
+                order=order,
+                validate=validate,
+                digest=not logged_first,
+                chunk_bytes=self.chunk_bytes,
+                max_chunk_rows=self.chunk_rows,
+            ) as stream:
+                written = skipped = self._stream(conn, sql, stream)
+            if staging:
+                written = conn.execute(staging[1]).rowcount
+            skipped -= written
+            if not logged_first:
+                bid = f"{table}:{stream.digest}"
+                if conn.execute(_LOG_BATCH, (bid, table, written)).fetchone() is None:
+                    already = True
+                    raise _AlreadyLoggedError
+            elif written != len(batch):
                 conn.execute(
                     "UPDATE pmstore_ingest_log SET rows_written = %s WHERE batch_id = %s",
-                    (written, batch_id),
+                    (written, bid),
                 )
             return written, skipped
 
         written, skipped, attempts = self._transaction(table, body)
         return WriteResult(
             table=table,
-            batch_id=batch_id,
+            batch_id=bid,
             rows_written=written,
             duplicates_skipped=skipped,
             rejected=rejected,
@@ -405,20 +471,22 @@ class Writer:
         optional volume_24h; numpy arrays or sequences), or a sequence of
         PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples.
         Raises BatchValidationError (nothing written) on invalid rows unless
-        ``on_invalid="skip"``; WriteError / ConnectionLostError when the
-        server refuses or the connection is lost for good. A batch id already
-        in the ingest log writes nothing. Costs one round trip plus the COPY
-        stream, encoded ``chunk_rows`` at a time.
+        ``on_invalid="skip"`` (rows are checked while they stream; an invalid
+        one aborts the COPY, so nothing is written); WriteError /
+        ConnectionLostError when the server refuses or the connection is lost
+        for good. A batch id already in the ingest log writes nothing. Costs
+        two round trips plus the COPY stream, encoded about ``chunk_bytes``
+        at a time ahead of the sender (see ``index_order`` for the sort).
         """
-        prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
-        encode: Callable[..., Iterable[bytes]] = encode_prices
-        if self.index_order:
-            prepared = prepared.in_index_order()
-            if len(prepared) >= KEEP_ORDER_FROM_ROWS:
-                # Large batches: send one sorted run (slower encoding, which
-                # the server's faster index maintenance more than repays).
-                encode = functools.partial(encode_prices, keep_order=True)
-        return self._copy(prepared, bid, rejected, encode)
+        prepared, validate, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
+        return self._copy(
+            prepared,
+            batch_id,
+            validate,
+            rejected,
+            lambda b, rows, prefix, keep: price_chunk(b, rows, prefix=prefix, keep_order=keep),
+            sortable=True,
+        )
 
     def copy_orderbooks(
         self,
@@ -434,8 +502,14 @@ class Writer:
         levels when not given (NULL for empty or one-sided books). Same
         input forms, errors and idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
-        return self._copy(prepared, bid, rejected, encode_orderbooks)
+        prepared, validate, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
+        return self._copy(
+            prepared,
+            batch_id,
+            validate,
+            rejected,
+            lambda b, rows, prefix, _keep: orderbook_chunk(b, rows, prefix=prefix),
+        )
 
     def copy_trades(
         self,
@@ -452,9 +526,14 @@ class Writer:
         (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
         idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
+        prepared, validate, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
         return self._copy(
-            prepared, bid, rejected, encode_trades, staging=(_TRADES_STAGING, _TRADES_MERGE)
+            prepared,
+            batch_id,
+            validate,
+            rejected,
+            lambda b, rows, prefix, _keep: trade_chunk(b, rows, prefix=prefix),
+            staging=(_TRADES_STAGING, _TRADES_MERGE),
         )
 
     # -- upserted tables -----------------------------------------------------
@@ -540,6 +619,20 @@ class Writer:
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
+
+
+class _AlreadyLoggedError(Exception):
+    """Raised inside a transaction to roll it back: the batch id was logged meanwhile."""
+
+
+def _index_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
+    """``copy_pipeline.index_order``, or None when the tokens cannot be sorted (validation
+    then names the bad row while streaming)."""
+    try:
+        return index_order(batch)
+    except TypeError:
+        batch.validated()
+        raise
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
