@@ -195,13 +195,7 @@ def price_chunk(
     the caller picks the size). Raises ``BatchValidationError`` for a
     non-text token or a missing timestamp.
     """
-    volume = batch.volume_24h[rows]
-    fields: list[_Field] = [
-        _timestamp_field(batch, rows),
-        _text_field(batch, "token_id", rows),
-        _Fixed(batch.price[rows], ">f8"),
-        _Fixed(volume, ">f8", np.isnan(volume)),
-    ]
+    fields = _spec_fields(batch, rows)
     return _encode(fields, _count(batch, rows), prefix, keep_order=keep_order)
 
 
@@ -211,29 +205,12 @@ def orderbook_chunk(batch: OrderbookBatch, rows: Rows, *, prefix: bytes = b"") -
     The levels' JSON text is made by orjson (one call per side of a book);
     everything else is vectorized (scatter). Raises like ``price_chunk``.
     """
-    spread, midpoint = batch.spread[rows], batch.midpoint[rows]
-    fields: list[_Field] = [
-        _timestamp_field(batch, rows),
-        _text_field(batch, "token_id", rows),
-        _levels_field(batch.bids[rows]),
-        _levels_field(batch.asks[rows]),
-        _Fixed(spread, ">f8", np.isnan(spread)),
-        _Fixed(midpoint, ">f8", np.isnan(midpoint)),
-    ]
-    return _encode(fields, _count(batch, rows), prefix)
+    return _encode(_spec_fields(batch, rows), _count(batch, rows), prefix)
 
 
 def trade_chunk(batch: TradeBatch, rows: Rows, *, prefix: bytes = b"") -> bytes:
     """The COPY tuples of ``batch``'s ``rows``, after ``prefix`` (layouts, else scatter)."""
-    fields: list[_Field] = [
-        _timestamp_field(batch, rows),
-        _text_field(batch, "token_id", rows),
-        _text_field(batch, "side", rows),
-        _Fixed(batch.price[rows], ">f8"),
-        _Fixed(batch.size[rows], ">f8"),
-        _text_field(batch, "trade_id", rows),
-    ]
-    return _encode(fields, _count(batch, rows), prefix)
+    return _encode(_spec_fields(batch, rows), _count(batch, rows), prefix)
 
 
 def _count(batch: ColumnBatch, rows: Rows) -> int:
@@ -276,6 +253,23 @@ def _encode(fields: Sequence[_Field], n: int, prefix: bytes, *, keep_order: bool
 
 
 # -- column conversion ----------------------------------------------------------------------
+
+
+def _spec_fields(batch: ColumnBatch, rows: Rows) -> list[_Field]:
+    """The COPY fields of ``rows``, one per column of ``batch.SPEC`` (the batch's
+    columns, in COPY order): the one column list the encoders follow."""
+    fields: list[_Field] = []
+    for col in batch.SPEC:
+        if col.kind == "ts":
+            fields.append(_timestamp_field(batch, rows))
+        elif col.kind == "text":
+            fields.append(_text_field(batch, col.name, rows))
+        elif col.kind == "levels":
+            fields.append(_levels_field(getattr(batch, col.name)[rows]))
+        else:
+            values = getattr(batch, col.name)[rows]
+            fields.append(_Fixed(values, ">f8", np.isnan(values) if col.nullable else None))
+    return fields
 
 
 def _timestamp_field(batch: ColumnBatch, rows: Rows) -> _Fixed:
