@@ -105,14 +105,11 @@ def chunk_bounds(row_bytes: NDArray[np.int64], chunk_bytes: int, max_rows: int) 
     ends = np.cumsum(row_bytes)
     cuts = np.searchsorted(ends, np.arange(chunk_bytes, int(ends[-1]), chunk_bytes), "right")
     bounds = [0]
-    for cut in [*cuts.tolist(), n]:
-        cut = max(cut, bounds[-1] + 1)
+    for cut in [*np.unique(cuts).tolist(), n]:
         while cut - bounds[-1] > max_rows:
             bounds.append(bounds[-1] + max_rows)
-        if cut > bounds[-1]:
-            bounds.append(min(cut, n))
-    if bounds[-1] != n:
-        bounds.append(n)
+        if bounds[-1] < cut <= n:
+            bounds.append(cut)
     return bounds
 
 

@@ -172,6 +172,10 @@ def _parse_levels(levels: object, descending: bool) -> list[Level] | str:
         return f"expected a list of (price, size) levels, got {_type(levels)}"
     parsed: list[Level] = []
     for k, level in enumerate(levels):
+        if isinstance(level, Mapping):  # Polymarket's {"price": "0.48", "size": "1234.5"}
+            if "price" not in level or "size" not in level:
+                return f"level {k} has no 'price' and 'size': {level!r:.60}"
+            level = (level["price"], level["size"])
         if not isinstance(level, list | tuple) or len(level) != 2:
             return f"level {k} is not a (price, size) pair: {level!r:.60}"
         price, size = _number(level[0]), _number(level[1])
