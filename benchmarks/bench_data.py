@@ -17,6 +17,7 @@ table must hold afterwards, to check that every method wrote the same rows.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
 from collections.abc import Iterator
@@ -145,6 +146,21 @@ class PriceData:
                 _nullable(c["volume_24h"]),
                 strict=True,
             )
+        )
+
+    @cached_property
+    def arrow(self) -> Any:
+        """A ``pyarrow.Table`` of the rows (ADBC's input; pyarrow comes with adbc's driver)."""
+        pa = importlib.import_module("pyarrow")  # untyped: imported by name
+
+        c = self.columns
+        return pa.table(
+            {
+                "ts": pa.array(c["ts"], type=pa.timestamp("us", tz="UTC")),
+                "token_id": pa.array(c["token_id"].tolist(), type=pa.string()),
+                "price": pa.array(c["price"], type=pa.float64()),
+                "volume_24h": pa.array(c["volume_24h"], mask=np.isnan(c["volume_24h"])),
+            }
         )
 
     @cached_property
