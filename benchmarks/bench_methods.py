@@ -73,7 +73,7 @@ def _columns(names: Sequence[str]) -> sql.Composable:
 
 
 def _writer_call(
-    target: Target, call: Callable[[Writer], Any], rows: int, *, index_order: bool = True
+    target: Target, call: Callable[[Writer], Any], rows: int, *, index_order: bool | None = None
 ) -> Run:
     with Writer(target.dsn, index_order=index_order) as writer:
         _ = writer.connection  # connect before timing

@@ -11,10 +11,11 @@ one batch:
   rows, a chunk of prices many;
 - while the caller sends chunk k the worker encodes chunk k+1 and validates
   the matching slice of the batch as given (every row once, before the last
-  chunk is handed out), and computes the content digest after the first
-  chunk. numpy and orjson release the GIL in much of that work, and the
-  caller's thread waits on its socket, so on 2 cores the client's work
-  overlaps the server's (measured in benchmarks/README.md);
+  chunk is handed out), and computes the content digest once ``prefetch``
+  chunks wait for the sender (or with the last chunk). numpy and orjson
+  release the GIL in much of that work, and the caller's thread waits on
+  its socket, so on 2 cores the client's work overlaps the server's
+  (measured in benchmarks/README.md);
 - at most ``prefetch`` encoded chunks wait in memory.
 
 An invalid row raises ``BatchValidationError`` from the stream (the caller
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -53,7 +55,7 @@ DEFAULT_CHUNK_BYTES: Final = 1 << 20
 
 Measured (benchmarks/README.md): from 256 KiB to 4 MiB the throughput is
 flat within noise; 1 MiB keeps two waiting chunks small next to a batch."""
-DEFAULT_PREFETCH: Final = 2
+DEFAULT_PREFETCH: Final = 4
 """Encoded chunks the worker may hold ready ahead of the sender."""
 
 _SAMPLE_ROWS: Final = 256
@@ -174,6 +176,10 @@ class CopyStream:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._used = False
+        self.work_seconds = 0.0
+        """Time spent producing chunks (validation, digest, encoding), read after the stream."""
+        self.starved_seconds = 0.0
+        """Time the sender waited for a chunk: where the client, not the server, was the limit."""
 
     @property
     def chunks(self) -> int:
@@ -198,7 +204,9 @@ class CopyStream:
         self._worker.start()
         try:
             while True:
+                waited = time.perf_counter()
                 chunk, error = self._queue.get()
+                self.starved_seconds += time.perf_counter() - waited
                 if error is not None:
                     raise error
                 if chunk is None:
@@ -228,6 +236,10 @@ class CopyStream:
     def _run(self) -> None:
         try:
             for chunk in self._produce():
+                if self._queue.full():  # the sender is served: a good time for the digest
+                    began = time.perf_counter()
+                    self._compute_digest()
+                    self.work_seconds += time.perf_counter() - began
                 self._queue.put((chunk, None))
                 if self._stop.is_set():
                     return
@@ -240,6 +252,7 @@ class CopyStream:
         try:
             for k in range(len(bounds) - 1):
                 start, stop = bounds[k], bounds[k + 1]
+                began = time.perf_counter()
                 rows: Rows = slice(start, stop) if order is None else order[start:stop]
                 chunk = self._encode(batch, rows, PGCOPY_HEADER if k == 0 else b"")
                 if self._validate:
@@ -247,8 +260,8 @@ class CopyStream:
                 if k == len(bounds) - 2:  # the last rows carry the trailer
                     self._compute_digest()
                     chunk += PGCOPY_TRAILER
+                self.work_seconds += time.perf_counter() - began
                 yield chunk
-                self._compute_digest()  # after the first chunk: the sender has work meanwhile
             if len(bounds) == 1:  # no rows: header and trailer
                 self._compute_digest()
                 yield PGCOPY_HEADER + PGCOPY_TRAILER
