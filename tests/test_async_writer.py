@@ -253,7 +253,7 @@ class KillAfterFirstChunk:
 def test_connection_killed_mid_copy_then_retry_writes_once(kind: Kind, db: str, conn: Conn) -> None:
     columns = price_columns(60_000, tokens=8_000)
     hook = KillAfterFirstChunk(db)
-    with kind.writer(db, backoff=0, chunk_rows=5_000, progress=hook) as writer:
+    with kind.writer(db, backoff=0, chunk_rows=5_000, chunk_bytes=1 << 30, progress=hook) as writer:
         hook.pid = writer.backend_pid
         result = writer.copy_prices(columns)
     assert hook.killed_at == 5_000
@@ -268,7 +268,7 @@ def test_given_connection_killed_mid_copy_writes_nothing(kind: Kind, db: str, co
     own = kind.connect(db)
     hook = KillAfterFirstChunk(db)
     try:
-        with kind.writer(own, chunk_rows=5_000, progress=hook) as writer:
+        with kind.writer(own, chunk_rows=5_000, chunk_bytes=1 << 30, progress=hook) as writer:
             hook.pid = writer.backend_pid
             with pytest.raises(ConnectionLostError, match="cannot replace"):
                 writer.copy_prices(price_columns(60_000, tokens=8_000))
