@@ -24,8 +24,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import psycopg
 from pydantic import BaseModel, ValidationError
 
@@ -45,8 +47,17 @@ from pmstore.errors import (
     WriteError,
 )
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.refresh import RECORD_TOUCHED_SQL, touched_ranges
+from pmstore.retention import (
+    TABLE_POLICY_SQL,
+    BeyondRetention,
+    RetentionOutcome,
+    TablePolicy,
+    apply_retention,
+    check_mode,
+)
 
-__all__ = ["OnInvalid", "WriteResult", "Writer"]
+__all__ = ["BeyondRetention", "OnInvalid", "WriteResult", "Writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +83,12 @@ class WriteResult:
     rows already present (trades); ``rejected`` the invalid rows skipped with
     ``on_invalid="skip"``; ``already_written`` is True when the batch id was
     found in the ingest log, so nothing was written; ``attempts`` counts
-    tries (more than 1 after a reconnect).
+    tries (more than 1 after a reconnect). ``retention_horizon`` is the
+    table's retention horizon when it has a policy; rows older than it were
+    written (``beyond_retention_written``) or skipped
+    (``beyond_retention_skipped``) as ``beyond_retention`` asked.
+    ``refresh_ranges`` counts the hour ranges queued for the continuous
+    aggregates' refresh (see pmstore.refresh).
     """
 
     table: str
@@ -83,6 +99,10 @@ class WriteResult:
     already_written: bool = False
     seconds: float = 0.0
     attempts: int = 1
+    retention_horizon: datetime | None = None
+    beyond_retention_written: int = 0
+    beyond_retention_skipped: int = 0
+    refresh_ranges: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -166,7 +186,9 @@ class Writer:
     ``index_order`` sends price rows sorted by (token_id, ts): the server
     maintains the (token_id, ts DESC) index faster that way (a million rows
     ~1.4-1.8x, a minute batch mostly in tail latency; see benchmarks/; costs
-    ~0.3 s of client time per million rows).
+    ~0.3 s of client time per million rows). ``beyond_retention`` is the
+    default for rows older than the table's retention horizon (see
+    pmstore.retention): "raise" (BatchValidationError), "write" or "skip".
 
     Not thread-safe: use one Writer per thread.
     """
@@ -179,9 +201,12 @@ class Writer:
         backoff: float = 0.5,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         index_order: bool = True,
+        beyond_retention: BeyondRetention = "raise",
     ) -> None:
         if retries < 0 or backoff < 0 or chunk_rows < 1:
             raise ConfigurationError("retries and backoff must be >= 0, chunk_rows >= 1")
+        self.beyond_retention = check_mode(beyond_retention)
+        self._policies: dict[str, TablePolicy] = {}
         self.retries = retries
         self.backoff = backoff
         self.chunk_rows = chunk_rows
@@ -312,20 +337,55 @@ class Writer:
         data: BatchT | Mapping[str, Any] | Sequence[Any],
         batch_id: str | None,
         on_invalid: OnInvalid,
-    ) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
+        beyond_retention: BeyondRetention | None,
+    ) -> tuple[BatchT, str, tuple[RowProblem, ...], RetentionOutcome]:
         if on_invalid not in ("raise", "skip"):
             raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
+        mode = self.beyond_retention if beyond_retention is None else check_mode(beyond_retention)
         batch = as_batch(batch_type, data)
         if batch_id is None:
             batch_id = f"{batch.TABLE}:{batch.content_digest()}"
         elif not batch_id:
             raise ConfigurationError("batch_id must not be empty")
+        problems: list[RowProblem] = []
+        rows = None
         if on_invalid == "raise":
-            return batch.validated(), batch_id, ()
-        problems, bad = batch.problems(limit=max(len(batch), 1))
-        if bad.any():
-            batch = batch.select(~bad)
-        return batch, batch_id, tuple(problems)
+            batch = batch.validated()
+        else:
+            problems, bad = batch.problems(limit=max(len(batch), 1))
+            if bad.any():
+                rows = np.flatnonzero(~bad)  # the caller's row numbers of the rows kept
+                batch = batch.select(~bad)
+        policy = self._policy(batch.TABLE) if len(batch) else None
+        if policy is None:
+            return batch, batch_id, tuple(problems), RetentionOutcome(None)
+        retention = apply_retention(
+            batch.TABLE,
+            batch.ts,
+            policy.horizon_at(time.monotonic()),
+            mode,
+            rows=rows,
+            drop_after=policy.drop_after,
+        )
+        if retention.keep is not None:
+            batch = batch.select(retention.keep)
+        return batch, batch_id, tuple(problems), retention
+
+    def _policy(self, table: str) -> TablePolicy:
+        """The table's retention horizon and aggregates (``TABLE_POLICY_SQL``), cached a minute."""
+        cached = self._policies.get(table)
+        if cached is not None and cached.fresh(time.monotonic()):
+            return cached
+        found: list[TablePolicy] = []
+
+        def read(conn: Conn) -> tuple[int, int]:
+            row = conn.execute(TABLE_POLICY_SQL, {"table": table}).fetchone()
+            found.append(TablePolicy.from_row(table, row, time.monotonic()))
+            return 0, 0
+
+        self._transaction(table, read)
+        self._policies[table] = found[-1]
+        return found[-1]
 
     def _copy(
         self,
@@ -334,6 +394,7 @@ class Writer:
         rejected: tuple[RowProblem, ...],
         encode: Callable[..., Iterable[bytes]],
         *,
+        retention: RetentionOutcome,
         staging: tuple[str, str] | None = None,
     ) -> WriteResult:
         """COPY ``batch`` (encoded by ``encode``) into its table in one logged transaction.
@@ -345,7 +406,17 @@ class Writer:
         started = time.perf_counter()
         table = batch.TABLE
         if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
-            return WriteResult(table, batch_id, 0, rejected=rejected, seconds=0.0)
+            return WriteResult(
+                table,
+                batch_id,
+                0,
+                rejected=rejected,
+                seconds=0.0,
+                retention_horizon=retention.horizon,
+                beyond_retention_skipped=retention.skipped,
+            )
+        policy = self._policies.get(table)
+        touched = touched_ranges(batch.ts) if policy is not None and policy.aggregated else None
         already = False
         target = f"pmstore_{table}_staging" if staging else table
         sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
@@ -366,6 +437,10 @@ class Writer:
                 already = True
                 return 0, 0
             written, skipped = copy_rows(conn)
+            if touched is not None and written:
+                # The hours to refresh, durable with the batch (pmstore.refresh).
+                starts, ends = touched
+                conn.execute(RECORD_TOUCHED_SQL, {"table": table, "starts": starts, "ends": ends})
             if written != len(batch):
                 conn.execute(
                     "UPDATE pmstore_ingest_log SET rows_written = %s WHERE batch_id = %s",
@@ -383,6 +458,10 @@ class Writer:
             already_written=already,
             seconds=time.perf_counter() - started,
             attempts=attempts,
+            retention_horizon=retention.horizon,
+            beyond_retention_written=retention.written if not already else 0,
+            beyond_retention_skipped=retention.skipped,
+            refresh_ranges=len(touched[0]) if touched is not None and written else 0,
         )
 
     def _stream(self, conn: Conn, sql: str, chunks: Iterable[bytes]) -> int:
@@ -398,6 +477,7 @@ class Writer:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write price snapshots over binary COPY in one transaction.
 
@@ -407,10 +487,18 @@ class Writer:
         Raises BatchValidationError (nothing written) on invalid rows unless
         ``on_invalid="skip"``; WriteError / ConnectionLostError when the
         server refuses or the connection is lost for good. A batch id already
-        in the ingest log writes nothing. Costs one round trip plus the COPY
-        stream, encoded ``chunk_rows`` at a time.
+        in the ingest log writes nothing. Rows older than the table's
+        retention horizon raise BatchValidationError too, unless
+        ``beyond_retention`` (default: the Writer's) is "write" or "skip".
+        Where the continuous aggregates exist, the hours touched are queued
+        for their refresh in the same transaction. Costs one round trip plus
+        the COPY stream, encoded ``chunk_rows`` at a time, plus one statement
+        queueing the touched hours (Community edition) and, once a minute
+        per table, one reading the retention horizon.
         """
-        prepared, bid, rejected = self._prepare(PriceBatch, batch, batch_id, on_invalid)
+        prepared, bid, rejected, kept = self._prepare(
+            PriceBatch, batch, batch_id, on_invalid, beyond_retention
+        )
         encode: Callable[..., Iterable[bytes]] = encode_prices
         if self.index_order:
             prepared = prepared.in_index_order()
@@ -418,7 +506,7 @@ class Writer:
                 # Large batches: send one sorted run (slower encoding, which
                 # the server's faster index maintenance more than repays).
                 encode = functools.partial(encode_prices, keep_order=True)
-        return self._copy(prepared, bid, rejected, encode)
+        return self._copy(prepared, bid, rejected, encode, retention=kept)
 
     def copy_orderbooks(
         self,
@@ -426,6 +514,7 @@ class Writer:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write order-book snapshots over binary COPY in one transaction.
 
@@ -434,8 +523,10 @@ class Writer:
         levels when not given (NULL for empty or one-sided books). Same
         input forms, errors and idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(OrderbookBatch, batch, batch_id, on_invalid)
-        return self._copy(prepared, bid, rejected, encode_orderbooks)
+        prepared, bid, rejected, kept = self._prepare(
+            OrderbookBatch, batch, batch_id, on_invalid, beyond_retention
+        )
+        return self._copy(prepared, bid, rejected, encode_orderbooks, retention=kept)
 
     def copy_trades(
         self,
@@ -443,6 +534,7 @@ class Writer:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write trades, skipping and counting those already stored.
 
@@ -452,9 +544,16 @@ class Writer:
         (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
         idempotence as ``copy_prices``.
         """
-        prepared, bid, rejected = self._prepare(TradeBatch, batch, batch_id, on_invalid)
+        prepared, bid, rejected, kept = self._prepare(
+            TradeBatch, batch, batch_id, on_invalid, beyond_retention
+        )
         return self._copy(
-            prepared, bid, rejected, encode_trades, staging=(_TRADES_STAGING, _TRADES_MERGE)
+            prepared,
+            bid,
+            rejected,
+            encode_trades,
+            retention=kept,
+            staging=(_TRADES_STAGING, _TRADES_MERGE),
         )
 
     # -- upserted tables -----------------------------------------------------
