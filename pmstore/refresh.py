@@ -56,7 +56,7 @@ MAX_RANGES_PER_BATCH: Final = 64
 
 RECORD_TOUCHED_SQL: Final = """
     INSERT INTO pmstore_refresh_queue (hypertable, range_start, range_end)
-    SELECT %(table)s, r.range_start, r.range_end
+    SELECT %(table)s::text, r.range_start, r.range_end
     FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS r(range_start, range_end)
 """
 

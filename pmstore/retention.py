@@ -53,7 +53,7 @@ MAX_REPORTED_ROWS: Final = 20
 TABLE_POLICY_SQL: Final = """
     SELECT h.horizon, now() - h.horizon AS drop_after,
            EXISTS (SELECT 1 FROM pmstore_refresh_targets t
-                   WHERE t.hypertable = %(table)s AND to_regclass(t.view_name) IS NOT NULL)
+                   WHERE t.hypertable = %(table)s::text AND to_regclass(t.view_name) IS NOT NULL)
                AS aggregated
     FROM pmstore_retention_horizon(%(table)s::regclass) AS h(horizon)
 """
