@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from conftest import TestServer
 
 from pmstore.chunks import partially_compressed_chunks
 from pmstore.errors import BatchValidationError, ConfigurationError
 from pmstore.reader import Candle, Reader, TradeVolume
 from pmstore.refresh import drain, pending, refresh_range, touched_ranges
 from pmstore.writer import Writer
-from tests.conftest import TestServer
 
 Conn = psycopg.Connection[Any]
 HOUR = timedelta(hours=1)
@@ -434,7 +434,7 @@ def test_late_rows_into_compressed_chunks(cconn: Conn, cdb: str) -> None:
     now = hour_now(cconn)
     day = now - 10 * 24 * HOUR
     first = trades(day, 60, "t")
-    books = {
+    books: dict[str, Any] = {
         "ts": [day + timedelta(minutes=m) for m in range(3)],
         "token_id": TOKENS[:3],
         "bids": [[("0.48", "10")], [("0.40", "5"), ("0.41", "7")], []],
@@ -445,11 +445,14 @@ def test_late_rows_into_compressed_chunks(cconn: Conn, cdb: str) -> None:
         w.copy_trades(first)
         w.copy_orderbooks(books)
     collector_running(cconn, cdb, now)
-    cconn.execute(
-        "SELECT compress_chunk(c) FROM show_chunks('price_snapshots') c "
-        "UNION ALL SELECT compress_chunk(c) FROM show_chunks('trades') c "
-        "UNION ALL SELECT compress_chunk(c) FROM show_chunks('orderbook_snapshots') c"
-    )
+    # The chunks of that day (10 days back, beyond the 7-day compression horizon;
+    # order books have 7-day chunks) are compressed, as the policy would.
+    compressed = cconn.execute(
+        "SELECT compress_chunk(c) "
+        "FROM unnest(ARRAY['price_snapshots', 'trades', 'orderbook_snapshots']::regclass[]) h, "
+        "show_chunks(h, older_than => INTERVAL '2 days') c"
+    ).fetchall()
+    assert len(compressed) == 3
     assert partially_compressed_chunks(cconn) == []
     late_books = dict(books, ts=[t + timedelta(seconds=30) for t in books["ts"]])
     with Writer(cdb) as w:
