@@ -5,6 +5,7 @@
     pmstore demo [--minutes N] [--tokens N]
     pmstore status
     pmstore ingest PATH... [--rejects FILE]
+    pmstore refresh [--start T] [--end T] [--force] [--pending]
 
 Every command uses the server named by ``--dsn``, else ``PMSTORE_DSN``, else
 the standard libpq variables (PGHOST, ...), else the embedded server (started
@@ -243,6 +244,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- refresh -----------------------------------------------------------------------
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """`pmstore refresh`: refresh the continuous aggregates over a range, or drain the queue."""
+    from pmstore.refresh import parse_time, refresh_command
+
+    start, end = parse_time("--start", args.start), parse_time("--end", args.end)
+    target = _target(args)
+    with _connect(target) as conn:
+        lines = refresh_command(
+            conn,
+            start,
+            end,
+            force=args.force,
+            pending_only=args.pending,
+            show_progress=not args.no_progress,
+        )
+    for line in lines:
+        print(line)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------
 
 
@@ -342,6 +366,27 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-rows", type=int, default=10_000, help="records per write batch")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)
+
+    refresh = sub.add_parser(
+        "refresh",
+        parents=[common],
+        help="refresh the hourly aggregates over a range (after bulk work)",
+        description="Refresh price_candles_1h and trade_volume_1h over [--start, --end), "
+        "a day at a time, never below the retention floor (Community edition; a no-op "
+        "on the Apache-2 edition, which computes them live).",
+    )
+    refresh.add_argument(
+        "--start", help="ISO time with zone (default: the retention floor / oldest chunk)"
+    )
+    refresh.add_argument("--end", help="ISO time with zone (default: the current hour)")
+    refresh.add_argument(
+        "--force", action="store_true", help="re-materialize hours without recorded changes too"
+    )
+    refresh.add_argument(
+        "--pending", action="store_true", help="only drain the queue of touched hours now"
+    )
+    refresh.add_argument("--no-progress", action="store_true", help="no progress bar")
+    refresh.set_defaults(func=cmd_refresh)
     return parser
 
 

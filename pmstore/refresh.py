@@ -25,6 +25,7 @@ candles and volume live): nothing is queued, and ``refresh_range`` and
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ __all__ = [
     "PendingRefreshes",
     "RefreshReport",
     "drain",
+    "parse_time",
     "pending",
+    "refresh_command",
     "refresh_range",
     "touched_ranges",
 ]
@@ -235,6 +238,75 @@ def refresh_range(
                 progress(report.pieces, total)
     report.seconds = time.perf_counter() - started
     return report
+
+
+# -- the command (pmstore refresh) -----------------------------------------------------------
+
+
+def parse_time(name: str, text: str | None) -> datetime | None:
+    """An ISO time with a zone (``2026-11-01T00:00Z``) from the command line; None stays None."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}: not an ISO time: {text!r}") from None
+    if value.utcoffset() is None:
+        raise ConfigurationError(
+            f"{name}: {text!r} has no time zone; give one, e.g. 2026-11-01T00:00Z or +00:00"
+        )
+    return value
+
+
+def refresh_command(
+    conn: Conn,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    force: bool = False,
+    pending_only: bool = False,
+    show_progress: bool = True,
+) -> list[str]:
+    """``pmstore refresh``: refresh a range (or, with ``pending_only``, drain the queue).
+
+    Shows a tqdm bar (one step per aggregate and day) on stderr unless
+    ``show_progress`` is False; returns the lines to print. Raises as
+    ``refresh_range`` and ``drain``.
+    """
+    if pending_only:
+        before = pending(conn)
+        after = drain(conn)
+        return [
+            f"refresh queue: {before.ranges} range(s) before, {after.ranges} left "
+            "(hours above the aggregates' watermark are computed live and wait)"
+        ]
+    from tqdm import tqdm
+
+    with tqdm(desc="refresh", unit=" day", disable=not show_progress, file=sys.stderr) as bar:
+
+        def step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = refresh_range(conn, start, end, force=force, progress=step)
+    if report.reason is not None:
+        return [f"nothing to refresh: {report.reason}"]
+    lines = []
+    for view, span in report.ranges.items():
+        if span is None:
+            lines.append(f"{view:<18} nothing in range (after clamping to retention)")
+        else:
+            lines.append(
+                f"{view:<18} refreshed {span[0]:%Y-%m-%d %H:%M} - {span[1]:%Y-%m-%d %H:%M}"
+            )
+        if view in report.clamped:
+            floor = report.clamped[view]
+            lines.append(
+                f"{'':<18} start raised to {floor:%Y-%m-%d %H:%M}, the retention horizon or "
+                "the oldest chunk: refreshing hours without raw rows would delete their candles"
+            )
+    lines.append(f"{report.pieces} piece(s) in {report.seconds:.1f} s")
+    return lines
 
 
 # -- helpers ------------------------------------------------------------------------------
