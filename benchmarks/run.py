@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--rows N] [--day] [--smoke] [--investigate] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
+                             [--refresh [--refresh-minutes N]]
 
 Server: ``PMSTORE_DSN`` (a database whose data tables are empty: the
 benchmarks TRUNCATE them), else a throwaway embedded TimescaleDB with
@@ -17,6 +18,10 @@ Scenarios (``--scenarios``, default all; with ``--investigate`` alone, none):
 5. trades with 5% repeated fills (copy_trades)
 6. the planned day: 8,000 tokens a minute, 60 minute batches (``--day``: 1,440)
 7. peak RSS of a fresh writer process over 1M rows in 10k-row batches
+
+``--refresh`` adds (alone: instead of the scenarios) the planned day with
+and without the aggregates' refresh recording (``bench_refresh.py``; needs
+the Community edition, e.g. ``PMSTORE_PG_BINDIR``).
 
 ``--investigate`` adds: index and collation variants, sorted batches, batch
 sizes, 2 connections, WAL settings. Prints a table; writes
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_investigate
+import bench_refresh
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -123,9 +129,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of each method in scenarios 2-4, the best counts (default 2; --smoke 1)",
     )
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
+    parser.add_argument(
+        "--refresh", action="store_true", help="the day with/without refresh recording"
+    )
+    parser.add_argument(
+        "--refresh-minutes", type=int, default=1_440, help="minutes of each --refresh day"
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
-        args.selected = () if args.investigate else ALL_SCENARIOS
+        args.selected = () if args.investigate or args.refresh else ALL_SCENARIOS
     else:
         try:
             args.selected = tuple(sorted({int(x) for x in args.scenarios.split(",") if x.strip()}))
@@ -274,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         results["files"]["chart"] = None
     bench_report.write_json(results, json_path)
     print(bench_report.render(results))
+    if "refresh" in results["scenarios"]:
+        print(bench_refresh.render(results["scenarios"]["refresh"]))
     print(
         f"\nJSON: {json_path}"
         + (
@@ -364,6 +378,9 @@ def run_all(
         out["day"] = scen.day(db, sizes.day_minutes, sizes.day_tokens)
     if 7 in selected:
         out["rss"] = scen.rss(db, sizes.rss_batches, sizes.rss_batch_rows)
+    if args.refresh:
+        minutes = min(args.refresh_minutes, 9) if args.smoke else args.refresh_minutes
+        out["refresh"] = bench_refresh.run(db, minutes, sizes.day_tokens)
     if args.investigate:
         assert prices is not None
         scen.log("generating the investigation's minute batches ...")

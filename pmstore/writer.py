@@ -415,8 +415,7 @@ class Writer:
                 retention_horizon=retention.horizon,
                 beyond_retention_skipped=retention.skipped,
             )
-        policy = self._policies.get(table)
-        touched = touched_ranges(batch.ts) if policy is not None and policy.aggregated else None
+        touched = touched_ranges(batch.ts) if self._policy(table).aggregated else None
         already = False
         target = f"pmstore_{table}_staging" if staging else table
         sql = f"COPY {target} ({', '.join(batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
