@@ -21,11 +21,12 @@ TimescaleDB Community edition), and are otherwise computed from the raw rows
 with the aggregates' own SELECT (the Apache-2 edition): same rows, same
 values. The aggregates use real-time aggregation (``materialized_only =
 false``): hours after the last materialized one are computed from the raw
-rows at query time. But rows written into hours up to the last materialized
-one (late or backfilled data) show only after a refresh covering them, and
-the hourly policy refreshes only the last 3 hours: after a backfill, run
-``CALL refresh_continuous_aggregate(...)`` over its range, or read with
-``Reader(conn, aggregates=False)``, which always computes from the raw rows.
+rows at query time. Rows written by the Writer into hours up to the last
+materialized one (late or backfilled data) show after the job
+``pmstore_refresh_pending`` refreshes the hours the Writer queued, within
+a minute (see pmstore.refresh); rows written another way need ``pmstore
+refresh`` over their range. ``Reader(conn, aggregates=False)`` always
+computes from the raw rows.
 """
 
 from __future__ import annotations
@@ -529,7 +530,8 @@ class Reader:
         hours). Both give the same candles; ``avg_volume`` may differ in the
         last bits (floating-point sums in another order), and rows written
         into hours already materialized (late data, backfills) show in the
-        aggregate only after a refresh covering them (see the module notes).
+        aggregate once refreshed: within a minute for the Writer's batches
+        (see the module notes).
 
         Raises ConfigurationError for naive datetimes or ``start >= end``;
         FeatureUnavailableError with ``aggregates=True`` on a database
