@@ -199,7 +199,17 @@ BEGIN
             END LOOP;
             budget := budget - hours;
         ELSIF mark <= s AND (floor_ts IS NULL OR floor_ts <= s) THEN
-            CONTINUE;  -- all above the watermark: stays queued as it is
+            -- All above the watermark: stays queued, as one row (the queue stays short).
+            IF cardinality(ids) > 1 THEN
+                DELETE FROM pmstore_refresh_queue WHERE id = ANY (ids);
+                GET DIAGNOSTICS deleted = ROW_COUNT;
+                IF deleted > 0 THEN
+                    INSERT INTO pmstore_refresh_queue (hypertable, range_start, range_end)
+                    VALUES (ht, s, e);
+                END IF;
+                COMMIT;
+            END IF;
+            CONTINUE;
         END IF;
         -- Replace the merged rows by what is still pending: the part above
         -- the watermark, and the part left out by the budget. The part below

@@ -298,6 +298,20 @@ def test_a_replayed_archive_is_refreshed_within_the_run_budget(cconn: Conn, cdb:
     assert pending(cconn).ranges == 0
 
 
+def test_hours_above_the_watermark_wait_as_one_row(cconn: Conn, cdb: str) -> None:
+    now = hour_now(cconn)
+    collector_running(cconn, cdb, now)
+    cconn.execute("TRUNCATE pmstore_refresh_queue")
+    with Writer(cdb) as w:  # five minute batches of the current hour, as a collector writes
+        for m in range(5):
+            assert w.copy_prices(prices(now + timedelta(minutes=m), 1, seed=m)).refresh_ranges == 1
+    assert pending(cconn).ranges == 5
+    left = drain(cconn)
+    assert (left.ranges, left.start, left.end) == (1, now, now + HOUR)
+    assert materialized_hours(cconn, "price_candles_1h") == 1  # the current hour is live
+    assert aggregates_true(cconn, now - 3 * HOUR, now + HOUR)
+
+
 # -- 2. retention never eats candles ----------------------------------------------------------
 
 
@@ -539,3 +553,25 @@ def test_migration_adds_the_job_and_rolls_back(community_server: TestServer) -> 
             assert row == (1,)
     finally:
         community_server.drop_database("t_agg_migration")
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_pmstore_refresh_command(cconn: Conn, cdb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pmstore.cli import main
+
+    now = hour_now(cconn)
+    collector_running(cconn, cdb, now)
+    with Writer(cdb) as w:
+        w.copy_prices(prices(now - 30 * HOUR, 60))
+    cconn.execute("TRUNCATE pmstore_refresh_queue")
+    start = (now - 200 * 24 * HOUR).isoformat()
+    assert main(["refresh", "--dsn", cdb, "--start", start, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "price_candles_1h   refreshed" in out and "start raised to" in out
+    assert aggregates_true(cconn, now - 48 * HOUR, now)
+    assert main(["refresh", "--dsn", cdb, "--pending", "--no-progress"]) == 0
+    assert "refresh queue:" in capsys.readouterr().out
+    assert main(["refresh", "--dsn", cdb, "--start", "2026-11-01T00:00"]) == 1
+    assert "has no time zone" in capsys.readouterr().err
