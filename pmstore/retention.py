@@ -143,7 +143,7 @@ def apply_retention(
         return RetentionOutcome(~beyond, skipped=count, horizon=horizon)
     where = np.flatnonzero(beyond)[:MAX_REPORTED_ROWS]
     numbers = where if rows is None else rows[where]
-    policy = f" (drop_after {drop_after})" if drop_after is not None else ""
+    policy = f" (drop_after {_interval(drop_after)})" if drop_after is not None else ""
     problems = [
         RowProblem(
             int(number),
@@ -159,3 +159,10 @@ def apply_retention(
 
 def _iso(value: np.datetime64) -> str:
     return str(np.datetime_as_string(value, unit="us")) + "+00:00"
+
+
+def _interval(value: timedelta) -> str:
+    """``90 days`` rather than ``90 days, 0:00:00``."""
+    if value.seconds == 0 and value.microseconds == 0:
+        return f"{value.days} day" + ("" if value.days == 1 else "s")
+    return str(value)

@@ -135,7 +135,9 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
             """
             SELECT j.job_id, j.proc_name,
                    coalesce(ca.view_name, j.hypertable_name, ''),
-                   j.schedule_interval::text, s.last_run_started_at, s.last_run_status,
+                   j.schedule_interval::text,
+                   nullif(s.last_run_started_at, '-infinity'),  -- a job that never ran
+                   s.last_run_status,
                    coalesce(s.total_failures, 0)
             FROM timescaledb_information.jobs j
             LEFT JOIN timescaledb_information.job_stats s USING (job_id)
