@@ -263,8 +263,7 @@ BEGIN
                    WHERE proc_name = 'pmstore_refresh_pending'
                      AND proc_schema = current_schema()) THEN
         PERFORM add_job('pmstore_refresh_pending'::regproc, INTERVAL '30 seconds',
-                        config => '{"max_hours": 168}'::jsonb,
-                        job_name => 'pmstore refresh of touched hours');
+                        config => '{"max_hours": 168}'::jsonb);
     END IF;
     RETURN true;
 END
