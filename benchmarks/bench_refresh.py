@@ -43,7 +43,7 @@ from bench_scenarios import Result, latency_summary, log
 from bench_server import BenchDB
 from tqdm import tqdm
 
-from pmstore.refresh import pending, refresh_range
+from pmstore.refresh import drain, pending, refresh_range
 from pmstore.retention import TablePolicy
 from pmstore.synthetic import MarketSimulator
 from pmstore.writer import Writer
@@ -131,9 +131,8 @@ def one_day(db: BenchDB, minutes: int, tokens: int, *, backfill: bool) -> Result
         runs -= runs_before
         left = pending(conn).ranges
         t0 = time.perf_counter()
-        conn.execute("CALL pmstore_refresh_pending()")
+        left_after = drain(conn).ranges
         drain_after = time.perf_counter() - t0
-        left_after = pending(conn).ranges
         t0 = time.perf_counter()
         report = refresh_range(conn, start, end)
         refresh_seconds = time.perf_counter() - t0

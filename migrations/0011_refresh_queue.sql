@@ -108,8 +108,9 @@ $fn$;
 
 -- Drain pmstore_refresh_queue (see the top of this file). A TimescaleDB job
 -- procedure; also callable directly: CALL pmstore_refresh_pending(), outside
--- a transaction block. Concurrent drains are safe (a range may be refreshed
--- twice). Stops after config->'max_hours' refreshed hours (default 168),
+-- a transaction block. A drain finding another one running returns at once.
+-- A refresh colliding with the policy's own refresh of an overlapping window
+-- fails (55P03): the job then retries at its next run. Stops after config->'max_hours' refreshed hours (default 168),
 -- leaving the rest queued for the next run.
 CREATE PROCEDURE pmstore_refresh_pending(job_id integer DEFAULT NULL, config jsonb DEFAULT NULL)
 LANGUAGE plpgsql
@@ -136,6 +137,13 @@ DECLARE
     hours double precision;
     deleted integer;
 BEGIN
+    -- One pmstore drain at a time (two refreshes of overlapping windows fail
+    -- with SQLSTATE 55P03); a session-level lock, as refreshes commit.
+    -- pmstore.refresh.drain takes it first (re-entrant) and so waits instead.
+    IF NOT pg_try_advisory_lock(hashtext('pmstore_refresh_pending')) THEN
+        RAISE NOTICE 'pmstore: another drain of pmstore_refresh_queue is running';
+        RETURN;
+    END IF;
     -- The queue's rows, merged per hypertable into runs of overlapping or
     -- adjacent ranges, newest first; each run keeps the ids it merges.
     SELECT coalesce(jsonb_agg(m ORDER BY m.e DESC), '[]'::jsonb) INTO ranges
@@ -228,6 +236,7 @@ BEGIN
         END IF;
         COMMIT;
     END LOOP;
+    PERFORM pg_advisory_unlock(hashtext('pmstore_refresh_pending'));
 END
 $proc$;
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -64,6 +65,14 @@ RECORD_TOUCHED_SQL: Final = """
 """
 
 DRAIN_SQL: Final = "CALL pmstore_refresh_pending(NULL::integer, %(config)s::jsonb)"
+
+# The drain procedure's session-level lock (migration 0011): one pmstore drain or
+# refresh_range at a time; overlapping refreshes fail with SQLSTATE 55P03.
+LOCK_SQL: Final = "SELECT pg_advisory_lock(hashtext('pmstore_refresh_pending'))"
+UNLOCK_SQL: Final = "SELECT pg_advisory_unlock(hashtext('pmstore_refresh_pending'))"
+
+COLLISION_RETRIES: Final = 5
+"""Retries of a refresh that collided with TimescaleDB's own policy refresh (55P03)."""
 
 PENDING_SQL: Final = """
     SELECT count(*), min(range_start), max(range_end), min(queued_at)
@@ -148,12 +157,16 @@ def drain(conn: Conn, *, max_hours: int | None = None) -> PendingRefreshes:
     a transaction block): ConfigurationError otherwise. ``max_hours`` bounds
     the hours refreshed (default: the job's 168). Hours at or above an
     aggregate's watermark stay queued (real-time aggregation shows them).
-    Does nothing on a database without aggregates (Apache-2 edition).
+    Waits for a drain running meanwhile (the job's), and retries a refresh
+    that collided with TimescaleDB's own policy refresh (SQLSTATE 55P03, up
+    to 5 times, 0.5 s doubling). Does nothing on a database without
+    aggregates (Apache-2 edition).
     """
     _require_autocommit(conn, "drain")
     if _targets(conn):
         config = {} if max_hours is None else {"max_hours": int(max_hours)}
-        conn.execute(DRAIN_SQL, {"config": json.dumps(config)})
+        with _drain_lock(conn):
+            _retrying(conn, DRAIN_SQL, {"config": json.dumps(config)})
     return pending(conn)
 
 
@@ -226,16 +239,17 @@ def refresh_range(
         plans.append((view, hypertable, _day_pieces(lo, hi)))
     total = sum(len(p) for _, _, p in plans)
     sql = REFRESH_FORCE_SQL if force else REFRESH_SQL
-    for view, hypertable, pieces in plans:
-        for a, b in reversed(pieces):  # newest first
-            # Re-read the floor before each piece: retention may have run meanwhile.
-            floor, _ = _floor(conn, hypertable)
-            a = a if floor is None else max(a, floor)
-            if a < b:
-                conn.execute(sql, {"view": view, "start": a, "end": b})
-            report.pieces += 1
-            if progress is not None:
-                progress(report.pieces, total)
+    with _drain_lock(conn):
+        for view, hypertable, pieces in plans:
+            for a, b in reversed(pieces):  # newest first
+                # Re-read the floor before each piece: retention may have run meanwhile.
+                floor, _ = _floor(conn, hypertable)
+                a = a if floor is None else max(a, floor)
+                if a < b:
+                    _retrying(conn, sql, {"view": view, "start": a, "end": b})
+                report.pieces += 1
+                if progress is not None:
+                    progress(report.pieces, total)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -310,6 +324,29 @@ def refresh_command(
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _drain_lock(conn: Conn) -> Iterator[None]:
+    """Hold the drain's advisory lock (waiting for a running drain), released after."""
+    conn.execute(LOCK_SQL)
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute(UNLOCK_SQL)
+
+
+def _retrying(conn: Conn, sql: str, params: dict[str, Any]) -> None:
+    """Run a refresh; retry it when it collided with the policy's refresh (SQLSTATE 55P03)."""
+    for attempt in range(COLLISION_RETRIES + 1):
+        try:
+            conn.execute(sql, params)
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == COLLISION_RETRIES:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 def _targets(conn: Conn) -> list[tuple[str, str]]:

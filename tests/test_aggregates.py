@@ -575,3 +575,20 @@ def test_pmstore_refresh_command(cconn: Conn, cdb: str, capsys: pytest.CaptureFi
     assert "refresh queue:" in capsys.readouterr().out
     assert main(["refresh", "--dsn", cdb, "--start", "2026-11-01T00:00"]) == 1
     assert "has no time zone" in capsys.readouterr().err
+
+
+def test_one_drain_at_a_time(cconn: Conn, cdb: str) -> None:
+    now = hour_now(cconn)
+    collector_running(cconn, cdb, now)
+    with Writer(cdb) as w:
+        w.copy_prices(prices(now - 30 * HOUR, 60))
+    with psycopg.connect(cdb, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext('pmstore_refresh_pending'))")
+        # A drain (the job's, say) is running: this one leaves the queue to it.
+        queued = pending(cconn).ranges  # the live hour's two (prices, trades) and the batch's
+        assert queued == 3
+        cconn.execute("CALL pmstore_refresh_pending()")
+        assert pending(cconn).ranges == queued
+        other.execute("SELECT pg_advisory_unlock(hashtext('pmstore_refresh_pending'))")
+    assert drain(cconn).ranges == 2  # the live hour's, above the watermark
+    assert aggregates_true(cconn, now - 48 * HOUR, now)
