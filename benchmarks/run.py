@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--rows N] [--day] [--smoke] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
+                             [--refresh [--refresh-minutes N]]
     python benchmarks/run.py --async [--rows N] [--smoke] [--repeat N] [--fsync] [--out DIR]
 
 ``--async`` runs only ``bench_async.py``: AsyncWriter's event-loop lateness
@@ -21,6 +22,10 @@ Scenarios (``--scenarios``, default all):
 5. trades with 5% repeated fills (copy_trades)
 6. the planned day: 8,000 tokens a minute, 60 minute batches (``--day``: 1,440)
 7. peak RSS of a fresh writer process over 1M rows in 10k-row batches
+
+``--refresh`` adds (alone: instead of the scenarios) the planned day with
+and without the aggregates' refresh recording (``bench_refresh.py``; needs
+the Community edition, e.g. ``PMSTORE_PG_BINDIR``).
 
 The one-off investigation of index, collation, sorting, batch-size, connection
 and WAL choices was dropped; its findings are in benchmarks/README.md. Prints a
@@ -47,6 +52,7 @@ from typing import Any
 
 import bench_async
 import bench_frames
+import bench_refresh
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -135,9 +141,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the data-out benchmarks (bench_frames.py: reads, export, coverage)",
     )
+    parser.add_argument(
+        "--refresh", action="store_true", help="the day with/without refresh recording"
+    )
+    parser.add_argument(
+        "--refresh-minutes", type=int, default=1_440, help="minutes of each --refresh day"
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
-        args.selected = ALL_SCENARIOS
+        args.selected = () if args.refresh else ALL_SCENARIOS
     else:
         try:
             args.selected = tuple(sorted({int(x) for x in args.scenarios.split(",") if x.strip()}))
@@ -290,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         results["files"]["chart"] = None
     bench_report.write_json(results, json_path)
     print(bench_report.render(results))
+    if "refresh" in results["scenarios"]:
+        print(bench_refresh.render(results["scenarios"]["refresh"]))
     print(
         f"\nJSON: {json_path}"
         + (
@@ -385,6 +399,9 @@ def run_all(
         out["day"] = scen.day(db, sizes.day_minutes, sizes.day_tokens)
     if 7 in selected:
         out["rss"] = scen.rss(db, sizes.rss_batches, sizes.rss_batch_rows)
+    if args.refresh:
+        minutes = min(args.refresh_minutes, 9) if args.smoke else args.refresh_minutes
+        out["refresh"] = bench_refresh.run(db, minutes, sizes.day_tokens)
 
 
 if __name__ == "__main__":

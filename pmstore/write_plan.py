@@ -10,9 +10,11 @@ by both (an ``AsyncWriter`` and a ``Writer`` return the same ``WriteResult``).
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
@@ -28,6 +30,8 @@ from pmstore.dsn import redact
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem, WriteError
 from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.refresh import touched_ranges
+from pmstore.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 
 __all__ = [
     "AlreadyLoggedError",
@@ -42,6 +46,8 @@ __all__ = [
     "plan_trades",
     "resolution_rows",
     "send_order",
+    "touched",
+    "with_retention",
     "write_failure",
 ]
 
@@ -65,7 +71,12 @@ class WriteResult:
     rows already present (trades); ``rejected`` the invalid rows skipped with
     ``on_invalid="skip"``; ``already_written`` is True when the batch id was
     found in the ingest log, so nothing was written; ``attempts`` counts
-    tries (more than 1 after a reconnect).
+    tries (more than 1 after a reconnect). ``retention_horizon`` is the
+    table's retention horizon when it has a policy; rows older than it were
+    written (``beyond_retention_written``) or skipped
+    (``beyond_retention_skipped``) as ``beyond_retention`` asked.
+    ``refresh_ranges`` counts the hour ranges queued for the continuous
+    aggregates' refresh (see pmstore.refresh).
     """
 
     table: str
@@ -76,6 +87,10 @@ class WriteResult:
     already_written: bool = False
     seconds: float = 0.0
     attempts: int = 1
+    retention_horizon: datetime | None = None
+    beyond_retention_written: int = 0
+    beyond_retention_skipped: int = 0
+    refresh_ranges: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -124,6 +139,10 @@ class AlreadyLoggedError(Exception):
     """Raised inside a transaction to roll it back: the batch id was logged meanwhile."""
 
 
+_NO_RETENTION: Final = RetentionOutcome(None)
+"""No retention policy applied (yet): every row kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class CopyPlan:
     """A batch ready to COPY: what the Writer's transaction runs.
@@ -136,7 +155,9 @@ class CopyPlan:
     when ``validate``) into ``copy_sql``; ``sortable`` batches are sent in
     (token_id, ts) order when the table has an index led by token_id. With
     ``staging`` = (create staging table, merge), the staging table is merged:
-    the merge's row count is what was written.
+    the merge's row count is what was written. With ``aggregated``, the
+    hours the batch touched are queued in the same transaction
+    (``RECORD_TOUCHED_SQL``, see ``touched``).
     """
 
     batch: ColumnBatch
@@ -146,6 +167,12 @@ class CopyPlan:
     encode: Encoder
     sortable: bool = False
     staging: tuple[str, str] | None = None
+    kept_rows: NDArray[np.intp] | None = None
+    """The caller's row numbers of the batch's rows, when invalid ones were skipped."""
+    retention: RetentionOutcome = _NO_RETENTION
+    """What ``with_retention`` decided for rows older than the table's retention horizon."""
+    aggregated: bool = False
+    """Whether the table feeds continuous aggregates: the hours touched are queued."""
 
     @property
     def table(self) -> str:
@@ -182,6 +209,44 @@ class CopyPlan:
         )
 
 
+def with_retention(
+    plan: CopyPlan, policy: TablePolicy, mode: BeyondRetention, now: float
+) -> CopyPlan:
+    """``plan`` under its table's retention ``policy`` (read at monotonic ``now``'s clock).
+
+    Rows older than the horizon raise BatchValidationError (``mode`` "raise";
+    an invalid row of the batch is reported first), are written ("write",
+    counted) or dropped ("skip"). Costs one vectorized comparison (plus the
+    batch's validation when rows are dropped or refused).
+    """
+    batch = plan.batch
+    if len(batch) == 0:
+        return plan
+    horizon = policy.horizon_at(now)
+    try:
+        retention = apply_retention(
+            batch.TABLE, batch.ts, horizon, mode, rows=plan.kept_rows, drop_after=policy.drop_after
+        )
+    except BatchValidationError:
+        if plan.validate:
+            batch.validated()  # an invalid row is the first problem to report
+        raise
+    validate = plan.validate
+    if retention.keep is not None:
+        if validate:  # row numbers as given: check before dropping rows
+            batch = batch.validated()
+            validate = False
+        batch = batch.select(retention.keep)
+    return dataclasses.replace(
+        plan, batch=batch, validate=validate, retention=retention, aggregated=policy.aggregated
+    )
+
+
+def touched(plan: CopyPlan) -> tuple[list[datetime], list[datetime]]:
+    """``RECORD_TOUCHED_SQL``'s hour ranges of the plan's batch (once its rows are checked)."""
+    return touched_ranges(plan.batch.ts)
+
+
 def send_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
     """``copy_pipeline.index_order``, or None when already in order; when the tokens cannot
     be sorted, the batch's validation error (naming the bad row), else the TypeError."""
@@ -197,19 +262,22 @@ def _checked(
     data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
-) -> tuple[BatchT, bool, tuple[RowProblem, ...]]:
-    """The batch, whether the stream must still validate it, and the rows skipped."""
+) -> tuple[BatchT, bool, tuple[RowProblem, ...], NDArray[np.intp] | None]:
+    """The batch, whether the stream must still validate it, the rows skipped, and the
+    caller's row numbers of the rows kept (None: all, in order)."""
     if on_invalid not in ("raise", "skip"):
         raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
     if batch_id is not None and not batch_id:
         raise ConfigurationError("batch_id must not be empty")
     batch = as_batch(batch_type, data)
     if on_invalid == "raise":
-        return batch, True, ()  # validated chunk by chunk while streaming
+        return batch, True, (), None  # validated chunk by chunk while streaming
     problems, bad = batch.problems(limit=max(len(batch), 1))
+    kept = None
     if bad.any():
+        kept = np.flatnonzero(~bad)  # the caller's row numbers of the rows kept
         batch = batch.select(~bad)
-    return batch, False, tuple(problems)
+    return batch, False, tuple(problems), kept
 
 
 def _price_chunk(batch: Any, rows: Rows, prefix: bytes, keep_order: bool) -> bytes:
@@ -234,8 +302,10 @@ def plan_prices(
     Raises BatchValidationError (``on_invalid="skip"`` aside, structural
     problems only) / ConfigurationError. Costs the batch's conversion.
     """
-    batch, validate, rejected = _checked(PriceBatch, data, batch_id, on_invalid)
-    return CopyPlan(batch, batch_id, validate, rejected, _price_chunk, sortable=True)
+    batch, validate, rejected, kept = _checked(PriceBatch, data, batch_id, on_invalid)
+    return CopyPlan(
+        batch, batch_id, validate, rejected, _price_chunk, sortable=True, kept_rows=kept
+    )
 
 
 def plan_orderbooks(
@@ -244,8 +314,8 @@ def plan_orderbooks(
     on_invalid: OnInvalid,
 ) -> CopyPlan:
     """Build an order-book batch; see ``Writer.copy_orderbooks``."""
-    batch, validate, rejected = _checked(OrderbookBatch, data, batch_id, on_invalid)
-    return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk)
+    batch, validate, rejected, kept = _checked(OrderbookBatch, data, batch_id, on_invalid)
+    return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk, kept_rows=kept)
 
 
 def plan_trades(
@@ -254,7 +324,7 @@ def plan_trades(
     on_invalid: OnInvalid,
 ) -> CopyPlan:
     """Build a trade batch (COPY through a staging table); see ``Writer.copy_trades``."""
-    batch, validate, rejected = _checked(TradeBatch, data, batch_id, on_invalid)
+    batch, validate, rejected, kept = _checked(TradeBatch, data, batch_id, on_invalid)
     return CopyPlan(
         batch,
         batch_id,
@@ -262,6 +332,7 @@ def plan_trades(
         rejected,
         _trade_chunk,
         staging=(TRADES_STAGING_SQL, TRADES_MERGE_SQL),
+        kept_rows=kept,
     )
 
 

@@ -46,6 +46,8 @@ from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
 from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.refresh import RECORD_TOUCHED_SQL
+from pmstore.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
 from pmstore.write_plan import (
     LOG_BATCH_SQL,
     LOGGED_ROWS_SQL,
@@ -63,10 +65,12 @@ from pmstore.write_plan import (
     plan_trades,
     resolution_rows,
     send_order,
+    touched,
+    with_retention,
     write_failure,
 )
 
-__all__ = ["AsyncWriter", "OnInvalid", "WriteResult"]
+__all__ = ["AsyncWriter", "BeyondRetention", "OnInvalid", "WriteResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,9 @@ class AsyncWriter:
     index led by token_id (read from the catalog once per connection), which
     the server then maintains ~1.8x faster (see benchmarks/README.md; the
     sort costs ~0.1 s of client time per million rows); ``True`` always;
-    ``False`` never. ``progress``, when given,
+    ``False`` never. ``beyond_retention`` is the default for rows older
+    than the table's retention horizon (see pmstore.retention): "raise"
+    (BatchValidationError), "write" or "skip". ``progress``, when given,
     is called as ``progress(table, rows_sent, rows_total)`` after each COPY
     chunk is sent (from 0 again after a retry).
 
@@ -104,11 +110,14 @@ class AsyncWriter:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         index_order: bool | None = None,
         progress: Progress | None = None,
+        beyond_retention: BeyondRetention = "raise",
     ) -> None:
         if retries < 0 or backoff < 0 or chunk_rows < 1 or chunk_bytes < 1:
             raise ConfigurationError(
                 "retries and backoff must be >= 0, chunk_rows and chunk_bytes >= 1"
             )
+        self.beyond_retention = check_mode(beyond_retention)
+        self._policies: dict[str, TablePolicy] = {}  # per table, read at most once a minute
         self.retries = retries
         self.backoff = backoff
         self.chunk_rows = chunk_rows
@@ -273,23 +282,57 @@ class AsyncWriter:
             self._token_indexed[plan.table] = bool(row and row[0])
         return self._token_indexed[plan.table]
 
-    async def _copy(self, plan: CopyPlan) -> WriteResult:
+    async def _policy(self, table: str) -> TablePolicy:
+        """The table's retention horizon and aggregates (``TABLE_POLICY_SQL``), cached a minute."""
+        cached = self._policies.get(table)
+        if cached is not None and cached.fresh(time.monotonic()):
+            return cached
+        found: list[TablePolicy] = []
+
+        async def read(conn: AsyncConn) -> tuple[int, int]:
+            cur = await conn.execute(TABLE_POLICY_SQL, {"table": table})
+            row = await cur.fetchone()
+            found.append(TablePolicy.from_row(table, row, time.monotonic()))
+            return 0, 0
+
+        await self._transaction(table, read)
+        self._policies[table] = found[-1]
+        return found[-1]
+
+    def _mode(self, beyond_retention: BeyondRetention | None) -> BeyondRetention:
+        """A call's ``beyond_retention``, else the writer's; ConfigurationError if invalid."""
+        return self.beyond_retention if beyond_retention is None else check_mode(beyond_retention)
+
+    async def _copy(self, plan: CopyPlan, mode: BeyondRetention) -> WriteResult:
         """COPY ``plan``'s batch into its table in one logged transaction (see CopyPlan).
 
-        A conflict on a digest logged at the end rolls the COPY back and
-        reports ``already_written``.
+        Rows beyond the table's retention horizon are handled as ``mode``
+        says first. A conflict on a digest logged at the end rolls the COPY
+        back and reports ``already_written``.
         """
         started = time.perf_counter()
-        table, batch = plan.table, plan.batch
+        if len(plan.batch):
+            policy = await self._policy(plan.table)
+            plan = await offload(with_retention, plan, policy, mode, time.monotonic())
+        table, batch, retention = plan.table, plan.batch, plan.retention
         if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
             empty_id = await offload(plan.empty_batch_id)
-            return WriteResult(table, empty_id, 0, rejected=plan.rejected, seconds=0.0)
+            return WriteResult(
+                table,
+                empty_id,
+                0,
+                rejected=plan.rejected,
+                seconds=0.0,
+                retention_horizon=retention.horizon,
+                beyond_retention_skipped=retention.skipped,
+            )
         already = False
+        ranges = 0
         bid = plan.batch_id
         orders: dict[bool, NDArray[np.intp] | None] = {}  # computed once, kept across retries
 
         async def body(conn: AsyncConn) -> tuple[int, int]:
-            nonlocal already, bid
+            nonlocal already, bid, ranges
             logged_first = plan.batch_id is not None
             if logged_first:
                 logged = await conn.execute(LOG_BATCH_SQL, (bid, table, len(batch)))
@@ -311,6 +354,13 @@ class AsyncWriter:
             if plan.staging:
                 merged = await conn.execute(plan.staging[1])
                 written = merged.rowcount
+            ranges = 0
+            if plan.aggregated and written:
+                # The hours to refresh, durable with the batch (pmstore.refresh).
+                starts, ends = await offload(touched, plan)
+                params = {"table": table, "starts": starts, "ends": ends}
+                await conn.execute(RECORD_TOUCHED_SQL, params)
+                ranges = len(starts)
             if not logged_first:
                 bid = f"{table}:{stream.digest}"
                 logged = await conn.execute(LOG_BATCH_SQL, (bid, table, written))
@@ -331,6 +381,10 @@ class AsyncWriter:
             already_written=already,
             seconds=time.perf_counter() - started,
             attempts=attempts,
+            retention_horizon=retention.horizon,
+            beyond_retention_written=retention.written if not already else 0,
+            beyond_retention_skipped=retention.skipped,
+            refresh_ranges=ranges if not already else 0,
         )
 
     async def _stream(self, conn: AsyncConn, plan: CopyPlan, stream: CopyStream) -> int:
@@ -353,6 +407,7 @@ class AsyncWriter:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write price snapshots over binary COPY in one transaction.
 
@@ -365,12 +420,19 @@ class AsyncWriter:
         ``on_invalid="skip"`` (rows are checked while they stream; an invalid
         one aborts the COPY, so nothing is written); WriteError /
         ConnectionLostError when the server refuses or the connection is lost
-        for good. A batch id already in the ingest log writes nothing. Costs
-        two round trips plus the COPY stream, encoded about ``chunk_bytes``
-        at a time ahead of the sender (see ``index_order`` for the sort).
+        for good. A batch id already in the ingest log writes nothing. Rows
+        older than the table's retention horizon raise BatchValidationError
+        too, unless ``beyond_retention`` (default: the writer's) is "write"
+        or "skip". Where the continuous aggregates exist, the hours touched
+        are queued for their refresh in the same transaction. Costs two round
+        trips plus the COPY stream, encoded about ``chunk_bytes`` at a time
+        ahead of the sender (see ``index_order`` for the sort), plus one
+        statement queueing the touched hours (Community edition) and, once a
+        minute per table, one reading the retention horizon.
         """
+        mode = self._mode(beyond_retention)
         plan = await offload(plan_prices, batch, batch_id, on_invalid)
-        return await self._copy(plan)
+        return await self._copy(plan, mode)
 
     async def copy_orderbooks(
         self,
@@ -378,6 +440,7 @@ class AsyncWriter:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write order-book snapshots over binary COPY in one transaction.
 
@@ -386,8 +449,9 @@ class AsyncWriter:
         levels when not given (NULL for empty or one-sided books). Same
         input forms, errors and idempotence as ``copy_prices``.
         """
+        mode = self._mode(beyond_retention)
         plan = await offload(plan_orderbooks, batch, batch_id, on_invalid)
-        return await self._copy(plan)
+        return await self._copy(plan, mode)
 
     async def copy_trades(
         self,
@@ -395,6 +459,7 @@ class AsyncWriter:
         *,
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
+        beyond_retention: BeyondRetention | None = None,
     ) -> WriteResult:
         """Write trades, skipping and counting those already stored.
 
@@ -404,8 +469,9 @@ class AsyncWriter:
         (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
         idempotence as ``copy_prices``.
         """
+        mode = self._mode(beyond_retention)
         plan = await offload(plan_trades, batch, batch_id, on_invalid)
-        return await self._copy(plan)
+        return await self._copy(plan, mode)
 
     # -- upserted tables -----------------------------------------------------
 
