@@ -48,7 +48,7 @@ import itertools
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final
 
 import numpy as np
@@ -136,17 +136,9 @@ def encode_prices(
     ``chunk_rows < 1`` and ``BatchValidationError`` for a non-text token or a
     missing timestamp. Holds one encoded chunk (~120 bytes a row) at a time.
     """
-
-    def fields(rows: slice) -> list[_Field]:
-        volume = batch.volume_24h[rows]
-        return [
-            _timestamp_field(batch, rows),
-            _text_field(batch, "token_id", rows),
-            _Fixed(batch.price[rows], ">f8"),
-            _Fixed(volume, ">f8", np.isnan(volume)),
-        ]
-
-    return _stream(batch, fields, _checked_chunk_rows(chunk_rows), keep_order=keep_order)
+    return _stream(
+        batch, partial(_spec_fields, batch), _checked_chunk_rows(chunk_rows), keep_order=keep_order
+    )
 
 
 def encode_orderbooks(
@@ -159,19 +151,7 @@ def encode_orderbooks(
     level); everything else is vectorized (scatter). Row order is kept.
     Raises like ``encode_prices``. Holds one encoded chunk at a time.
     """
-
-    def fields(rows: slice) -> list[_Field]:
-        spread, midpoint = batch.spread[rows], batch.midpoint[rows]
-        return [
-            _timestamp_field(batch, rows),
-            _text_field(batch, "token_id", rows),
-            _levels_field(batch.bids[rows]),
-            _levels_field(batch.asks[rows]),
-            _Fixed(spread, ">f8", np.isnan(spread)),
-            _Fixed(midpoint, ">f8", np.isnan(midpoint)),
-        ]
-
-    return _stream(batch, fields, _checked_chunk_rows(chunk_rows))
+    return _stream(batch, partial(_spec_fields, batch), _checked_chunk_rows(chunk_rows))
 
 
 def encode_trades(batch: TradeBatch, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[bytes]:
@@ -181,18 +161,7 @@ def encode_trades(batch: TradeBatch, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) ->
     Vectorized like ``encode_prices`` (layouts, falling back to scatter when
     the text lengths vary too much). Raises like ``encode_prices``.
     """
-
-    def fields(rows: slice) -> list[_Field]:
-        return [
-            _timestamp_field(batch, rows),
-            _text_field(batch, "token_id", rows),
-            _text_field(batch, "side", rows),
-            _Fixed(batch.price[rows], ">f8"),
-            _Fixed(batch.size[rows], ">f8"),
-            _text_field(batch, "trade_id", rows),
-        ]
-
-    return _stream(batch, fields, _checked_chunk_rows(chunk_rows))
+    return _stream(batch, partial(_spec_fields, batch), _checked_chunk_rows(chunk_rows))
 
 
 def _checked_chunk_rows(chunk_rows: int) -> int:
@@ -227,6 +196,23 @@ def _stream(
 
 
 # -- column conversion ----------------------------------------------------------------------
+
+
+def _spec_fields(batch: ColumnBatch, rows: slice) -> list[_Field]:
+    """The COPY fields of ``rows``, one per column of ``batch.SPEC`` (the batch's
+    columns, in COPY order): the one column list the encoders follow."""
+    fields: list[_Field] = []
+    for col in batch.SPEC:
+        if col.kind == "ts":
+            fields.append(_timestamp_field(batch, rows))
+        elif col.kind == "text":
+            fields.append(_text_field(batch, col.name, rows))
+        elif col.kind == "levels":
+            fields.append(_levels_field(getattr(batch, col.name)[rows]))
+        else:
+            values = getattr(batch, col.name)[rows]
+            fields.append(_Fixed(values, ">f8", np.isnan(values) if col.nullable else None))
+    return fields
 
 
 def _timestamp_field(batch: ColumnBatch, rows: slice) -> _Fixed:

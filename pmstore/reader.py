@@ -273,8 +273,12 @@ CANDLES_AGGREGATE_SQL: Final = """
     ORDER BY bucket
 """
 
-# The SELECT of price_candles_1h (migration 0007), on the raw rows of whole hours.
-CANDLES_LIVE_SQL: Final = """
+# The definitions of migration 0007's continuous aggregates: their SELECT, then
+# AGGREGATE_GROUP_BY. 0007 holds the same text and can never change (installed
+# databases), so tests/test_live_aggregate_sql.py checks the two against each other
+# (and against the views on a Community server). The *_LIVE_SQL queries run these
+# SELECTs on the raw rows of whole hours: what the aggregates hold, without them.
+PRICE_CANDLES_1H_SELECT: Final = """
     SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket,
            token_id,
            first(price, ts) AS open,
@@ -283,10 +287,27 @@ CANDLES_LIVE_SQL: Final = """
            last(price, ts)  AS close,
            avg(volume_24h)  AS avg_volume
     FROM price_snapshots
-    WHERE token_id = %(token_id)s AND ts >= %(start)s AND ts < %(end)s
-    GROUP BY bucket, token_id
-    ORDER BY bucket
 """
+TRADE_VOLUME_1H_SELECT: Final = """
+    SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket,
+           token_id,
+           count(*)          AS trade_count,
+           sum(size)         AS total_size,
+           sum(price * size) AS total_value,
+           avg(price)        AS avg_price
+    FROM trades
+"""
+AGGREGATE_GROUP_BY: Final = "GROUP BY bucket, token_id"
+_LIVE_HOURS: Final = "WHERE token_id = %(token_id)s AND ts >= %(start)s AND ts < %(end)s"
+
+
+def _live_sql(aggregate_select: str) -> str:
+    """An aggregate's SELECT on the raw rows of the hours [start, end) of one token."""
+    parts = (aggregate_select.rstrip(), _LIVE_HOURS, AGGREGATE_GROUP_BY, "ORDER BY bucket")
+    return "\n    ".join(parts) + "\n"
+
+
+CANDLES_LIVE_SQL: Final = _live_sql(PRICE_CANDLES_1H_SELECT)
 
 TRADE_VOLUME_AGGREGATE_SQL: Final = """
     SELECT bucket, token_id, trade_count, total_size, total_value, avg_price
@@ -295,19 +316,7 @@ TRADE_VOLUME_AGGREGATE_SQL: Final = """
     ORDER BY bucket
 """
 
-# The SELECT of trade_volume_1h (migration 0007), on the raw rows of whole hours.
-TRADE_VOLUME_LIVE_SQL: Final = """
-    SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket,
-           token_id,
-           count(*)          AS trade_count,
-           sum(size)         AS total_size,
-           sum(price * size) AS total_value,
-           avg(price)        AS avg_price
-    FROM trades
-    WHERE token_id = %(token_id)s AND ts >= %(start)s AND ts < %(end)s
-    GROUP BY bucket, token_id
-    ORDER BY bucket
-"""
+TRADE_VOLUME_LIVE_SQL: Final = _live_sql(TRADE_VOLUME_1H_SELECT)
 
 ORDERBOOK_AT_SQL: Final = """
     SELECT ts, token_id, bids, asks, spread, midpoint

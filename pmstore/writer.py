@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import psycopg
+from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel, ValidationError
 
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
@@ -104,57 +106,68 @@ _TRADES_STAGING = """
         (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
 
-_TRADES_MERGE = """
-    INSERT INTO trades (ts, token_id, side, price, size, trade_id)
-    SELECT ts, token_id, side, price, size, trade_id FROM pmstore_trades_staging
-    ON CONFLICT (trade_id, ts) DO NOTHING
-"""
+_TRADES_MERGE = (
+    SQL(
+        "INSERT INTO trades ({columns}) SELECT {columns} FROM pmstore_trades_staging"
+        " ON CONFLICT (trade_id, ts) DO NOTHING"
+    )
+    .format(columns=SQL(", ").join(map(Identifier, TradeBatch.COLUMNS)))
+    .as_string()
+)
 
-# created_at is kept from the first insert; updated_at is set when a value changes
-# (an unchanged market is not rewritten, so re-ingesting the same data writes nothing).
-_UPSERT_MARKETS = """
-    INSERT INTO markets (condition_id, question, slug, market_type, outcomes, clob_token_ids,
-                         active, closed, end_date_iso, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), now())
-    ON CONFLICT (condition_id) DO UPDATE SET
-        question = EXCLUDED.question,
-        slug = EXCLUDED.slug,
-        market_type = EXCLUDED.market_type,
-        outcomes = EXCLUDED.outcomes,
-        clob_token_ids = EXCLUDED.clob_token_ids,
-        active = EXCLUDED.active,
-        closed = EXCLUDED.closed,
-        end_date_iso = EXCLUDED.end_date_iso,
-        updated_at = now()
-    WHERE (markets.question, markets.slug, markets.market_type, markets.outcomes,
-           markets.clob_token_ids, markets.active, markets.closed, markets.end_date_iso)
-          IS DISTINCT FROM
-          (EXCLUDED.question, EXCLUDED.slug, EXCLUDED.market_type, EXCLUDED.outcomes,
-           EXCLUDED.clob_token_ids, EXCLUDED.active, EXCLUDED.closed, EXCLUDED.end_date_iso)
-"""
+# The upserted tables' column lists are their models' fields (one source of truth):
+# the key first, then the values, then created_at and updated_at.
+_MARKET_COLUMNS = tuple(MarketRecord.model_fields)
+_RESOLUTION_COLUMNS = tuple(ResolutionRecord.model_fields)
+_STAMPS = ("created_at", "updated_at")
+
+
+def _upsert_sql(table: str, columns: Sequence[str], guard: str | None = None) -> str:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of ``columns`` (the key first) into ``table``.
+
+    created_at is kept from the first insert (or taken from the record);
+    updated_at is set when a value changes: an unchanged row is not rewritten,
+    so re-ingesting the same data writes nothing. ``guard`` is an extra
+    condition on the update. Parameters: every column but updated_at, in order.
+    """
+    key, changing = columns[0], [c for c in columns[1:] if c not in _STAMPS]
+    ident, joined = Identifier, SQL(", ").join
+    values = {"created_at": SQL("coalesce(%s, now())"), "updated_at": SQL("now()")}
+    statement = SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values})"
+        " ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now()"
+        " WHERE {guard}({current}) IS DISTINCT FROM ({excluded})"
+    ).format(
+        table=ident(table),
+        columns=joined(map(ident, columns)),
+        values=joined(values.get(c, SQL("%s")) for c in columns),
+        key=ident(key),
+        updates=joined(SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in changing),
+        guard=SQL(f"({guard}) AND " if guard else ""),
+        current=joined(ident(table, c) for c in changing),
+        excluded=joined(ident("excluded", c) for c in changing),
+    )
+    return statement.as_string()
+
+
+def _upsert_params(columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The parameters of :func:`_upsert_sql` from a record: its fields but updated_at."""
+    getter = operator.attrgetter(*(c for c in columns if c != "updated_at"))
+    return lambda record: tuple(getter(record))
+
+
+_UPSERT_MARKETS = _upsert_sql("markets", _MARKET_COLUMNS)
+_MARKET_PARAMS = _upsert_params(_MARKET_COLUMNS)
 
 # A resolution moves proposed -> disputed -> resolved; a stale message must not
 # turn a final 'resolved' row back into 'proposed' or 'disputed'.
-_UPSERT_RESOLUTIONS = """
-    INSERT INTO resolutions (condition_id, outcome, winner_token_id, resolved_at, payout_price,
-                             detection_method, status, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), now())
-    ON CONFLICT (condition_id) DO UPDATE SET
-        outcome = EXCLUDED.outcome,
-        winner_token_id = EXCLUDED.winner_token_id,
-        resolved_at = EXCLUDED.resolved_at,
-        payout_price = EXCLUDED.payout_price,
-        detection_method = EXCLUDED.detection_method,
-        status = EXCLUDED.status,
-        updated_at = now()
-    WHERE (resolutions.status IS DISTINCT FROM 'resolved'
-           OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved')
-      AND (resolutions.outcome, resolutions.winner_token_id, resolutions.resolved_at,
-           resolutions.payout_price, resolutions.detection_method, resolutions.status)
-          IS DISTINCT FROM
-          (EXCLUDED.outcome, EXCLUDED.winner_token_id, EXCLUDED.resolved_at,
-           EXCLUDED.payout_price, EXCLUDED.detection_method, EXCLUDED.status)
-"""
+_UPSERT_RESOLUTIONS = _upsert_sql(
+    "resolutions",
+    _RESOLUTION_COLUMNS,
+    guard="resolutions.status IS DISTINCT FROM 'resolved'"
+    " OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved'",
+)
+_RESOLUTION_PARAMS = _upsert_params(_RESOLUTION_COLUMNS)
 
 
 class Writer:
@@ -495,21 +508,7 @@ class Writer:
         ``extra_statements`` as in ``copy_prices``.
         """
         models = _validate_records("markets", MarketRecord, records)
-        rows = [
-            (
-                m.condition_id,
-                m.question,
-                m.slug,
-                m.market_type,
-                m.outcomes,
-                m.clob_token_ids,
-                m.active,
-                m.closed,
-                m.end_date_iso,
-                m.created_at,
-            )
-            for m in models
-        ]
+        rows = [_MARKET_PARAMS(m) for m in models]
         return self._upsert("markets", _UPSERT_MARKETS, rows, extra_statements)
 
     def upsert_resolutions(
@@ -527,19 +526,7 @@ class Writer:
         ``extra_statements`` as in ``copy_prices``.
         """
         models = _validate_records("resolutions", ResolutionRecord, records)
-        rows = [
-            (
-                r.condition_id,
-                r.outcome,
-                r.winner_token_id,
-                r.resolved_at,
-                r.payout_price,
-                r.detection_method,
-                r.status,
-                r.created_at,
-            )
-            for r in models
-        ]
+        rows = [_RESOLUTION_PARAMS(r) for r in models]
         return self._upsert("resolutions", _UPSERT_RESOLUTIONS, rows, extra_statements)
 
     def execute_statements(self, statements: Statements) -> None:

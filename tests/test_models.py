@@ -7,9 +7,11 @@ from collections import namedtuple
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.models import (
     MarketRecord,
     OrderbookSnapshot,
@@ -124,3 +126,36 @@ def test_record_to_model_accepts_dict_namedtuple_and_tuple_rows() -> None:
         record_to_model((T, TOKEN, 0.25, None, "extra"), PriceSnapshot)
     with pytest.raises(ValidationError):
         record_to_model({"ts": T, "token_id": TOKEN, "price": 2.0}, PriceSnapshot)
+
+
+# --------------------------------------------------------------------------- one column list
+
+
+TABLE_OF_MODEL: dict[str, type[BaseModel]] = {
+    "markets": MarketRecord,
+    "price_snapshots": PriceSnapshot,
+    "orderbook_snapshots": OrderbookSnapshot,
+    "trades": TradeRecord,
+    "resolutions": ResolutionRecord,
+}
+
+
+@pytest.mark.parametrize("table", sorted(TABLE_OF_MODEL))
+def test_each_models_fields_are_its_tables_columns_in_order(
+    conn: psycopg.Connection[tuple[object, ...]], table: str
+) -> None:
+    """The models' fields are the one column list the batches, the encoders and the
+    upsert SQL are derived from: they must be the migrated table's columns, in order."""
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    assert tuple(TABLE_OF_MODEL[table].model_fields) == tuple(r[0] for r in rows)
+
+
+@pytest.mark.parametrize("batch_type", [PriceBatch, OrderbookBatch, TradeBatch])
+def test_each_batchs_columns_are_its_records_fields(batch_type: type[ColumnBatch]) -> None:
+    assert tuple(batch_type.RECORD.model_fields) == batch_type.COLUMNS
+    assert batch_type.RECORD is TABLE_OF_MODEL[batch_type.TABLE]
+    assert [c.name for c in batch_type.SPEC] == list(batch_type.COLUMNS)

@@ -16,10 +16,10 @@ rejects file (``rejects``) with their reasons.
 """
 
 from pmstore.ingest.batcher import FlushPolicy
-from pmstore.ingest.columnar import Columns, convert_into
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.ingest.run import FileSummary, IngestSummary, Progress, ingest_file, ingest_files
 from pmstore.ingest.sources import BadLine, Item, Source, open_source
+from pmstore.polymarket.columnar import Columns, convert_into
 
 __all__ = [
     "BadLine",

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pmstore.ingest.columnar import Columns
 from pmstore.ingest.cursor import TRACKED, FileCursor, commit_moves, statements_for
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.polymarket.columnar import Columns
 from pmstore.writer import Writer, WriteResult
 
 __all__ = ["FlushPolicy", "Segment", "flush_segment"]

@@ -22,11 +22,11 @@ from typing import Final
 
 from pmstore.errors import ConfigurationError, PayloadError
 from pmstore.ingest.batcher import WRITE_ORDER, FlushPolicy, Segment, Written, flush_segment
-from pmstore.ingest.columnar import Columns, convert_into
 from pmstore.ingest.cursor import TRACKED, FileCursor, load_cursor
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.ingest.sources import BadLine, Item, Source, open_source
 from pmstore.polymarket import Reject
+from pmstore.polymarket.columnar import Columns, convert_into
 from pmstore.writer import Writer
 
 __all__ = ["FileSummary", "IngestSummary", "Progress", "ingest_file", "ingest_files"]

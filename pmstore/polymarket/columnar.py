@@ -33,7 +33,9 @@ import numpy as np
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.polymarket import Converted, Reject, _top_price, convert, derive_fill_id
+from pmstore.polymarket.dispatch import Converted, Reject, convert
+from pmstore.polymarket.fills import derive_fill_id
+from pmstore.polymarket.websocket import _top_price
 
 __all__ = ["Columns", "convert_into"]
 

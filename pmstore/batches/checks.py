@@ -1,0 +1,144 @@
+"""The value rules of the batch columns as whole-column (vectorized) checks:
+each gives the mask of the rows that break it and how to word each problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pmstore.batches.convert import _parse_levels, _type
+from pmstore.batches.spec import ColumnSpec
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """The rows of one column that break one rule, and how to word each problem."""
+
+    column: str
+    bad: NDArray[np.bool_]
+    reason: Callable[[int], str]
+
+
+def _ts_checks(
+    name: str, ts: NDArray[np.datetime64], naive: NDArray[np.bool_] | None
+) -> list[_Check]:
+    checks = [_Check(name, np.isnat(ts), lambda _row: "timestamp is missing (None/NaT)")]
+    if naive is not None:
+        checks.append(
+            _Check(name, naive, lambda _row: "timestamp is naive (no timezone); give aware ones")
+        )
+    return checks
+
+
+def _all_str(values: Iterable[object]) -> bool:
+    return set(map(type, values)) <= {str}
+
+
+def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
+    items: list[Any] = values.tolist()
+    n = len(items)
+    if _all_str(items):
+        bad = np.zeros(n, dtype=bool)
+        if "" in items:
+            bad |= values == ""
+        joined = "".join(items)
+        if "\x00" in joined or not joined.isascii():
+            bad |= np.fromiter(map(_bad_text, items), dtype=bool, count=n)
+    else:
+        bad = np.fromiter(
+            (not isinstance(v, str) or not v or _bad_text(v) for v in items), dtype=bool, count=n
+        )
+
+    def reason(row: int) -> str:
+        value = items[row]
+        if value is None:
+            return "is missing (None)"
+        if not isinstance(value, str):
+            return f"must be text, got {_type(value)} {value!r:.40}"
+        if not value:
+            return "is empty"
+        if "\x00" in value:
+            return "contains a NUL character"
+        return "is not valid Unicode (lone surrogate)"
+
+    checks = [_Check(col.name, bad, reason)]
+    if col.choices is not None:
+        choices = col.choices
+        wrong = ~bad & ~np.isin(values, np.array(choices, dtype=object))
+        checks.append(
+            _Check(col.name, wrong, lambda row: f"{items[row]!r:.40} is not one of {choices}")
+        )
+    return checks
+
+
+def _bad_text(value: str) -> bool:
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(values)
+        if col.low is not None:
+            ok &= values >= col.low
+        if col.high is not None:
+            ok &= values <= col.high
+    if col.nullable:
+        ok |= np.isnan(values)
+
+    def reason(row: int) -> str:
+        value = float(values[row])
+        if math.isnan(value):
+            return "is missing (None/NaN)"
+        if math.isinf(value):
+            return f"{value!r} is not finite"
+        if col.high is None:
+            return f"{value!r} is negative"
+        return f"{value!r} is outside [{col.low:g}, {col.high:g}]"
+
+    return _Check(col.name, ~ok, reason)
+
+
+def _levels_check(col: ColumnSpec, values: NDArray[np.object_]) -> _Check:
+    reasons = [_level_problem(levels, col.descending) for levels in values.tolist()]
+    bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
+    return _Check(col.name, bad, lambda row: str(reasons[row]))
+
+
+def _level_problem(levels: object, descending: bool) -> str | None:
+    """Why a stored side of a book is invalid, or None."""
+    strict = type(levels) is list and all(
+        type(level) is tuple
+        and len(level) == 2
+        and type(level[0]) is float
+        and type(level[1]) is float
+        for level in levels
+    )
+    if not strict:
+        parsed = _parse_levels(levels, descending)
+        if isinstance(parsed, str):
+            return parsed
+        return "levels are not normalised (float pairs in a list): build batches with from_columns"
+    assert isinstance(levels, list)
+    previous = math.inf if descending else -math.inf
+    for k, (price, size) in enumerate(levels):
+        if not 0.0 <= price <= 1.0:
+            return f"level {k} price {price!r} is outside [0, 1]"
+        if not 0.0 <= size < math.inf:
+            return f"level {k} size {size!r} is negative or not finite"
+        if (price > previous) if descending else (price < previous):
+            order = "descending" if descending else "ascending"
+            return f"levels are not sorted best-first (by {order} price) at level {k}"
+        previous = price
+    return None

@@ -1,0 +1,355 @@
+"""``ColumnBatch``, the base of the typed batches: constructors, checks,
+selection, index order and digest; and ``as_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast, dataclass_transform
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel
+
+from pmstore.batches.checks import (
+    _Check,
+    _float_check,
+    _levels_check,
+    _text_checks,
+    _ts_checks,
+)
+from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
+from pmstore.batches.digest import _content_digest
+from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
+from pmstore.errors import BatchValidationError, RowProblem
+
+__all__ = ["ColumnBatch", "as_batch", "table_batch"]
+
+
+class ColumnBatch:
+    """Base class of the typed batches: the shared constructors, checks and digest.
+
+    Subclasses are declared with :func:`table_batch`: frozen, slotted
+    dataclasses whose :func:`~pmstore.batches.spec.column` fields are the
+    table's columns (in COPY order), followed by ``naive_ts``.
+    """
+
+    __slots__ = ()
+
+    TABLE: ClassVar[str]
+    """The table the batch is written to."""
+    COLUMNS: ClassVar[tuple[str, ...]]
+    """The table's columns in COPY order."""
+    REQUIRED: ClassVar[tuple[str, ...]]
+    """The columns a caller must give; the others default to NULL (or are derived)."""
+    RECORD: ClassVar[type[BaseModel]]
+    """The pydantic model of one row."""
+    SPEC: ClassVar[tuple[ColumnSpec, ...]]
+    """How each column is stored and checked, in COPY order (from the :func:`column` fields)."""
+
+    if TYPE_CHECKING:
+        ts: NDArray[np.datetime64]
+        token_id: NDArray[np.object_]
+        naive_ts: NDArray[np.bool_] | None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def __post_init__(self) -> None:
+        """Check the arrays' types and lengths, then make them read-only.
+
+        Raises ``BatchValidationError`` (``row=None``) naming each bad column.
+        """
+        problems: list[RowProblem] = []
+        arrays: list[tuple[str, NDArray[Any]]] = []
+        for col in self.SPEC:
+            value = getattr(self, col.name)
+            expected = DTYPE_OF_KIND[col.kind]
+            if not isinstance(value, np.ndarray) or value.ndim != 1:
+                problems.append(RowProblem(None, col.name, "must be a 1-D numpy array"))
+            elif value.dtype != expected:
+                problems.append(
+                    RowProblem(None, col.name, f"must have dtype {expected}, not {value.dtype}")
+                )
+            else:
+                arrays.append((col.name, value))
+        naive = self.naive_ts
+        if naive is not None:
+            if not isinstance(naive, np.ndarray) or naive.ndim != 1 or naive.dtype != np.bool_:
+                problems.append(RowProblem(None, "naive_ts", "must be a 1-D bool array or None"))
+            else:
+                arrays.append(("naive_ts", naive))
+        problems.extend(_length_problems(arrays))
+        if problems:
+            raise BatchValidationError(self.TABLE, problems)
+        for _, array in arrays:
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any]) -> Self:
+        """Build a batch from a mapping of column name to a numpy array or a sequence.
+
+        ``ts`` takes datetime64 (any unit, taken as UTC) or timezone-aware
+        ``datetime`` objects (any zone); optional columns may be left out.
+        Raises ``BatchValidationError`` (``row=None``) when a column is missing,
+        unknown, of the wrong type or length; value problems are left for
+        ``problems()``/``validated()``. Costs one copy of every array (a Python
+        loop only for ``datetime`` objects, numeric columns given as object
+        sequences, text sequences and order-book levels).
+        """
+        if not isinstance(columns, Mapping):
+            raise BatchValidationError(
+                cls.TABLE,
+                [RowProblem(None, "*", f"expected a mapping of columns, got {_type(columns)}")],
+            )
+        problems = [RowProblem(None, name, "is missing") for name in cls.REQUIRED]
+        problems = [p for p in problems if p.column not in columns]
+        problems.extend(
+            RowProblem(None, str(name), f"is not a column of {cls.TABLE} (known: {cls.COLUMNS})")
+            for name in columns
+            if name not in cls.COLUMNS
+        )
+        converted: dict[str, NDArray[Any]] = {}
+        naive: NDArray[np.bool_] | None = None
+        for col in cls.SPEC:
+            if col.name not in columns:
+                continue
+            try:
+                if col.kind == "ts":
+                    converted[col.name], naive = _convert_ts(columns[col.name])
+                else:
+                    converted[col.name] = _CONVERTERS[col.kind](columns[col.name])
+            except _ColumnError as exc:
+                problems.append(RowProblem(None, col.name, str(exc)))
+        problems.extend(_length_problems(list(converted.items())))
+        if problems:
+            raise BatchValidationError(cls.TABLE, problems)
+        n = len(next(iter(converted.values())))
+        for col in cls.SPEC:
+            if col.name not in converted:
+                converted[col.name] = (
+                    np.full(n, np.nan) if col.kind == "float" else np.full(n, None, dtype=object)
+                )
+        cls._complete(converted)
+        return cls(**converted, naive_ts=naive)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[BaseModel | tuple[Any, ...]]) -> Self:
+        """Build a batch from records (``RECORD`` instances) or tuples in ``COLUMNS`` order.
+
+        Trailing optional values may be left out of a tuple. Raises
+        ``BatchValidationError`` when a row is neither a record nor a tuple of a
+        valid length (naming the row), or for the structural problems of
+        ``from_columns``. Costs a Python loop over the rows, then ``from_columns``.
+        """
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
+            raise BatchValidationError(
+                cls.TABLE,
+                [RowProblem(None, "*", f"expected a sequence of rows, got {_type(rows)}")],
+            )
+        columns = cls.COLUMNS
+        shortest = max(i for i, col in enumerate(cls.SPEC) if col.required) + 1
+        padding = (None,) * len(columns)
+        getter = attrgetter(*columns)
+        record_type = cls.RECORD
+        values: list[tuple[Any, ...]] = []
+        problems: list[RowProblem] = []
+        for i, row in enumerate(rows):
+            if isinstance(row, record_type):
+                values.append(getter(row))
+            elif isinstance(row, tuple | list):
+                if shortest <= len(row) <= len(columns):
+                    values.append(tuple(row) + padding[len(row) :])
+                else:
+                    where = columns[len(row)] if len(row) < shortest else "*"
+                    problems.append(
+                        RowProblem(
+                            i,
+                            where,
+                            f"row has {len(row)} values; expected {shortest} to {len(columns)}"
+                            f" in the order {', '.join(columns)}",
+                        )
+                    )
+            else:
+                problems.append(
+                    RowProblem(
+                        i, "*", f"expected a {record_type.__name__} or a tuple, got {_type(row)}"
+                    )
+                )
+        if problems:
+            raise BatchValidationError(cls.TABLE, problems[:20], len(problems))
+        if not values:
+            return cls.from_columns({name: [] for name in columns})
+        transposed = list(zip(*values, strict=True))
+        return cls.from_columns(
+            {name: list(col) for name, col in zip(columns, transposed, strict=True)}
+        )
+
+    @classmethod
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
+        """Normalise/derive columns in place before the batch is built (per table)."""
+
+    # -- validation ---------------------------------------------------------------
+
+    def problems(self, limit: int = 20) -> tuple[list[RowProblem], NDArray[np.bool_]]:
+        """Find the rows that break a value rule.
+
+        Returns the first ``limit`` problems ordered by row (then column order)
+        and a boolean mask of every bad row (``batch.select(~mask)`` keeps the
+        good ones). Numeric and timestamp rules are whole-column numpy
+        expressions; text columns cost a few C-level passes over the objects;
+        order-book levels a Python loop over the levels. Raises nothing.
+        """
+        found, mask, _ = self._scan(limit)
+        return found, mask
+
+    def validated(self) -> Self:
+        """Return self if no row breaks a rule, else raise ``BatchValidationError``.
+
+        The error lists the first 20 problems and counts them all. Costs one
+        ``problems()`` pass.
+        """
+        found, _, total = self._scan(20)
+        if total:
+            raise BatchValidationError(self.TABLE, found, total)
+        return self
+
+    def _scan(self, limit: int) -> tuple[list[RowProblem], NDArray[np.bool_], int]:
+        checks = self._checks()
+        mask = np.zeros(len(self), dtype=bool)
+        total = 0
+        candidates: list[tuple[int, int, _Check]] = []
+        for order, check in enumerate(checks):
+            bad_rows = np.flatnonzero(check.bad)
+            if not bad_rows.size:
+                continue
+            total += bad_rows.size
+            mask |= check.bad
+            candidates.extend((row, order, check) for row in bad_rows[: max(limit, 0)].tolist())
+        candidates.sort(key=itemgetter(0, 1))
+        found = [RowProblem(row, c.column, c.reason(row)) for row, _, c in candidates[:limit]]
+        return found, mask, total
+
+    def _checks(self) -> list[_Check]:
+        checks: list[_Check] = []
+        for col in self.SPEC:
+            values = getattr(self, col.name)
+            if col.kind == "ts":
+                checks.extend(_ts_checks(col.name, values, self.naive_ts))
+            elif col.kind == "text":
+                checks.extend(_text_checks(col, values))
+            elif col.kind == "float":
+                checks.append(_float_check(col, values))
+            else:
+                checks.append(_levels_check(col, values))
+        return checks
+
+    # -- selection and identity ---------------------------------------------------
+
+    def select(self, mask: NDArray[np.bool_]) -> Self:
+        """Return a new batch of the rows where ``mask`` is True (order kept).
+
+        Raises ``ValueError`` unless ``mask`` is a bool array of the batch's
+        length. Costs one fancy-indexing copy per column.
+        """
+        keep = np.asarray(mask)
+        if keep.dtype != np.bool_ or keep.shape != (len(self),):
+            raise ValueError(
+                f"mask must be a bool array of shape ({len(self)},), "
+                f"not {keep.dtype} of shape {keep.shape}"
+            )
+        return self._take(keep)
+
+    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> Self:
+        """A new batch of ``rows`` (a mask or indices) of every column."""
+        picked = {name: getattr(self, name)[rows] for name in self.COLUMNS}
+        naive = None if self.naive_ts is None else self.naive_ts[rows]
+        return type(self)(**picked, naive_ts=naive)
+
+    def in_index_order(self) -> Self:
+        """Return the rows ordered by (token_id, ts): the order of the tables' indexes.
+
+        Inserting in index order turns the (token_id, ts DESC) index's
+        random page visits into a sequential pass: the server loads such a
+        batch about 1.8x faster (see benchmarks/README.md). token_id is ordered
+        by code point, which is the byte order of the ``"C"`` collation the
+        schema uses. Returns ``self`` when already ordered. Costs a dict
+        lookup per row plus an integer sort (about 0.3 s for a million rows).
+        """
+        n = len(self)
+        if n < 2:
+            return self
+        tokens: list[str] = self.token_id.tolist()
+        codes: dict[str, int] = {}
+        per_row = np.fromiter(
+            (codes.setdefault(t, len(codes)) for t in tokens), dtype=np.int64, count=n
+        )
+        distinct = np.array(list(codes), dtype=object)
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+        order = np.lexsort((self.ts.view(np.int64), rank[per_row]))
+        if np.array_equal(order, np.arange(n)):
+            return self
+        return self._take(order)
+
+    def content_digest(self) -> str:
+        """A hex XXH3-128 digest of the table, column names and every value.
+
+        Equal content gives the same digest in every process and on every
+        platform; changing any value (or a timestamp's naive flag) changes it.
+        NaN payloads are canonicalised. Numeric and timestamp columns are hashed
+        as their little-endian array bytes (no copy), text columns as their
+        lengths plus their UTF-8 text (joined in blocks), levels as their
+        counts and float64 numbers (or, when malformed, one ``repr`` per
+        row). XXH3 is not cryptographic but hashes at memory speed,
+        and 128 bits make an accidental collision (which would skip a batch
+        as "already written") negligible; batch ids come from trusted
+        collectors. About 0.15 s for a million prices. Raises nothing.
+        """
+        return _content_digest(self)
+
+
+BatchT = TypeVar("BatchT", bound=ColumnBatch)
+
+
+def as_batch(batch_type: type[BatchT], data: BatchT | Mapping[str, Any] | Sequence[Any]) -> BatchT:
+    """Return ``data`` as a ``batch_type``: as is, from a column mapping, or from rows.
+
+    Raises ``BatchValidationError`` for a batch of another table, for anything
+    that is not a mapping or a sequence, and for ``from_columns``/``from_rows``
+    structural problems. Costs nothing for an instance, else a construction.
+    """
+    if isinstance(data, batch_type):
+        return data
+    if isinstance(data, ColumnBatch):
+        reason = f"expected a {batch_type.__name__}, got a {type(data).__name__}"
+    elif isinstance(data, Mapping):
+        return batch_type.from_columns(data)
+    elif isinstance(data, Sequence) and not isinstance(data, str | bytes):
+        return batch_type.from_rows(data)
+    else:
+        reason = f"expected a batch, a mapping of columns or a sequence of rows, got {_type(data)}"
+    raise BatchValidationError(batch_type.TABLE, [RowProblem(None, "*", reason)])
+
+
+BatchClassT = TypeVar("BatchClassT", bound=type[ColumnBatch])
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(column, field))
+def table_batch(cls: BatchClassT) -> BatchClassT:
+    """Make ``cls`` a frozen, slotted batch dataclass of its table.
+
+    Its :func:`~pmstore.batches.spec.column` fields give ``SPEC``, ``COLUMNS``
+    and ``REQUIRED``. Costs one dataclass creation, at import.
+    """
+    made = cast(BatchClassT, dataclass(frozen=True, slots=True, eq=False)(cls))
+    made.SPEC = spec_of(made)
+    made.COLUMNS = tuple(c.name for c in made.SPEC)
+    made.REQUIRED = tuple(c.name for c in made.SPEC if c.required)
+    return made

@@ -1,0 +1,75 @@
+"""The content digest of a batch (XXH3-128 over the table, column names and values)."""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xxhash
+from numpy.typing import NDArray
+
+from pmstore.batches.checks import _all_str
+
+if TYPE_CHECKING:
+    from pmstore.batches.column_batch import ColumnBatch
+
+_DIGEST_BLOCK = 1 << 14  # text items joined per digest update
+
+
+def _level_numbers(
+    values: NDArray[np.object_],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+    """Levels per row and every (price, size) as float64, for hashing; None unless every
+    row is a list of 2-item pairs of real numbers (then the caller hashes reprs).
+    About 0.15 s for 50,000 books of 36 levels, against 1.3 s for their reprs."""
+    sides = values.tolist()
+    try:
+        counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
+        if not all(type(side) is list and all(len(lv) == 2 for lv in side) for side in sides):
+            return None
+        flat = np.fromiter(
+            chain.from_iterable(chain.from_iterable(sides)),
+            dtype=np.float64,
+            count=int(counts.sum()) * 2,
+        )
+    except (TypeError, ValueError):
+        return None
+    nan = np.isnan(flat)
+    canonical = np.where(nan, np.nan, flat) if nan.any() else flat
+    return (
+        np.ascontiguousarray(counts, dtype="<i8"),
+        np.ascontiguousarray(canonical, dtype="<f8"),
+    )
+
+
+def _content_digest(batch: ColumnBatch) -> str:
+    """The digest :meth:`ColumnBatch.content_digest` returns (see its docstring)."""
+    digest = xxhash.xxh3_128()
+    digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())
+    for col in batch.SPEC:
+        values = getattr(batch, col.name)
+        digest.update(f"\x00{col.name}\x00".encode())
+        if col.kind == "ts":
+            digest.update(np.ascontiguousarray(values.view(np.int64), dtype="<i8").data)
+        elif col.kind == "float":
+            nan = np.isnan(values)
+            canonical = np.where(nan, np.nan, values) if nan.any() else values
+            digest.update(np.ascontiguousarray(canonical, dtype="<f8").data)
+        elif col.kind == "levels" and (numbers := _level_numbers(values)) is not None:
+            digest.update(b"\x00pairs\x00")
+            for part in numbers:
+                digest.update(part.data)
+        else:
+            texts = values.tolist() if col.kind == "text" else list(map(repr, values))
+            if not _all_str(texts):
+                texts = [v if type(v) is str else f"\x00{type(v).__name__}:{v!r}" for v in texts]
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+            digest.update(np.ascontiguousarray(lengths, dtype="<i8").data)
+            for start in range(0, len(texts), _DIGEST_BLOCK):  # small blocks: no big copies
+                block = "".join(texts[start : start + _DIGEST_BLOCK])
+                digest.update(block.encode("utf-8", "surrogatepass"))
+    if batch.naive_ts is not None and batch.naive_ts.any():
+        digest.update(b"\x00naive_ts\x00")
+        digest.update(np.ascontiguousarray(np.flatnonzero(batch.naive_ts), dtype="<i8").data)
+    return digest.hexdigest()

@@ -1,0 +1,140 @@
+"""The three COPY-written tables' batches: ``PriceBatch``, ``OrderbookBatch`` and
+``TradeBatch`` (with ``derive_trade_id``, the id of a fill given without one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel
+
+from pmstore.batches.column_batch import ColumnBatch, table_batch
+from pmstore.batches.convert import _parse_levels
+from pmstore.batches.spec import column
+from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
+
+__all__ = ["OrderbookBatch", "PriceBatch", "TradeBatch", "derive_trade_id"]
+
+
+@table_batch
+class PriceBatch(ColumnBatch):
+    """Rows of ``price_snapshots``: a token's price (and 24h volume) at an instant."""
+
+    TABLE: ClassVar[str] = "price_snapshots"
+    RECORD: ClassVar[type[BaseModel]] = PriceSnapshot
+
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    price: NDArray[np.float64] = column("float", low=0.0, high=1.0)
+    volume_24h: NDArray[np.float64] = column("float", required=False, nullable=True, low=0.0)
+    naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
+
+
+@table_batch
+class OrderbookBatch(ColumnBatch):
+    """Rows of ``orderbook_snapshots``: a token's book at an instant.
+
+    ``from_columns`` accepts levels as pairs of numbers or numeric strings
+    (``[("0.48", "1234.5"), [0.47, 10]]``) in any order; they are stored as
+    ``(float, float)`` tuples best-first. When a row's spread and midpoint are
+    both NULL they are computed from the best bid (highest) and best ask
+    (lowest): ``spread = ask - bid``, ``midpoint = (bid + ask) / 2``; both stay
+    NULL for an empty or one-sided book. A malformed side (e.g. a dict level)
+    is kept as given and reported by ``problems()``.
+    """
+
+    TABLE: ClassVar[str] = "orderbook_snapshots"
+    RECORD: ClassVar[type[BaseModel]] = OrderbookSnapshot
+
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    bids: NDArray[np.object_] = column("levels", descending=True)
+    asks: NDArray[np.object_] = column("levels")
+    spread: NDArray[np.float64] = column("float", required=False, nullable=True)
+    midpoint: NDArray[np.float64] = column(
+        "float", required=False, nullable=True, low=0.0, high=1.0
+    )
+    naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
+
+    @classmethod
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
+        n = len(columns["ts"])
+        best = {"bids": np.full(n, np.nan), "asks": np.full(n, np.nan)}
+        for side, descending in (("bids", True), ("asks", False)):
+            raw = columns[side]
+            normalised = np.empty(n, dtype=object)
+            top = best[side]
+            for i, levels in enumerate(raw.tolist()):
+                parsed = _parse_levels(levels, descending)
+                if isinstance(parsed, str):  # malformed: kept as given for problems()
+                    normalised[i] = levels
+                else:
+                    normalised[i] = parsed
+                    if parsed:
+                        top[i] = parsed[0][0]
+            columns[side] = normalised
+        spread, midpoint = columns["spread"], columns["midpoint"]
+        derive = np.isnan(spread) & np.isnan(midpoint)
+        if derive.any():
+            bid, ask = best["bids"], best["asks"]
+            columns["spread"] = np.where(derive, ask - bid, spread)
+            columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
+
+
+@table_batch
+class TradeBatch(ColumnBatch):
+    """Rows of ``trades``: one fill each.
+
+    ``trade_id`` is always filled: where it is absent (column left out, or an
+    item is None) it is derived deterministically by ``derive_trade_id``::
+
+        "sha1:" + sha1(f"{token_id}|{ts_us}|{side}|{price!r}|{size!r}").hexdigest()
+
+    with ``ts_us`` the integer microseconds since 1970-01-01 UTC and ``price``
+    and ``size`` Python floats. The same fill always gets the same id in every
+    process, so re-writing a batch is idempotent; but two identical fills (same
+    token, microsecond, side, price and size) collapse into one. Callers that
+    know a real trade id or a (transaction hash, fill index) key should pass it.
+    """
+
+    TABLE: ClassVar[str] = "trades"
+    RECORD: ClassVar[type[BaseModel]] = TradeRecord
+
+    ts: NDArray[np.datetime64] = column("ts")
+    token_id: NDArray[np.object_] = column("text")
+    side: NDArray[np.object_] = column("text", choices=("BUY", "SELL"))
+    price: NDArray[np.float64] = column("float", low=0.0, high=1.0)
+    size: NDArray[np.float64] = column("float", low=0.0)
+    trade_id: NDArray[np.object_] = column("text", required=False, nullable=True)
+    naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
+
+    @classmethod
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
+        ids = columns["trade_id"]
+        absent = np.fromiter((v is None for v in ids), dtype=bool, count=len(ids))
+        rows = np.flatnonzero(absent)
+        if not rows.size:
+            return
+        derived = map(
+            derive_trade_id,
+            columns["token_id"][rows].tolist(),
+            columns["ts"][rows].view(np.int64).tolist(),
+            columns["side"][rows].tolist(),
+            columns["price"][rows].tolist(),
+            columns["size"][rows].tolist(),
+        )
+        ids[rows] = np.fromiter(derived, dtype=object, count=rows.size)
+
+
+def derive_trade_id(token_id: str, ts_us: int, side: str, price: float, size: float) -> str:
+    """The trade id ``TradeBatch`` gives a fill that has none (see its docstring).
+
+    ``ts_us`` is microseconds since 1970-01-01 UTC; ``price`` and ``size`` must
+    be Python floats (their ``repr`` is hashed). Costs one SHA-1 of ~100 bytes.
+    """
+    key = f"{token_id}|{ts_us}|{side}|{price!r}|{size!r}"
+    return "sha1:" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
