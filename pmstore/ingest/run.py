@@ -178,7 +178,7 @@ class _Run:
                 self._catch_up(item, segment, scratch)
             else:
                 self._convert(item, columns, segment)
-            segment.end, segment.end_line = item.end, item.line
+            segment.end, segment.end_line = item.end, item.number
             segment.payloads += 1
             countdown -= 1
             if countdown <= 0 or columns.record_count() >= policy.batch_rows:

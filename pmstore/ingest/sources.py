@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, NamedTuple
 
 import ijson
 import orjson
@@ -76,14 +76,24 @@ class BadLine:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One payload (parsed, or a ``BadLine``), where it is, and the position past it."""
+class Item(NamedTuple):
+    """One payload (parsed, or a ``BadLine``), the position past it, and its line or index.
+
+    ``number`` is the 1-based line (JSON lines), the item count including
+    this one (arrays) or 1 (a document).
+    """
 
     payload: Any
-    where: str
     end: int
-    line: int
+    number: int
+    unit: str  # "line", "item" or "document"
+
+    @property
+    def where(self) -> str:
+        """``line N``, ``item N`` (0-based) or ``document``."""
+        if self.unit == "line":
+            return f"line {self.number}"
+        return f"item {self.number - 1}" if self.unit == "item" else "document"
 
 
 class Source:
@@ -231,6 +241,7 @@ class Source:
     def _lines(self, start: int, start_line: int) -> Iterator[Item]:
         self._seek_lines(start)
         offset, number = start, start_line
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError  # noqa: N806 - local alias
         tail = b""
         while True:
             chunk = self._read(CHUNK_BYTES)
@@ -247,7 +258,12 @@ class Source:
                     continue
                 if number == 1 and line.startswith(_BOM):
                     line = line[len(_BOM) :]
-                yield self._line_item(line, offset, number, final=False)
+                try:
+                    yield Item(loads(line), offset, number, "line")
+                except JSONDecodeError as exc:
+                    yield Item(
+                        BadLine(line.decode("utf-8", "replace"), exc.msg), offset, number, "line"
+                    )
         if tail and not tail.isspace():
             item = self._line_item(tail, offset + len(tail), number + 1, final=True)
             if isinstance(item.payload, BadLine):
@@ -260,7 +276,7 @@ class Source:
             payload = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             payload = BadLine(line.decode("utf-8", "replace"), exc.msg)
-        return Item(payload, f"line {number}", end, number)
+        return Item(payload, end, number, "line")
 
     def _array(self, start: int) -> Iterator[Item]:
         self._rewind()
@@ -270,7 +286,7 @@ class Source:
             for payload in ijson.items(reader, "item", use_float=True):
                 index += 1
                 if index > start:
-                    yield Item(payload, f"item {index - 1}", index, index)
+                    yield Item(payload, index, index, "item")
         except ijson.JSONError as exc:
             raise PayloadError(
                 f"{self.path}: not a JSON array after item {index - 1} "
@@ -303,7 +319,7 @@ class Source:
                 f"{exc.msg}"
             ) from exc
         if start < 1:
-            yield Item(document, "document", 1, 1)
+            yield Item(document, 1, 1, "document")
 
 
 class _CountingReader:

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
@@ -278,7 +279,10 @@ def _price_change(message: Mapping[str, Any], out: Columns) -> None:
     for entry in changes:
         if type(entry) is not dict:
             raise _FallbackError
-        last[_token(entry.get("asset_id"))] = entry
+        token = entry.get("asset_id")
+        if type(token) is not str or not (token.isdigit() and token.isascii()):
+            raise _FallbackError
+        last[token] = entry
     prices = [_midpoint(e.get("best_bid"), e.get("best_ask")) for e in last.values()]
     n = len(prices)
     out.price_ts.extend([ts] * n)
@@ -287,19 +291,40 @@ def _price_change(message: Mapping[str, Any], out: Columns) -> None:
 
 
 def _side(raw: object, descending: bool) -> list[Level]:
+    """One side of a book as (price, size) floats, best-first; whole-list C-level passes."""
     if type(raw) is not list:
         raise _FallbackError
-    levels: list[Level] = []
-    for level in raw:
-        if type(level) is not dict:
-            raise _FallbackError
-        levels.append((_probability(level.get("price")), _size(level.get("size"))))
-    levels.sort(key=_price_of, reverse=descending)
+    if not raw:
+        return []
+    try:
+        raw_prices = [level["price"] for level in raw]
+        raw_sizes = [level["size"] for level in raw]
+    except (KeyError, TypeError):
+        raise _FallbackError from None
+    if not set(map(type, raw)) <= _DICT or not set(map(type, raw_prices + raw_sizes)) <= _NUMERIC:
+        raise _FallbackError
+    try:
+        prices = list(map(float, raw_prices))
+        sizes = list(map(float, raw_sizes))
+    except ValueError:
+        raise _FallbackError from None
+    # A sum is finite only when every term is (a huge-size overflow just falls back).
+    if not (
+        math.isfinite(sum(prices))
+        and math.isfinite(sum(sizes))
+        and min(prices) >= 0.0
+        and max(prices) <= 1.0
+        and min(sizes) >= 0.0
+    ):
+        raise _FallbackError
+    levels = list(zip(prices, sizes, strict=True))
+    levels.sort(key=_PRICE, reverse=descending)  # the model's own (stable) order
     return levels
 
 
-def _price_of(level: Level) -> float:
-    return level[0]
+_DICT: Final = frozenset({dict})
+_NUMERIC: Final = frozenset({str, float})
+_PRICE: Final = itemgetter(0)
 
 
 def _book(message: Mapping[str, Any], out: Columns) -> None:
