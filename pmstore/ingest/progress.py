@@ -67,8 +67,8 @@ def summary_lines(summary: IngestSummary, where: str) -> list[str]:
     ]
     for f in summary.files:
         rate = f.payloads / f.seconds if f.seconds > 0 else 0.0
-        resumed = f", resumed at {f.resumed_from}" if f.resumed_from else ""
-        if f.resumed_from and not f.payloads:
+        resumed = f", resumed at {f.resumed_from}" if f.resumed else ""
+        if f.resumed and not f.payloads:
             lines.append(f"  {f.path}: nothing new since the last run")
             continue
         lines.append(

@@ -46,6 +46,7 @@ class FileSummary:
     path: str
     file_id: str = ""
     format: str = ""
+    resumed: bool = False
     resumed_from: int = 0
     payloads: int = 0
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WRITE_ORDER, 0))
@@ -166,6 +167,7 @@ class _Run:
     def run(self) -> FileSummary:
         started = time.perf_counter()
         start, start_line = self.cursor.start
+        self.summary.resumed = self.cursor.known
         self.summary.resumed_from = start
         caught_up = self.cursor.caught_up
         segment = Segment(start, start, start_line)
