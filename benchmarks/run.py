@@ -123,6 +123,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of each method in scenarios 2-4, the best counts (default 2; --smoke 1)",
     )
     parser.add_argument("--fsync", action="store_true", help="embedded server with fsync on")
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="run the recorded-archive scenario instead (bench_ingest.py; --rows = messages)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
         args.selected = () if args.investigate else ALL_SCENARIOS
@@ -196,6 +201,11 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ingest:
+        import bench_ingest
+
+        messages = args.rows or (2_000 if args.smoke else 200_000)
+        return bench_ingest.main(["--messages", str(messages)] + ["--fsync"] * args.fsync)
     sizes = Sizes.of(args)
     started = time.perf_counter()
     stamp = datetime.now(UTC)

@@ -122,12 +122,13 @@ def edge_cases() -> list[Any]:
 
         return edit
 
-    for side in ("bids", "asks"):
-        for values in [
+    level_edits: list[dict[str, Any]] = [
             {"price": "1.5"}, {"price": "-0.1"}, {"size": "-1"}, {"size": "nan"},
             {"price": 0.5}, {"price": 1}, {"size": 10}, {"price": ""}, {"price": None},
             {"size": True}, {"price": "0.5", "size": "1e400"}, {"price": " 0.5"},
-        ]:  # fmt: skip
+    ]  # fmt: skip
+    for side in ("bids", "asks"):
+        for values in level_edits:
             variant(book, level(side, 0, **values))
         variant(book, lambda m, side=side: m.update({side: []}))
         variant(book, lambda m, side=side: m.update({side: "x"}))
@@ -137,12 +138,13 @@ def edge_cases() -> list[Any]:
         variant(book, lambda m, side=side: m[side].append(dict(m[side][-1])))  # equal prices
     variant(book, lambda m: m.update(bids=[], asks=[]))
     variant(book, lambda m: m.update(asset_id=5))
-    for values in [
+    trade_edits: list[dict[str, Any]] = [
         {"side": "buy"}, {"side": " BUY"}, {"side": ""}, {"side": None}, {"side": "HOLD"},
         {"price": "1.2"}, {"price": 0.5}, {"size": "-3"}, {"size": 7}, {"transaction_hash": ""},
         {"transaction_hash": 5}, {"transactionHash": "0xABC"}, {"price": "0.50000"},
         {"asset_id": "x"}, {"size": "5E+2"},
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for values in trade_edits:
         variant(trade, lambda m, values=values: m.update(values))
     variant(trade, lambda m: m.pop("price"))
     cases.append({"event_type": "book"})

@@ -251,7 +251,9 @@ def test_array_document_and_lines_give_the_same_rows_and_rejects(
         assert state(dsn) == clean
         got = [json.loads(x) for x in rejects.read_text().splitlines()]
         assert [r["kind"] for r in got] == ["unknown"]
-        assert got[0]["where"].startswith("item ") and got[0]["payload"] == {"event_type": "mystery"}
+        assert got[0]["where"].startswith("item ") and got[0]["payload"] == {
+            "event_type": "mystery"
+        }
     finally:
         server.drop_database("t_ingest_array")
 

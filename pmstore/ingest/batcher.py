@@ -64,6 +64,7 @@ class Written:
     duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WRITE_ORDER, 0))
     already_written: int = 0
     commits: int = 0
+    seconds: float = 0.0
 
     def add(self, table: str, result: WriteResult) -> None:
         self.rows[table] += result.rows_written
@@ -117,6 +118,21 @@ def flush_segment(
     fault injection in tests). Raises what the Writer raises; what was
     committed before stays committed, with its cursors.
     """
+    started = time.perf_counter()
+    try:
+        _flush(writer, cursor, segment, rejects, written, after_commit)
+    finally:
+        written.seconds += time.perf_counter() - started
+
+
+def _flush(
+    writer: Writer,
+    cursor: FileCursor,
+    segment: Segment,
+    rejects: RejectsFile | None,
+    written: Written,
+    after_commit: Callable[[], None],
+) -> None:
     counts = segment.columns.counts()
     moves = {
         t: (segment.end, segment.end_line, counts[t])

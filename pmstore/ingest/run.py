@@ -23,6 +23,7 @@ from typing import Final
 from pmstore.errors import ConfigurationError, PayloadError
 from pmstore.ingest.batcher import WRITE_ORDER, FlushPolicy, Segment, Written, flush_segment
 from pmstore.ingest.cursor import TRACKED, FileCursor, load_cursor
+from pmstore.ingest.pipeline import BackgroundFlusher
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.ingest.sources import BadLine, Item, Source, open_source
 from pmstore.polymarket import Reject
@@ -58,6 +59,7 @@ class FileSummary:
     truncated_gzip: bool = False
     bytes_read: int = 0
     seconds: float = 0.0
+    write_seconds: float = 0.0
 
     @property
     def rows_written(self) -> int:
@@ -134,6 +136,7 @@ class _Run:
         self.rejects, self.progress = rejects, progress
         self.commits, self.kill_after = commits, kill_after
         self.written = Written()
+        self.loaded_positions = dict(cursor.positions)  # the flusher moves cursor's own
         self.summary = FileSummary(str(source.path), cursor.file_id, cursor.format)
         self._bytes_reported = 0
         self._rows_reported = 0
@@ -157,10 +160,15 @@ class _Run:
         self._bytes_reported, self._rows_reported = raw, rows
         self._payloads_reported = self.summary.payloads
 
-    def _flush(self, segment: Segment) -> Segment:
+    def _write(self, segment: Segment) -> None:
+        """Write ``segment`` (in the flusher's thread, the Writer's only user)."""
         flush_segment(
             self.writer, self.cursor, segment, self.rejects, self.written, self._after_commit
         )
+
+    def _flush(self, segment: Segment, flusher: BackgroundFlusher) -> Segment:
+        self._count(segment)
+        flusher.submit(segment)
         self._report()
         return Segment(segment.end, segment.end, segment.end_line)
 
@@ -170,6 +178,26 @@ class _Run:
         self.summary.resumed = self.cursor.known
         self.summary.resumed_from = start
         caught_up = self.cursor.caught_up
+        flusher = BackgroundFlusher(self._write)
+        try:
+            self._read(start, start_line, caught_up, flusher)
+        finally:
+            flusher.close()
+        self._report()
+        s = self.summary
+        s.rows, s.duplicates = self.written.rows, self.written.duplicates
+        s.batches_already_written = self.written.already_written
+        s.incomplete_tail = self.source.incomplete_tail
+        s.truncated_gzip = self.source.truncated_gzip
+        s.bytes_read = self.source.raw_bytes_read
+        s.seconds = time.perf_counter() - started
+        s.write_seconds = self.written.seconds
+        return s
+
+    def _read(
+        self, start: int, start_line: int, caught_up: int, flusher: BackgroundFlusher
+    ) -> None:
+        """Read from ``start``, converting into segments handed to ``flusher`` when due."""
         segment = Segment(start, start, start_line)
         columns = segment.columns
         scratch = Columns()
@@ -186,21 +214,11 @@ class _Run:
             if countdown <= 0 or columns.record_count() >= policy.batch_rows:
                 countdown = PROGRESS_EVERY
                 if policy.due(segment):
-                    self._count(segment)
-                    segment = self._flush(segment)
+                    segment = self._flush(segment, flusher)
                     columns = segment.columns
                 else:
                     self._report()
-        self._count(segment)
-        self._flush(segment)
-        s = self.summary
-        s.rows, s.duplicates = self.written.rows, self.written.duplicates
-        s.batches_already_written = self.written.already_written
-        s.incomplete_tail = self.source.incomplete_tail
-        s.truncated_gzip = self.source.truncated_gzip
-        s.bytes_read = self.source.raw_bytes_read
-        s.seconds = time.perf_counter() - started
-        return s
+        self._flush(segment, flusher)
 
     def _convert(self, item: Item, columns: Columns, segment: Segment) -> None:
         before = len(columns.rejects)
@@ -218,7 +236,7 @@ class _Run:
     def _catch_up(self, item: Item, segment: Segment, scratch: Columns) -> None:
         """Convert ``item`` but keep only the tables whose cursor is before it."""
         self._convert(item, scratch, Segment(0, 0, 0))
-        tables = {t for t in TRACKED if self.cursor.positions[t] < item.end}
+        tables = {t for t in TRACKED if self.loaded_positions[t] < item.end}
         if "rejects" in tables:
             segment.reject_places.extend([item.where] * len(scratch.rejects))
         segment.columns.extend(scratch, tables)
