@@ -209,7 +209,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from pmstore.ingest.progress import IngestProgress, summary_lines
     from pmstore.writer import Writer
 
-    paths = [Path(p) for p in args.paths]
+    paths = list(dict.fromkeys(Path(p) for p in args.paths))  # each file once
     for path in paths:
         if not path.is_file():
             raise ConfigurationError(f"no such file: {path}")

@@ -127,8 +127,9 @@ def statements_for(
 ) -> list[Statement]:
     """The statements that move ``cursor``'s rows: ``moves`` maps a table to
     (new position, lines before it, records added). With ``register`` the
-    file's row is inserted (or its path updated) first. Updates ``cursor``
-    to the new state: call it for a transaction about to be committed.
+    file's row is inserted (or its path updated) first. Each row must still
+    be where ``cursor`` says, or the statement fails (SQLSTATE PM001, see
+    the migration). ``commit_moves`` records them in ``cursor`` once committed.
     """
     out: list[Statement] = []
     if register:

@@ -200,12 +200,11 @@ class _Run:
         """Read from ``start``, converting into segments handed to ``flusher`` when due."""
         segment = Segment(start, start, start_line)
         columns = segment.columns
-        scratch = Columns()
         policy = self.policy
         countdown = PROGRESS_EVERY
         for item in self.source.items(start, start_line):
             if item.end <= caught_up:  # after a kill: some tables are past this item
-                self._catch_up(item, segment, scratch)
+                self._catch_up(item, segment)
             else:
                 self._convert(item, columns, segment)
             segment.end, segment.end_line = item.end, item.number
@@ -233,14 +232,14 @@ class _Run:
         if added:
             segment.reject_places.extend([item.where] * added)
 
-    def _catch_up(self, item: Item, segment: Segment, scratch: Columns) -> None:
+    def _catch_up(self, item: Item, segment: Segment) -> None:
         """Convert ``item`` but keep only the tables whose cursor is before it."""
+        scratch = Columns()
         self._convert(item, scratch, Segment(0, 0, 0))
         tables = {t for t in TRACKED if self.loaded_positions[t] < item.end}
         if "rejects" in tables:
             segment.reject_places.extend([item.where] * len(scratch.rejects))
         segment.columns.extend(scratch, tables)
-        scratch.__init__()  # type: ignore[misc]
 
     def _count(self, segment: Segment) -> None:
         s = self.summary

@@ -216,10 +216,16 @@ class Source:
             return self._array(start)
         return self._document(start)
 
-    def _seek_lines(self, start: int) -> None:
+    def _seek_lines(self, start: int) -> bytes:
+        """Position the stream at ``start``, checking it is a line boundary of this file.
+
+        Returns bytes already read past ``start`` (the reader continues with
+        them), so a gzip stream is never sought backwards (which would
+        decompress it from the beginning again).
+        """
         if start == 0:
             self._rewind()
-            return
+            return b""
         try:
             self.stream.seek(start - 1)
         except EOFError:
@@ -228,21 +234,20 @@ class Source:
         after = self._read(1)
         if len(before) < 1:
             raise PayloadError(
-                f"{self.path}: is shorter ({self.stream.tell()} bytes) than what was already "
-                f"ingested of it ({start} bytes): it was rewritten or truncated since"
+                f"{self.path}: is shorter than what was already ingested of it ({start} bytes): "
+                "it was rewritten or truncated since"
             )
         if before != b"\n" and after not in (b"", b"\n", b"\r"):
             raise PayloadError(
                 f"{self.path}: byte {start}, where the last run stopped, is not at the end of a "
                 "line: the file was changed since (not only appended to)"
             )
-        self.stream.seek(start)
+        return after
 
     def _lines(self, start: int, start_line: int) -> Iterator[Item]:
-        self._seek_lines(start)
+        tail = self._seek_lines(start)
         offset, number = start, start_line
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError  # noqa: N806 - local alias
-        tail = b""
         while True:
             chunk = self._read(CHUNK_BYTES)
             if not chunk:
