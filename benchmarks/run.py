@@ -147,6 +147,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--refresh-minutes", type=int, default=1_440, help="minutes of each --refresh day"
     )
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="run the recorded-archive scenario instead (bench_ingest.py; --rows = messages)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
         args.selected = () if args.refresh else ALL_SCENARIOS
@@ -225,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.async_writer:
         return bench_async.main(sys.argv[1:] if argv is None else argv)
+    if args.ingest:
+        import bench_ingest
+
+        messages = args.rows or (2_000 if args.smoke else 200_000)
+        return bench_ingest.main(["--messages", str(messages)] + ["--fsync"] * args.fsync)
     sizes = Sizes.of(args)
     started = time.perf_counter()
     stamp = datetime.now(UTC)

@@ -39,6 +39,7 @@ __all__ = [
     "Encoder",
     "OnInvalid",
     "Progress",
+    "Statements",
     "WriteResult",
     "market_rows",
     "plan_orderbooks",
@@ -56,6 +57,9 @@ OnInvalid = Literal["raise", "skip"]
 
 Encoder = Callable[[Any, Rows, bytes, bool], bytes]
 """``encode(batch, rows, prefix, keep_order)``: those rows' binary COPY data after ``prefix``."""
+
+Statements = Sequence[tuple[str, Sequence[Any]]]
+"""``extra_statements``: (SQL, parameters) pairs run inside a call's transaction."""
 
 Progress = Callable[[str, int, int], object]
 """``progress(table, rows_sent, rows_total)``, called after each COPY chunk is sent."""

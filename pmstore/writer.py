@@ -59,6 +59,7 @@ from pmstore.write_plan import (
     CopyPlan,
     OnInvalid,
     Progress,
+    Statements,
     WriteResult,
     market_rows,
     plan_orderbooks,
@@ -302,19 +303,23 @@ class Writer:
         """A call's ``beyond_retention``, else the writer's; ConfigurationError if invalid."""
         return self.beyond_retention if beyond_retention is None else check_mode(beyond_retention)
 
-    def _copy(self, plan: CopyPlan, mode: BeyondRetention) -> WriteResult:
+    def _copy(
+        self, plan: CopyPlan, mode: BeyondRetention, extra_statements: Statements = ()
+    ) -> WriteResult:
         """COPY ``plan``'s batch into its table in one logged transaction (see CopyPlan).
 
         Rows beyond the table's retention horizon are handled as ``mode``
-        says first. A conflict on a digest logged at the end rolls the COPY
-        back and reports ``already_written``.
+        says first. ``extra_statements`` run first in the transaction, also
+        for an empty or already logged batch. A conflict on a digest logged
+        at the end rolls the COPY back and reports ``already_written`` (the
+        extra statements then run in a transaction of their own).
         """
         started = time.perf_counter()
         if len(plan.batch):
             policy = self._policy(plan.table)
             plan = call_inline(with_retention, plan, policy, mode, time.monotonic())
         table, batch, retention = plan.table, plan.batch, plan.retention
-        if len(batch) == 0:  # nothing to write (or every row rejected): no round trip
+        if len(batch) == 0 and not extra_statements:  # nothing to write: no round trip
             empty_id = call_inline(plan.empty_batch_id)
             return WriteResult(
                 table,
@@ -332,6 +337,9 @@ class Writer:
 
         def body(conn: Conn) -> tuple[int, int]:
             nonlocal already, bid, ranges
+            _execute(conn, extra_statements)
+            if len(batch) == 0:
+                return 0, 0
             logged_first = plan.batch_id is not None
             if logged_first:
                 logged = conn.execute(LOG_BATCH_SQL, (bid, table, len(batch)))
@@ -371,6 +379,10 @@ class Writer:
             return written, sent - written
 
         written, skipped, attempts = self._transaction(table, body)
+        if already and plan.batch_id is None and extra_statements:  # rolled back with the COPY
+            self.execute_statements(extra_statements)
+        if len(batch) == 0:
+            bid = call_inline(plan.empty_batch_id)
         return WriteResult(
             table=table,
             batch_id=bid,
@@ -407,6 +419,7 @@ class Writer:
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
         beyond_retention: BeyondRetention | None = None,
+        extra_statements: Statements = (),
     ) -> WriteResult:
         """Write price snapshots over binary COPY in one transaction.
 
@@ -428,10 +441,14 @@ class Writer:
         ahead of the sender (see ``index_order`` for the sort), plus one
         statement queueing the touched hours (Community edition) and, once a
         minute per table, one reading the retention horizon.
+        ``extra_statements`` ((SQL, params) pairs) run first inside the same
+        transaction, also when the batch is empty or already logged: they
+        commit with the rows or not at all (``pmstore ingest`` moves its file
+        cursors this way).
         """
         mode = self._mode(beyond_retention)
         plan = call_inline(plan_prices, batch, batch_id, on_invalid)
-        return self._copy(plan, mode)
+        return self._copy(plan, mode, extra_statements)
 
     def copy_orderbooks(
         self,
@@ -440,17 +457,19 @@ class Writer:
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
         beyond_retention: BeyondRetention | None = None,
+        extra_statements: Statements = (),
     ) -> WriteResult:
         """Write order-book snapshots over binary COPY in one transaction.
 
         Levels are stored best-first (bids by descending price, asks by
         ascending price); spread and midpoint are computed from the best
         levels when not given (NULL for empty or one-sided books). Same
-        input forms, errors and idempotence as ``copy_prices``.
+        input forms, errors, idempotence and ``extra_statements`` as
+        ``copy_prices``.
         """
         mode = self._mode(beyond_retention)
         plan = call_inline(plan_orderbooks, batch, batch_id, on_invalid)
-        return self._copy(plan, mode)
+        return self._copy(plan, mode, extra_statements)
 
     def copy_trades(
         self,
@@ -459,23 +478,27 @@ class Writer:
         batch_id: str | None = None,
         on_invalid: OnInvalid = "raise",
         beyond_retention: BeyondRetention | None = None,
+        extra_statements: Statements = (),
     ) -> WriteResult:
         """Write trades, skipping and counting those already stored.
 
         COPY cannot skip conflicts, so rows are copied into a temporary
         staging table and merged with ``INSERT ... ON CONFLICT (trade_id, ts)
         DO NOTHING``. A trade without an id gets one derived from its content
-        (see ``pmstore.batches.TradeBatch``). Same input forms, errors and
-        idempotence as ``copy_prices``.
+        (see ``pmstore.batches.TradeBatch``). Same input forms, errors,
+        idempotence and ``extra_statements`` as ``copy_prices``.
         """
         mode = self._mode(beyond_retention)
         plan = call_inline(plan_trades, batch, batch_id, on_invalid)
-        return self._copy(plan, mode)
+        return self._copy(plan, mode, extra_statements)
 
     # -- upserted tables -----------------------------------------------------
 
     def upsert_markets(
-        self, records: Sequence[MarketRecord | Mapping[str, Any] | tuple[Any, ...]]
+        self,
+        records: Sequence[MarketRecord | Mapping[str, Any] | tuple[Any, ...]],
+        *,
+        extra_statements: Statements = (),
     ) -> WriteResult:
         """Insert or update markets by condition_id, in one transaction.
 
@@ -485,12 +508,16 @@ class Writer:
         inserted and changed rows only). Records may be MarketRecord,
         mappings or tuples in MarketRecord's field order. Raises
         BatchValidationError (nothing written) naming row and field.
+        ``extra_statements`` as in ``copy_prices``.
         """
         rows = call_inline(market_rows, records)
-        return self._upsert("markets", UPSERT_MARKETS_SQL, rows)
+        return self._upsert("markets", UPSERT_MARKETS_SQL, rows, extra_statements)
 
     def upsert_resolutions(
-        self, records: Sequence[ResolutionRecord | Mapping[str, Any] | tuple[Any, ...]]
+        self,
+        records: Sequence[ResolutionRecord | Mapping[str, Any] | tuple[Any, ...]],
+        *,
+        extra_statements: Statements = (),
     ) -> WriteResult:
         """Insert or update resolutions by condition_id, in one transaction.
 
@@ -498,11 +525,29 @@ class Writer:
         latest write wins, except that a row whose status is ``resolved`` is
         not changed back by a record with another status (a stale message).
         Raises BatchValidationError (nothing written) naming row and field.
+        ``extra_statements`` as in ``copy_prices``.
         """
         rows = call_inline(resolution_rows, records)
-        return self._upsert("resolutions", UPSERT_RESOLUTIONS_SQL, rows)
+        return self._upsert("resolutions", UPSERT_RESOLUTIONS_SQL, rows, extra_statements)
 
-    def _upsert(self, table: str, sql: str, rows: list[tuple[Any, ...]]) -> WriteResult:
+    def execute_statements(self, statements: Statements) -> None:
+        """Run (SQL, params) pairs in one transaction, with the writer's retries.
+
+        For bookkeeping that has no batch to ride with (``pmstore ingest``
+        moving a cursor over lines that gave no records). Raises WriteError /
+        ConnectionLostError like the other calls. Costs one round trip per
+        statement.
+        """
+
+        def body(conn: Conn) -> tuple[int, int]:
+            _execute(conn, statements)
+            return 0, 0
+
+        self._transaction("statements", body)
+
+    def _upsert(
+        self, table: str, sql: str, rows: list[tuple[Any, ...]], extra_statements: Statements = ()
+    ) -> WriteResult:
         """``executemany`` (pipelined by psycopg) of one upsert per row, in one transaction.
 
         Measured on 10,000 markets (2 cores): 0.34-0.41 s, against 0.22-0.23 s
@@ -513,6 +558,7 @@ class Writer:
         started = time.perf_counter()
 
         def body(conn: Conn) -> tuple[int, int]:
+            _execute(conn, extra_statements)
             if not rows:
                 return 0, 0
             with conn.cursor() as cur:
@@ -527,3 +573,9 @@ class Writer:
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
+
+
+def _execute(conn: Conn, statements: Statements) -> None:
+    """Run ``extra_statements`` on ``conn`` (inside the caller's transaction)."""
+    for sql, params in statements:
+        conn.execute(sql, params)
