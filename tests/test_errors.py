@@ -19,6 +19,7 @@ from pmstore.errors import (
     BatchValidationError,
     ConfigurationError,
     ConnectionLostError,
+    CopyDecodeError,
     FeatureUnavailableError,
     MigrationDriftError,
     MigrationError,
@@ -46,6 +47,7 @@ SAMPLES: list[PmstoreError] = [
     ),
     PayloadError("field 'price' is missing", kind="clob_book"),
     PayloadError("not a Polymarket payload"),
+    CopyDecodeError("row 3, column price: 4 bytes where float8 takes 8"),
     WriteError(
         "writing trades failed, nothing written",
         table="trades",
