@@ -367,3 +367,28 @@ async def test_a_write_cancelled_mid_copy_writes_nothing_and_the_writer_goes_on(
         result = await writer.copy_prices(price_columns(1_000, seed=5))
     assert result.rows_written == 1_000 and result.attempts == 1
     assert count(conn, "price_snapshots") == 1_000
+
+
+def test_extra_statements_commit_with_the_batch_also_when_already_written(
+    kind: Kind, db: str, conn: Conn
+) -> None:
+    conn.execute("DROP TABLE IF EXISTS t_extra")
+    conn.execute("CREATE TABLE t_extra (n int)")
+    conn.commit()
+    note = [("INSERT INTO t_extra VALUES (%s)", (1,))]
+    columns = price_columns(2_000)
+    with kind.writer(db) as writer:
+        first = writer.copy_prices(columns, extra_statements=note)
+        # The same content again: its digest (logged at the end) conflicts, the
+        # COPY is rolled back, and the statements still commit once.
+        again = writer.copy_prices(columns, extra_statements=note)
+        empty = writer.copy_prices(price_columns(0), extra_statements=note)
+        bad = [("INSERT INTO t_extra VALUES (%s)", ("not a number",))]
+        with pytest.raises(WriteError):
+            writer.copy_prices(price_columns(10, seed=9), extra_statements=bad)
+    assert first.rows_written == 2_000 and not first.already_written
+    assert again.already_written and again.rows_written == 0
+    assert again.batch_id == first.batch_id
+    assert empty.rows_written == 0
+    assert count(conn, "t_extra") == 3
+    assert count(conn, "price_snapshots") == 2_000  # the failed call wrote nothing
