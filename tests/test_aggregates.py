@@ -593,3 +593,31 @@ def test_one_drain_at_a_time(cconn: Conn, cdb: str) -> None:
         other.execute("SELECT pg_advisory_unlock(hashtext('pmstore_refresh_pending'))")
     assert drain(cconn).ranges == 2  # the live hour's, above the watermark
     assert aggregates_true(cconn, now - 48 * HOUR, now)
+
+
+def test_async_writer_applies_retention_and_queues_touched_hours(cconn: Conn, cdb: str) -> None:
+    """The AsyncWriter shares the Writer's retention and refresh recording (write_plan)."""
+    import asyncio
+
+    from pmstore.writer_async import AsyncWriter
+
+    now = hour_now(cconn)
+    batch = prices(now - 2 * HOUR, 10, step=5)
+    ts = batch["ts"].copy()
+    ts[3] = np.datetime64((now - 91 * 24 * HOUR).replace(tzinfo=None), "us")
+    batch["ts"] = ts
+
+    async def write() -> tuple[list[int | None], Any]:
+        async with AsyncWriter(cdb) as w:
+            with pytest.raises(BatchValidationError) as caught:
+                await w.copy_prices(batch)
+            return [p.row for p in caught.value.problems], await w.copy_prices(
+                batch, beyond_retention="skip"
+            )
+
+    refused_rows, skipped = asyncio.run(write())
+    assert refused_rows == [3]
+    assert (skipped.rows_written, skipped.beyond_retention_skipped) == (9, 1)
+    assert skipped.refresh_ranges >= 1
+    assert pending(cconn).ranges >= 1
+    assert cconn.execute("SELECT count(*) FROM price_snapshots").fetchone() == (9,)
