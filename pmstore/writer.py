@@ -351,8 +351,8 @@ class Writer:
                 orders[sort] = call_inline(send_order, batch) if sort else None
             if plan.staging:
                 conn.execute(plan.staging[0])
-            stream = plan.stream(
-                orders[sort], chunk_bytes=self.chunk_bytes, chunk_rows=self.chunk_rows
+            stream = call_inline(  # sizes the chunks: a pass over the rows
+                plan.stream, orders[sort], chunk_bytes=self.chunk_bytes, chunk_rows=self.chunk_rows
             )
             try:
                 written = sent = self._stream(conn, plan, stream)

@@ -352,8 +352,8 @@ class AsyncWriter:
                 orders[sort] = await offload(send_order, batch) if sort else None
             if plan.staging:
                 await conn.execute(plan.staging[0])
-            stream = plan.stream(
-                orders[sort], chunk_bytes=self.chunk_bytes, chunk_rows=self.chunk_rows
+            stream = await offload(  # sizes the chunks: a pass over the rows
+                plan.stream, orders[sort], chunk_bytes=self.chunk_bytes, chunk_rows=self.chunk_rows
             )
             try:
                 written = sent = await self._stream(conn, plan, stream)
