@@ -33,6 +33,8 @@ Group = Literal["pmstore", "server", "peer"]
 PRICE_TYPES = ("timestamptz", "text", "float8", "float8")
 BOOK_TYPES = ("timestamptz", "text", "jsonb", "jsonb", "float8", "float8")
 
+SORTED_BASELINE = "server COPY FROM file (binary, sorted by (token_id, ts))"
+
 EXECUTEMANY_ROWS = 100_000
 """psycopg executemany runs on at most this many rows (the first ones); rows/s is from those."""
 
@@ -71,7 +73,7 @@ def _columns(names: Sequence[str]) -> sql.Composable:
 
 
 def _writer_call(
-    target: Target, call: Callable[[Writer], Any], rows: int, *, index_order: bool = True
+    target: Target, call: Callable[[Writer], Any], rows: int, *, index_order: bool | None = None
 ) -> Run:
     with Writer(target.dsn, index_order=index_order) as writer:
         _ = writer.connection  # connect before timing
@@ -262,6 +264,26 @@ def asyncpg_books(target: Target, data: BookData) -> Run:
     return _asyncpg_copy(target, data.rows, BOOK_COLUMNS, jsonb=True)
 
 
+# -- ADBC ------------------------------------------------------------------------------------
+
+
+def adbc_prices(target: Target, data: PriceData) -> Run:
+    """ADBC's PostgreSQL driver ``adbc_ingest`` (binary COPY from an Arrow table)."""
+    try:
+        adbc = importlib.import_module("adbc_driver_postgresql.dbapi")  # untyped: by name
+    except ImportError as exc:
+        raise UnavailableError(
+            f"adbc-driver-postgresql is not installed ({exc}); pip install adbc-driver-postgresql"
+        ) from None
+    table = data.arrow
+    with adbc.connect(target.dsn) as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.adbc_ingest(target.table, table, mode="append", db_schema_name=target.schema)
+        conn.commit()
+        seconds = time.perf_counter() - started
+    return Run(data.n, seconds, "cursor.adbc_ingest(pyarrow.Table)")
+
+
 # -- pgcopy ----------------------------------------------------------------------------------
 
 
@@ -302,11 +324,22 @@ def pgcopy_books(target: Target, data: BookData) -> Run:
 # -- the lists -------------------------------------------------------------------------------
 
 
-def price_methods(binary: ServerCopy, csv: ServerCopy, *, records: bool = True) -> list[Method]:
-    """Every price method, baseline (server binary COPY) first."""
+def price_methods(
+    binary: ServerCopy,
+    csv: ServerCopy,
+    *,
+    records: bool = True,
+    sorted_binary: ServerCopy | None = None,
+) -> list[Method]:
+    """Every price method, baseline (server binary COPY) first; ``sorted_binary`` adds the
+    server's binary COPY of the same rows sorted by (token_id, ts)."""
     methods = [
         Method("server COPY FROM file (binary)", "server", binary),
         Method("server COPY FROM file (CSV)", "server", csv),
+    ]
+    if sorted_binary is not None:
+        methods.append(Method(SORTED_BASELINE, "server", sorted_binary))
+    methods += [
         Method("pmstore copy_prices (columns)", "pmstore", pmstore_price_columns),
         Method(
             "pmstore copy_prices (columns, index_order=False)", "pmstore", pmstore_price_as_given
@@ -321,6 +354,7 @@ def price_methods(binary: ServerCopy, csv: ServerCopy, *, records: bool = True) 
         Method("psycopg Copy.write_row (binary)", "peer", psycopg_write_row_prices),
         Method("psycopg executemany INSERT", "peer", psycopg_executemany_prices),
         Method("asyncpg copy_records_to_table", "peer", asyncpg_prices),
+        Method("ADBC adbc_ingest (Arrow)", "peer", adbc_prices),
         Method("pgcopy CopyManager", "peer", pgcopy_prices),
     ]
     return methods

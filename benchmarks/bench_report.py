@@ -62,64 +62,93 @@ def _target(
     }
 
 
+TUPLES = "pmstore copy_prices (tuples)"
+RECORDS = "pmstore copy_prices (records)"
+WRITE_ROW = "psycopg Copy.write_row (binary)"
+SORTED_BASELINE = "server COPY FROM file (binary, sorted by (token_id, ts))"
+BOOK_BATCH = "pmstore copy_orderbooks (OrderbookBatch)"
+BOOK_RAW = "pmstore copy_orderbooks (string levels)"
+
+RATIO_TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
+    ("(a) full schema: copy_prices (columns)", "prices_full", COPY_PRICES, SORTED_BASELINE, 0.9),
+    ("(b) bare hypertable: copy_prices (columns)", "prices_noindex", COPY_PRICES, BASELINE, 0.9),
+    ("(c) bare hypertable: copy_prices from tuples", "prices_noindex", TUPLES, BASELINE, 0.6),
+    ("(c) bare hypertable: copy_prices from records", "prices_noindex", RECORDS, BASELINE, 0.6),
+    ("(c) full schema: copy_prices from tuples", "prices_full", TUPLES, WRITE_ROW, 1.2),
+    ("(c) full schema: copy_prices from records", "prices_full", RECORDS, WRITE_ROW, 1.2),
+    (
+        "(d) order books: from a built OrderbookBatch",
+        "orderbooks",
+        BOOK_BATCH,
+        BASELINE,
+        0.9,
+    ),
+    (
+        "(d) order books: from Polymarket string levels",
+        "orderbooks",
+        BOOK_RAW,
+        BASELINE,
+        0.6,
+    ),
+)
+"""Issue 11's ratio targets: (name, scenario, method, baseline method, at least this ratio)."""
+
+
 def targets(results: Result) -> list[Result]:
-    """The issue's targets, each met, not met, or not measured (None)."""
+    """The issue's targets, each met, not met, or not measured (None).
+
+    Ratio targets also annotate their method's entry (``targets``: goal,
+    baseline, ratio, verdict), which the scenario tables print.
+    """
     scenarios = results["scenarios"]
-    full = scenarios.get("prices_full", {}).get("ratios", {})
-    bare = scenarios.get("prices_noindex", {}).get("ratios", {})
     day = scenarios.get("day")
     rss = scenarios.get("rss")
-    out = [
-        _target(
-            "full schema: copy_prices (columns) vs server binary COPY FROM file",
-            full.get("copy_prices_vs_server_binary"),
-            0.9,
+    out = []
+    for name, key, method, baseline, threshold in RATIO_TARGETS:
+        methods = _by_name(scenarios.get(key))
+        ours, base = methods.get(method), methods.get(baseline)
+        ratio = ours["rows_per_s"] / base["rows_per_s"] if ours and base else None
+        target = _target(
+            f"{name} vs {baseline}",
+            ratio,
+            threshold,
             "x",
             True,
-            "ratio of rows/s, same rows, same empty table",
-        ),
+            f"{ours['rows_per_s']:,.0f} vs {base['rows_per_s']:,.0f} rows/s, same rows, "
+            "same emptied table, same run"
+            if ours and base
+            else "",
+        )
+        target["baseline"] = baseline
+        target["baseline_rows_per_s"] = base["rows_per_s"] if base else None
+        target["method"] = method
+        target["rows_per_s"] = ours["rows_per_s"] if ours else None
+        out.append(target)
+        if ours:
+            verdict = {True: "MET", False: "NOT MET", None: "-"}[target["met"]]
+            ours.setdefault("targets", []).append(
+                f"(target {name[:3]}) {ratio or 0:.2f}x of '{baseline}', goal >= {threshold:g}x: "
+                f"{verdict}"
+            )
+    out += [
         _target(
-            "full schema: copy_prices (columns) vs server CSV COPY FROM file",
-            full.get("copy_prices_vs_server_csv"),
-            1.2,
-            "x",
-            True,
-            "ratio of rows/s, same rows, same empty table",
-        ),
-        _target(
-            "full schema: copy_prices (columns) vs fastest Python peer",
-            full.get("copy_prices_vs_fastest_peer"),
-            1.0,
-            "x",
-            True,
-            f"fastest peer: {full.get('fastest_peer')}",
-        ),
-        _target(
-            "no-index hypertable: copy_prices (columns) vs fastest Python peer",
-            bare.get("copy_prices_vs_fastest_peer"),
-            2.0,
-            "x",
-            True,
-            f"fastest peer: {bare.get('fastest_peer')}",
-        ),
-        _target(
-            "planned day: simulated time / ingest wall time",
+            "(e) planned day: simulated time / ingest wall time",
             day["realtime_ratio"] if day else None,
-            400.0,
+            1000.0,
             "x",
             True,
             f"{day['minutes']} minutes of {day['tokens']:,} tokens" if day else "",
         ),
         _target(
-            "planned day: p99 latency of a minute batch",
+            "(e) planned day: p99 latency of a minute batch",
             day["batch_p99_ms"] if day else None,
-            250.0,
+            150.0,
             "ms",
             False,
             f"{day['minutes']} batches of {day['tokens']:,} rows" if day else "",
         ),
         _target(
-            "peak RSS growth, 1M rows in 10k-row batches via copy_prices",
+            "(f) peak RSS growth, 1M rows in 10k-row batches via copy_prices",
             rss["growth_mb"] if rss else None,
             150.0,
             "MB",
@@ -182,7 +211,12 @@ def _methods(
                 row.append(extra[1](m))
             row.append(m.get("note", ""))
         rows.append(row)
-    return _table(header, rows, "<>>>>" + (">" if extra else "") + "<")
+    lines = _table(header, rows, "<>>>>" + (">" if extra else "") + "<")
+    baseline = scenario["methods"][0]["method"] if scenario["methods"] else "-"
+    lines.append(f"   baseline (1.00x): {baseline}")
+    for m in scenario["methods"]:
+        lines += [f"   {m['method']}: {t}" for t in m.get("targets", [])]
+    return lines
 
 
 def _waves(day: Result) -> str:
@@ -300,13 +334,16 @@ def render(results: Result) -> str:
             rows.append(
                 [
                     t["target"],
+                    _rate(t.get("rows_per_s")) if "method" in t else "",
+                    _rate(t.get("baseline_rows_per_s")) if "method" in t else "",
                     measured,
                     f"{t['comparison']} {t['threshold']:g}{t['unit']}",
                     verdict,
                     t["detail"],
                 ]
             )
-        out += [*_table(["target", "measured", "goal", "verdict", "detail"], rows, "<>><<"), ""]
+        header = ["target", "rows/s", "baseline rows/s", "measured", "goal", "verdict", "detail"]
+        out += [*_table(header, rows, "<>>>><<"), ""]
     out.append(
         "peak RSS of this benchmark process (it holds every generated data set): "
         f"{results['peak_rss_mb']:.0f} MB"
@@ -384,13 +421,15 @@ def write_chart(results: Result, path: Path) -> bool:
             ax.set_title(f"{s['title']} ({s['realtime_ratio']:,.0f}x real time)", fontsize=9)
             ax.legend(fontsize=8, loc="upper left")
             continue
-        methods = [m for m in s["methods"] if m.get("rows_per_s")]
+        methods = s["methods"]  # every loader; a skipped one shows as "skipped"
         names = [m["method"] for m in methods][::-1]
-        rates = [m["rows_per_s"] for m in methods][::-1]
+        rates = [m.get("rows_per_s") or 0.0 for m in methods][::-1]
+        ratios = [m.get("vs_baseline") for m in methods][::-1]
         colors = {"pmstore": "tab:blue", "server": "tab:gray", "peer": "tab:orange"}
         ax.barh(names, rates, color=[colors[m["group"]] for m in methods][::-1])
-        for y, rate in enumerate(rates):
-            ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=7)
+        for y, (rate, ratio) in enumerate(zip(rates, ratios, strict=True)):
+            label = f" {rate:,.0f} ({ratio:.2f}x)" if rate and ratio else " skipped"
+            ax.text(rate, y, label, va="center", fontsize=7)
         ax.set_xlabel("rows/s")
         ax.set_xlim(0, max(rates, default=1) * 1.15)
         ax.xaxis.set_major_formatter(thousands)

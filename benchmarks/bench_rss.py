@@ -18,6 +18,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from bench_data import collected
+
 from pmstore import Writer
 from pmstore.synthetic import MarketSimulator
 
@@ -78,7 +80,7 @@ def main() -> None:
     for k in range(args.batches):
         batch = sim.prices(start + timedelta(minutes=k))
         result = writer.copy_prices(
-            {name: getattr(batch, name)[: args.rows] for name in batch.COLUMNS}
+            collected({name: getattr(batch, name)[: args.rows] for name in batch.COLUMNS})
         )
         written += result.rows_written
     seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--rows N] [--day] [--smoke] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
+                             [--refresh [--refresh-minutes N]]
     python benchmarks/run.py --async [--rows N] [--smoke] [--repeat N] [--fsync] [--out DIR]
 
 ``--async`` runs only ``bench_async.py``: AsyncWriter's event-loop lateness
@@ -21,6 +22,10 @@ Scenarios (``--scenarios``, default all):
 5. trades with 5% repeated fills (copy_trades)
 6. the planned day: 8,000 tokens a minute, 60 minute batches (``--day``: 1,440)
 7. peak RSS of a fresh writer process over 1M rows in 10k-row batches
+
+``--refresh`` adds (alone: instead of the scenarios) the planned day with
+and without the aggregates' refresh recording (``bench_refresh.py``; needs
+the Community edition, e.g. ``PMSTORE_PG_BINDIR``).
 
 The one-off investigation of index, collation, sorting, batch-size, connection
 and WAL choices was dropped; its findings are in benchmarks/README.md. Prints a
@@ -47,6 +52,7 @@ from typing import Any
 
 import bench_async
 import bench_frames
+import bench_refresh
 import bench_report
 import bench_scenarios as scen
 import numpy as np
@@ -135,9 +141,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the data-out benchmarks (bench_frames.py: reads, export, coverage)",
     )
+    parser.add_argument(
+        "--refresh", action="store_true", help="the day with/without refresh recording"
+    )
+    parser.add_argument(
+        "--refresh-minutes", type=int, default=1_440, help="minutes of each --refresh day"
+    )
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="run the recorded-archive scenario instead (bench_ingest.py; --rows = messages)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios is None:
-        args.selected = ALL_SCENARIOS
+        args.selected = () if args.refresh else ALL_SCENARIOS
     else:
         try:
             args.selected = tuple(sorted({int(x) for x in args.scenarios.split(",") if x.strip()}))
@@ -213,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.async_writer:
         return bench_async.main(sys.argv[1:] if argv is None else argv)
+    if args.ingest:
+        import bench_ingest
+
+        messages = args.rows or (2_000 if args.smoke else 200_000)
+        return bench_ingest.main(["--messages", str(messages)] + ["--fsync"] * args.fsync)
     sizes = Sizes.of(args)
     started = time.perf_counter()
     stamp = datetime.now(UTC)
@@ -290,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         results["files"]["chart"] = None
     bench_report.write_json(results, json_path)
     print(bench_report.render(results))
+    if "refresh" in results["scenarios"]:
+        print(bench_refresh.render(results["scenarios"]["refresh"]))
     print(
         f"\nJSON: {json_path}"
         + (
@@ -331,12 +355,17 @@ def run_all(
         binary = ServerCopy(files.binary, "binary", PRICE_COLUMNS, prices.n, server_reads)
         csv = ServerCopy(files.csv, "csv", PRICE_COLUMNS, prices.n, server_reads)
         methods = price_methods(binary, csv)
-        if 2 in selected:
+        if 2 in selected:  # target (a) is against the same rows pre-sorted by (token_id, ts)
+            sorted_files = price_files(db, prices.sorted(), files_dir, "prices-sorted")
+            sorted_copy = ServerCopy(
+                sorted_files.binary, "binary", PRICE_COLUMNS, prices.n, server_reads
+            )
+            sorted_files.csv.unlink()
             target = db.public("price_snapshots", "price_snapshots")
             out["prices_full"] = scen.prices(
                 db,
                 target,
-                methods,
+                price_methods(binary, csv, sorted_binary=sorted_copy),
                 prices,
                 "2. Price snapshots -> full schema "
                 '(price_snapshots: hypertable, (token_id COLLATE "C", ts DESC) index)',
@@ -344,6 +373,7 @@ def run_all(
                 args.repeat,
             )
             bench_report.add_ratios(out["prices_full"])
+            sorted_files.binary.unlink()
         if 3 in selected:
             bare = db.price_table("bench_noindex", "no index", collation="C", indexes=[])
             out["prices_noindex"] = scen.prices(
@@ -379,6 +409,9 @@ def run_all(
         out["day"] = scen.day(db, sizes.day_minutes, sizes.day_tokens)
     if 7 in selected:
         out["rss"] = scen.rss(db, sizes.rss_batches, sizes.rss_batch_rows)
+    if args.refresh:
+        minutes = min(args.refresh_minutes, 9) if args.smoke else args.refresh_minutes
+        out["refresh"] = bench_refresh.run(db, minutes, sizes.day_tokens)
 
 
 if __name__ == "__main__":

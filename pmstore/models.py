@@ -34,6 +34,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
@@ -79,6 +80,27 @@ Side = Literal["BUY", "SELL"]
 
 BookLevel = tuple[Price, Size]
 """One order-book level: (price, size)."""
+
+
+def _level_pairs(levels: Any) -> Any:
+    """Polymarket's ``{"price": "0.48", "size": "1234.5"}`` levels as (price, size) pairs.
+
+    Other items are left for the pair validation (which names what is wrong).
+    """
+    if not isinstance(levels, list | tuple):
+        return levels
+    out = []
+    for k, level in enumerate(levels):
+        if isinstance(level, Mapping):
+            if "price" not in level or "size" not in level:
+                raise ValueError(f"level {k} has no 'price' and 'size': {dict(level)!r:.60}")
+            level = (level["price"], level["size"])
+        out.append(level)
+    return out
+
+
+BookLevels = Annotated[list[BookLevel], BeforeValidator(_level_pairs)]
+"""A side of a book: (price, size) pairs, or Polymarket's ``{"price", "size"}`` dicts."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=False)
 
@@ -129,17 +151,19 @@ def best_bid_ask(
 class OrderbookSnapshot(BaseModel):
     """A row of ``orderbook_snapshots``: a token's book at an instant.
 
-    Levels are sorted best-first on validation (bids descending, asks
-    ascending by price); spread and midpoint are filled in from the best
-    levels when not given.
+    Levels are ``(price, size)`` pairs or Polymarket's ``{"price": "0.48",
+    "size": "1234.5"}`` dicts (as ``/book`` and the WebSocket ``book`` event
+    send them, worst-first), numbers or numeric strings; they are stored as
+    float pairs sorted best-first (bids descending, asks ascending by price).
+    Spread and midpoint are filled in from the best levels when not given.
     """
 
     model_config = _FROZEN
 
     ts: UtcDatetime
     token_id: TokenId
-    bids: list[BookLevel] = Field(default_factory=list)
-    asks: list[BookLevel] = Field(default_factory=list)
+    bids: BookLevels = Field(default_factory=list)
+    asks: BookLevels = Field(default_factory=list)
     spread: float | None = None
     midpoint: Price | None = None
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from pmstore import migrations
+from pmstore.chunks import PartialChunk, partially_compressed_chunks
 from pmstore.edition import (
     FEATURES,
     MIN_TIMESCALEDB,
@@ -24,6 +25,7 @@ from pmstore.edition import (
     parse_version,
     server_info,
 )
+from pmstore.refresh import PendingRefreshes, pending
 
 __all__ = ["HYPERTABLES", "HypertableState", "JobState", "Status", "collect", "render"]
 
@@ -73,6 +75,8 @@ class Status:
     hypertables: list[HypertableState] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
     jobs: list[JobState] = field(default_factory=list)
+    partial_chunks: list[PartialChunk] = field(default_factory=list)
+    refresh_queue: PendingRefreshes | None = None
 
 
 def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -129,6 +133,10 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
     for name in HYPERTABLES:
         if _exists(conn, name):
             status.hypertables.append(_hypertable(conn, name, compression))
+    if compression:
+        status.partial_chunks = partially_compressed_chunks(conn)
+    if _exists(conn, "pmstore_refresh_queue"):
+        status.refresh_queue = pending(conn)
     for name in PLAIN_TABLES:
         if _exists(conn, name):
             row = conn.execute(f"SELECT count(*) FROM {name}").fetchone()  # noqa: S608 - fixed names
@@ -138,7 +146,9 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
             """
             SELECT j.job_id, j.proc_name,
                    coalesce(ca.view_name, j.hypertable_name, ''),
-                   j.schedule_interval::text, s.last_run_started_at, s.last_run_status,
+                   j.schedule_interval::text,
+                   nullif(s.last_run_started_at, '-infinity'),  -- a job that never ran
+                   s.last_run_status,
                    coalesce(s.total_failures, 0)
             FROM timescaledb_information.jobs j
             LEFT JOIN timescaledb_information.job_stats s USING (job_id)
@@ -209,6 +219,19 @@ def render(status: Status, where: str) -> str:
                 f"{_size(h.total_bytes):>10} {_size(h.index_bytes):>10} "
                 f"{_size(h.before_compression_bytes):>10} {_size(h.after_compression_bytes):>10}"
             )
+    if status.partial_chunks:
+        lines.append("partially compressed chunks (late rows; recompressed by the policy)")
+        for c in status.partial_chunks:
+            lines.append(
+                f"  {c.hypertable:<20} {c.chunk:<44} {c.range_start:%Y-%m-%d %H:%M} "
+                f"- {c.range_end:%Y-%m-%d %H:%M}"
+            )
+    if status.refresh_queue is not None and status.refresh_queue.ranges:
+        q = status.refresh_queue
+        lines.append(
+            f"refresh queue  {q.ranges} range(s) pending, {q.start:%Y-%m-%d %H:%M} - "
+            f"{q.end:%Y-%m-%d %H:%M}, oldest queued {q.oldest_queued_at:%Y-%m-%d %H:%M:%S}"
+        )
     if status.table_rows:
         lines.append("tables")
         for name, rows in status.table_rows.items():

@@ -2,7 +2,7 @@
 
 The CPU half of ``AsyncWriter`` (``pmstore.writer_async``) and ``Writer``
 (``pmstore.writer``, generated from it): building and validating a batch,
-its content digest, sorting, and the statements each call runs. These are
+its content digest, the row order, and the statements each call runs. These are
 plain functions of their arguments, with no I/O, so the AsyncWriter can run
 them in a worker thread and the Writer inline; the result types are shared
 by both (an ``AsyncWriter`` and a ``Writer`` return the same ``WriteResult``).
@@ -10,50 +10,56 @@ by both (an ``AsyncWriter`` and a ``Writer`` return the same ``WriteResult``).
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
+import numpy as np
 import psycopg
+from numpy.typing import NDArray
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel, ValidationError
 
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
-from pmstore.copy_encoding import encode_orderbooks, encode_prices, encode_trades
+from pmstore.copy_encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
+from pmstore.copy_pipeline import CopyStream, index_order
 from pmstore.dsn import redact
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem, WriteError
 from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.refresh import touched_ranges
+from pmstore.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 
 __all__ = [
-    "KEEP_ORDER_FROM_ROWS",
+    "AlreadyLoggedError",
     "CopyPlan",
     "Encoder",
     "OnInvalid",
     "Progress",
+    "Statements",
     "WriteResult",
     "market_rows",
     "plan_orderbooks",
     "plan_prices",
     "plan_trades",
     "resolution_rows",
+    "send_order",
+    "touched",
+    "with_retention",
     "write_failure",
 ]
-
-KEEP_ORDER_FROM_ROWS: Final = 50_000
-"""Price batches at least this large are encoded keeping their sorted order.
-
-Measured (benchmarks/, 2 cores): a million sorted rows load ~16% faster as
-one sorted run than as the encoder's per-layout runs, while an 8,000-row
-minute batch is ~15% slower (encoding cost, no index gain)."""
 
 OnInvalid = Literal["raise", "skip"]
 """What to do with invalid rows: raise BatchValidationError (write nothing), or skip them."""
 
-Encoder = Callable[..., Iterator[bytes]]
-"""``encode(batch, chunk_rows=...)``: the batch's binary COPY stream, a chunk at a time."""
+Encoder = Callable[[Any, Rows, bytes, bool], bytes]
+"""``encode(batch, rows, prefix, keep_order)``: those rows' binary COPY data after ``prefix``."""
+
+Statements = Sequence[tuple[str, Sequence[Any]]]
+"""``extra_statements``: (SQL, parameters) pairs run inside a call's transaction."""
 
 Progress = Callable[[str, int, int], object]
 """``progress(table, rows_sent, rows_total)``, called after each COPY chunk is sent."""
@@ -69,7 +75,12 @@ class WriteResult:
     rows already present (trades); ``rejected`` the invalid rows skipped with
     ``on_invalid="skip"``; ``already_written`` is True when the batch id was
     found in the ingest log, so nothing was written; ``attempts`` counts
-    tries (more than 1 after a reconnect).
+    tries (more than 1 after a reconnect). ``retention_horizon`` is the
+    table's retention horizon when it has a policy; rows older than it were
+    written (``beyond_retention_written``) or skipped
+    (``beyond_retention_skipped``) as ``beyond_retention`` asked.
+    ``refresh_ranges`` counts the hour ranges queued for the continuous
+    aggregates' refresh (see pmstore.refresh).
     """
 
     table: str
@@ -80,6 +91,10 @@ class WriteResult:
     already_written: bool = False
     seconds: float = 0.0
     attempts: int = 1
+    retention_horizon: datetime | None = None
+    beyond_retention_written: int = 0
+    beyond_retention_skipped: int = 0
+    refresh_ranges: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -113,21 +128,55 @@ TRADES_MERGE_SQL: Final = (
 )
 
 
+TOKEN_INDEX_SQL: Final = """
+    SELECT EXISTS (
+        SELECT 1 FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = to_regclass(%s) AND a.attname = 'token_id'
+    )
+"""
+"""Whether a table has an index whose first column is token_id: then rows sent in
+(token_id, ts) order make its maintenance sequential (see benchmarks/README.md)."""
+
+
+class AlreadyLoggedError(Exception):
+    """Raised inside a transaction to roll it back: the batch id was logged meanwhile."""
+
+
+_NO_RETENTION: Final = RetentionOutcome(None)
+"""No retention policy applied (yet): every row kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class CopyPlan:
-    """A checked batch ready to COPY: what the Writer's transaction runs.
+    """A batch ready to COPY: what the Writer's transaction runs.
 
-    The transaction logs ``batch_id`` (``LOG_BATCH_SQL``; a batch id already
-    logged writes nothing), streams ``encode(batch, chunk_rows=...)`` into
-    ``copy_sql`` and, with ``staging`` = (create staging table, merge), merges
-    the staging table: the merge's row count is what was written.
+    A given ``batch_id`` is logged first (``LOG_BATCH_SQL``; one already
+    logged writes nothing). Without one (``None``) the id is the content
+    digest, computed by the stream's worker while the rows go out and logged
+    at the end of the same transaction. The rows stream through
+    ``stream(...)`` (a ``pmstore.copy_pipeline.CopyStream``, validating them
+    when ``validate``) into ``copy_sql``; ``sortable`` batches are sent in
+    (token_id, ts) order when the table has an index led by token_id. With
+    ``staging`` = (create staging table, merge), the staging table is merged:
+    the merge's row count is what was written. With ``aggregated``, the
+    hours the batch touched are queued in the same transaction
+    (``RECORD_TOUCHED_SQL``, see ``touched``).
     """
 
     batch: ColumnBatch
-    batch_id: str
+    batch_id: str | None
+    validate: bool
     rejected: tuple[RowProblem, ...]
     encode: Encoder
+    sortable: bool = False
     staging: tuple[str, str] | None = None
+    kept_rows: NDArray[np.intp] | None = None
+    """The caller's row numbers of the batch's rows, when invalid ones were skipped."""
+    retention: RetentionOutcome = _NO_RETENTION
+    """What ``with_retention`` decided for rows older than the table's retention horizon."""
+    aggregated: bool = False
+    """Whether the table feeds continuous aggregates: the hours touched are queued."""
 
     @property
     def table(self) -> str:
@@ -138,9 +187,78 @@ class CopyPlan:
         target = f"pmstore_{self.table}_staging" if self.staging else self.table
         return f"COPY {target} ({', '.join(self.batch.COLUMNS)}) FROM STDIN (FORMAT binary)"
 
-    def chunks(self, chunk_rows: int) -> Iterator[bytes]:
-        """The batch's binary COPY stream, ``chunk_rows`` rows a chunk (encoded on demand)."""
-        return self.encode(self.batch, chunk_rows=chunk_rows)
+    def empty_batch_id(self) -> str:
+        """The id reported for an empty batch (nothing is sent): the given one or the digest."""
+        return self.batch_id or f"{self.table}:{self.batch.content_digest()}"
+
+    def stream(
+        self, order: NDArray[np.intp] | None, *, chunk_bytes: int, chunk_rows: int
+    ) -> CopyStream:
+        """The batch's COPY stream in ``order``: chunks of about ``chunk_bytes`` (at most
+        ``chunk_rows`` rows) encoded by a worker thread ahead of the sender."""
+        keep_order = order is not None
+        encode = self.encode
+
+        def chunk(batch: Any, rows: Rows, prefix: bytes) -> bytes:
+            return encode(batch, rows, prefix, keep_order)
+
+        return CopyStream(
+            self.batch,
+            chunk,
+            order=order,
+            validate=self.validate,
+            digest=self.batch_id is None,
+            chunk_bytes=chunk_bytes,
+            max_chunk_rows=chunk_rows,
+        )
+
+
+def with_retention(
+    plan: CopyPlan, policy: TablePolicy, mode: BeyondRetention, now: float
+) -> CopyPlan:
+    """``plan`` under its table's retention ``policy`` (read at monotonic ``now``'s clock).
+
+    Rows older than the horizon raise BatchValidationError (``mode`` "raise";
+    an invalid row of the batch is reported first), are written ("write",
+    counted) or dropped ("skip"). Costs one vectorized comparison (plus the
+    batch's validation when rows are dropped or refused).
+    """
+    batch = plan.batch
+    if len(batch) == 0:
+        return plan
+    horizon = policy.horizon_at(now)
+    try:
+        retention = apply_retention(
+            batch.TABLE, batch.ts, horizon, mode, rows=plan.kept_rows, drop_after=policy.drop_after
+        )
+    except BatchValidationError:
+        if plan.validate:
+            batch.validated()  # an invalid row is the first problem to report
+        raise
+    validate = plan.validate
+    if retention.keep is not None:
+        if validate:  # row numbers as given: check before dropping rows
+            batch = batch.validated()
+            validate = False
+        batch = batch.select(retention.keep)
+    return dataclasses.replace(
+        plan, batch=batch, validate=validate, retention=retention, aggregated=policy.aggregated
+    )
+
+
+def touched(plan: CopyPlan) -> tuple[list[datetime], list[datetime]]:
+    """``RECORD_TOUCHED_SQL``'s hour ranges of the plan's batch (once its rows are checked)."""
+    return touched_ranges(plan.batch.ts)
+
+
+def send_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
+    """``copy_pipeline.index_order``, or None when already in order; when the tokens cannot
+    be sorted, the batch's validation error (naming the bad row), else the TypeError."""
+    try:
+        return index_order(batch)
+    except TypeError:
+        batch.validated()
+        raise
 
 
 def _checked(
@@ -148,44 +266,50 @@ def _checked(
     data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
-) -> tuple[BatchT, str, tuple[RowProblem, ...]]:
+) -> tuple[BatchT, bool, tuple[RowProblem, ...], NDArray[np.intp] | None]:
+    """The batch, whether the stream must still validate it, the rows skipped, and the
+    caller's row numbers of the rows kept (None: all, in order)."""
     if on_invalid not in ("raise", "skip"):
         raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
-    batch = as_batch(batch_type, data)
-    if batch_id is None:
-        batch_id = f"{batch.TABLE}:{batch.content_digest()}"
-    elif not batch_id:
+    if batch_id is not None and not batch_id:
         raise ConfigurationError("batch_id must not be empty")
+    batch = as_batch(batch_type, data)
     if on_invalid == "raise":
-        return batch.validated(), batch_id, ()
+        return batch, True, (), None  # validated chunk by chunk while streaming
     problems, bad = batch.problems(limit=max(len(batch), 1))
+    kept = None
     if bad.any():
+        kept = np.flatnonzero(~bad)  # the caller's row numbers of the rows kept
         batch = batch.select(~bad)
-    return batch, batch_id, tuple(problems)
+    return batch, False, tuple(problems), kept
+
+
+def _price_chunk(batch: Any, rows: Rows, prefix: bytes, keep_order: bool) -> bytes:
+    return price_chunk(batch, rows, prefix=prefix, keep_order=keep_order)
+
+
+def _orderbook_chunk(batch: Any, rows: Rows, prefix: bytes, _keep_order: bool) -> bytes:
+    return orderbook_chunk(batch, rows, prefix=prefix)
+
+
+def _trade_chunk(batch: Any, rows: Rows, prefix: bytes, _keep_order: bool) -> bytes:
+    return trade_chunk(batch, rows, prefix=prefix)
 
 
 def plan_prices(
     data: PriceBatch | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
     on_invalid: OnInvalid,
-    *,
-    index_order: bool,
 ) -> CopyPlan:
-    """Build, check and (with ``index_order``) sort a price batch; see ``Writer.copy_prices``.
+    """Build a price batch (rows checked while streaming); see ``Writer.copy_prices``.
 
-    Raises BatchValidationError / ConfigurationError. Costs the batch's
-    conversion, validation and digest (about 0.5 s a million rows), plus
-    ~0.3 s a million for the sort.
+    Raises BatchValidationError (``on_invalid="skip"`` aside, structural
+    problems only) / ConfigurationError. Costs the batch's conversion.
     """
-    batch, bid, rejected = _checked(PriceBatch, data, batch_id, on_invalid)
-    encode: Encoder = encode_prices
-    if index_order:
-        batch = batch.in_index_order()
-        if len(batch) >= KEEP_ORDER_FROM_ROWS:
-            # Large batches: send one sorted run (slower encoding, which
-            # the server's faster index maintenance more than repays).
-            encode = functools.partial(encode_prices, keep_order=True)
-    return CopyPlan(batch, bid, rejected, encode)
+    batch, validate, rejected, kept = _checked(PriceBatch, data, batch_id, on_invalid)
+    return CopyPlan(
+        batch, batch_id, validate, rejected, _price_chunk, sortable=True, kept_rows=kept
+    )
 
 
 def plan_orderbooks(
@@ -193,9 +317,9 @@ def plan_orderbooks(
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:
-    """Build and check an order-book batch; see ``Writer.copy_orderbooks``."""
-    batch, bid, rejected = _checked(OrderbookBatch, data, batch_id, on_invalid)
-    return CopyPlan(batch, bid, rejected, encode_orderbooks)
+    """Build an order-book batch; see ``Writer.copy_orderbooks``."""
+    batch, validate, rejected, kept = _checked(OrderbookBatch, data, batch_id, on_invalid)
+    return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk, kept_rows=kept)
 
 
 def plan_trades(
@@ -203,10 +327,16 @@ def plan_trades(
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:
-    """Build and check a trade batch (COPY through a staging table); see ``Writer.copy_trades``."""
-    batch, bid, rejected = _checked(TradeBatch, data, batch_id, on_invalid)
+    """Build a trade batch (COPY through a staging table); see ``Writer.copy_trades``."""
+    batch, validate, rejected, kept = _checked(TradeBatch, data, batch_id, on_invalid)
     return CopyPlan(
-        batch, bid, rejected, encode_trades, staging=(TRADES_STAGING_SQL, TRADES_MERGE_SQL)
+        batch,
+        batch_id,
+        validate,
+        rejected,
+        _trade_chunk,
+        staging=(TRADES_STAGING_SQL, TRADES_MERGE_SQL),
+        kept_rows=kept,
     )
 
 

@@ -253,7 +253,7 @@ class KillAfterFirstChunk:
 def test_connection_killed_mid_copy_then_retry_writes_once(kind: Kind, db: str, conn: Conn) -> None:
     columns = price_columns(60_000, tokens=8_000)
     hook = KillAfterFirstChunk(db)
-    with kind.writer(db, backoff=0, chunk_rows=5_000, progress=hook) as writer:
+    with kind.writer(db, backoff=0, chunk_rows=5_000, chunk_bytes=1 << 30, progress=hook) as writer:
         hook.pid = writer.backend_pid
         result = writer.copy_prices(columns)
     assert hook.killed_at == 5_000
@@ -268,7 +268,7 @@ def test_given_connection_killed_mid_copy_writes_nothing(kind: Kind, db: str, co
     own = kind.connect(db)
     hook = KillAfterFirstChunk(db)
     try:
-        with kind.writer(own, chunk_rows=5_000, progress=hook) as writer:
+        with kind.writer(own, chunk_rows=5_000, chunk_bytes=1 << 30, progress=hook) as writer:
             hook.pid = writer.backend_pid
             with pytest.raises(ConnectionLostError, match="cannot replace"):
                 writer.copy_prices(price_columns(60_000, tokens=8_000))
@@ -367,3 +367,28 @@ async def test_a_write_cancelled_mid_copy_writes_nothing_and_the_writer_goes_on(
         result = await writer.copy_prices(price_columns(1_000, seed=5))
     assert result.rows_written == 1_000 and result.attempts == 1
     assert count(conn, "price_snapshots") == 1_000
+
+
+def test_extra_statements_commit_with_the_batch_also_when_already_written(
+    kind: Kind, db: str, conn: Conn
+) -> None:
+    conn.execute("DROP TABLE IF EXISTS t_extra")
+    conn.execute("CREATE TABLE t_extra (n int)")
+    conn.commit()
+    note = [("INSERT INTO t_extra VALUES (%s)", (1,))]
+    columns = price_columns(2_000)
+    with kind.writer(db) as writer:
+        first = writer.copy_prices(columns, extra_statements=note)
+        # The same content again: its digest (logged at the end) conflicts, the
+        # COPY is rolled back, and the statements still commit once.
+        again = writer.copy_prices(columns, extra_statements=note)
+        empty = writer.copy_prices(price_columns(0), extra_statements=note)
+        bad = [("INSERT INTO t_extra VALUES (%s)", ("not a number",))]
+        with pytest.raises(WriteError):
+            writer.copy_prices(price_columns(10, seed=9), extra_statements=bad)
+    assert first.rows_written == 2_000 and not first.already_written
+    assert again.already_written and again.rows_written == 0
+    assert again.batch_id == first.batch_id
+    assert empty.rows_written == 0
+    assert count(conn, "t_extra") == 3
+    assert count(conn, "price_snapshots") == 2_000  # the failed call wrote nothing

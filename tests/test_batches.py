@@ -308,7 +308,7 @@ def test_trade_row_problems_name_row_and_column(column: str, bad: Any) -> None:
 @pytest.mark.parametrize(
     ("column", "bad", "reason"),
     [
-        ("bids", [{"price": "0.4", "size": "1"}], "not a (price, size) pair"),
+        ("bids", [{"price": "0.4"}], "has no 'price' and 'size'"),
         ("bids", "0.4,1", "expected a list"),
         ("bids", None, "expected a list"),
         ("bids", [(0.4, 1.0, 3.0)], "not a (price, size) pair"),
@@ -595,6 +595,6 @@ def test_orderbook_digest_sees_every_level_and_survives_malformed_levels() -> No
     assert OrderbookBatch.from_columns(changed).content_digest() != digest
     moved = {**base, "bids": [[], [(0.4, 1.0)]]}  # same numbers, another row
     assert OrderbookBatch.from_columns(moved).content_digest() != digest
-    malformed = {**base, "bids": [[{"price": "0.4", "size": "1"}], []]}
+    malformed = {**base, "bids": [[{"price": "0.4"}], []]}
     batch = OrderbookBatch.from_columns(malformed)
     assert batch.content_digest() != digest and batch.problems()[0]

@@ -73,7 +73,7 @@ def test_smoke_run_reports_every_scenario_and_target(server: TestServer, tmp_pat
     assert results["scenarios"]["rss"]["growth_mb"] > 0
 
     targets = {t["target"]: t for t in results["targets"]}
-    assert len(targets) == 7
+    assert len(targets) == 11  # (a) 1, (b) 1, (c) 4, (d) 2, (e) 2, (f) 1
     assert all(isinstance(t["met"], bool) and t["measured"] > 0 for t in targets.values())
 
     if importlib.util.find_spec("matplotlib") is not None:

@@ -376,7 +376,7 @@ def test_orderbooks_round_trip() -> None:
 def test_orderbook_json_text_is_the_documented_form() -> None:
     batch = OrderbookBatch.from_rows([(T0, TOKEN_77, [(0.48, 1234.5), (0.47, 10)], [])])
     stream = joined(encode_orderbooks(batch))
-    assert b"\x01[[0.48, 1234.5], [0.47, 10.0]]" in stream
+    assert b"\x01[[0.48,1234.5],[0.47,10.0]]" in stream
     assert b"\x00\x00\x00\x03\x01[]" in stream  # length 3: version byte + "[]"
 
 

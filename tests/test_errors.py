@@ -30,7 +30,7 @@ from pmstore.errors import (
     ServerError,
     WriteError,
 )
-from pmstore.ingest import read_payloads
+from pmstore.ingest.sources import BadLine, open_source
 from pmstore.writer import Writer
 
 SAMPLES: list[PmstoreError] = [
@@ -47,6 +47,7 @@ SAMPLES: list[PmstoreError] = [
     ),
     PayloadError("field 'price' is missing", kind="clob_book"),
     PayloadError("not a Polymarket payload"),
+    CopyDecodeError("row 3, column price: 4 bytes where float8 takes 8"),
     WriteError(
         "writing trades failed, nothing written",
         table="trades",
@@ -109,20 +110,23 @@ def test_compatible_bases_are_kept() -> None:
     assert issubclass(MigrationLockError, MigrationError)
 
 
-@pytest.mark.parametrize(
-    ("text", "where", "cause_line"),
-    [('{"a": 1,\n oops', "line 2", 2), ('{"a": 1}\n{"b": 2}\n{oops\n', "line 3 is not JSON", 1)],
-    ids=["document", "json-lines"],
-)
-def test_a_file_that_is_not_json_chains_the_decoder_error(
-    tmp_path: Path, text: str, where: str, cause_line: int
-) -> None:
+def test_a_file_that_is_not_json_chains_the_decoder_error(tmp_path: Path) -> None:
     path = tmp_path / "payloads.json"
-    path.write_text(text)
-    with pytest.raises(PayloadError, match=where) as info:
-        list(read_payloads(path))
+    path.write_text('{"a": 1,\n oops')
+    with pytest.raises(PayloadError, match="line 2") as info, open_source(path) as source:
+        list(source.items())
     cause = info.value.__cause__
-    assert isinstance(cause, json.JSONDecodeError) and cause.lineno == cause_line
+    assert isinstance(cause, json.JSONDecodeError) and cause.lineno == 2
+
+
+def test_a_json_lines_line_that_is_not_json_is_a_bad_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "payloads.jsonl"
+    path.write_text('{"a": 1}\n{"b": 2}\n{oops\n')
+    with open_source(path) as source:
+        items = list(source.items())
+    assert [item.where for item in items] == ["line 1", "line 2", "line 3"]
+    bad = items[2].payload
+    assert isinstance(bad, BadLine) and bad.text.startswith("{oops") and bad.error
 
 
 # -- chained causes, passwords ------------------------------------------------------

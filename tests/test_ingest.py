@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from conftest import TestServer, polymarket_fixture, polymarket_fixture_files
 
-from pmstore.ingest import read_payloads
+from pmstore.ingest.sources import open_source
 from pmstore.polymarket import convert
 
 
@@ -45,8 +45,10 @@ def expected(files: list[Path]) -> dict[str, Any]:
     trades: set[tuple[str, Any]] = set()
     rejects = 0
     for path in files:
-        for item in read_payloads(path):
-            got = convert(item.payload)
+        with open_source(path) as source:
+            payloads = [item.payload for item in source.items()]
+        for payload in payloads:
+            got = convert(payload)
             for m in got.markets:
                 markets[m.condition_id] = m
             resolutions.update(r.condition_id for r in got.resolutions)

@@ -87,9 +87,18 @@ def test_books_are_pairs_sorted_best_first_with_spread_and_midpoint() -> None:
     assert (one_sided.spread, one_sided.midpoint) == (None, None)
     empty = OrderbookSnapshot(ts=T, token_id=TOKEN)
     assert (empty.bids, empty.asks, empty.spread, empty.midpoint) == ([], [], None, None)
+    # Polymarket's own level shape (/book, the WebSocket book event), worst-first.
+    polymarket = OrderbookSnapshot(
+        ts=T,
+        token_id=TOKEN,
+        bids=[{"price": "0.01", "size": "500"}, {"price": "0.35", "size": "7"}],
+        asks=[{"price": "0.99", "size": "1"}, {"price": "0.40", "size": "3"}],
+    )
+    assert polymarket.bids == [(0.35, 7.0), (0.01, 500.0)]
+    assert polymarket.asks == [(0.40, 3.0), (0.99, 1.0)]
     with pytest.raises(ValidationError) as info:
-        OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[{"price": "0.4", "size": "1"}])
-    assert field_errors(info.value) == {"bids"}
+        OrderbookSnapshot(ts=T, token_id=TOKEN, bids=[{"price": "0.4"}])
+    assert field_errors(info.value) == {"bids"} and "'price' and 'size'" in str(info.value)
     with pytest.raises(ValidationError):
         OrderbookSnapshot(ts=T, token_id=TOKEN, asks=[(1.5, 1.0)])
 

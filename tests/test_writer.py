@@ -370,7 +370,7 @@ def test_bad_trades_and_books_are_refused(db: str, conn: Conn) -> None:
                 {
                     "ts": [T0, T0],
                     "token_id": ["a", "b"],
-                    "bids": [[], [{"price": "0.4", "size": "1"}]],
+                    "bids": [[], [{"price": "0.4"}]],
                     "asks": [[], []],
                 }
             )

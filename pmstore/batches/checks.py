@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches.convert import _parse_levels, _type
+from pmstore.batches.levels import check_sides
 from pmstore.batches.spec import ColumnSpec
 
 
@@ -111,7 +112,11 @@ def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
 
 
 def _levels_check(col: ColumnSpec, values: NDArray[np.object_]) -> _Check:
-    reasons = [_level_problem(levels, col.descending) for levels in values.tolist()]
+    sides = values.tolist()
+    bulk = check_sides(sides, col.descending)  # a built batch's form: checked in bulk
+    if bulk is not None:
+        return _Check(col.name, bulk, lambda row: str(_level_problem(sides[row], col.descending)))
+    reasons = [_level_problem(levels, col.descending) for levels in sides]
     bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
     return _Check(col.name, bad, lambda row: str(reasons[row]))
 

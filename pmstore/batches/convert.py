@@ -5,10 +5,12 @@ checks that make construction fail.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -103,6 +105,9 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
         items: Sequence[Any] = values.tolist()
     else:
         items = _as_sequence(values)
+    aware = _aware_micros(items)
+    if aware is not None:
+        return aware.view(TS_DTYPE), None
     micros = np.empty(len(items), dtype=np.int64)
     naive: list[int] = []
     bad = _BadRows()
@@ -126,6 +131,20 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
         naive_mask = np.zeros(len(items), dtype=bool)
         naive_mask[naive] = True
     return micros.view(TS_DTYPE), naive_mask
+
+
+def _aware_micros(items: Sequence[Any]) -> NDArray[np.int64] | None:
+    """Microseconds since 1970 of timezone-aware datetimes, in three C-level passes (~2.5x
+    the row loop); None unless every item is an aware ``datetime``."""
+    if set(map(type, items)) - {datetime} or None in set(map(attrgetter("tzinfo"), items)):
+        return None
+    try:
+        since = map(operator.sub, items, repeat(_UNIX_EPOCH))
+        return np.fromiter(
+            map(operator.floordiv, since, repeat(_ONE_US)), dtype=np.int64, count=len(items)
+        )
+    except TypeError:  # a tzinfo whose utcoffset() is None: the row loop flags it as naive
+        return None
 
 
 def _convert_float(values: Any) -> NDArray[np.float64]:
@@ -223,6 +242,10 @@ def _parse_levels(levels: object, descending: bool) -> list[Level] | str:
         return f"expected a list of (price, size) levels, got {_type(levels)}"
     parsed: list[Level] = []
     for k, level in enumerate(levels):
+        if isinstance(level, Mapping):  # Polymarket's {"price": "0.48", "size": "1234.5"}
+            if "price" not in level or "size" not in level:
+                return f"level {k} has no 'price' and 'size': {level!r:.60}"
+            level = (level["price"], level["size"])
         if not isinstance(level, list | tuple) or len(level) != 2:
             return f"level {k} is not a (price, size) pair: {level!r:.60}"
         price, size = _number(level[0]), _number(level[1])

@@ -26,7 +26,7 @@ def _level_numbers(
     sides = values.tolist()
     try:
         counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
-        if not all(type(side) is list and all(len(lv) == 2 for lv in side) for side in sides):
+        if set(map(type, sides)) - {list} or set(map(len, chain.from_iterable(sides))) - {2}:
             return None
         flat = np.fromiter(
             chain.from_iterable(chain.from_iterable(sides)),

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
+from pmstore.batches.levels import parse_sides
 from pmstore.batches.spec import column
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
@@ -67,6 +68,11 @@ class OrderbookBatch(ColumnBatch):
         for side, descending in (("bids", True), ("asks", False)):
             raw = columns[side]
             normalised = np.empty(n, dtype=object)
+            bulk = parse_sides(raw.tolist(), descending)
+            if bulk is not None:  # the common shapes, parsed for the whole column at once
+                normalised[:] = bulk[0]
+                columns[side], best[side] = normalised, bulk[1]
+                continue
             top = best[side]
             for i, levels in enumerate(raw.tolist()):
                 parsed = _parse_levels(levels, descending)

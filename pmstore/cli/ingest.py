@@ -1,9 +1,8 @@
-"""``pmstore ingest PATH...``: write files of Polymarket payloads."""
+"""``pmstore ingest PATH... [--jobs N]``: stream files of Polymarket payloads in, resumably."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from pmstore import migrations
@@ -21,53 +20,49 @@ def add_parser(
         "ingest",
         parents=[common],
         help="write files of Polymarket payloads",
-        description="JSON, JSON arrays or JSON lines, gzip too.",
+        description="JSON lines, JSON arrays or JSON documents, gzip too; streamed, and "
+        "resumed where the last run stopped (a grown file is continued).",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument(
-        "--rejects", metavar="FILE", help="write rejected payloads here (JSON lines)"
+        "--rejects", metavar="FILE", help="append rejected payloads here (JSON lines)"
     )
-    ingest.add_argument("--batch-rows", type=int, default=10_000, help="records per write batch")
+    ingest.add_argument("--jobs", "-j", type=int, default=1, help="files ingested in parallel")
+    ingest.add_argument("--batch-rows", type=int, default=50_000, help="records per write batch")
+    ingest.add_argument(
+        "--flush-seconds", type=float, default=5.0, help="write a batch at least this often"
+    )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Migrate, then write the files' payloads; print what was written and rejected."""
-    from tqdm import tqdm
-
-    from pmstore.ingest import ingest_files, write_rejects
+    """Migrate, then stream the files' payloads in; print what was written and rejected."""
+    from pmstore.ingest import FlushPolicy, ingest_files
+    from pmstore.ingest.parallel import ingest_parallel
+    from pmstore.ingest.progress import IngestProgress, summary_lines
     from pmstore.writer import Writer
 
-    paths = [Path(p) for p in args.paths]
+    paths = list(dict.fromkeys(Path(p) for p in args.paths))  # each file once
     for path in paths:
         if not path.is_file():
             raise ConfigurationError(f"no such file: {path}")
+    if args.jobs < 1 or args.batch_rows < 1 or args.flush_seconds <= 0:
+        raise ConfigurationError("--jobs and --batch-rows must be >= 1, --flush-seconds > 0")
     target = resolve(args)
     migrations.apply(target.dsn)
-    with (
-        Writer(target.dsn) as writer,
-        tqdm(desc="ingest", unit=" payloads", disable=args.no_progress, file=sys.stderr) as bar,
-    ):
-        summary = ingest_files(writer, paths, batch_rows=args.batch_rows, progress=bar.update)
-    print(
-        f"ingested {summary.payloads} payload(s) from {summary.files} file(s) into {target.where}"
-    )
-    for table, rows in summary.written.items():
-        dups = summary.duplicates[table]
-        extra = f", {dups} duplicate(s) skipped" if dups else ""
-        print(f"  {table:<20} {rows:>8} row(s) written{extra}")
-    if summary.batches_already_written:
-        print(f"  {summary.batches_already_written} batch(es) were already written before: skipped")
-    print(f"  rejected: {len(summary.rejects)} payload part(s)")
-    reasons: dict[str, int] = {}
-    for _, reject in summary.rejects:
-        key = f"{reject.kind}: {reject.reason}"
-        reasons[key] = reasons.get(key, 0) + 1
-    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:15]:
-        print(f"    {n:>5} x {reason}")
-    if args.rejects:
-        with open(args.rejects, "w", encoding="utf-8") as out:
-            write_rejects(summary.rejects, out)
-        print(f"  rejects written to {args.rejects}")
+    policy = FlushPolicy(batch_rows=args.batch_rows, flush_seconds=args.flush_seconds)
+    rejects = Path(args.rejects) if args.rejects else None
+    with IngestProgress(paths, disable=args.no_progress) as bar:
+        if args.jobs > 1 and len(paths) > 1:
+            summary = ingest_parallel(
+                target.dsn, paths, args.jobs, policy=policy, rejects=rejects, progress=bar
+            )
+        else:
+            with Writer(target.dsn) as writer:
+                summary = ingest_files(writer, paths, policy=policy, rejects=rejects, progress=bar)
+    for line in summary_lines(summary, target.where):
+        print(line)
+    if rejects is not None:
+        print(f"  rejects appended to {rejects}")
     return 0

@@ -1,0 +1,259 @@
+"""``pmstore ingest`` on a realistic recorded WebSocket archive: rate, per-stage profile, jobs, RSS.
+
+    python benchmarks/bench_ingest.py [--messages 200000] [--rss-gb 0] [--jobs 2] [--keep DIR]
+    python benchmarks/run.py --ingest [...]   (the same, from the benchmark runner)
+
+The file is generated here (never committed) into a temporary folder: JSON
+lines of 80% ``price_change`` messages in the current shape (1-5 entries,
+each with ``best_bid``/``best_ask``; string prices and sizes), 15% ``book``
+snapshots of ~60 levels (worst-first, as Polymarket sends them), 5%
+``last_trade_price``; distinct 74-78-digit token ids (two per market),
+``0x`` + 64-hex condition ids, millisecond timestamps as strings.
+
+Stages, each a pass over the same file in this process (same run, same data):
+``read+parse`` (sources' line reader, orjson), ``+adapt`` (columnar fast
+path into column lists), ``+batch`` (column lists into validated, sorted
+batches), and the whole ``pmstore.ingest.ingest_file`` into an emptied
+database (``write`` = the rest). Baselines: orjson parse-only and
+``json.loads`` of the same lines; the old per-record adapters
+(``pmstore.polymarket.convert``) on the first 20,000 messages.
+``--jobs N`` splits the file into N parts and ingests them with
+``ingest_parallel`` against one process on the same parts. ``--rss-gb G``
+generates a G GB (decompressed) gzip archive and measures ``pmstore ingest``'s
+peak RSS on it with ``/usr/bin/time -v`` (then deletes it).
+
+Server: ``PMSTORE_DSN``, else a throwaway embedded server (fsync off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from bench_server import open_server
+from psycopg import sql
+from ws_archive import Archive
+
+from pmstore import migrate
+from pmstore.ingest import FlushPolicy, ingest_file
+from pmstore.ingest.parallel import ingest_parallel
+from pmstore.ingest.sources import open_source
+from pmstore.polymarket import convert
+from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.writer import Writer
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
+TS_VERSION = "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+TS_VERSION = "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+RESET = (
+    "TRUNCATE price_snapshots, orderbook_snapshots, trades, markets, resolutions, "
+    "pmstore_ingest_log, pmstore_ingest_cursors, pmstore_ingest_files"
+)
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def _lines(path: Path) -> Any:
+    with open_source(path) as source:
+        yield from source.items()
+
+
+def stage_parse(path: Path) -> float:
+    started = time.perf_counter()
+    for _ in _lines(path):
+        pass
+    return time.perf_counter() - started
+
+
+def stage_adapt(path: Path, *, batch: bool) -> float:
+    started = time.perf_counter()
+    columns = Columns()
+    for item in _lines(path):
+        convert_into(item.payload, columns)
+        if columns.record_count() >= 50_000:
+            if batch:
+                _batches(columns)
+            columns = Columns()
+    if batch:
+        _batches(columns)
+    return time.perf_counter() - started
+
+
+def _batches(columns: Columns) -> None:
+    columns.price_batch().validated().in_index_order()
+    columns.orderbook_batch().validated()
+    columns.trade_batch().validated()
+
+
+def raw_parse(path: Path, loads: Any) -> float:
+    started = time.perf_counter()
+    with path.open("rb") as f:
+        for line in f:
+            loads(line)
+    return time.perf_counter() - started
+
+
+def old_adapters(path: Path, limit: int) -> float:
+    started = time.perf_counter()
+    with path.open("rb") as f:
+        for n, line in enumerate(f):
+            if n >= limit:
+                break
+            convert(json.loads(line))
+    return time.perf_counter() - started
+
+
+def reset(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(RESET)
+        conn.execute("CHECKPOINT")
+
+
+def counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        query = "SELECT count(*) FROM {}"
+        return {
+            t: conn.execute(sql.SQL(query).format(sql.Identifier(t))).fetchone()[0]  # type: ignore[index]
+            for t in TABLES
+        }
+
+
+def full_ingest(dsn: str, path: Path, policy: FlushPolicy) -> tuple[float, dict[str, int], float]:
+    """(seconds, rows per table, seconds spent writing in the writer thread)."""
+    reset(dsn)
+    started = time.perf_counter()
+    with Writer(dsn) as writer:
+        summary = ingest_file(writer, path, policy=policy)
+    return time.perf_counter() - started, counts(dsn), summary.write_seconds
+
+
+def split(path: Path, parts: int) -> list[Path]:
+    outs = [path.with_name(f"{path.stem}.part{i}.jsonl") for i in range(parts)]
+    handles = [p.open("wb") for p in outs]
+    with path.open("rb") as f:
+        for n, line in enumerate(f):
+            handles[n % parts].write(line)
+    for h in handles:
+        h.close()
+    return outs
+
+
+def peak_rss(dsn: str, path: Path) -> tuple[float, int, str]:
+    """(seconds, peak RSS in kB, last stdout line) of ``pmstore ingest`` on ``path``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-m", "pmstore", "ingest", "--no-progress",
+         "--dsn", dsn, str(path)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    rss = next(
+        int(line.split(":")[1]) for line in done.stderr.splitlines() if "Maximum resident" in line
+    )
+    return seconds, rss, done.stdout.strip().splitlines()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the --jobs figure")
+    parser.add_argument("--rss-gb", type=float, default=0.0, help="also measure RSS on G GB")
+    parser.add_argument("--batch-rows", type=int, default=50_000)
+    parser.add_argument("--fsync", action="store_true")
+    args = parser.parse_args(argv)
+    policy = FlushPolicy(batch_rows=args.batch_rows)
+    cpu = platform.processor() or platform.machine()
+    py = platform.python_version()
+    print(f"machine: {platform.node()} {cpu}, {os.cpu_count()} cpus, Python {py}, "
+          f"orjson {orjson.__version__}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="pmstore-bench-ingest-") as tmp:
+        path = Path(tmp) / "archive.jsonl"
+        started = time.perf_counter()
+        with path.open("wb") as out:
+            Archive().write(out, messages=args.messages)
+        size = path.stat().st_size
+        n = args.messages
+        took = time.perf_counter() - started
+        print(f"generated {n:,} messages, {size / 1e6:.0f} MB in {took:.1f} s")
+        t_orjson = raw_parse(path, orjson.loads)
+        t_json = raw_parse(path, json.loads)
+        t_parse = stage_parse(path)
+        t_adapt = stage_adapt(path, batch=False)
+        t_batch = stage_adapt(path, batch=True)
+        limit = min(n, 20_000)
+        t_old = old_adapters(path, limit)
+        with open_server(fsync=args.fsync) as server:
+            migrate(server.dsn)
+            with psycopg.connect(server.dsn) as conn:
+                version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+                ts = conn.execute(TS_VERSION).fetchone()[0]  # type: ignore[index]
+            print(f"server: {server.source}; {version.split(',')[0]}; TimescaleDB {ts}")
+            print(f"settings: {server.note}")
+            t_full, rows, t_write = full_ingest(server.dsn, path, policy)
+            print(f"rows: {rows}")
+            rate = {k: n / v for k, v in [("orjson", t_orjson), ("json", t_json), ("full", t_full)]}
+            print(f"\n{'stage':<34}{'s':>8}{'msgs/s':>12}{'s per 1M msgs':>16}")
+            for label, secs in [
+                ("json.loads parse-only (baseline)", t_json),
+                ("orjson parse-only (baseline)", t_orjson),
+                ("read + parse (sources)", t_parse),
+                ("adapt (columnar)", t_adapt - t_parse),
+                ("batch (arrays, checks, sort)", t_batch - t_adapt),
+                ("write (writer thread, overlapped)", t_write),
+                ("not overlapped: end - parse..batch", t_full - t_batch),
+                ("ingest_file end to end", t_full),
+            ]:
+                print(f"{label:<34}{secs:>8.2f}{n / secs:>12,.0f}{secs / n * 1e6:>16.1f}")
+            print(
+                f"old adapters (convert, pydantic): {limit / t_old:,.0f} msgs/s on {limit:,} msgs"
+            )
+            ratio = rate["full"] / rate["orjson"]
+            print(f"\nend to end {rate['full']:,.0f} msgs/s = {ratio:.2f}x orjson parse-only "
+                  f"({rate['orjson']:,.0f}/s); target >= 60,000 and >= 0.27x")  # fmt: skip
+            if args.jobs > 1:
+                parts = split(path, args.jobs)
+                reset(server.dsn)
+                started = time.perf_counter()
+                with Writer(server.dsn) as writer:
+                    for part in parts:
+                        ingest_file(writer, part, policy=policy)
+                one = time.perf_counter() - started
+                reset(server.dsn)
+                started = time.perf_counter()
+                ingest_parallel(server.dsn, parts, args.jobs, policy=policy)
+                many = time.perf_counter() - started
+                print(f"--jobs {args.jobs} on {args.jobs} parts: {n / many:,.0f} msgs/s against "
+                      f"{n / one:,.0f} in one process: {one / many:.2f}x")  # fmt: skip
+                for part in parts:
+                    part.unlink()
+            path.unlink()
+            if args.rss_gb > 0:
+                big = Path(tmp) / "big.jsonl.gz"
+                with gzip.open(big, "wb", compresslevel=1) as out:
+                    msgs = Archive(seed=7).write(out, max_bytes=int(args.rss_gb * 1e9))  # type: ignore[arg-type]
+                print(f"\nRSS file: {msgs:,} messages, {args.rss_gb:g} GB decompressed, "
+                      f"{big.stat().st_size / 1e6:.0f} MB gzip")  # fmt: skip
+                reset(server.dsn)
+                secs, rss, line = peak_rss(server.dsn, big)
+                print(f"pmstore ingest: {secs:.0f} s ({msgs / secs:,.0f} msgs/s), "
+                      f"peak RSS {rss / 1024:.0f} MB; target <= 300 MB; {line}")  # fmt: skip
+                big.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Order-book levels in bulk: a whole column of book sides parsed, sorted and checked at once.
+
+The per-row forms (``convert._parse_levels``, ``checks._level_problem``) name
+what is wrong with one side; these do the common cases for every side of a
+column in a few C-level passes (``map``, ``chain``, numpy), and return None
+whenever something is unusual, so the caller falls back to the per-row forms.
+Accepted level shapes: Polymarket's ``{"price": "0.48", "size": "1234.5"}``
+dicts (``/book``, the WebSocket ``book`` event), and ``(price, size)`` pairs
+of numeric strings or numbers. Measured on 50,000 books of 36 levels (2
+cores): parsing 6.2 s per row -> ~0.6 s in bulk (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pmstore.batches.spec import Level
+
+__all__ = ["FlatLevels", "check_sides", "flat_levels", "parse_sides"]
+
+_PRICE_SIZE = itemgetter("price", "size")
+_NUMBER_TYPES = frozenset({float, int})
+
+
+@dataclass(frozen=True, slots=True)
+class FlatLevels:
+    """Every level of a column of sides: per row a count, then all prices and sizes in order."""
+
+    counts: NDArray[np.int64]
+    prices: NDArray[np.float64]
+    sizes: NDArray[np.float64]
+
+    @property
+    def starts(self) -> NDArray[np.int64]:
+        """Where each row's levels start in ``prices``/``sizes``."""
+        return np.cumsum(self.counts) - self.counts
+
+    def rows(self) -> NDArray[np.int64]:
+        """The row of each level."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+
+def flat_levels(sides: list[Any]) -> FlatLevels | None:
+    """The levels of sides that are lists of ``(float, float)`` tuples (a built batch's form);
+    None for any other shape. Costs four C-level passes over the levels."""
+    if set(map(type, sides)) - {list}:
+        return None
+    counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
+    levels = list(chain.from_iterable(sides))
+    if set(map(type, levels)) - {tuple} or set(map(len, levels)) - {2}:
+        return None
+    numbers = list(chain.from_iterable(levels))
+    if set(map(type, numbers)) - {float}:
+        return None
+    flat = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
+    return FlatLevels(counts, flat[0::2].copy(), flat[1::2].copy())
+
+
+def _numbers(sides: list[Any]) -> FlatLevels | None:
+    """Any accepted shape (dicts or pairs, strings or numbers) as float64; None if unusual."""
+    if set(map(type, sides)) - {list, tuple}:
+        return None
+    counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
+    levels = list(chain.from_iterable(sides))
+    shapes = set(map(type, levels))
+    if shapes == {dict}:
+        try:
+            pairs: list[Any] = list(map(_PRICE_SIZE, levels))
+        except KeyError:
+            return None
+    elif shapes <= {tuple, list} and not set(map(len, levels)) - {2}:
+        pairs = levels
+    elif not levels:
+        pairs = []
+    else:
+        return None
+    numbers = list(chain.from_iterable(pairs))
+    kinds = set(map(type, numbers))
+    try:
+        if kinds == {str}:
+            flat = np.array(numbers, dtype=np.float64)  # parses each numeric string
+        elif kinds <= _NUMBER_TYPES:
+            flat = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
+        else:
+            return None
+    except (ValueError, OverflowError):
+        return None
+    return FlatLevels(counts, flat[0::2].copy(), flat[1::2].copy())
+
+
+def parse_sides(
+    sides: list[Any], descending: bool
+) -> tuple[list[list[Level]], NDArray[np.float64]] | None:
+    """Every side as ``(float, float)`` tuples best-first, and each row's best price (NaN
+    for an empty side); None when a side is unusual (then parse row by row).
+
+    Best-first is descending price for bids, ascending for asks; sides that
+    are already in one direction (Polymarket sends worst-first) are kept or
+    reversed without sorting, others are sorted stably, as ``sorted`` does.
+    """
+    flat = _numbers(sides)
+    if flat is None:
+        return None
+    order = _best_first(flat, descending)
+    prices, sizes = flat.prices, flat.sizes
+    if order is not None:
+        prices, sizes = prices[order], sizes[order]
+    pairs = list(zip(prices.tolist(), sizes.tolist(), strict=True))
+    ends = np.cumsum(flat.counts).tolist()
+    starts = (np.asarray(ends, dtype=np.int64) - flat.counts).tolist()
+    parsed = [pairs[a:b] for a, b in zip(starts, ends, strict=True)]
+    best = np.full(len(sides), np.nan)
+    filled = flat.counts > 0
+    best[filled] = prices[np.asarray(starts, dtype=np.int64)[filled]]
+    return parsed, best
+
+
+def _best_first(flat: FlatLevels, descending: bool) -> NDArray[np.intp] | None:
+    """The order that puts each row's levels best-first (None: they already are)."""
+    prices, n = flat.prices, len(flat.prices)
+    if n < 2:
+        return None
+    same_row = np.ones(n - 1, dtype=bool)
+    same_row[(flat.starts[flat.counts > 0] - 1)[1:]] = False  # no step across rows
+    step = np.diff(prices)
+    if descending:
+        step = -step
+    if not (same_row & (step < 0)).any():
+        return None  # already best-first
+    if not (same_row & (step >= 0)).any():  # strictly worst-first: reverse each row
+        first = np.repeat(flat.starts, flat.counts)
+        last = first + np.repeat(flat.counts, flat.counts) - 1
+        reverse: NDArray[np.intp] = first + last - np.arange(n)
+        return reverse
+    key = -prices if descending else prices
+    return np.lexsort((key, flat.rows()))
+
+
+def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:
+    """The rows whose side breaks a rule (price outside [0, 1], size negative or not finite,
+    not best-first); None unless every side is in a built batch's form (then check per row)."""
+    flat = flat_levels(sides)
+    if flat is None:
+        return None
+    prices, sizes, n = flat.prices, flat.sizes, len(flat.prices)
+    with np.errstate(invalid="ignore"):
+        bad_level = ~((prices >= 0.0) & (prices <= 1.0) & (sizes >= 0.0) & np.isfinite(sizes))
+        if n > 1:
+            step = np.diff(prices)
+            wrong_way = (step > 0) if descending else (step < 0)
+            same_row = np.ones(n - 1, dtype=bool)
+            same_row[(flat.starts[flat.counts > 0] - 1)[1:]] = False
+            bad_level[1:] |= wrong_way & same_row
+    bad = np.zeros(len(sides), dtype=bool)
+    bad[flat.rows()[bad_level]] = True
+    return bad

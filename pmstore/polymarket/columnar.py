@@ -1,0 +1,418 @@
+"""Columnar fast path of the Polymarket adapters for the hot WebSocket kinds.
+
+:func:`convert_into` gives exactly what :func:`pmstore.polymarket.convert`
+gives (the same rows, values, order and rejects with the same reasons), but
+appends straight into column lists (:class:`Columns`) instead of building a
+pydantic model per record: ``price_change`` (newest shape), ``book`` and
+``last_trade_price`` events take the fast path; every other payload, and any
+hot one with something unusual in it (a missing or odd field, a one-sided
+top of book, a value out of range), goes through ``convert`` unchanged, so
+the validation rules and reject reasons are those of the adapters by
+construction. A test runs both paths over the same payloads.
+
+Why it is the same: token ids must be ``str`` of ASCII digits (anything
+else falls back); numbers must be ``str`` or ``float`` (``float(text)`` is
+the correctly rounded value, as the adapters' ``float(Decimal(text))``);
+timestamps must be strings of digits (or ints), converted with the same
+seconds / milliseconds rule; midpoints are computed by the adapters' own
+``_top_price`` (exact decimal arithmetic), cached per (bid, ask) text pair;
+book levels are sorted with the model's own (stable) sort.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any, Final
+
+import numpy as np
+
+from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
+from pmstore.errors import PayloadError
+from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.polymarket.dispatch import Converted, Reject, convert
+from pmstore.polymarket.fills import derive_fill_id
+from pmstore.polymarket.websocket import _top_price
+
+__all__ = ["Columns", "convert_into"]
+
+Level = tuple[float, float]
+
+_SECONDS_BELOW: Final = 10**11
+_MILLIS_BELOW: Final = 10**14
+_ONE_US: Final = timedelta(microseconds=1)
+_MIDPOINT_CACHE_SIZE: Final = 1 << 16
+
+
+@dataclass(slots=True)
+class Columns:
+    """Records of the three COPY tables as column lists, plus markets, resolutions, rejects.
+
+    ``*_ts`` hold integer microseconds since 1970 UTC. Order-book sides are
+    lists of (price, size) float tuples, best-first; spread and midpoint are
+    NaN for an empty or one-sided book.
+    """
+
+    price_ts: list[int] = field(default_factory=list)
+    price_token: list[str] = field(default_factory=list)
+    price_value: list[float] = field(default_factory=list)
+    book_ts: list[int] = field(default_factory=list)
+    book_token: list[str] = field(default_factory=list)
+    book_bids: list[list[Level]] = field(default_factory=list)
+    book_asks: list[list[Level]] = field(default_factory=list)
+    book_spread: list[float] = field(default_factory=list)
+    book_midpoint: list[float] = field(default_factory=list)
+    trade_ts: list[int] = field(default_factory=list)
+    trade_token: list[str] = field(default_factory=list)
+    trade_side: list[str] = field(default_factory=list)
+    trade_price: list[float] = field(default_factory=list)
+    trade_size: list[float] = field(default_factory=list)
+    trade_id: list[str] = field(default_factory=list)
+    markets: list[MarketRecord] = field(default_factory=list)
+    resolutions: list[ResolutionRecord] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Records per table (and rejects)."""
+        return {
+            "price_snapshots": len(self.price_ts),
+            "orderbook_snapshots": len(self.book_ts),
+            "trades": len(self.trade_ts),
+            "markets": len(self.markets),
+            "resolutions": len(self.resolutions),
+            "rejects": len(self.rejects),
+        }
+
+    def record_count(self) -> int:
+        """Records of all five tables (rejects not counted)."""
+        return (
+            len(self.price_ts)
+            + len(self.book_ts)
+            + len(self.trade_ts)
+            + len(self.markets)
+            + len(self.resolutions)
+        )
+
+    def extend(self, other: Columns, tables: set[str]) -> None:
+        """Append ``other``'s records of ``tables`` (table names, and ``rejects``)."""
+        for table, names in _FIELDS.items():
+            if table in tables:
+                for name in names:
+                    getattr(self, name).extend(getattr(other, name))
+
+    def price_batch(self) -> PriceBatch:
+        """The price rows as a PriceBatch (no copy of the checks: rows are valid)."""
+        n = len(self.price_ts)
+        return PriceBatch(
+            ts=_ts(self.price_ts),
+            token_id=_objects(self.price_token),
+            price=np.array(self.price_value, dtype=np.float64),
+            volume_24h=np.full(n, np.nan),
+        )
+
+    def orderbook_batch(self) -> OrderbookBatch:
+        """The book rows as an OrderbookBatch."""
+        return OrderbookBatch(
+            ts=_ts(self.book_ts),
+            token_id=_objects(self.book_token),
+            bids=_objects(self.book_bids),
+            asks=_objects(self.book_asks),
+            spread=np.array(self.book_spread, dtype=np.float64),
+            midpoint=np.array(self.book_midpoint, dtype=np.float64),
+        )
+
+    def trade_batch(self) -> TradeBatch:
+        """The trade rows as a TradeBatch."""
+        return TradeBatch(
+            ts=_ts(self.trade_ts),
+            token_id=_objects(self.trade_token),
+            side=_objects(self.trade_side),
+            price=np.array(self.trade_price, dtype=np.float64),
+            size=np.array(self.trade_size, dtype=np.float64),
+            trade_id=_objects(self.trade_id),
+        )
+
+    def add_converted(self, got: Converted) -> None:
+        """Append the records ``convert`` made (the slow path)."""
+        for p in got.prices:
+            self.price_ts.append(_micros(p.ts))
+            self.price_token.append(p.token_id)
+            self.price_value.append(p.price)
+        for b in got.orderbooks:
+            self.book_ts.append(_micros(b.ts))
+            self.book_token.append(b.token_id)
+            self.book_bids.append(list(b.bids))
+            self.book_asks.append(list(b.asks))
+            self.book_spread.append(math.nan if b.spread is None else b.spread)
+            self.book_midpoint.append(math.nan if b.midpoint is None else b.midpoint)
+        for t in got.trades:
+            ts = _micros(t.ts)
+            self.trade_ts.append(ts)
+            self.trade_token.append(t.token_id)
+            self.trade_side.append(t.side)
+            self.trade_price.append(t.price)
+            self.trade_size.append(t.size)
+            self.trade_id.append(
+                t.trade_id
+                if t.trade_id is not None
+                else derive_trade_id(t.token_id, ts, t.side, t.price, t.size)
+            )
+        self.markets.extend(got.markets)
+        self.resolutions.extend(got.resolutions)
+        self.rejects.extend(got.rejects)
+
+
+_FIELDS: Final = {
+    "price_snapshots": ("price_ts", "price_token", "price_value"),
+    "orderbook_snapshots": (
+        "book_ts",
+        "book_token",
+        "book_bids",
+        "book_asks",
+        "book_spread",
+        "book_midpoint",
+    ),
+    "trades": ("trade_ts", "trade_token", "trade_side", "trade_price", "trade_size", "trade_id"),
+    "markets": ("markets",),
+    "resolutions": ("resolutions",),
+    "rejects": ("rejects",),
+}
+
+
+def _ts(micros: list[int]) -> np.ndarray[Any, np.dtype[np.datetime64]]:
+    return np.array(micros, dtype=np.int64).view(TS_DTYPE)
+
+
+def _objects(items: list[Any]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    return np.fromiter(items, dtype=object, count=len(items))
+
+
+def _micros(ts: datetime) -> int:
+    return (ts - _UTC_EPOCH) // _ONE_US
+
+
+_UTC_EPOCH: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+class _FallbackError(Exception):
+    """Something unusual: let ``convert`` handle the whole payload."""
+
+
+def _unix_micros(value: object) -> int:
+    """Microseconds of a Unix-time string of digits (or int); _FallbackError for anything else."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        number = int(value)
+    elif type(value) is int:
+        number = value
+    else:
+        raise _FallbackError
+    if number <= 0:
+        raise _FallbackError
+    if number < _SECONDS_BELOW:
+        return number * 1_000_000
+    if number < _MILLIS_BELOW:
+        return number * 1_000
+    raise _FallbackError
+
+
+def _token(value: object) -> str:
+    if type(value) is str and value and value.isdigit() and value.isascii():
+        return value
+    raise _FallbackError
+
+
+def _number(value: object) -> float:
+    kind = type(value)
+    if kind is str:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except ValueError:
+            raise _FallbackError from None
+    elif kind is float:
+        number = value  # type: ignore[assignment]
+    else:
+        raise _FallbackError
+    if not math.isfinite(number):
+        raise _FallbackError
+    return number
+
+
+def _probability(value: object) -> float:
+    number = _number(value)
+    if not 0.0 <= number <= 1.0:
+        raise _FallbackError
+    return number
+
+
+def _size(value: object) -> float:
+    number = _number(value)
+    if number < 0.0:
+        raise _FallbackError
+    return number
+
+
+@functools.lru_cache(maxsize=_MIDPOINT_CACHE_SIZE, typed=True)
+def _midpoint(bid: object, ask: object) -> float:
+    """The stored price of a (best_bid, best_ask) pair of raw values, by the adapters'
+    own rule (exact decimal midpoint); cached: prices sit on a tick grid, so pairs repeat."""
+    if type(bid) not in (str, float) or type(ask) not in (str, float):
+        raise _FallbackError
+    try:
+        price = _top_price({"best_bid": bid, "best_ask": ask}, "ws_price_change")
+    except PayloadError:
+        raise _FallbackError from None
+    if not (math.isfinite(price) and 0.0 <= price <= 1.0):
+        raise _FallbackError  # the model would refuse it: convert words the reason
+    return price
+
+
+def _price_change(message: Mapping[str, Any], out: Columns) -> None:
+    changes = message.get("price_changes")
+    if type(changes) is not list:
+        raise _FallbackError
+    ts = _unix_micros(message.get("timestamp"))
+    last: dict[str, Mapping[str, Any]] = {}
+    for entry in changes:
+        if type(entry) is not dict:
+            raise _FallbackError
+        token = entry.get("asset_id")
+        if type(token) is not str or not (token.isdigit() and token.isascii()):
+            raise _FallbackError
+        last[token] = entry
+    prices = [_midpoint(e.get("best_bid"), e.get("best_ask")) for e in last.values()]
+    n = len(prices)
+    out.price_ts.extend([ts] * n)
+    out.price_token.extend(last)
+    out.price_value.extend(prices)
+
+
+def _side(raw: object, descending: bool) -> list[Level]:
+    """One side of a book as (price, size) floats, best-first; whole-list C-level passes."""
+    if type(raw) is not list:
+        raise _FallbackError
+    if not raw:
+        return []
+    try:
+        raw_prices = [level["price"] for level in raw]
+        raw_sizes = [level["size"] for level in raw]
+    except (KeyError, TypeError):
+        raise _FallbackError from None
+    if not set(map(type, raw)) <= _DICT or not set(map(type, raw_prices + raw_sizes)) <= _NUMERIC:
+        raise _FallbackError
+    try:
+        prices = list(map(float, raw_prices))
+        sizes = list(map(float, raw_sizes))
+    except ValueError:
+        raise _FallbackError from None
+    # A sum is finite only when every term is (a huge-size overflow just falls back).
+    if not (
+        math.isfinite(sum(prices))
+        and math.isfinite(sum(sizes))
+        and min(prices) >= 0.0
+        and max(prices) <= 1.0
+        and min(sizes) >= 0.0
+    ):
+        raise _FallbackError
+    levels = list(zip(prices, sizes, strict=True))
+    levels.sort(key=_PRICE, reverse=descending)  # the model's own (stable) order
+    return levels
+
+
+_DICT: Final = frozenset({dict})
+_NUMERIC: Final = frozenset({str, float})
+_PRICE: Final = itemgetter(0)
+
+
+def _book(message: Mapping[str, Any], out: Columns) -> None:
+    ts = _unix_micros(message.get("timestamp"))
+    token = _token(message.get("asset_id"))
+    bids = _side(message.get("bids"), True)
+    asks = _side(message.get("asks"), False)
+    if bids and asks:
+        bid, ask = bids[0][0], asks[0][0]
+        spread, midpoint = ask - bid, (bid + ask) / 2.0
+    else:
+        spread = midpoint = math.nan
+    out.book_ts.append(ts)
+    out.book_token.append(token)
+    out.book_bids.append(bids)
+    out.book_asks.append(asks)
+    out.book_spread.append(spread)
+    out.book_midpoint.append(midpoint)
+
+
+def _last_trade_price(message: Mapping[str, Any], out: Columns) -> None:
+    ts = _unix_micros(message.get("timestamp"))
+    token = _token(message.get("asset_id"))
+    raw_price, raw_size = message.get("price"), message.get("size")
+    price, size = _probability(raw_price), _size(raw_size)
+    side = message.get("side")
+    if type(side) is not str:
+        raise _FallbackError
+    side = side.upper()
+    if side != "BUY" and side != "SELL":
+        raise _FallbackError
+    tx_hash = message.get("transaction_hash")
+    if tx_hash is None:
+        tx_hash = message.get("transactionHash")
+    if tx_hash is not None and type(tx_hash) is not str:
+        raise _FallbackError
+    trade_id = derive_fill_id(
+        transaction_hash=tx_hash or None,
+        token_id=token,
+        side=side,
+        price=raw_price,
+        size=raw_size,
+        ts=_UTC_EPOCH + timedelta(microseconds=ts),
+    )
+    out.price_ts.append(ts)
+    out.price_token.append(token)
+    out.price_value.append(price)
+    out.trade_ts.append(ts)
+    out.trade_token.append(token)
+    out.trade_side.append(side)
+    out.trade_price.append(price)
+    out.trade_size.append(size)
+    out.trade_id.append(trade_id)
+
+
+_FAST: Final[dict[object, Callable[[Mapping[str, Any], Columns], None]]] = {
+    "price_change": _price_change,
+    "book": _book,
+    "last_trade_price": _last_trade_price,
+}
+
+
+def convert_into(payload: object, out: Columns) -> None:
+    """Convert one parsed payload, appending its records and rejects to ``out``.
+
+    Same results as ``pmstore.polymarket.convert`` (see the module
+    docstring); never raises for bad input. A hot payload costs a few dict
+    lookups and float conversions per record; anything else costs what
+    ``convert`` costs.
+    """
+    if type(payload) is dict:
+        fast = _FAST.get(payload.get("event_type"))
+        if fast is not None:
+            mark = (len(out.price_ts), len(out.book_ts), len(out.trade_ts))
+            try:
+                fast(payload, out)
+                return
+            except _FallbackError:
+                _truncate(out, mark)
+    out.add_converted(convert(payload))
+
+
+def _truncate(out: Columns, mark: tuple[int, int, int]) -> None:
+    """Drop what a fast path appended before it fell back."""
+    prices, books, trades = mark
+    for name in _FIELDS["price_snapshots"]:
+        del getattr(out, name)[prices:]
+    for name in _FIELDS["orderbook_snapshots"]:
+        del getattr(out, name)[books:]
+    for name in _FIELDS["trades"]:
+        del getattr(out, name)[trades:]
