@@ -62,7 +62,6 @@ SAMPLES: list[PmstoreError] = [
         message_primary="terminating connection due to administrator command",
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
-    CopyDecodeError("column 'price': 4 bytes where float8 has 8"),
 ]
 
 
