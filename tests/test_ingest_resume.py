@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -145,49 +144,46 @@ def test_killed_after_any_commit_then_rerun_writes_every_row_once(
         server.drop_database(f"t_ingest_kill_{kill_after}_{int(gz)}")
 
 
+# Ends its own backend once, inside the transaction of the first trades merge: after
+# that segment's rows were COPYed and its cursor moved, before the commit. A
+# sequence is not rolled back with the transaction, so the fault fires only once.
+KILL_ONCE_SQL = """
+    CREATE SEQUENCE pmstore_test_kill_once;
+    CREATE FUNCTION pmstore_test_kill_once() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF nextval('pmstore_test_kill_once') = 1 THEN
+            PERFORM pg_terminate_backend(pg_backend_pid());
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER pmstore_test_kill_once BEFORE INSERT ON trades
+        FOR EACH STATEMENT EXECUTE FUNCTION pmstore_test_kill_once();
+"""
+
+
 def test_killed_inside_a_transaction_after_its_rows_and_cursor(
     server: TestServer, tmp_path: Path, lines: list[bytes], clean: Any
 ) -> None:
-    """The run is stopped by a lock after COPYing rows and moving its cursor, then SIGKILLed."""
+    """The server ends the ingest's connection inside a transaction that already holds
+    rows and a moved cursor; the Writer reconnects and retries: every row once."""
     path = tmp_path / "a.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     dsn = fresh(server, "t_ingest_kill_inside")
     try:
         first = ingest(dsn, str(path), "--batch-rows", "400", fault="kill-after-commit:3")
         assert first.returncode == -signal.SIGKILL
-        with psycopg.connect(dsn) as blocker:
-            # The next trades batch: cursor moved, staging COPY done, then the
-            # merge into trades waits for this lock.
-            blocker.execute("LOCK TABLE trades IN SHARE MODE")
-            proc = command(dsn, str(path), "--batch-rows", "400")
-            try:
-                waiting = wait_for_lock_wait(dsn, proc)
-                assert waiting, "the ingest never reached the locked table"
-            finally:
-                proc.send_signal(signal.SIGKILL)
-                proc.communicate(timeout=60)
-            blocker.rollback()
-        assert proc.returncode == -signal.SIGKILL
-        done = ingest(dsn, str(path), "--batch-rows", "250")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(KILL_ONCE_SQL)
+        done = ingest(dsn, str(path), "--batch-rows", "400")
         assert done.returncode == 0, done.stderr
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            fired = conn.execute("SELECT last_value FROM pmstore_test_kill_once").fetchone()
+            conn.execute("DROP TRIGGER pmstore_test_kill_once ON trades")
+        assert fired is not None and fired[0] >= 1  # the fault did end a transaction
+        assert "retrying" in done.stderr  # ... and the Writer retried it
         assert state(dsn) == clean
     finally:
         server.drop_database("t_ingest_kill_inside")
-
-
-def wait_for_lock_wait(dsn: str, proc: subprocess.Popen[str]) -> bool:
-    """True once ``proc``'s writer waits on a lock (polls the server's view of it)."""
-    deadline = time.monotonic() + 120
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline and proc.poll() is None:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pmstore-writer' "
-                "AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
-            ).fetchone()
-            if row and row[0]:
-                return True
-            time.sleep(0.05)
-    return False
 
 
 def test_grown_file_is_continued_without_duplicates(
