@@ -243,6 +243,7 @@ def test_full_schema_on_community(community_db: str) -> None:
             ("policy_refresh_continuous_aggregate", "trade_volume_1h"),
             ("policy_retention", "price_snapshots"),
             ("policy_retention", "trades"),
+            ("pmstore_refresh_pending", "None"),  # 0011: drains the refresh queue
         }
         configs = _rows(
             conn,
@@ -253,6 +254,8 @@ def test_full_schema_on_community(community_db: str) -> None:
                 assert (config["start_offset"], config["end_offset"]) == ("03:00:00", "01:00:00")
             elif proc == "policy_compression":
                 assert config["compress_after"] == "7 days"
+            elif proc == "pmstore_refresh_pending":
+                assert config == {"max_hours": 168}
             else:
                 assert config["drop_after"] == "90 days"
 
@@ -383,7 +386,7 @@ def test_server_that_gains_the_community_edition_gets_the_missing_features(
         assert result.migrations == []  # nothing pending: the post-apply hook did it
         with psycopg.connect(dsn) as conn:
             assert all(f.available for f in features(conn).values())
-            assert len(user_jobs(conn)) == 7
+            assert len(user_jobs(conn)) == 8  # 0007/0008's seven, 0011's refresh drain
             views = _rows(
                 conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates"
             )
