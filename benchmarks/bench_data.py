@@ -36,7 +36,9 @@ from pmstore.batches import OrderbookBatch, PriceBatch
 from pmstore.models import PriceSnapshot
 from pmstore.synthetic import MarketSimulator
 
-DAY_START = datetime(2026, 3, 1, tzinfo=UTC)
+DAY_START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+"""Midnight UTC two days ago: recent data, inside every retention horizon (the Writer
+refuses older rows where a retention policy exists)."""
 """Every data set starts at this midnight, so a simulated day fills exactly one chunk."""
 
 PRICE_COLUMNS = ("ts", "token_id", "price", "volume_24h")

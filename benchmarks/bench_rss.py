@@ -70,7 +70,7 @@ def main() -> None:
     dsn = os.environ["PMSTORE_BENCH_DSN"]
     after_imports = rss_bytes()
     sim = MarketSimulator(args.rows + args.rows % 2, seed=5)
-    start = datetime(2026, 3, 1, tzinfo=UTC)
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     writer = Writer(dsn)
     before = rss_bytes()
     sampler = Sampler()

@@ -12,6 +12,7 @@ timestamps are strings of Unix milliseconds.
 from __future__ import annotations
 
 import random
+import time
 from typing import IO, Any
 
 import orjson
@@ -24,7 +25,9 @@ class Archive:
         self.rng = random.Random(seed)
         self.markets = [(self._condition(), self._token(), self._token()) for _ in range(markets)]
         self.mids = [self.rng.randint(5, 95) for _ in range(markets)]
-        self.ts = 1_764_547_200_000  # 2025-12-01 00:00 UTC, in ms
+        # Messages start at midnight UTC yesterday (ms): recent, as a recorder's archive
+        # is, so inside every retention horizon.
+        self.ts = (int(time.time()) // 86_400 - 1) * 86_400_000
 
     def _token(self) -> str:
         n = self.rng.randint(74, 78)

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -74,6 +75,12 @@ def polymarket_fixture_files() -> list[Path]:
 
 
 TEMPLATE = "pmstore_template"
+RECENT_DAY = (datetime.now(UTC) - timedelta(days=2)).replace(
+    hour=0, minute=0, second=0, microsecond=0
+)
+"""Midnight UTC two days ago: data of that day is inside every retention and compression
+horizon, so the Writer accepts it on both editions (older rows are refused by default
+where a retention policy exists, see pmstore.retention)."""
 DATA_TABLES = (
     "price_snapshots",
     "orderbook_snapshots",

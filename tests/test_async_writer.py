@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 from async_adapter import Kind, kind
+from conftest import RECENT_DAY
 
 from pmstore import (
     AsyncWriter,
@@ -36,7 +37,7 @@ from pmstore.async_twins import offload
 
 __all__ = ["kind"]  # the fixture, imported
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+T0 = RECENT_DAY.replace(hour=12, microsecond=123456)
 TOKENS = [str(10**76 + i * 7919) for i in range(50)]
 Conn = psycopg.Connection[tuple[Any, ...]]
 

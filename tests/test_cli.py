@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import TestServer
+from conftest import RECENT_DAY, TestServer
 
 import pmstore as pmstore_package
 from pmstore.edition import TESTED_WITH
@@ -195,7 +195,7 @@ def test_demo_summary_matches_the_database(server: TestServer) -> None:
     dsn = server.create_database("t_cli_demo")
     try:
         demo = ["demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress"]
-        demo += ["--end", "2026-03-01T12:00:00+00:00"]
+        demo += ["--end", RECENT_DAY.replace(hour=12).isoformat()]
         done = pmstore(*demo)
         assert done.returncode == 0, done.stderr
         text = done.stdout

@@ -6,13 +6,12 @@ import inspect
 import json
 import pickle
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import TestServer
+from conftest import RECENT_DAY, TestServer
 
 from pmstore import errors
 from pmstore.errors import (
@@ -169,7 +168,7 @@ def test_a_refused_connection_chains_its_cause_without_the_password(dsn: str) ->
         Writer(dsn).connection  # noqa: B018 - opening it is the point
     with pytest.raises(ConnectionLostError) as writing:
         Writer(dsn, retries=1, backoff=0).copy_prices(
-            {"ts": [datetime(2026, 1, 1, tzinfo=UTC)], "token_id": ["a"], "price": [0.5]}
+            {"ts": [RECENT_DAY], "token_id": ["a"], "price": [0.5]}
         )
     for info in (opening, writing):
         error = info.value
@@ -200,9 +199,7 @@ def test_a_server_error_carries_sqlstate_diag_and_cause(server: TestServer) -> N
                 """
             )
         with Writer(dsn) as writer, pytest.raises(WriteError) as info:
-            writer.copy_prices(
-                {"ts": [datetime(2026, 1, 1, tzinfo=UTC)], "token_id": ["tok"], "price": [0.5]}
-            )
+            writer.copy_prices({"ts": [RECENT_DAY], "token_id": ["tok"], "price": [0.5]})
         error = info.value
         assert type(error) is WriteError
         assert (error.table, error.sqlstate, error.message_primary) == (

@@ -18,9 +18,13 @@ from pmstore.polymarket import convert
 
 
 def run_ingest(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pmstore ingest`` in a subprocess. The fixtures are captures of 2024-2025, older
+    than the Community edition's 90-day retention: written anyway, as a replay of an old
+    archive would ask (``--beyond-retention write``; the refusal is tested in test_aggregates)."""
     env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
+    command = [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress"]
     return subprocess.run(
-        [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
+        [*command, "--beyond-retention", "write", *args],
         capture_output=True,
         text=True,
         env=env,

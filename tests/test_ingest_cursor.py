@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import psycopg
 import pytest
+from conftest import RECENT_DAY
 
 from pmstore.errors import WriteError
 from pmstore.writer import Writer
@@ -24,7 +23,7 @@ def rows(db: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_extra_statements_commit_with_the_rows_or_not_at_all(db: str) -> None:
-    when = datetime(2026, 1, 1, tzinfo=UTC)
+    when = RECENT_DAY
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("TRUNCATE price_snapshots, pmstore_ingest_log, pmstore_ingest_files CASCADE")
     with Writer(db) as writer:

@@ -12,13 +12,13 @@ queries.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-from conftest import TestServer
+from conftest import RECENT_DAY, TestServer
 
 from pmstore import read_queries as rd
 from pmstore.edition import features
@@ -32,7 +32,7 @@ SELECT_OF_VIEW = {
 }
 TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 OTHER = "21742633143463906290569050155826241533067272736897614950488156847949938836455"
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+T0 = RECENT_DAY.replace(hour=10)
 
 
 def words(sql: str) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import psycopg
 import psycopg.copy
 import pytest
+from conftest import RECENT_DAY
 from psycopg.abc import Buffer, Params, Query
 
 from pmstore import (
@@ -35,7 +36,7 @@ from pmstore.dsn import describe, redact
 TOKEN_78 = "1" * 78
 TOKEN_74 = "9" * 74
 TOKEN_77 = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
-T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+T0 = RECENT_DAY.replace(hour=12, microsecond=123456)
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 

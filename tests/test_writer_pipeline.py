@@ -4,18 +4,19 @@ indexes, the digest logged at the end of the COPY, Polymarket's level shape."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
+from conftest import RECENT_DAY
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pmstore import BatchValidationError, OrderbookSnapshot, PriceBatch, Writer
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+T0 = RECENT_DAY.replace(hour=12)
 
 
 def columns(n: int, seed: int = 1) -> dict[str, Any]:

@@ -32,6 +32,13 @@ def add_parser(
     ingest.add_argument(
         "--flush-seconds", type=float, default=5.0, help="write a batch at least this often"
     )
+    ingest.add_argument(
+        "--beyond-retention",
+        choices=("raise", "write", "skip"),
+        default="raise",
+        help="rows older than the table's retention horizon (Community edition): refuse the "
+        "batch (default), write them anyway (retention drops them at its next run), or skip them",
+    )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=run)
 
@@ -56,10 +63,16 @@ def run(args: argparse.Namespace) -> int:
     with IngestProgress(paths, disable=args.no_progress) as bar:
         if args.jobs > 1 and len(paths) > 1:
             summary = ingest_parallel(
-                target.dsn, paths, args.jobs, policy=policy, rejects=rejects, progress=bar
+                target.dsn,
+                paths,
+                args.jobs,
+                policy=policy,
+                rejects=rejects,
+                progress=bar,
+                beyond_retention=args.beyond_retention,
             )
         else:
-            with Writer(target.dsn) as writer:
+            with Writer(target.dsn, beyond_retention=args.beyond_retention) as writer:
                 summary = ingest_files(writer, paths, policy=policy, rejects=rejects, progress=bar)
     for line in summary_lines(summary, target.where):
         print(line)

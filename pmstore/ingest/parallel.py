@@ -20,20 +20,26 @@ from pmstore.errors import PayloadError
 from pmstore.ingest.batcher import FlushPolicy
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.ingest.run import FileSummary, IngestSummary, Progress, ingest_file
+from pmstore.retention import BeyondRetention
 from pmstore.writer import Writer
 
 __all__ = ["ingest_parallel"]
 
 
 def _ingest_one(
-    dsn: str, path: str, policy: FlushPolicy, rejects: str | None, reports: Any
+    dsn: str,
+    path: str,
+    policy: FlushPolicy,
+    rejects: str | None,
+    reports: Any,
+    beyond_retention: BeyondRetention,
 ) -> FileSummary:
     def report(raw: int, payloads: int, rows: int) -> None:
         reports.put((raw, payloads, rows))
 
     out = RejectsFile(Path(rejects)) if rejects is not None else None
     try:
-        with Writer(dsn) as writer:
+        with Writer(dsn, beyond_retention=beyond_retention) as writer:
             return ingest_file(writer, Path(path), policy=policy, rejects=out, progress=report)
     finally:
         if out is not None:
@@ -48,8 +54,12 @@ def ingest_parallel(
     policy: FlushPolicy | None = None,
     rejects: Path | None = None,
     progress: Progress | None = None,
+    beyond_retention: BeyondRetention = "raise",
 ) -> IngestSummary:
     """Ingest ``paths`` in up to ``jobs`` processes; summaries in the order of ``paths``.
+
+    ``beyond_retention`` is each worker's Writer option for rows older than
+    the retention horizon (see ``pmstore.retention``).
 
     Raises the first worker's error (after the other files finished: what
     they committed stays, with its cursors), PayloadError before anything
@@ -75,6 +85,7 @@ def ingest_parallel(
                 policy or FlushPolicy(),
                 None if rejects is None else str(rejects),
                 reports,
+                beyond_retention,
             ): path
             for path in paths
         }
