@@ -9,19 +9,27 @@ Modules, one per responsibility:
 
 - ``pmstore.models``        pydantic records of the five tables
 - ``pmstore.batches``       columnar batches and their vectorized validation
-- ``pmstore.copy_encoding`` binary COPY encoding (numpy)
-- ``pmstore.writer``        Writer: COPY and upserts, all or nothing, never twice
-- ``pmstore.reader``        Reader: typed queries
-- ``pmstore.migrations``    apply / roll back / inspect the schema
+- ``pmstore.copy_encoding`` binary COPY encoding (numpy, orjson)
+- ``pmstore.copy_pipeline`` batches -> byte-bounded COPY chunks, encoded ahead in a thread
+- ``pmstore.writer_async``  AsyncWriter, the source of ``pmstore.writer`` (Writer, generated)
+- ``pmstore.write_plan``    the writers' I/O-free parts: checks, plans, SQL, WriteResult
+- ``pmstore.reader_async``  AsyncReader, the source of ``pmstore.reader`` (Reader, generated)
+- ``pmstore.read_queries``  the readers' SQL and result models
+- ``pmstore.frames``        DataFrames in and out (pyarrow, polars, pandas; optional)
+- ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
+- ``pmstore.coverage``      gaps in the price snapshots (``pmstore coverage``)
+- ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
+- ``pmstore.retention``     retention horizons: rows older than the policy's
+- ``pmstore.migrations``    apply / roll back / inspect the schema, drift
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
 - ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
-- ``pmstore.polymarket``    Polymarket API payloads -> records
-- ``pmstore.ingest``        files of payloads -> the Writer (``pmstore ingest``)
+- ``pmstore.polymarket``    Polymarket API payloads -> records (one module per source)
+- ``pmstore.ingest``        recorded files of payloads -> the Writer (``pmstore ingest``)
 - ``pmstore.synthetic``     realistic synthetic market data (demo, benchmarks)
 - ``pmstore.demo``          ``pmstore demo``: the main job on synthetic data
 - ``pmstore.status``        ``pmstore status``: the state of a deployment
 - ``pmstore.dsn``           connection strings: sources, redaction, yoyo URLs
-- ``pmstore.cli``           the ``pmstore`` command line
+- ``pmstore.cli``           the ``pmstore`` command line, one module per command
 - ``pmstore.errors``        the error hierarchy
 
 ``import pmstore`` loads only the error hierarchy; every other name here is

@@ -4,12 +4,16 @@
     pmstore migrate [--status] [--rollback N | --rollback-all] [--break-lock] [--allow-drift]
     pmstore demo [--minutes N] [--tokens N]
     pmstore status
-    pmstore ingest PATH... [--rejects FILE]
+    pmstore ingest PATH... [--rejects FILE] [--jobs N] [--beyond-retention MODE]
+    pmstore refresh [--start T] [--end T] [--pending]
+    pmstore export TABLE --start T --end T --out DIR
+    pmstore coverage [TOKEN...] --start T --end T [--step SECONDS]
     pmstore --version
 
 One module per command (``db``, ``migrate``, ``status``, ``demo``,
-``ingest``), each with ``add_parser`` and ``run``; ``target`` picks the
-server they work on, ``parser`` builds the argument parser and runs ``main``.
+``ingest``, ``refresh``, ``export``, ``coverage``), each with ``add_parser``
+and ``run``; ``target`` picks the server they work on, ``times`` parses
+``--start``/``--end``, ``parser`` builds the argument parser and runs ``main``.
 
 Every command uses the server named by ``--dsn``, else ``PMSTORE_DSN``, else
 the standard libpq variables (PGHOST, ...), else the embedded server (started
