@@ -54,7 +54,7 @@ def price_columns(n: int, *, seed: int = 1, tokens: int = 50) -> dict[str, Any]:
     volume = rng.uniform(0, 1e6, n)
     volume[rng.random(n) < 0.5] = np.nan
     return {
-        "ts": np.datetime64("2026-03-01T00:00:00", "us")
+        "ts": np.datetime64(RECENT_DAY.replace(tzinfo=None), "us")
         + np.arange(n).astype("timedelta64[ms]") * 37
         + np.timedelta64(seed, "h"),
         "token_id": ids[rng.integers(0, tokens, n)],

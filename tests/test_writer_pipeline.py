@@ -23,7 +23,7 @@ def columns(n: int, seed: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     ids = np.array([str(10**76 + i * 7919) for i in range(40)], dtype=object)
     return {
-        "ts": np.datetime64("2026-03-01T00:00:00", "us") + np.arange(n).astype("m8[ms]"),
+        "ts": np.datetime64(RECENT_DAY.replace(tzinfo=None), "us") + np.arange(n).astype("m8[ms]"),
         "token_id": ids[rng.integers(0, 40, n)],
         "price": rng.uniform(0, 1, n),
     }
