@@ -1,4 +1,8 @@
-"""Writer against a real TimescaleDB: round trips, bad input, idempotence, failures, concurrency."""
+"""Writer against a real TimescaleDB: round trips, bad input, idempotence, failures, concurrency.
+
+The poisoned-row, dead-given-connection and retries-run-out tests run for
+both Writer and AsyncWriter from one body in tests/test_async_writer.py.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +24,12 @@ from psycopg.abc import Buffer, Params, Query
 from pmstore import (
     BatchValidationError,
     ConfigurationError,
-    ConnectionLostError,
     MarketRecord,
     OrderbookSnapshot,
     PriceBatch,
     PriceSnapshot,
     ResolutionRecord,
     TradeRecord,
-    WriteError,
     Writer,
     record_to_model,
 )
@@ -426,34 +428,6 @@ def test_same_batch_twice_is_written_once(db: str, conn: Conn) -> None:
     assert count(conn, "price_snapshots") == 4_000
 
 
-def test_failure_in_the_middle_of_a_batch_leaves_tables_unchanged(db: str, conn: Conn) -> None:
-    conn.execute(
-        """
-        CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.token_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER poison BEFORE INSERT ON price_snapshots
-            FOR EACH ROW EXECUTE FUNCTION poison();
-        """
-    )
-    try:
-        columns = price_columns(20_000)
-        columns["token_id"] = columns["token_id"].copy()
-        columns["token_id"][10_000] = "poison"
-        with Writer(db, chunk_rows=2_000) as writer:
-            writer.copy_prices(price_columns(100, seed=9))
-            with pytest.raises(WriteError, match="poisoned row"):
-                writer.copy_prices(columns)
-            # The Writer is usable after the failure.
-            assert writer.copy_prices(price_columns(5, seed=3)).rows_written == 5
-        assert count(conn, "price_snapshots") == 105
-        assert count(conn, "pmstore_ingest_log") == 2
-    finally:
-        conn.execute("DROP TRIGGER poison ON price_snapshots; DROP FUNCTION poison()")
-
-
 KILL_AT_ROW = 12_345
 
 
@@ -505,27 +479,6 @@ def test_commit_outcome_unknown_retry_writes_nothing(db: str, conn: Conn) -> Non
     with Writer(db) as retry:
         result = retry.copy_prices(columns)
     assert result.already_written and count(conn, "price_snapshots") == 1_000
-
-
-def test_given_connection_that_dies_raises_connection_lost(db: str, conn: Conn) -> None:
-    own = psycopg.connect(db)
-    writer = Writer(own)
-    conn.execute("SELECT pg_terminate_backend(%s)", (own.info.backend_pid,))
-    with pytest.raises(ConnectionLostError, match="cannot replace"):
-        writer.copy_prices(price_columns(10))
-    own.close()
-    assert count(conn, "price_snapshots") == 0
-
-
-def test_retries_run_out_with_a_clear_error(server: Any) -> None:
-    dead = "postgresql://pmstore:s3cret-pass@127.0.0.1:1/nowhere?connect_timeout=1"
-    writer = Writer(dead, retries=1, backoff=0.01)
-    assert "s3cret" not in repr(writer)
-    with pytest.raises(ConnectionLostError) as info:
-        writer.copy_prices(price_columns(3))
-    assert "s3cret" not in str(info.value) and "127.0.0.1:1" in str(info.value)
-    # retries=1: the first try and one retry, both refused at connect.
-    assert "gave up after 2 attempt(s)" in str(info.value)
 
 
 def test_redact_hides_passwords_everywhere() -> None:
