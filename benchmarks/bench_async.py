@@ -18,8 +18,10 @@ are distinct 74-78-digit ``str`` objects and whose numbers are JSON floats
 - ``idle loop``: the ticker alone for a second, the timer's own lateness.
 
 Reports, per method, the best of ``--repeat`` runs for rows/s and the worst
-for lateness (max and p99), with the Python, numpy, psycopg versions, the
-CPU and the server. Server: ``PMSTORE_DSN``, else a throwaway embedded
+for lateness (max, p99, ticks later than 5 ms) and for the garbage
+collector's longest pass during the run (``gc max``: a pause of whichever
+thread ran it; each run starts after a full collection), with the Python,
+numpy, psycopg versions, the CPU and the server. Server: ``PMSTORE_DSN``, else a throwaway embedded
 TimescaleDB (fsync off unless ``--fsync``), as ``run.py`` does.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -63,6 +66,9 @@ class Run:
     max_late_ms: float = math.nan
     p99_late_ms: float = math.nan
     median_late_ms: float = math.nan
+    over_5ms: int = 0
+    gc_passes: int = 0
+    gc_max_ms: float = math.nan
 
     @property
     def rows_per_second(self) -> float:
@@ -90,22 +96,57 @@ async def ticker(stop: asyncio.Event, lateness: list[float]) -> None:
         lateness.append(loop.time() - due)
 
 
-async def with_ticker(work: Callable[[], Awaitable[int]]) -> tuple[int, float, list[float]]:
-    """Run ``work()`` beside the ticker: (rows, seconds, lateness of each tick)."""
+class GcPauses:
+    """The garbage collector's passes while active: how many, and the longest (wall time)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.longest = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.count += 1
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+async def with_ticker(
+    work: Callable[[], Awaitable[int]],
+) -> tuple[int, float, list[float], GcPauses]:
+    """Run ``work()`` beside the ticker: (rows, seconds, lateness of each tick, GC passes).
+
+    A full collection first: the caller's freshly built columns (three
+    lists of a million items) would otherwise be traversed by the first
+    young-generation passes during the run (~25 ms each, in whichever thread
+    allocates next), which is the caller's cost, not the writer's. A
+    long-running collector's data is old by the time it is written."""
+    gc.collect()
     stop, lateness = asyncio.Event(), list[float]()
     ticking = asyncio.create_task(ticker(stop, lateness))
     await asyncio.sleep(0)
     started = time.perf_counter()
-    try:
-        rows = await work()
-    finally:
-        seconds = time.perf_counter() - started
-        stop.set()
-        await ticking
-    return rows, seconds, lateness
+    with GcPauses() as pauses:
+        try:
+            rows = await work()
+        finally:
+            seconds = time.perf_counter() - started
+            stop.set()
+            await ticking
+    return rows, seconds, lateness, pauses
 
 
-def summarize(method: str, rows: int, seconds: float, lateness: list[float]) -> Run:
+def summarize(
+    method: str, rows: int, seconds: float, lateness: list[float], pauses: GcPauses
+) -> Run:
     late = np.array(lateness) * 1e3
     return Run(
         method,
@@ -115,6 +156,9 @@ def summarize(method: str, rows: int, seconds: float, lateness: list[float]) -> 
         max_late_ms=float(late.max()) if late.size else math.nan,
         p99_late_ms=float(np.percentile(late, 99)) if late.size else math.nan,
         median_late_ms=float(np.median(late)) if late.size else math.nan,
+        over_5ms=int((late > 5.0).sum()),
+        gc_passes=pauses.count,
+        gc_max_ms=pauses.longest * 1e3,
     )
 
 
@@ -140,8 +184,8 @@ def run_async(
     # The inline variant swaps the AsyncWriter's thread hop for a direct call.
     swap = contextlib.nullcontext() if threads else patch.object(writer_module, "offload", inline)
     with swap:
-        rows, seconds, lateness = asyncio.run(with_ticker(write))
-    return summarize(method, rows, seconds, lateness)
+        rows, seconds, lateness, pauses = asyncio.run(with_ticker(write))
+    return summarize(method, rows, seconds, lateness, pauses)
 
 
 def run_idle() -> Run:
@@ -149,8 +193,8 @@ def run_idle() -> Run:
         await asyncio.sleep(IDLE_S)
         return 0
 
-    rows, seconds, lateness = asyncio.run(with_ticker(idle))
-    return summarize("idle loop", rows, seconds, lateness)
+    rows, seconds, lateness, pauses = asyncio.run(with_ticker(idle))
+    return summarize("idle loop", rows, seconds, lateness, pauses)
 
 
 def best(runs: list[Run]) -> Run:
@@ -165,6 +209,9 @@ def best(runs: list[Run]) -> Run:
         max_late_ms=worst.max_late_ms,
         p99_late_ms=max(r.p99_late_ms for r in runs),
         median_late_ms=max(r.median_late_ms for r in runs),
+        over_5ms=max(r.over_5ms for r in runs),
+        gc_passes=max(r.gc_passes for r in runs),
+        gc_max_ms=max(r.gc_max_ms for r in runs),
     )
 
 
@@ -176,7 +223,7 @@ def render(results: dict[str, Any]) -> str:
         f"server: {results['server']}",
         "",
         f"{'method':<26}{'seconds':>9}{'rows/s':>12}{'vs Writer':>10}"
-        f"{'ticks':>8}{'max ms':>9}{'p99 ms':>9}{'p50 ms':>9}",
+        f"{'ticks':>8}{'max ms':>9}{'p99 ms':>9}{'p50 ms':>9}{'>5 ms':>7}{'gc max':>8}",
     ]
     base = next(r for r in results["runs"] if r["method"] == "Writer")
     for r in results["runs"]:
@@ -185,7 +232,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"{r['method']:<26}{r['seconds']:>9.2f}{rate:>12,.0f}{ratio:>10.2f}"
             f"{r['ticks']:>8}{r['max_late_ms']:>9.2f}{r['p99_late_ms']:>9.2f}"
-            f"{r['median_late_ms']:>9.2f}"
+            f"{r['median_late_ms']:>9.2f}{r['over_5ms']:>7}{r['gc_max_ms']:>8.1f}"
         )
     return "\n".join(lines)
 

@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches import ColumnBatch, OrderbookBatch
+from pmstore.batches.blocks import block_items, block_map, row_blocks
 from pmstore.copy_encoding import PGCOPY_HEADER, PGCOPY_TRAILER, Rows
 from pmstore.errors import ConfigurationError
 
@@ -58,6 +59,10 @@ cores): the sender waited for the worker 0.13-0.18 s with 4 MiB chunks,
 0.5-1.5 s with 1 MiB and 1.7-2.5 s with 256 KiB (every hand-over between
 the threads costs a GIL switch); a minute batch (8,000 prices, ~1 MB) is
 one chunk, encoded inline."""
+ENCODE_BLOCK: Final = 4_096
+"""Rows encoded per encoder call: each of its numpy passes then holds the GIL well under
+a millisecond, and the GIL is handed over between blocks (an event loop beside the
+Writer waits at most about one block's encoding: ~2-3 ms for prices)."""
 DEFAULT_PREFETCH: Final = 4
 """Encoded chunks the worker may hold ready ahead of the sender."""
 
@@ -83,18 +88,20 @@ def index_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
     n = len(batch)
     if n < 2:
         return None
-    tokens: list[Any] = batch.token_id.tolist()
-    distinct = list(dict.fromkeys(tokens))
-    ranks = dict(zip(sorted(distinct), range(len(distinct)), strict=True))
-    rank = np.fromiter(map(ranks.__getitem__, tokens), dtype=np.int64, count=n)
+    tokens = batch.token_id
+    seen: dict[Any, None] = {}
+    for rows in row_blocks(n):  # blocks: the GIL is handed over between them
+        seen.update(dict.fromkeys(block_items(tokens, rows)))
+    ranks = dict(zip(sorted(seen), range(len(seen)), strict=True))
+    rank = block_map(ranks.__getitem__, tokens, np.int64)
     ts = batch.ts.view(np.int64)
-    small = np.int16 if len(distinct) <= np.iinfo(np.int16).max else np.int32
+    small = np.int16 if len(ranks) <= np.iinfo(np.int16).max else np.int32
     order: NDArray[np.intp] = np.argsort(rank.astype(small), kind="stable")
     sorted_rank, sorted_ts = rank[order], ts[order]
     if np.any((sorted_rank[1:] == sorted_rank[:-1]) & (sorted_ts[1:] < sorted_ts[:-1])):
         order = np.lexsort((ts, rank))
-    if np.array_equal(order, np.arange(n)):
-        return None
+    if all(np.array_equal(order[r], np.arange(r.start, r.stop)) for r in row_blocks(n)):
+        return None  # compared by blocks: no fresh array of n
     return order
 
 
@@ -118,12 +125,12 @@ def chunk_bounds(row_bytes: NDArray[np.int64], chunk_bytes: int, max_rows: int) 
     return bounds
 
 
-def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64]:
-    """Each row's encoded size, estimated: text lengths from a sample, levels counted."""
-    n = len(batch)
+def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64] | int:
+    """Each row's encoded size, estimated: text lengths from a sample, levels counted
+    (an int when every row gets the same estimate: no array of a million copies)."""
     if isinstance(batch, OrderbookBatch):
-        levels = np.fromiter(map(len, batch.bids.tolist()), dtype=np.int64, count=n)
-        levels += np.fromiter(map(len, batch.asks.tolist()), dtype=np.int64, count=n)
+        levels: NDArray[np.int64] = block_map(len, batch.bids, np.int64)
+        levels += block_map(len, batch.asks, np.int64)
         text = _mean_text_bytes(batch.token_id)
         return _FIXED_BYTES + text + _LEVEL_BYTES * levels
     text = sum(
@@ -131,7 +138,7 @@ def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64]:
         for name in batch.COLUMNS
         if getattr(batch, name).dtype == np.dtype(object)
     )
-    return np.full(n, _FIXED_BYTES + text, dtype=np.int64)
+    return _FIXED_BYTES + text
 
 
 def _mean_text_bytes(values: NDArray[np.object_]) -> int:
@@ -174,7 +181,12 @@ class CopyStream:
         self._validate = validate
         self._want_digest = digest
         self._digest: str | None = None
-        self.bounds = chunk_bounds(estimated_row_bytes(batch), chunk_bytes, max_chunk_rows)
+        sizes = estimated_row_bytes(batch)
+        if isinstance(sizes, int):  # rows of one size: chunks of the same row count
+            rows = max(1, min(max_chunk_rows, chunk_bytes // sizes))
+            self.bounds = [*range(0, len(batch), rows), len(batch)]
+        else:
+            self.bounds = chunk_bounds(sizes, chunk_bytes, max_chunk_rows)
         self._queue: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(prefetch)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -255,13 +267,12 @@ class CopyStream:
             self._queue.put((None, exc))
 
     def _produce(self) -> Iterator[bytes]:
-        batch, bounds, order = self.batch, self.bounds, self._order
+        bounds = self.bounds
         try:
             for k in range(len(bounds) - 1):
                 start, stop = bounds[k], bounds[k + 1]
                 began = time.perf_counter()
-                rows: Rows = slice(start, stop) if order is None else order[start:stop]
-                chunk = self._encode(batch, rows, PGCOPY_HEADER if k == 0 else b"")
+                chunk = self._encode_rows(start, stop, PGCOPY_HEADER if k == 0 else b"")
                 if self._validate:
                     self._check(slice(start, stop))
                 if k == len(bounds) - 2:  # the last rows carry the trailer
@@ -276,6 +287,16 @@ class CopyStream:
             if self._validate:
                 self._raise_canonical()
             raise
+
+    def _encode_rows(self, start: int, stop: int, prefix: bytes) -> bytes:
+        """The tuples of rows ``start:stop`` (of the send order) after ``prefix``, encoded
+        ``ENCODE_BLOCK`` rows at a time: the GIL is handed over between two blocks."""
+        batch, order = self.batch, self._order
+        parts = [prefix]
+        for piece in row_blocks(stop - start, ENCODE_BLOCK):
+            a, b = start + piece.start, start + piece.stop
+            parts.append(self._encode(batch, slice(a, b) if order is None else order[a:b], b""))
+        return b"".join(parts)
 
     def _compute_digest(self) -> None:
         if self._want_digest and self._digest is None:

@@ -5,6 +5,7 @@ each gives the mask of the rows that break it and how to word each problem.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore.batches.blocks import block_items, row_blocks
 from pmstore.batches.convert import _parse_levels, _type
 from pmstore.batches.levels import check_sides
 from pmstore.batches.spec import ColumnSpec
@@ -41,23 +43,31 @@ def _all_str(values: Iterable[object]) -> bool:
     return set(map(type, values)) <= {str}
 
 
-def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
-    items: list[Any] = values.tolist()
+def _bad_texts(items: list[Any]) -> NDArray[np.bool_]:
+    """The mask of ``items`` that are not non-empty valid text: C-level passes when all
+    are ASCII ``str`` without NUL (the common case), else a check per item."""
     n = len(items)
-    if _all_str(items):
-        bad = np.zeros(n, dtype=bool)
-        if "" in items:
-            bad |= values == ""
-        joined = "".join(items)
-        if "\x00" in joined or not joined.isascii():
-            bad |= np.fromiter(map(_bad_text, items), dtype=bool, count=n)
-    else:
-        bad = np.fromiter(
+    if not _all_str(items):
+        return np.fromiter(
             (not isinstance(v, str) or not v or _bad_text(v) for v in items), dtype=bool, count=n
         )
+    bad = np.zeros(n, dtype=bool)
+    if "" in items:
+        bad |= np.fromiter(map(operator.not_, items), dtype=bool, count=n)
+    joined = "".join(items)
+    if "\x00" in joined or not joined.isascii():
+        bad |= np.fromiter(map(_bad_text, items), dtype=bool, count=n)
+    return bad
+
+
+def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
+    n = len(values)
+    bad = np.zeros(n, dtype=bool)
+    for rows in row_blocks(n):  # blocks: the GIL is handed over between them
+        bad[rows] = _bad_texts(block_items(values, rows))
 
     def reason(row: int) -> str:
-        value = items[row]
+        value = values[row]
         if value is None:
             return "is missing (None)"
         if not isinstance(value, str):
@@ -71,9 +81,12 @@ def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
     checks = [_Check(col.name, bad, reason)]
     if col.choices is not None:
         choices = col.choices
-        wrong = ~bad & ~np.isin(values, np.array(choices, dtype=object))
+        allowed = np.array(choices, dtype=object)
+        wrong = np.zeros(n, dtype=bool)
+        for rows in row_blocks(n):
+            wrong[rows] = ~bad[rows] & ~np.isin(values[rows], allowed)
         checks.append(
-            _Check(col.name, wrong, lambda row: f"{items[row]!r:.40} is not one of {choices}")
+            _Check(col.name, wrong, lambda row: f"{values[row]!r:.40} is not one of {choices}")
         )
     return checks
 

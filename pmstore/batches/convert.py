@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore.batches.blocks import all_of_types, object_array, row_blocks
 from pmstore.batches.spec import _OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
 from pmstore.errors import RowProblem
 
@@ -30,7 +31,7 @@ _ONE_US = timedelta(microseconds=1)
 
 _NAT = np.iinfo(np.int64).min  # the int64 value of NaT
 
-_PLAIN_NUMBERS = frozenset({float, int, type(None)})
+_PLAIN_NUMBERS: frozenset[type] = frozenset({float, int, type(None)})
 
 
 class _ColumnError(Exception):
@@ -136,23 +137,30 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
 def _aware_micros(items: Sequence[Any]) -> NDArray[np.int64] | None:
     """Microseconds since 1970 of timezone-aware datetimes, in three C-level passes (~2.5x
     the row loop); None unless every item is an aware ``datetime``."""
-    if set(map(type, items)) - {datetime} or None in set(map(attrgetter("tzinfo"), items)):
-        return None
-    try:
-        since = map(operator.sub, items, repeat(_UNIX_EPOCH))
-        return np.fromiter(
-            map(operator.floordiv, since, repeat(_ONE_US)), dtype=np.int64, count=len(items)
-        )
-    except TypeError:  # a tzinfo whose utcoffset() is None: the row loop flags it as naive
-        return None
+    out = np.empty(len(items), dtype=np.int64)
+    for rows in row_blocks(len(items)):  # blocks: the GIL is free between them
+        part = items[rows]
+        if set(map(type, part)) - {datetime} or None in set(map(attrgetter("tzinfo"), part)):
+            return None
+        try:
+            since = map(operator.sub, part, repeat(_UNIX_EPOCH))
+            out[rows] = np.fromiter(
+                map(operator.floordiv, since, repeat(_ONE_US)), dtype=np.int64, count=len(part)
+            )
+        except TypeError:  # a tzinfo whose utcoffset() is None: the row loop flags it as naive
+            return None
+    return out
 
 
 def _convert_float(values: Any) -> NDArray[np.float64]:
     """Numbers to float64 (a copy); None becomes NaN; text, bools and dates are refused."""
     if not isinstance(values, np.ndarray):
         items = _as_sequence(values)
-        if not set(map(type, items)) - _PLAIN_NUMBERS:  # floats, ints, None (NaN): in C
-            return np.array(items, dtype=np.float64).reshape(len(items))
+        if all_of_types(items, _PLAIN_NUMBERS):  # floats, ints, None (NaN): in C, by blocks
+            numbers = np.empty(len(items), dtype=np.float64)
+            for rows in row_blocks(len(items)):
+                numbers[rows] = np.array(items[rows], dtype=np.float64).reshape(-1)
+            return numbers
     else:
         _check_1d(values)
         if values.dtype.kind in "fiu":
@@ -181,10 +189,9 @@ def _convert_text(values: Any) -> NDArray[np.object_]:
     if isinstance(values, np.ndarray):
         _check_1d(values)
         if values.dtype.kind == "U" or values.dtype == _OBJECT_DTYPE:
-            return values.astype(object)  # astype copies
+            return object_array(values)  # a copy, by blocks
         raise _ColumnError(f"expected text, got {values.dtype} values")
-    items = _as_sequence(values)
-    return np.fromiter(items, dtype=object, count=len(items))
+    return object_array(_as_sequence(values))
 
 
 def _convert_levels(values: Any) -> NDArray[np.object_]:
@@ -192,7 +199,7 @@ def _convert_levels(values: Any) -> NDArray[np.object_]:
     items = values if isinstance(values, np.ndarray) else _as_sequence(values)
     if isinstance(items, np.ndarray) and items.ndim == 0:
         raise _ColumnError("expected one list of levels per row, got a scalar")
-    return np.fromiter(iter(items), dtype=object, count=len(items))
+    return object_array(items)
 
 
 _CONVERTERS: dict[ColumnKind, Callable[[Any], NDArray[Any]]] = {

@@ -9,12 +9,12 @@ import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
-from pmstore.batches.checks import _all_str
+from pmstore.batches.blocks import Items, all_of_types, block_items, block_map, row_blocks
 
 if TYPE_CHECKING:
     from pmstore.batches.column_batch import ColumnBatch
 
-_DIGEST_BLOCK = 1 << 14  # text items joined per digest update
+_STR = frozenset({str})
 
 
 def _level_numbers(
@@ -61,13 +61,15 @@ def _content_digest(batch: ColumnBatch) -> str:
             for part in numbers:
                 digest.update(part.data)
         else:
-            texts = values.tolist() if col.kind == "text" else list(map(repr, values))
-            if not _all_str(texts):
+            texts: Items = values if col.kind == "text" else list(map(repr, values))
+            if not all_of_types(texts, _STR):
                 texts = [v if type(v) is str else f"\x00{type(v).__name__}:{v!r}" for v in texts]
-            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-            digest.update(np.ascontiguousarray(lengths, dtype="<i8").data)
-            for start in range(0, len(texts), _DIGEST_BLOCK):  # small blocks: no big copies
-                block = "".join(texts[start : start + _DIGEST_BLOCK])
+            # All lengths, then all text: each hashed in blocks (the same bytes, the GIL
+            # free between blocks, no big copies).
+            lengths = block_map(len, texts, np.dtype("<i8"))
+            digest.update(lengths.data)
+            for rows in row_blocks(len(texts)):
+                block = "".join(block_items(texts, rows))
                 digest.update(block.encode("utf-8", "surrogatepass"))
     if batch.naive_ts is not None and batch.naive_ts.any():
         digest.update(b"\x00naive_ts\x00")
