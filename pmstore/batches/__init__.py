@@ -32,7 +32,8 @@ A batch owns its arrays and makes them read-only.
 Layout: the column spec in :mod:`~pmstore.batches.spec`, conversion of the input
 forms in :mod:`~pmstore.batches.convert`, the vectorized value checks in
 :mod:`~pmstore.batches.checks`, the content digest in
-:mod:`~pmstore.batches.digest`, the shared base class in
+:mod:`~pmstore.batches.digest`, passes over Python objects in row blocks (the GIL
+handed over between blocks) in :mod:`~pmstore.batches.blocks`, the shared base class in
 :mod:`~pmstore.batches.column_batch` and the three tables in
 :mod:`~pmstore.batches.tables`.
 """
