@@ -122,8 +122,11 @@ def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64]:
     """Each row's encoded size, estimated: text lengths from a sample, levels counted."""
     n = len(batch)
     if isinstance(batch, OrderbookBatch):
-        levels = np.fromiter(map(len, batch.bids.tolist()), dtype=np.int64, count=n)
-        levels += np.fromiter(map(len, batch.asks.tolist()), dtype=np.int64, count=n)
+        if batch.levels is not None:  # the flat form's counts: no pass over the objects
+            levels = batch.levels.bids.counts + batch.levels.asks.counts
+        else:
+            levels = np.fromiter(map(len, batch.bids.tolist()), dtype=np.int64, count=n)
+            levels += np.fromiter(map(len, batch.asks.tolist()), dtype=np.int64, count=n)
         text = _mean_text_bytes(batch.token_id)
         return _FIXED_BYTES + text + _LEVEL_BYTES * levels
     text = sum(

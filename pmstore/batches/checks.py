@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches.convert import _parse_levels, _type
-from pmstore.batches.levels import check_sides
+from pmstore.batches.levels import FlatLevels, check_flat, check_sides
 from pmstore.batches.spec import ColumnSpec
 
 
@@ -111,7 +111,12 @@ def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
     return _Check(col.name, ~ok, reason)
 
 
-def _levels_check(col: ColumnSpec, values: NDArray[np.object_]) -> _Check:
+def _levels_check(
+    col: ColumnSpec, values: NDArray[np.object_], flat: FlatLevels | None = None
+) -> _Check:
+    if flat is not None:  # the batch's own flat form of the same levels: checked in bulk
+        bad = check_flat(flat, col.descending)
+        return _Check(col.name, bad, lambda row: str(_level_problem(values[row], col.descending)))
     sides = values.tolist()
     bulk = check_sides(sides, col.descending)  # a built batch's form: checked in bulk
     if bulk is not None:

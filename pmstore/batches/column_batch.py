@@ -22,6 +22,7 @@ from pmstore.batches.checks import (
 )
 from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
 from pmstore.batches.digest import _content_digest
+from pmstore.batches.levels import FlatLevels
 from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.frames.inbound import FrameLike, batch_from_frame, is_frame
@@ -253,8 +254,12 @@ class ColumnBatch:
             elif col.kind == "float":
                 checks.append(_float_check(col, values))
             else:
-                checks.append(_levels_check(col, values))
+                checks.append(_levels_check(col, values, self._flat_levels(col.name)))
         return checks
+
+    def _flat_levels(self, name: str) -> FlatLevels | None:
+        """The flat form of levels column ``name``, when the batch carries one (order books)."""
+        return None
 
     # -- selection and identity ---------------------------------------------------
 

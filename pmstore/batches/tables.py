@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import parse_sides
+from pmstore.batches.levels import BookLevels, FlatLevels, parse_sides
 from pmstore.batches.spec import column
+from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
 __all__ = ["OrderbookBatch", "PriceBatch", "TradeBatch", "derive_trade_id"]
@@ -46,6 +47,12 @@ class OrderbookBatch(ColumnBatch):
     (lowest): ``spread = ask - bid``, ``midpoint = (bid + ask) / 2``; both stay
     NULL for an empty or one-sided book. A malformed side (e.g. a dict level)
     is kept as given and reported by ``problems()``.
+
+    ``levels`` (not a column) may carry the same levels in flat form
+    (:class:`~pmstore.batches.levels.BookLevels`, best-first, exactly the
+    values of ``bids``/``asks``): the ingest path builds batches with it, and
+    then checks, digest, size estimates and the COPY encoding read those
+    arrays instead of the per-level tuples. Row selections keep it.
     """
 
     TABLE: ClassVar[str] = "orderbook_snapshots"
@@ -60,6 +67,31 @@ class OrderbookBatch(ColumnBatch):
         "float", required=False, nullable=True, low=0.0, high=1.0
     )
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
+    levels: BookLevels | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        """The base checks, and that ``levels`` (if given) has a count per row of each side."""
+        ColumnBatch.__post_init__(self)
+        if self.levels is None:
+            return
+        problems = [
+            RowProblem(None, name, "levels must have one count per row and a value per level")
+            for name in ("bids", "asks")
+            if not _consistent(self.levels.side(name), len(self))
+        ]
+        if problems:
+            raise BatchValidationError(self.TABLE, problems)
+        self.levels.bids.freeze()
+        self.levels.asks.freeze()
+
+    def _flat_levels(self, name: str) -> FlatLevels | None:
+        return None if self.levels is None else self.levels.side(name)
+
+    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
+        picked = {name: getattr(self, name)[rows] for name in self.COLUMNS}
+        naive = None if self.naive_ts is None else self.naive_ts[rows]
+        levels = None if self.levels is None else self.levels.take(rows)
+        return OrderbookBatch(**picked, naive_ts=naive, levels=levels)
 
     @classmethod
     def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
@@ -89,6 +121,19 @@ class OrderbookBatch(ColumnBatch):
             bid, ask = best["bids"], best["asks"]
             columns["spread"] = np.where(derive, ask - bid, spread)
             columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
+
+
+def _consistent(flat: FlatLevels, rows: int) -> bool:
+    arrays = (flat.counts, flat.prices, flat.sizes)
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays):
+        return False
+    return (
+        flat.counts.dtype == np.int64
+        and flat.prices.dtype == flat.sizes.dtype == np.float64
+        and len(flat.counts) == rows
+        and len(flat.prices) == len(flat.sizes) == int(flat.counts.sum())
+        and not (flat.counts < 0).any()
+    )
 
 
 @table_batch
