@@ -173,6 +173,18 @@ def test_columns_mix_fast_and_slow_books_in_one_batch() -> None:
     for payload in (book, odd, book):
         convert_into(payload, columns)
     batch = columns.orderbook_batch().validated()
+    # Checks, digest, encoding and selections work on the flat arrays: no tuples are made.
+    digest = batch.content_digest()
+    chunk = orderbook_chunk(batch, slice(0, 3))
+    picked = batch.select(np.array([True, False, True]))
+    assert batch._unbuilt("bids") and batch._unbuilt("asks") and picked._unbuilt("bids")
+    assert picked.bids.tolist() == [[(0.3, 2.0), (0.1, 5.0)]] * 2
+    assert not picked._unbuilt("bids") and not picked.bids.flags.writeable
+    plain = OrderbookBatch.from_columns(
+        {name: getattr(batch, name) for name in OrderbookBatch.COLUMNS}
+    )
+    assert plain.levels is None and plain.content_digest() == digest
+    assert orderbook_chunk(plain, slice(0, 3)) == chunk
     assert batch.bids.tolist() == [[(0.3, 2.0), (0.1, 5.0)]] * 3
     assert batch.asks.tolist() == [[(0.5, 4.0), (0.9, 1.0)]] * 3
     np.testing.assert_allclose(batch.spread, [0.2] * 3)

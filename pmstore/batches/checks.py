@@ -112,12 +112,14 @@ def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
 
 
 def _levels_check(
-    col: ColumnSpec, values: NDArray[np.object_], flat: FlatLevels | None = None
+    col: ColumnSpec, values: Callable[[], NDArray[np.object_]], flat: FlatLevels | None = None
 ) -> _Check:
-    if flat is not None:  # the batch's own flat form of the same levels: checked in bulk
+    """The rule of a levels column; ``values()`` gives its objects (read only when needed:
+    a batch's ``flat`` form of the same levels is checked in bulk, objects only named)."""
+    if flat is not None:
         bad = check_flat(flat, col.descending)
-        return _Check(col.name, bad, lambda row: str(_level_problem(values[row], col.descending)))
-    sides = values.tolist()
+        return _Check(col.name, bad, lambda row: str(_level_problem(values()[row], col.descending)))
+    sides = values().tolist()
     bulk = check_sides(sides, col.descending)  # a built batch's form: checked in bulk
     if bulk is not None:
         return _Check(col.name, bulk, lambda row: str(_level_problem(sides[row], col.descending)))

@@ -64,18 +64,19 @@ def _content_digest(batch: ColumnBatch) -> str:
     digest = xxhash.xxh3_128()
     digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())
     for col in batch.SPEC:
-        values = getattr(batch, col.name)
         digest.update(f"\x00{col.name}\x00".encode())
+        if col.kind == "levels" and (numbers := _levels_numbers(batch, col.name)) is not None:
+            digest.update(b"\x00pairs\x00")
+            for part in numbers:
+                digest.update(part.data)
+            continue
+        values = getattr(batch, col.name)
         if col.kind == "ts":
             digest.update(np.ascontiguousarray(values.view(np.int64), dtype="<i8").data)
         elif col.kind == "float":
             nan = np.isnan(values)
             canonical = np.where(nan, np.nan, values) if nan.any() else values
             digest.update(np.ascontiguousarray(canonical, dtype="<f8").data)
-        elif col.kind == "levels" and (numbers := _levels_numbers(batch, col.name)) is not None:
-            digest.update(b"\x00pairs\x00")
-            for part in numbers:
-                digest.update(part.data)
         else:
             texts = values.tolist() if col.kind == "text" else list(map(repr, values))
             if not _all_str(texts):

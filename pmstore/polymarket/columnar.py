@@ -40,7 +40,7 @@ from typing import Any, Final
 import numpy as np
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
-from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order, side_lists
+from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.dispatch import Converted, Reject, convert
@@ -133,21 +133,18 @@ class Columns:
         """The book rows as an OrderbookBatch carrying its levels in flat form.
 
         Levels are put best-first for all books at once (reversed where sent
-        worst-first, else sorted stably, as the model sorts) and the batch's
-        ``bids``/``asks`` tuples are made from those arrays. Costs a few
-        numpy passes over the levels and one tuple per level."""
+        worst-first, else sorted stably, as the model sorts). Costs a few
+        numpy passes over the levels (``bids``/``asks`` tuples are made only if read)."""
         levels = BookLevels(
             _flat_side(self.book_bid_counts, self.book_bid_prices, self.book_bid_sizes, True),
             _flat_side(self.book_ask_counts, self.book_ask_prices, self.book_ask_sizes, False),
         )
-        return OrderbookBatch(
+        return OrderbookBatch.from_flat(
             ts=_ts(self.book_ts),
             token_id=_objects(self.book_token),
-            bids=_objects(side_lists(levels.bids)),
-            asks=_objects(side_lists(levels.asks)),
+            levels=levels,
             spread=np.array(self.book_spread, dtype=np.float64),
             midpoint=np.array(self.book_midpoint, dtype=np.float64),
-            levels=levels,
         )
 
     def trade_batch(self) -> TradeBatch:
