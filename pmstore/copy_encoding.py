@@ -61,6 +61,7 @@ import orjson
 from numpy.typing import NDArray
 
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
+from pmstore.batches.levels import FlatLevels
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 
 __all__ = [
@@ -119,10 +120,18 @@ class _Text:
 
 @dataclass(frozen=True, slots=True)
 class _Blob:
-    """A variable-width field as every row's bytes concatenated, plus each row's length."""
+    """A variable-width field as every row's bytes concatenated, plus each row's length.
+
+    With ``starts``, row i's data is ``head + blob[starts[i]:starts[i] + body] + tail``
+    (``body`` = its length minus the head's and tail's): rows' bodies are
+    slices of a shared text, in any order, possibly with bytes between them.
+    """
 
     blob: bytes
     lengths: NDArray[np.int64]
+    starts: NDArray[np.int64] | None = None
+    head: bytes = b""
+    tail: bytes = b""
 
 
 _Field = _Fixed | _Text | _Blob
@@ -202,8 +211,10 @@ def price_chunk(
 def orderbook_chunk(batch: OrderbookBatch, rows: Rows, *, prefix: bytes = b"") -> bytes:
     """The COPY tuples of ``batch``'s ``rows``, after ``prefix``; row order kept.
 
-    The levels' JSON text is made by orjson (one call per side of a book);
-    everything else is vectorized (scatter). Raises like ``price_chunk``.
+    The levels' JSON text is made by orjson: one call for the whole chunk when
+    the batch carries its levels in flat form (``OrderbookBatch.levels``), else
+    one call per side of a book; everything else is vectorized (scatter).
+    Raises like ``price_chunk``.
     """
     return _encode(_spec_fields(batch, rows), _count(batch, rows), prefix)
 
@@ -265,7 +276,11 @@ def _spec_fields(batch: ColumnBatch, rows: Rows) -> list[_Field]:
         elif col.kind == "text":
             fields.append(_text_field(batch, col.name, rows))
         elif col.kind == "levels":
-            fields.append(_levels_field(getattr(batch, col.name)[rows]))
+            flat = batch._flat_levels(col.name)
+            if flat is None:
+                fields.append(_levels_field(getattr(batch, col.name)[rows]))
+            else:
+                fields.append(_flat_levels_field(flat, rows))
         else:
             values = getattr(batch, col.name)[rows]
             fields.append(_Fixed(values, ">f8", np.isnan(values) if col.nullable else None))
@@ -322,6 +337,38 @@ def _levels_field(levels: NDArray[np.object_]) -> _Blob:
     blob = JSONB_VERSION + JSONB_VERSION.join(texts) if texts else b""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + len(JSONB_VERSION)
     return _Blob(blob, lengths)
+
+
+_OPEN: Final = ord("[")
+_CLOSE: Final = ord("]")
+
+
+def _flat_levels_field(flat: FlatLevels, rows: Rows) -> _Blob:
+    """jsonb values of the sides of ``rows`` from a batch's flat levels, as ``_levels_field``.
+
+    One orjson call writes every level of the chunk as ``[[p,s],[p,s],...]``
+    (``OPT_SERIALIZE_NUMPY``: the same shortest round-trip text orjson writes
+    for a Python float, tested); each row's levels are consecutive in that
+    text, commas included, so its value is ``\x01[`` + that slice + ``]``,
+    found from the brackets' positions. No Python object per level.
+    """
+    taken = flat.take(rows)
+    text = orjson.dumps(
+        np.column_stack((taken.prices, taken.sizes)), option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    counts = taken.counts
+    n = len(counts)
+    starts = np.zeros(n, dtype=np.int64)
+    bodies = np.zeros(n, dtype=np.int64)
+    filled = counts > 0
+    if filled.any():
+        buf = np.frombuffer(text, dtype=np.uint8)
+        opens = np.flatnonzero(buf == _OPEN)[1:]  # each level's "[" (not the outer one)
+        closes = np.flatnonzero(buf == _CLOSE)[:-1]  # each level's "]"
+        first = (np.cumsum(counts) - counts)[filled]
+        starts[filled] = opens[first]
+        bodies[filled] = closes[first + counts[filled] - 1] + 1 - opens[first]
+    return _Blob(text, bodies + len(JSONB_VERSION) + 2, starts, JSONB_VERSION + b"[", b"]")
 
 
 # -- engine 1: one structured dtype per row layout --------------------------------------------
@@ -497,7 +544,7 @@ def _encode_scatter(fields: Sequence[_Field], n: int, prefix: bytes) -> NDArray[
             padded = f.data.view(np.uint8).reshape(n, width)
             _scatter_blob(out, cursor, padded[np.arange(width) < f.lengths[:, None]], lengths)
         else:
-            _copy_blob(out, cursor, f.blob, lengths)
+            _copy_blob(out, cursor, f)
         cursor += lengths
     return out
 
@@ -533,17 +580,23 @@ def _scatter_blob(
     out[np.repeat(positions - starts_in_blob, lengths) + np.arange(blob.size)] = blob
 
 
-def _copy_blob(
-    out: NDArray[np.uint8], positions: NDArray[np.int64], blob: bytes, lengths: NDArray[np.int64]
-) -> None:
-    """Copy row i's slice of ``blob`` to ``positions[i]``: one memoryview copy per row.
+def _copy_blob(out: NDArray[np.uint8], positions: NDArray[np.int64], f: _Blob) -> None:
+    """Copy row i's bytes of ``f`` to ``positions[i]``: one memoryview copy per row (its
+    head and tail, if any, written for all rows at once).
 
     For long values (JSON) this beats a per-byte index, which costs ~8 bytes of
     index and a page fault or two per byte copied.
     """
-    target, source = out.data, memoryview(blob)
-    ends = np.cumsum(lengths)
-    for position, start, end in zip(
-        positions.tolist(), (ends - lengths).tolist(), ends.tolist(), strict=True
+    head, tail = len(f.head), len(f.tail)
+    lengths = f.lengths - head - tail
+    if head:
+        out[positions[:, None] + np.arange(head)] = np.frombuffer(f.head, dtype=np.uint8)
+    if tail:
+        ends = positions + f.lengths - tail
+        out[ends[:, None] + np.arange(tail)] = np.frombuffer(f.tail, dtype=np.uint8)
+    starts = np.cumsum(lengths) - lengths if f.starts is None else f.starts
+    target, source = out.data, memoryview(f.blob)
+    for position, start, length in zip(
+        (positions + head).tolist(), starts.tolist(), lengths.tolist(), strict=True
     ):
-        target[position : position + end - start] = source[start:end]
+        target[position : position + length] = source[start : start + length]

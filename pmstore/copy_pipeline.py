@@ -129,8 +129,12 @@ def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64] | int:
     """Each row's encoded size, estimated: text lengths from a sample, levels counted
     (an int when every row gets the same estimate: no array of a million copies)."""
     if isinstance(batch, OrderbookBatch):
-        levels: NDArray[np.int64] = block_map(len, batch.bids, np.int64)
-        levels += block_map(len, batch.asks, np.int64)
+        levels: NDArray[np.int64]
+        if batch.levels is not None:  # the flat form's counts: no pass over the objects
+            levels = batch.levels.bids.counts + batch.levels.asks.counts
+        else:
+            levels = block_map(len, batch.bids, np.int64)
+            levels += block_map(len, batch.asks, np.int64)
         text = _mean_text_bytes(batch.token_id)
         return _FIXED_BYTES + text + _LEVEL_BYTES * levels
     text = sum(

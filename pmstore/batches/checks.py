@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from pmstore.batches.blocks import block_items, row_blocks
 from pmstore.batches.convert import _parse_levels, _type
-from pmstore.batches.levels import check_sides
+from pmstore.batches.levels import FlatLevels, check_flat, check_sides
 from pmstore.batches.spec import ColumnSpec
 
 
@@ -124,8 +124,15 @@ def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
     return _Check(col.name, ~ok, reason)
 
 
-def _levels_check(col: ColumnSpec, values: NDArray[np.object_]) -> _Check:
-    sides = values.tolist()
+def _levels_check(
+    col: ColumnSpec, values: Callable[[], NDArray[np.object_]], flat: FlatLevels | None = None
+) -> _Check:
+    """The rule of a levels column; ``values()`` gives its objects (read only when needed:
+    a batch's ``flat`` form of the same levels is checked in bulk, objects only named)."""
+    if flat is not None:
+        bad = check_flat(flat, col.descending)
+        return _Check(col.name, bad, lambda row: str(_level_problem(values()[row], col.descending)))
+    sides = values().tolist()
     bulk = check_sides(sides, col.descending)  # a built batch's form: checked in bulk
     if bulk is not None:
         return _Check(col.name, bulk, lambda row: str(_level_problem(sides[row], col.descending)))

@@ -4,7 +4,7 @@ selection, index order and digest; and ``as_batch``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast, dataclass_transform
@@ -22,6 +22,7 @@ from pmstore.batches.checks import (
 )
 from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
 from pmstore.batches.digest import _content_digest
+from pmstore.batches.levels import FlatLevels
 from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.frames.inbound import FrameLike, batch_from_frame, is_frame
@@ -65,6 +66,8 @@ class ColumnBatch:
         problems: list[RowProblem] = []
         arrays: list[tuple[str, NDArray[Any]]] = []
         for col in self.SPEC:
+            if self._unbuilt(col.name):
+                continue  # made on first read from the batch's own checked arrays
             value = getattr(self, col.name)
             expected = DTYPE_OF_KIND[col.kind]
             if not isinstance(value, np.ndarray) or value.ndim != 1:
@@ -245,16 +248,30 @@ class ColumnBatch:
     def _checks(self) -> list[_Check]:
         checks: list[_Check] = []
         for col in self.SPEC:
+            if col.kind == "levels":  # read lazily: a flat form is checked without the objects
+                checks.append(
+                    _levels_check(col, self._getter(col.name), self._flat_levels(col.name))
+                )
+                continue
             values = getattr(self, col.name)
             if col.kind == "ts":
                 checks.extend(_ts_checks(col.name, values, self.naive_ts))
             elif col.kind == "text":
                 checks.extend(_text_checks(col, values))
-            elif col.kind == "float":
-                checks.append(_float_check(col, values))
             else:
-                checks.append(_levels_check(col, values))
+                checks.append(_float_check(col, values))
         return checks
+
+    def _getter(self, name: str) -> Callable[[], NDArray[Any]]:
+        return lambda: getattr(self, name)
+
+    def _flat_levels(self, name: str) -> FlatLevels | None:
+        """The flat form of levels column ``name``, when the batch carries one (order books)."""
+        return None
+
+    def _unbuilt(self, name: str) -> bool:
+        """Whether column ``name`` is still to be made from another form (order books' levels)."""
+        return False
 
     # -- selection and identity ---------------------------------------------------
 

@@ -22,7 +22,16 @@ from numpy.typing import NDArray
 
 from pmstore.batches.spec import Level
 
-__all__ = ["FlatLevels", "check_sides", "flat_levels", "parse_sides"]
+__all__ = [
+    "BookLevels",
+    "FlatLevels",
+    "best_first_order",
+    "check_flat",
+    "check_sides",
+    "flat_levels",
+    "parse_sides",
+    "side_lists",
+]
 
 _PRICE_SIZE = itemgetter("price", "size")
 _NUMBER_TYPES = frozenset({float, int})
@@ -44,6 +53,96 @@ class FlatLevels:
     def rows(self) -> NDArray[np.int64]:
         """The row of each level."""
         return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    def level_index(self, rows: slice | NDArray[np.intp] | NDArray[np.bool_]) -> NDArray[np.intp]:
+        """The indices into ``prices``/``sizes`` of the levels of ``rows``, row after row.
+
+        Costs a cumulative sum over the rows and a repeat over their levels."""
+        starts = self.starts[rows]
+        counts = self.counts[rows]
+        taken = np.cumsum(counts) - counts
+        index: NDArray[np.intp] = np.repeat(starts - taken, counts) + np.arange(int(counts.sum()))
+        return index
+
+    def take(self, rows: slice | NDArray[np.intp] | NDArray[np.bool_]) -> FlatLevels:
+        """The levels of ``rows`` (a slice, row indices or a mask), in that row order."""
+        if isinstance(rows, slice) and rows.step in (None, 1):
+            counts = self.counts[rows]
+            first = int(self.starts[rows][0]) if len(counts) else 0
+            span = slice(first, first + int(counts.sum()))
+            return FlatLevels(counts.copy(), self.prices[span].copy(), self.sizes[span].copy())
+        index = self.level_index(rows)
+        return FlatLevels(self.counts[rows], self.prices[index], self.sizes[index])
+
+    def freeze(self) -> None:
+        """Make the arrays read-only (a batch owns them)."""
+        for array in (self.counts, self.prices, self.sizes):
+            array.flags.writeable = False
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevels:
+    """Both sides of a column of books in flat form (best-first), as an ``OrderbookBatch``
+    carries them next to its ``bids``/``asks`` objects: the checks, the digest, the size
+    estimate and the JSON text then work on these arrays, never on per-level tuples."""
+
+    bids: FlatLevels
+    asks: FlatLevels
+
+    def side(self, name: str) -> FlatLevels:
+        """The levels of column ``name`` ("bids" or "asks")."""
+        return self.bids if name == "bids" else self.asks
+
+    def take(self, rows: slice | NDArray[np.intp] | NDArray[np.bool_]) -> BookLevels:
+        """The levels of ``rows`` of both sides."""
+        return BookLevels(self.bids.take(rows), self.asks.take(rows))
+
+
+def side_lists(flat: FlatLevels) -> list[list[Level]]:
+    """Every row's levels as a list of ``(float, float)`` tuples (a batch's object form).
+
+    Costs one tuple per level, made by C-level ``zip`` and list slices."""
+    pairs = list(zip(flat.prices.tolist(), flat.sizes.tolist(), strict=True))
+    ends = np.cumsum(flat.counts)
+    return [pairs[a:b] for a, b in zip((ends - flat.counts).tolist(), ends.tolist(), strict=True)]
+
+
+def best_first_order(flat: FlatLevels, descending: bool) -> NDArray[np.intp] | None:
+    """The order that puts each row's levels best-first, row by row (None: all already are).
+
+    The order ``sorted(levels, key=price, reverse=descending)`` gives, for finite
+    prices: a row already best-first is kept, one strictly worst-first
+    (Polymarket's order) is reversed, any other is sorted stably (lexsort);
+    rows are judged one by one, so one odd row costs a sort of its own
+    levels only. Costs a few whole-array passes over the levels.
+    """
+    prices, n = flat.prices, len(flat.prices)
+    if n < 2:
+        return None
+    same_row = np.ones(n - 1, dtype=bool)
+    same_row[(flat.starts[flat.counts > 0] - 1)[1:]] = False  # no step across rows
+    step = np.diff(prices)
+    if descending:
+        step = -step
+    wrong_way = same_row & (step < 0)
+    if not wrong_way.any():
+        return None
+    level_rows = flat.rows()
+    unsorted = np.zeros(len(flat.counts), dtype=bool)
+    unsorted[level_rows[1:][wrong_way]] = True
+    not_strict = np.zeros(len(flat.counts), dtype=bool)
+    not_strict[level_rows[1:][same_row & (step >= 0)]] = True
+    order = np.arange(n)
+    reverse = (unsorted & ~not_strict)[level_rows]
+    if reverse.any():
+        first = np.repeat(flat.starts, flat.counts)
+        last = first + np.repeat(flat.counts, flat.counts) - 1
+        order[reverse] = (first + last - order)[reverse]
+    resort = np.flatnonzero((unsorted & not_strict)[level_rows])
+    if resort.size:
+        key = -prices[resort] if descending else prices[resort]
+        order[resort] = resort[np.lexsort((key, level_rows[resort]))]
+    return order
 
 
 def flat_levels(sides: list[Any]) -> FlatLevels | None:
@@ -148,6 +247,11 @@ def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:
     flat = flat_levels(sides)
     if flat is None:
         return None
+    return check_flat(flat, descending)
+
+
+def check_flat(flat: FlatLevels, descending: bool) -> NDArray[np.bool_]:
+    """The rows of ``flat`` whose side breaks a rule (as ``check_sides``); whole-array passes."""
     prices, sizes, n = flat.prices, flat.sizes, len(flat.prices)
     with np.errstate(invalid="ignore"):
         bad_level = ~((prices >= 0.0) & (prices <= 1.0) & (sizes >= 0.0) & np.isfinite(sizes))
@@ -157,6 +261,6 @@ def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:
             same_row = np.ones(n - 1, dtype=bool)
             same_row[(flat.starts[flat.counts > 0] - 1)[1:]] = False
             bad_level[1:] |= wrong_way & same_row
-    bad = np.zeros(len(sides), dtype=bool)
+    bad = np.zeros(len(flat.counts), dtype=bool)
     bad[flat.rows()[bad_level]] = True
     return bad

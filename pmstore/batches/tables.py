@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import parse_sides
+from pmstore.batches.levels import BookLevels, FlatLevels, parse_sides, side_lists
 from pmstore.batches.spec import column
+from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
 __all__ = ["OrderbookBatch", "PriceBatch", "TradeBatch", "derive_trade_id"]
@@ -46,6 +47,12 @@ class OrderbookBatch(ColumnBatch):
     (lowest): ``spread = ask - bid``, ``midpoint = (bid + ask) / 2``; both stay
     NULL for an empty or one-sided book. A malformed side (e.g. a dict level)
     is kept as given and reported by ``problems()``.
+
+    ``levels`` (not a column) may carry the same levels in flat form
+    (:class:`~pmstore.batches.levels.BookLevels`, best-first, exactly the
+    values of ``bids``/``asks``): the ingest path builds batches with it, and
+    then checks, digest, size estimates and the COPY encoding read those
+    arrays instead of the per-level tuples. Row selections keep it.
     """
 
     TABLE: ClassVar[str] = "orderbook_snapshots"
@@ -60,6 +67,54 @@ class OrderbookBatch(ColumnBatch):
         "float", required=False, nullable=True, low=0.0, high=1.0
     )
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
+    levels: BookLevels | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        """The base checks, and that ``levels`` (if given) has a count per row of each side."""
+        ColumnBatch.__post_init__(self)
+        if self.levels is None:
+            return
+        problems = [
+            RowProblem(None, name, "levels must have one count per row and a value per level")
+            for name in ("bids", "asks")
+            if not _consistent(self.levels.side(name), len(self))
+        ]
+        if problems:
+            raise BatchValidationError(self.TABLE, problems)
+        self.levels.bids.freeze()
+        self.levels.asks.freeze()
+
+    @classmethod
+    def from_flat(
+        cls,
+        ts: NDArray[np.datetime64],
+        token_id: NDArray[np.object_],
+        levels: BookLevels,
+        spread: NDArray[np.float64],
+        midpoint: NDArray[np.float64],
+    ) -> OrderbookBatch:
+        """A batch of books whose levels are given only in flat form, best-first.
+
+        ``bids``/``asks`` are made from ``levels`` on first read (one tuple per
+        level); checks, digest and COPY encoding never need them. Raises
+        ``BatchValidationError`` like the constructor. The arrays are owned.
+        """
+        return cls(ts, token_id, _UNBUILT, _UNBUILT, spread, midpoint, levels=levels)
+
+    def _flat_levels(self, name: str) -> FlatLevels | None:
+        return None if self.levels is None else self.levels.side(name)
+
+    def _unbuilt(self, name: str) -> bool:
+        return name in _SIDES and _SIDES[name].stored(self) is _UNBUILT
+
+    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
+        picked: dict[str, Any] = {
+            name: _UNBUILT if self._unbuilt(name) else getattr(self, name)[rows]
+            for name in self.COLUMNS
+        }
+        naive = None if self.naive_ts is None else self.naive_ts[rows]
+        levels = None if self.levels is None else self.levels.take(rows)
+        return OrderbookBatch(**picked, naive_ts=naive, levels=levels)
 
     @classmethod
     def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
@@ -89,6 +144,54 @@ class OrderbookBatch(ColumnBatch):
             bid, ask = best["bids"], best["asks"]
             columns["spread"] = np.where(derive, ask - bid, spread)
             columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
+
+
+_UNBUILT: NDArray[np.object_] = np.empty(0, dtype=object)
+"""Marks a side of an ``OrderbookBatch.from_flat`` batch not yet made from its levels."""
+
+
+class _LazySide:
+    """The ``bids``/``asks`` attribute of OrderbookBatch: its slot, filled on first read
+    from the batch's flat levels when the batch was made by ``from_flat``."""
+
+    def __init__(self, slot: Any, name: str) -> None:
+        self._slot, self._name = slot, name
+
+    def stored(self, batch: OrderbookBatch) -> Any:
+        return self._slot.__get__(batch, OrderbookBatch)
+
+    def __get__(self, batch: OrderbookBatch | None, owner: type | None = None) -> Any:
+        if batch is None:
+            return self
+        value = self._slot.__get__(batch, owner)
+        if value is _UNBUILT and batch.levels is not None:
+            sides = side_lists(batch.levels.side(self._name))
+            value = np.fromiter(sides, dtype=object, count=len(sides))
+            value.flags.writeable = False
+            self._slot.__set__(batch, value)  # two threads may both make it: the same value
+        return value
+
+    def __set__(self, batch: OrderbookBatch, value: Any) -> None:
+        self._slot.__set__(batch, value)
+
+
+_SIDES: dict[str, _LazySide] = {}
+for _name in ("bids", "asks"):
+    _SIDES[_name] = _LazySide(OrderbookBatch.__dict__[_name], _name)
+    setattr(OrderbookBatch, _name, _SIDES[_name])
+
+
+def _consistent(flat: FlatLevels, rows: int) -> bool:
+    arrays = (flat.counts, flat.prices, flat.sizes)
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays):
+        return False
+    return (
+        flat.counts.dtype == np.int64
+        and flat.prices.dtype == flat.sizes.dtype == np.float64
+        and len(flat.counts) == rows
+        and len(flat.prices) == len(flat.sizes) == int(flat.counts.sum())
+        and not (flat.counts < 0).any()
+    )
 
 
 @table_batch

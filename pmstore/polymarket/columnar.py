@@ -16,7 +16,15 @@ the correctly rounded value, as the adapters' ``float(Decimal(text))``);
 timestamps must be strings of digits (or ints), converted with the same
 seconds / milliseconds rule; midpoints are computed by the adapters' own
 ``_top_price`` (exact decimal arithmetic), cached per (bid, ask) text pair;
-book levels are sorted with the model's own (stable) sort.
+book levels are put best-first in the order of the model's own (stable)
+sort, for a whole batch at once (``levels.best_first_order``).
+
+Book levels stay flat: per book, the adapter appends its sides' prices and
+sizes (as received) to flat float lists plus one count per side; the batch
+turns them into numpy arrays once and carries them as
+``OrderbookBatch.levels``, so its checks, digest and COPY text never walk
+per-level tuples. Level texts are parsed through a bounded cache
+(``float(text)``, exact; prices sit on a tick grid and sizes repeat).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any, Final
 import numpy as np
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
+from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.dispatch import Converted, Reject, convert
@@ -40,12 +49,13 @@ from pmstore.polymarket.websocket import _top_price
 
 __all__ = ["Columns", "convert_into"]
 
-Level = tuple[float, float]
 
 _SECONDS_BELOW: Final = 10**11
 _MILLIS_BELOW: Final = 10**14
 _ONE_US: Final = timedelta(microseconds=1)
 _MIDPOINT_CACHE_SIZE: Final = 1 << 16
+_NUMBER_CACHE_SIZE: Final = 1 << 17
+"""Level texts whose float is remembered (~15 MB at most); the cache restarts when full."""
 
 
 @dataclass(slots=True)
@@ -53,8 +63,9 @@ class Columns:
     """Records of the three COPY tables as column lists, plus markets, resolutions, rejects.
 
     ``*_ts`` hold integer microseconds since 1970 UTC. Order-book sides are
-    lists of (price, size) float tuples, best-first; spread and midpoint are
-    NaN for an empty or one-sided book.
+    flat: ``book_bid_counts[i]`` levels of book i, in the order received, in
+    ``book_bid_prices``/``book_bid_sizes`` after those of the books before it
+    (asks alike); spread and midpoint are NaN for an empty or one-sided book.
     """
 
     price_ts: list[int] = field(default_factory=list)
@@ -62,8 +73,12 @@ class Columns:
     price_value: list[float] = field(default_factory=list)
     book_ts: list[int] = field(default_factory=list)
     book_token: list[str] = field(default_factory=list)
-    book_bids: list[list[Level]] = field(default_factory=list)
-    book_asks: list[list[Level]] = field(default_factory=list)
+    book_bid_counts: list[int] = field(default_factory=list)
+    book_ask_counts: list[int] = field(default_factory=list)
+    book_bid_prices: list[float] = field(default_factory=list)
+    book_bid_sizes: list[float] = field(default_factory=list)
+    book_ask_prices: list[float] = field(default_factory=list)
+    book_ask_sizes: list[float] = field(default_factory=list)
     book_spread: list[float] = field(default_factory=list)
     book_midpoint: list[float] = field(default_factory=list)
     trade_ts: list[int] = field(default_factory=list)
@@ -100,7 +115,7 @@ class Columns:
     def extend(self, other: Columns, tables: set[str]) -> None:
         """Append ``other``'s records of ``tables`` (table names, and ``rejects``)."""
         for table, names in _FIELDS.items():
-            if table in tables:
+            if (table if table != "book_levels" else "orderbook_snapshots") in tables:
                 for name in names:
                     getattr(self, name).extend(getattr(other, name))
 
@@ -115,12 +130,19 @@ class Columns:
         )
 
     def orderbook_batch(self) -> OrderbookBatch:
-        """The book rows as an OrderbookBatch."""
-        return OrderbookBatch(
+        """The book rows as an OrderbookBatch carrying its levels in flat form.
+
+        Levels are put best-first for all books at once (reversed where sent
+        worst-first, else sorted stably, as the model sorts). Costs a few
+        numpy passes over the levels (``bids``/``asks`` tuples are made only if read)."""
+        levels = BookLevels(
+            _flat_side(self.book_bid_counts, self.book_bid_prices, self.book_bid_sizes, True),
+            _flat_side(self.book_ask_counts, self.book_ask_prices, self.book_ask_sizes, False),
+        )
+        return OrderbookBatch.from_flat(
             ts=_ts(self.book_ts),
             token_id=_objects(self.book_token),
-            bids=_objects(self.book_bids),
-            asks=_objects(self.book_asks),
+            levels=levels,
             spread=np.array(self.book_spread, dtype=np.float64),
             midpoint=np.array(self.book_midpoint, dtype=np.float64),
         )
@@ -145,8 +167,12 @@ class Columns:
         for b in got.orderbooks:
             self.book_ts.append(_micros(b.ts))
             self.book_token.append(b.token_id)
-            self.book_bids.append(list(b.bids))
-            self.book_asks.append(list(b.asks))
+            self.book_bid_counts.append(len(b.bids))
+            self.book_bid_prices.extend([p for p, _ in b.bids])
+            self.book_bid_sizes.extend([q for _, q in b.bids])
+            self.book_ask_counts.append(len(b.asks))
+            self.book_ask_prices.extend([p for p, _ in b.asks])
+            self.book_ask_sizes.extend([q for _, q in b.asks])
             self.book_spread.append(math.nan if b.spread is None else b.spread)
             self.book_midpoint.append(math.nan if b.midpoint is None else b.midpoint)
         for t in got.trades:
@@ -171,16 +197,32 @@ _FIELDS: Final = {
     "orderbook_snapshots": (
         "book_ts",
         "book_token",
-        "book_bids",
-        "book_asks",
+        "book_bid_counts",
+        "book_ask_counts",
         "book_spread",
         "book_midpoint",
     ),
     "trades": ("trade_ts", "trade_token", "trade_side", "trade_price", "trade_size", "trade_id"),
+    "book_levels": ("book_bid_prices", "book_bid_sizes", "book_ask_prices", "book_ask_sizes"),
     "markets": ("markets",),
     "resolutions": ("resolutions",),
     "rejects": ("rejects",),
 }
+
+
+def _flat_side(
+    counts: list[int], prices: list[float], sizes: list[float], descending: bool
+) -> FlatLevels:
+    """One side of every book as flat arrays, best-first."""
+    flat = FlatLevels(
+        np.array(counts, dtype=np.int64).reshape(len(counts)),
+        np.array(prices, dtype=np.float64).reshape(len(prices)),
+        np.array(sizes, dtype=np.float64).reshape(len(sizes)),
+    )
+    order = best_first_order(flat, descending)
+    if order is None:
+        return flat
+    return FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
 
 
 def _ts(micros: list[int]) -> np.ndarray[Any, np.dtype[np.datetime64]]:
@@ -290,57 +332,73 @@ def _price_change(message: Mapping[str, Any], out: Columns) -> None:
     out.price_value.extend(prices)
 
 
-def _side(raw: object, descending: bool) -> list[Level]:
-    """One side of a book as (price, size) floats, best-first; whole-list C-level passes."""
+def _side(raw: object) -> tuple[list[float], list[float], float, float]:
+    """One side of a book as it came: prices, sizes, and the lowest and highest price
+    (0.0 when empty); _FallbackError for anything unusual. Whole-list C-level passes."""
     if type(raw) is not list:
         raise _FallbackError
     if not raw:
-        return []
-    try:
-        raw_prices = [level["price"] for level in raw]
-        raw_sizes = [level["size"] for level in raw]
-    except (KeyError, TypeError):
-        raise _FallbackError from None
-    if not set(map(type, raw)) <= _DICT or not set(map(type, raw_prices + raw_sizes)) <= _NUMERIC:
+        return [], [], 0.0, 0.0
+    if not set(map(type, raw)) <= _DICT:
         raise _FallbackError
     try:
-        prices = list(map(float, raw_prices))
-        sizes = list(map(float, raw_sizes))
-    except ValueError:
+        prices = _numbers(list(map(_PRICE, raw)))
+        sizes = _numbers(list(map(_SIZE, raw)))
+    except KeyError:
         raise _FallbackError from None
-    # A sum is finite only when every term is (a huge-size overflow just falls back).
-    if not (
-        math.isfinite(sum(prices))
-        and math.isfinite(sum(sizes))
-        and min(prices) >= 0.0
-        and max(prices) <= 1.0
-        and min(sizes) >= 0.0
-    ):
+    low, high = min(prices), max(prices)
+    if not (low >= 0.0 and high <= 1.0 and min(sizes) >= 0.0):
         raise _FallbackError
-    levels = list(zip(prices, sizes, strict=True))
-    levels.sort(key=_PRICE, reverse=descending)  # the model's own (stable) order
-    return levels
+    return prices, sizes, low, high
 
 
+def _numbers(raw: list[Any]) -> list[float]:
+    """Finite floats of level values that are numeric strings or floats (``float(text)``,
+    through ``_NUMBER_CACHE``); _FallbackError for anything else."""
+    try:
+        numbers: list[Any] = list(map(_NUMBER_CACHE.get, raw))  # only str keys: a hit is one
+    except TypeError:  # unhashable
+        raise _FallbackError from None
+    if None in numbers:
+        for k, number in enumerate(numbers):
+            if number is None:
+                numbers[k] = _parsed(raw[k])
+    return numbers
+
+
+def _parsed(value: object) -> float:
+    """A level value the cache does not know: parsed (and remembered) or _FallbackError."""
+    number = _number(value)
+    if type(value) is str:
+        if len(_NUMBER_CACHE) >= _NUMBER_CACHE_SIZE:
+            _NUMBER_CACHE.clear()
+        _NUMBER_CACHE[value] = number
+    return number
+
+
+_NUMBER_CACHE: Final[dict[str, float]] = {}
 _DICT: Final = frozenset({dict})
-_NUMERIC: Final = frozenset({str, float})
-_PRICE: Final = itemgetter(0)
+_PRICE: Final = itemgetter("price")
+_SIZE: Final = itemgetter("size")
 
 
 def _book(message: Mapping[str, Any], out: Columns) -> None:
     ts = _unix_micros(message.get("timestamp"))
     token = _token(message.get("asset_id"))
-    bids = _side(message.get("bids"), True)
-    asks = _side(message.get("asks"), False)
-    if bids and asks:
-        bid, ask = bids[0][0], asks[0][0]
+    bid_prices, bid_sizes, _, bid = _side(message.get("bids"))  # best bid: the highest
+    ask_prices, ask_sizes, ask, _ = _side(message.get("asks"))  # best ask: the lowest
+    if bid_prices and ask_prices:
         spread, midpoint = ask - bid, (bid + ask) / 2.0
     else:
         spread = midpoint = math.nan
     out.book_ts.append(ts)
     out.book_token.append(token)
-    out.book_bids.append(bids)
-    out.book_asks.append(asks)
+    out.book_bid_counts.append(len(bid_prices))
+    out.book_bid_prices.extend(bid_prices)
+    out.book_bid_sizes.extend(bid_sizes)
+    out.book_ask_counts.append(len(ask_prices))
+    out.book_ask_prices.extend(ask_prices)
+    out.book_ask_sizes.extend(ask_sizes)
     out.book_spread.append(spread)
     out.book_midpoint.append(midpoint)
 
