@@ -138,7 +138,7 @@ def _aware_micros(items: Sequence[Any]) -> NDArray[np.int64] | None:
     """Microseconds since 1970 of timezone-aware datetimes, in three C-level passes (~2.5x
     the row loop); None unless every item is an aware ``datetime``."""
     out = np.empty(len(items), dtype=np.int64)
-    for rows in row_blocks(len(items)):  # blocks: the GIL is free between them
+    for rows in row_blocks(len(items)):  # blocks: the GIL is handed over between them
         part = items[rows]
         if set(map(type, part)) - {datetime} or None in set(map(attrgetter("tzinfo"), part)):
             return None
