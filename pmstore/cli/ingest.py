@@ -39,6 +39,13 @@ def add_parser(
         help="rows older than the table's retention horizon (Community edition): refuse the "
         "batch (default), write them anyway (retention drops them at its next run), or skip them",
     )
+    ingest.add_argument(
+        "--reader-process",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read and convert in a separate process while this one writes (default: for "
+        "files of 32 MiB or more; with --jobs each job reads its files itself)",
+    )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=run)
 
@@ -73,7 +80,14 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             with Writer(target.dsn, beyond_retention=args.beyond_retention) as writer:
-                summary = ingest_files(writer, paths, policy=policy, rejects=rejects, progress=bar)
+                summary = ingest_files(
+                    writer,
+                    paths,
+                    policy=policy,
+                    rejects=rejects,
+                    progress=bar,
+                    reader_process=args.reader_process,
+                )
     for line in summary_lines(summary, target.where):
         print(line)
     if rejects is not None:

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.ingest.cursor import TRACKED, FileCursor, commit_moves, statements_for
 from pmstore.ingest.rejects import RejectsFile
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.columnar import Columns
 from pmstore.writer import Writer, WriteResult
 
-__all__ = ["FlushPolicy", "Segment", "flush_segment"]
+__all__ = ["Batches", "FlushPolicy", "Segment", "flush_segment"]
 
 WRITE_ORDER: Final = ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
 
@@ -43,9 +44,22 @@ class FlushPolicy:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Batches:
+    """A segment's three COPY batches, built ahead (by a reader process)."""
+
+    prices: PriceBatch
+    orderbooks: OrderbookBatch
+    trades: TradeBatch
+
+
 @dataclass(slots=True)
 class Segment:
-    """Records of the payloads between two positions of a file, with their rejects' places."""
+    """Records of the payloads between two positions of a file, with their rejects' places.
+
+    With ``batches`` (built by a reader process) the COPY tables' rows are
+    there and ``columns`` holds only markets, resolutions and rejects.
+    """
 
     start: int
     end: int
@@ -54,6 +68,16 @@ class Segment:
     reject_places: list[str] = field(default_factory=list)
     payloads: int = 0
     started: float = field(default_factory=time.monotonic)
+    batches: Batches | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Records per table (and rejects)."""
+        counts = self.columns.counts()
+        if self.batches is not None:
+            counts["price_snapshots"] = len(self.batches.prices)
+            counts["orderbook_snapshots"] = len(self.batches.orderbooks)
+            counts["trades"] = len(self.batches.trades)
+        return counts
 
 
 @dataclass(slots=True)
@@ -88,15 +112,17 @@ def _latest_resolutions(resolutions: list[ResolutionRecord]) -> list[ResolutionR
     return list(kept.values())
 
 
-def _write(writer: Writer, table: str, columns: Columns, batch_id: str, extra: Any) -> WriteResult:
+def _write(writer: Writer, table: str, segment: Segment, batch_id: str, extra: Any) -> WriteResult:
+    columns, built = segment.columns, segment.batches
     if table == "price_snapshots":
-        return writer.copy_prices(columns.price_batch(), batch_id=batch_id, extra_statements=extra)
+        prices = columns.price_batch() if built is None else built.prices
+        return writer.copy_prices(prices, batch_id=batch_id, extra_statements=extra)
     if table == "orderbook_snapshots":
-        return writer.copy_orderbooks(
-            columns.orderbook_batch(), batch_id=batch_id, extra_statements=extra
-        )
+        books = columns.orderbook_batch() if built is None else built.orderbooks
+        return writer.copy_orderbooks(books, batch_id=batch_id, extra_statements=extra)
     if table == "trades":
-        return writer.copy_trades(columns.trade_batch(), batch_id=batch_id, extra_statements=extra)
+        trades = columns.trade_batch() if built is None else built.trades
+        return writer.copy_trades(trades, batch_id=batch_id, extra_statements=extra)
     if table == "markets":
         return writer.upsert_markets(_latest_markets(columns.markets), extra_statements=extra)
     return writer.upsert_resolutions(
@@ -133,7 +159,7 @@ def _flush(
     written: Written,
     after_commit: Callable[[], None],
 ) -> None:
-    counts = segment.columns.counts()
+    counts = segment.counts()
     moves = {
         t: (segment.end, segment.end_line, counts[t])
         for t in TRACKED
@@ -158,7 +184,7 @@ def _flush(
             these.update(riding)
         extra = statements_for(cursor, these, register=register and index == 0)
         batch_id = f"ingest:{cursor.file_id}:{table}:{cursor.positions[table]}-{segment.end}"
-        written.add(table, _write(writer, table, segment.columns, batch_id, extra))
+        written.add(table, _write(writer, table, segment, batch_id, extra))
         commit_moves(cursor, these)
         written.commits += 1
         after_commit()

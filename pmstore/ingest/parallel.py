@@ -40,7 +40,15 @@ def _ingest_one(
     out = RejectsFile(Path(rejects)) if rejects is not None else None
     try:
         with Writer(dsn, beyond_retention=beyond_retention) as writer:
-            return ingest_file(writer, Path(path), policy=policy, rejects=out, progress=report)
+            # A job is a process already: it reads its files itself.
+            return ingest_file(
+                writer,
+                Path(path),
+                policy=policy,
+                rejects=out,
+                progress=report,
+                reader_process=False,
+            )
     finally:
         if out is not None:
             out.close()

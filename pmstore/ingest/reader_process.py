@@ -1,0 +1,276 @@
+"""Reading a file in a separate process, so the ingesting process only writes.
+
+Reading, parsing and converting are pure Python; in the same process as the
+Writer they share one GIL with it, and the writer waits for the GIL after
+each of its many socket waits per COPY. :class:`ReaderProcess` runs
+``read_segments`` in a child process (``spawn``: the parent holds a
+connection and threads) on its own opened file, builds each segment's COPY
+batches there and sends them over a pipe, one segment at a time: the child
+is at most one segment ahead of the parent (memory stays bounded), and the
+parent writes the segments in order, with their cursors, as it would its
+own. Order-book levels cross in their flat form (float arrays), not as Python tuples.
+
+The child dies with its parent (``PR_SET_PDEATHSIG`` on Linux; elsewhere at
+its next send, on the broken pipe), ignores SIGINT (the parent ends it), and
+sends an error it raises to the parent, which raises it with its type.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pmstore.batches import OrderbookBatch
+from pmstore.batches.levels import BookLevels
+from pmstore.errors import PayloadError
+from pmstore.ingest.batcher import Batches, FlushPolicy, Segment
+from pmstore.ingest.reading import read_segments
+from pmstore.ingest.sources import open_source
+from pmstore.polymarket.columnar import Columns
+
+__all__ = ["ReaderProcess", "SourceFacts"]
+
+_PR_SET_PDEATHSIG: Final = 1
+_POLL_SECONDS: Final = 1.0
+_JOIN_SECONDS: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    """What reading a file to its end found out (see ``pmstore.ingest.sources.Source``)."""
+
+    incomplete_tail: int
+    truncated_gzip: bool
+    raw_bytes_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """Where and how the child reads: what the parent found in the file and its cursor."""
+
+    path: str
+    identity: bytes
+    format: str
+    start: int
+    start_line: int
+    caught_up: int
+    positions: dict[str, int]
+    policy: FlushPolicy
+    parent: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatBooks:
+    """An OrderbookBatch's columns with its levels in flat form only (cheap to pickle:
+    numpy arrays, no per-level objects); ``batch()`` makes the batch again."""
+
+    ts: NDArray[Any]
+    token_id: NDArray[np.object_]
+    levels: BookLevels
+    spread: NDArray[np.float64]
+    midpoint: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, batch: OrderbookBatch) -> _FlatBooks | OrderbookBatch:
+        """``batch`` in flat form, or ``batch`` itself when it has no flat levels."""
+        if batch.levels is None:
+            return batch
+        return cls(batch.ts, batch.token_id, batch.levels, batch.spread, batch.midpoint)
+
+    def batch(self) -> OrderbookBatch:
+        """The OrderbookBatch again (its checks of the flat form; no per-level tuples)."""
+        return OrderbookBatch.from_flat(
+            self.ts, self.token_id, self.levels, self.spread, self.midpoint
+        )
+
+
+def _pack(segment: Segment) -> tuple[Any, ...]:
+    """What the parent needs of ``segment``: positions, batches, the other records."""
+    c = segment.columns
+    return (
+        segment.start,
+        segment.end,
+        segment.end_line,
+        segment.payloads,
+        segment.reject_places,
+        c.price_batch(),
+        _FlatBooks.of(c.orderbook_batch()),
+        c.trade_batch(),
+        c.markets,
+        c.resolutions,
+        c.rejects,
+    )
+
+
+def _unpack(packed: tuple[Any, ...]) -> Segment:
+    start, end, end_line, payloads, places, prices, books, trades, markets, res, rejects = packed
+    if isinstance(books, _FlatBooks):
+        books = books.batch()
+    columns = Columns(markets=markets, resolutions=res, rejects=rejects)
+    return Segment(
+        start,
+        end,
+        end_line,
+        columns,
+        places,
+        payloads,
+        batches=Batches(prices, books, trades),
+    )
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux); exit if it has."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc to call: the broken pipe ends it
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _send_error(out: Connection, exc: BaseException, path: str) -> None:
+    try:
+        pickle.loads(pickle.dumps(exc))  # what the parent would fail to rebuild
+    except Exception:
+        exc = PayloadError(f"{path}: reading failed: {type(exc).__name__}: {exc}")
+    out.send(("error", exc))
+
+
+def _child(start: _Start, out: Connection) -> None:
+    """The reader process: read ``start.path`` into segments, send them, then the facts."""
+    _die_with_parent(start.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            with open_source(Path(start.path)) as source:
+                if source.identity != start.identity or source.format != start.format:
+                    raise PayloadError(
+                        f"{start.path}: was replaced while being ingested (its first bytes "
+                        "changed): run again"
+                    )
+                for segment in read_segments(
+                    source,
+                    start.start,
+                    start.start_line,
+                    start.caught_up,
+                    start.positions,
+                    start.policy,
+                ):
+                    out.send(("segment", _pack(segment), source.raw_bytes_read))
+                facts = SourceFacts(
+                    source.incomplete_tail, source.truncated_gzip, source.raw_bytes_read
+                )
+            out.send(("done", facts))
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the parent is gone
+        except BaseException as exc:
+            _send_error(out, exc, start.path)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+    finally:
+        out.close()
+
+
+class ReaderProcess:
+    """A child process reading one file into segments for the parent to write.
+
+    Starting it costs a process start (about 0.3-0.5 s of imports). Use as a
+    context manager: leaving ends the child on every path (errors,
+    KeyboardInterrupt) and waits for it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        identity: bytes,
+        format: str,
+        start: int,
+        start_line: int,
+        caught_up: int,
+        positions: Mapping[str, int],
+        policy: FlushPolicy,
+    ) -> None:
+        self.path = path
+        self.facts: SourceFacts | None = None
+        """What the child found at the end of the file (after ``segments`` ended)."""
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe(duplex=False)
+        spec = _Start(
+            str(path), identity, format, start, start_line, caught_up, dict(positions), policy,
+            os.getpid(),
+        )  # fmt: skip
+        self._process = context.Process(
+            target=_child, args=(spec, theirs), name="pmstore-ingest-reader", daemon=True
+        )
+        try:
+            self._process.start()
+        finally:
+            theirs.close()  # the child's end: EOF here once the child is gone
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id."""
+        return self._process.pid
+
+    def segments(self) -> Iterator[tuple[Segment, int]]:
+        """Yield each segment (batches built) with the file's raw bytes read so far.
+
+        Raises the child's error with its type (PayloadError etc.), or
+        PayloadError when the child ended without a word.
+        """
+        while True:
+            message = self._receive()
+            if message[0] == "segment":
+                yield _unpack(message[1]), message[2]
+            elif message[0] == "done":
+                self.facts = message[1]
+                self._process.join(_JOIN_SECONDS)
+                return
+            else:
+                raise message[1]
+
+    def _receive(self) -> Any:
+        while not self._conn.poll(_POLL_SECONDS):
+            if not self._process.is_alive() and not self._conn.poll(0):
+                self._died()
+        try:
+            return self._conn.recv()
+        except EOFError:
+            self._died()
+
+    def _died(self) -> None:
+        self._process.join(_JOIN_SECONDS)
+        raise PayloadError(
+            f"{self.path}: the reader process ended unexpectedly "
+            f"(exit code {self._process.exitcode})"
+        )
+
+    def close(self) -> None:
+        """End the child if it still runs and wait for it."""
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(_JOIN_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def __enter__(self) -> ReaderProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,201 @@
+"""``pmstore ingest`` with a reader process: the same rows, resumes and errors as without one.
+
+The reader process is forced (``reader_process=True``, ``--reader-process``)
+on small files; on a real server. Kills are the resume test's deterministic
+``PMSTORE_INGEST_FAULT=kill-after-commit:N``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import TestServer
+from test_ingest_resume import archive_lines, ingest, state
+
+from pmstore.errors import PayloadError
+from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
+from pmstore.ingest.cursor import TRACKED
+from pmstore.ingest.reader_process import ReaderProcess
+from pmstore.ingest.sources import open_source
+from pmstore.writer import Writer
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[bytes]:
+    return archive_lines(1_500, seed=5)
+
+
+def _write_file(path: Path, lines: list[bytes], *, tail: bytes = b"") -> Path:
+    data = b"\n".join(lines) + b"\n" + tail
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+def _summary(summary: Any) -> dict[str, Any]:
+    fields = dataclasses.asdict(summary)
+    del fields["seconds"], fields["write_seconds"]
+    return fields
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
+def test_reader_process_gives_the_rows_and_summary_of_the_thread(
+    server: TestServer, tmp_path: Path, lines: list[bytes], name: str
+) -> None:
+    path = _write_file(tmp_path / name, lines, tail=b'{"event_type": "book", "asse')
+    results = {}
+    for forced in (False, True):
+        db = f"t_reader_proc_same_{int(forced)}_{int(name.endswith('.gz'))}"
+        dsn = server.migrated_database(db)
+        rejects = tmp_path / f"rejects-{forced}.jsonl"
+        reports: list[tuple[int, int, int]] = []
+        try:
+            out = RejectsFile(rejects)
+            try:
+                with Writer(dsn) as writer:
+                    summary = ingest_file(
+                        writer,
+                        path,
+                        policy=FlushPolicy(batch_rows=300),
+                        rejects=out,
+                        progress=lambda *r, into=reports: into.append(r),
+                        reader_process=forced,
+                    )
+            finally:
+                out.close()
+            totals = [sum(r[i] for r in reports) for i in range(3)]
+            results[forced] = (state(dsn), _summary(summary), rejects.read_text(), totals)
+        finally:
+            server.drop_database(db)
+    assert results[True] == results[False]
+    got = results[True]
+    assert got[0]["orderbook_snapshots"][0] > 100 and got[0]["trades"][0] > 20
+    assert got[1]["rejects"] == 2 and got[1]["payloads"] == len(lines)
+    if not name.endswith(".gz"):
+        assert got[1]["incomplete_tail"] > 0
+    assert got[3] == [path.stat().st_size, len(lines), sum(got[1]["rows"].values())]
+    assert not multiprocessing.active_children()
+
+
+def _reader_processes(mark: str) -> list[int]:
+    """Live processes whose environment holds ``mark`` (the ingest's children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if mark.encode() in environ and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("kill_after", [2, 5])
+def test_killed_with_a_reader_process_then_rerun_writes_every_row_once(
+    server: TestServer, tmp_path: Path, lines: list[bytes], kill_after: int
+) -> None:
+    path = _write_file(tmp_path / "a.jsonl", lines)
+    clean_db, db = f"t_reader_proc_clean_{kill_after}", f"t_reader_proc_kill_{kill_after}"
+    clean, dsn = server.migrated_database(clean_db), server.migrated_database(db)
+    mark = f"PMSTORE_TEST_MARK={uuid.uuid4().hex}"
+    try:
+        assert ingest(clean, str(path), "--batch-rows", "400").returncode == 0
+        env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
+        env.update(PMSTORE_INGEST_FAULT=f"kill-after-commit:{kill_after}")
+        env["PMSTORE_TEST_MARK"] = mark.partition("=")[2]
+        killed = subprocess.run(
+            [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress",
+             "--reader-process", "--batch-rows", "400", str(path)],
+            capture_output=True, text=True, env=env, timeout=600, check=False,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        # The child gets SIGKILL as its parent exits; wait (bounded) until it is gone.
+        deadline = time.monotonic() + 30
+        while _reader_processes(mark) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _reader_processes(mark) == []
+        assert state(dsn) != state(clean)  # it did stop half way
+        done = ingest(dsn, str(path), "--reader-process", "--batch-rows", "250")
+        assert done.returncode == 0, done.stderr
+        assert "resumed at" in done.stdout
+        assert state(dsn) == state(clean)
+    finally:
+        server.drop_database(clean_db)
+        server.drop_database(db)
+
+
+def test_an_error_in_the_reader_process_is_raised_with_its_type(
+    server: TestServer, tmp_path: Path, lines: list[bytes]
+) -> None:
+    payloads = [orjson.loads(line) for line in lines[:600] if line != b"{not json"]
+    text = json.dumps(payloads)
+    path = tmp_path / "broken.json"
+    path.write_text(text[: len(text) * 2 // 3])  # an array that breaks off
+    messages = {}
+    for forced in (False, True):
+        dsn = server.migrated_database(f"t_reader_proc_error_{int(forced)}")
+        try:
+            with Writer(dsn) as writer, pytest.raises(PayloadError) as raised:
+                ingest_file(writer, path, policy=FlushPolicy(batch_rows=200), reader_process=forced)
+            messages[forced] = str(raised.value.reason)
+            written = state(dsn)
+        finally:
+            server.drop_database(f"t_reader_proc_error_{int(forced)}")
+        assert written["price_snapshots"][0] > 0  # the segments before the error were written
+        assert not multiprocessing.active_children()
+    assert messages[True] == messages[False]
+    assert "not a JSON array after item" in messages[True]
+
+
+def _reader(path: Path, *, identity: bytes | None = None, batch_rows: int = 100) -> ReaderProcess:
+    with open_source(path) as source:
+        head, form = source.identity, source.format
+    return ReaderProcess(
+        path, identity or head, form, 0, 0, 0, dict.fromkeys(TRACKED, 0),
+        FlushPolicy(batch_rows=batch_rows),
+    )  # fmt: skip
+
+
+def test_reader_process_refuses_a_file_replaced_since_the_parent_opened_it(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    path = _write_file(tmp_path / "a.jsonl", lines[:50])
+    with _reader(path, identity=b"other bytes") as reader, pytest.raises(PayloadError) as raised:
+        list(reader.segments())
+    assert "was replaced while being ingested" in str(raised.value.reason)
+    assert not multiprocessing.active_children()
+
+
+def test_reader_process_ended_early_is_an_error_and_leaving_ends_it(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    path = _write_file(tmp_path / "a.jsonl", lines)
+    with _reader(path) as reader:
+        segments = reader.segments()
+        first, _ = next(segments)
+        assert first.batches is not None and first.payloads > 0
+        assert reader.pid is not None
+        os.kill(reader.pid, signal.SIGKILL)
+        with pytest.raises(PayloadError, match="reader process ended unexpectedly"):
+            for _ in segments:
+                pass
+    assert not multiprocessing.active_children()
+    with _reader(path) as reader:  # left after one segment: the child is ended
+        next(reader.segments())
+    assert not multiprocessing.active_children()
