@@ -14,8 +14,9 @@ Stages, each a pass over the same file in this process (same run, same data):
 ``read+parse`` (sources' line reader, orjson), ``+adapt`` (columnar fast
 path into column lists), ``+batch`` (column lists into validated, sorted
 batches), and the whole ``pmstore.ingest.ingest_file`` into an emptied
-database (``write`` = the rest): once as users get it by default (a file
-of this size is read in a reader process), once with ``reader_process=False``
+database (``write`` = the rest): once as ``pmstore ingest`` does it
+(``reader_process=None``: a file of this size is read in a reader
+process), once with ``reader_process=False`` (the library's default)
 (read here, written by a writer thread). Baselines: orjson parse-only and
 ``json.loads`` of the same lines; the old per-record adapters
 (``pmstore.polymarket.convert``) on the first 20,000 messages.
@@ -23,8 +24,9 @@ of this size is read in a reader process), once with ``reader_process=False``
 ``ingest_parallel`` against one process on the same parts. ``--rss-gb G``
 generates a G GB (decompressed) gzip archive and measures ``pmstore ingest``'s
 peak RSS on it with ``/usr/bin/time -v`` (the largest single process), and
-the sum over the process tree (the ingest and its reader process) sampled
-from /proc every 0.1 s (then deletes it).
+the proportional set size (Pss) summed over the process tree (the ingest and
+its reader process) sampled from /proc every 0.1 s, with and without the
+reader process (then deletes it).
 
 Server: ``PMSTORE_DSN``, else a throwaway embedded server (fsync off).
 """
@@ -158,18 +160,19 @@ def split(path: Path, parts: int) -> list[Path]:
 
 
 def _rss_kb(pid: int) -> int:
-    """Resident kB of ``pid`` and its live descendants (0 when gone)."""
+    """Proportional resident kB (Pss: shared pages divided among their processes, so the
+    sum is the tree's real memory) of ``pid`` and its live descendants (0 when gone)."""
     total = 0
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        total = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS")), 0)
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        total = next((int(x.split()[1]) for x in rollup.splitlines() if x.startswith("Pss:")), 0)
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return total
     return total + sum(_rss_kb(int(c)) for c in children)
 
 
-def peak_rss(dsn: str, path: Path) -> tuple[float, int, int, str]:
+def peak_rss(dsn: str, path: Path, *flags: str) -> tuple[float, int, int, str]:
     """(seconds, peak RSS in kB of the process (/usr/bin/time: the largest of it and the
     children it waited for), peak of the sum over the process tree sampled every 0.1 s,
     first stdout line) of ``pmstore ingest`` on ``path``."""
@@ -177,7 +180,7 @@ def peak_rss(dsn: str, path: Path) -> tuple[float, int, int, str]:
     started = time.perf_counter()
     proc = subprocess.Popen(
         ["/usr/bin/time", "-v", sys.executable, "-m", "pmstore", "ingest", "--no-progress",
-         "--dsn", dsn, str(path)],
+         "--dsn", dsn, *flags, str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     tree = 0
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 ts = conn.execute(TS_VERSION).fetchone()[0]  # type: ignore[index]
             print(f"server: {server.source}; {version.split(',')[0]}; TimescaleDB {ts}")
             print(f"settings: {server.note}")
-            t_full, rows, t_write = full_ingest(server.dsn, path, policy)  # the default path
+            t_full, rows, t_write = full_ingest(server.dsn, path, policy)  # auto: the CLI default
             t_thread, rows_thread, t_write_thread = full_ingest(
                 server.dsn, path, policy, reader_process=False
             )
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("batch (arrays, checks, sort)", t_batch - t_adapt),
                 ("write (main process, overlapped)", t_write),
                 ("not overlapped: end - parse..batch", t_full - t_batch),
-                ("ingest_file end to end (default)", t_full),
+                ("end to end (auto, as pmstore ingest)", t_full),
                 ("thread path: write (writer thread)", t_write_thread),
                 ("thread path: end to end", t_thread),
             ]:
@@ -279,12 +282,13 @@ def main(argv: list[str] | None = None) -> int:
                     msgs = Archive(seed=7).write(out, max_bytes=int(args.rss_gb * 1e9))  # type: ignore[arg-type]
                 print(f"\nRSS file: {msgs:,} messages, {args.rss_gb:g} GB decompressed, "
                       f"{big.stat().st_size / 1e6:.0f} MB gzip")  # fmt: skip
-                reset(server.dsn)
-                secs, rss, tree, line = peak_rss(server.dsn, big)
-                print(f"pmstore ingest: {secs:.0f} s ({msgs / secs:,.0f} msgs/s), "
-                      f"peak RSS {rss / 1024:.0f} MB (/usr/bin/time: max of the process and "
-                      f"its reader), {tree / 1024:.0f} MB both together (sampled); "
-                      f"target <= 300 MB; {line}")  # fmt: skip
+                for flag in ("--reader-process", "--no-reader-process"):
+                    reset(server.dsn)
+                    secs, rss, tree, line = peak_rss(server.dsn, big, flag)
+                    print(f"pmstore ingest {flag}: {secs:.0f} s ({msgs / secs:,.0f} msgs/s), "
+                          f"peak RSS {rss / 1024:.0f} MB (/usr/bin/time: max of the process and "
+                          f"its reader), {tree / 1024:.0f} MB Pss of both together (sampled); "
+                          f"target <= 300 MB; {line}")  # fmt: skip
                 big.unlink()
     return 0
 
