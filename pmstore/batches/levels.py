@@ -206,7 +206,7 @@ def parse_sides(
     flat = _numbers(sides)
     if flat is None:
         return None
-    order = _best_first(flat, descending)
+    order = best_first_order(flat, descending)
     prices, sizes = flat.prices, flat.sizes
     if order is not None:
         prices, sizes = prices[order], sizes[order]
@@ -218,27 +218,6 @@ def parse_sides(
     filled = flat.counts > 0
     best[filled] = prices[np.asarray(starts, dtype=np.int64)[filled]]
     return parsed, best
-
-
-def _best_first(flat: FlatLevels, descending: bool) -> NDArray[np.intp] | None:
-    """The order that puts each row's levels best-first (None: they already are)."""
-    prices, n = flat.prices, len(flat.prices)
-    if n < 2:
-        return None
-    same_row = np.ones(n - 1, dtype=bool)
-    same_row[(flat.starts[flat.counts > 0] - 1)[1:]] = False  # no step across rows
-    step = np.diff(prices)
-    if descending:
-        step = -step
-    if not (same_row & (step < 0)).any():
-        return None  # already best-first
-    if not (same_row & (step >= 0)).any():  # strictly worst-first: reverse each row
-        first = np.repeat(flat.starts, flat.counts)
-        last = first + np.repeat(flat.counts, flat.counts) - 1
-        reverse: NDArray[np.intp] = first + last - np.arange(n)
-        return reverse
-    key = -prices if descending else prices
-    return np.lexsort((key, flat.rows()))
 
 
 def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:
