@@ -17,15 +17,12 @@ from pmstore.copy_encoding import (
     PGCOPY_HEADER,
     PGCOPY_TRAILER,
     POSTGRES_EPOCH_OFFSET_US,
-    _encode_layouts,
-    _encode_scatter,
-    _Fixed,
-    _Text,
     _text_field,
     encode_orderbooks,
     encode_prices,
     encode_trades,
 )
+from pmstore.copy_engines import Fixed, Text, _encode_layouts, _encode_scatter
 from pmstore.errors import BatchValidationError, ConfigurationError
 
 # The format as the PostgreSQL 15 manual states it, written out independently of the module.
@@ -320,11 +317,11 @@ def test_missing_timestamp_is_refused() -> None:
 
 def test_layout_and_scatter_engines_agree() -> None:
     batch = random_prices(300, seed=7, token_lengths=(1, 2, 5, 74, 78))
-    fields: list[_Fixed | _Text] = [
-        _Fixed(batch.ts.view(np.int64) - POSTGRES_EPOCH_OFFSET_US, ">i8"),
+    fields: list[Fixed | Text] = [
+        Fixed(batch.ts.view(np.int64) - POSTGRES_EPOCH_OFFSET_US, ">i8"),
         _text_field(batch, "token_id", slice(0, 300)),
-        _Fixed(batch.price, ">f8"),
-        _Fixed(batch.volume_24h, ">f8", np.isnan(batch.volume_24h)),
+        Fixed(batch.price, ">f8"),
+        Fixed(batch.volume_24h, ">f8", np.isnan(batch.volume_24h)),
     ]
     by_layout = _encode_layouts(fields, 300, b"")
     by_scatter = _encode_scatter(fields, 300, b"")
