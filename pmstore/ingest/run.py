@@ -175,7 +175,7 @@ class _Run:
         self.summary.resumed = self.cursor.known
         self.summary.resumed_from = start
         if reader_process:
-            facts = self._read_in_process(start, start_line)
+            facts = self._read_in_child(start, start_line)
         else:
             facts = self._read_here(start, start_line)
         self._report(facts.raw_bytes_read)
@@ -209,7 +209,7 @@ class _Run:
             flusher.close()
         return SourceFacts(source.incomplete_tail, source.truncated_gzip, source.raw_bytes_read)
 
-    def _read_in_process(self, start: int, start_line: int) -> SourceFacts:
+    def _read_in_child(self, start: int, start_line: int) -> SourceFacts:
         """Read and convert in a reader process; write here, segment by segment."""
         source = self.source
         with ReaderProcess(
