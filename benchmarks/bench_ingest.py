@@ -11,14 +11,16 @@ snapshots of ~60 levels (worst-first, as Polymarket sends them), 5%
 ``0x`` + 64-hex condition ids, millisecond timestamps as strings.
 
 Stages, each a pass over the same file in this process (same run, same data):
-``read+parse`` (sources' line reader, orjson), ``+adapt`` (columnar fast
-path into column lists), ``+batch`` (column lists into validated, sorted
-batches), and the whole ``pmstore.ingest.ingest_file`` into an emptied
+``read`` (sources' line reader, lines as bytes), ``+decode+adapt``
+(``columnar.convert_line``: the hot kinds decoded by msgspec into typed
+structs, then appended to column lists), ``+batch`` (column lists into
+validated, sorted batches); ``read + orjson parse`` is the general path's
+reading for comparison, and the whole ``pmstore.ingest.ingest_file`` into an emptied
 database (``write`` = the rest): once as ``pmstore ingest`` does it
 (``reader_process=None``: a file of this size is read in a reader
 process), once with ``reader_process=False`` (the library's default)
 (read here, written by a writer thread). Baselines: orjson parse-only and
-``json.loads`` of the same lines; the old per-record adapters
+``json.loads`` of the same lines (and msgspec's typed decode alone); the old per-record adapters
 (``pmstore.polymarket.convert``) on the first 20,000 messages.
 ``--jobs N`` splits the file into N parts and ingests them with
 ``ingest_parallel`` against one process on the same parts. ``--rss-gb G``
@@ -45,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import psycopg
 from bench_server import open_server
@@ -56,7 +59,8 @@ from pmstore.ingest import FlushPolicy, ingest_file
 from pmstore.ingest.parallel import ingest_parallel
 from pmstore.ingest.sources import open_source
 from pmstore.polymarket import convert
-from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.polymarket.columnar import Columns, convert_line
+from pmstore.polymarket.hot_events import decode_line
 from pmstore.writer import Writer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,23 +76,25 @@ RESET = (
 # -- stages ------------------------------------------------------------------------------
 
 
-def _lines(path: Path) -> Any:
+def _lines(path: Path, *, raw: bool) -> Any:
     with open_source(path) as source:
-        yield from source.items()
+        yield from source.items(raw_lines=raw)
 
 
-def stage_parse(path: Path) -> float:
+def stage_read(path: Path, *, parse: bool) -> float:
     started = time.perf_counter()
-    for _ in _lines(path):
+    for _ in _lines(path, raw=not parse):
         pass
     return time.perf_counter() - started
 
 
 def stage_adapt(path: Path, *, batch: bool) -> float:
+    """Lines into column lists as ``pmstore ingest`` reads them (``convert_line``: hot
+    kinds decoded by msgspec into typed structs), then, with ``batch``, into batches."""
     started = time.perf_counter()
     columns = Columns()
-    for item in _lines(path):
-        convert_into(item.payload, columns)
+    for item in _lines(path, raw=True):
+        convert_line(item.payload, columns)
         if columns.record_count() >= 50_000:
             if batch:
                 _batches(columns)
@@ -207,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = platform.processor() or platform.machine()
     py = platform.python_version()
     print(f"machine: {platform.node()} {cpu}, {os.cpu_count()} cpus, Python {py}, "
-          f"orjson {orjson.__version__}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"orjson {orjson.__version__}, msgspec {msgspec.__version__}, "
+          f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pmstore-bench-ingest-") as tmp:
         path = Path(tmp) / "archive.jsonl"
         started = time.perf_counter()
@@ -219,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {n:,} messages, {size / 1e6:.0f} MB in {took:.1f} s")
         t_orjson = raw_parse(path, orjson.loads)
         t_json = raw_parse(path, json.loads)
-        t_parse = stage_parse(path)
+        t_typed = raw_parse(path, decode_line)
+        t_read = stage_read(path, parse=False)
+        t_parse = stage_read(path, parse=True)
         t_adapt = stage_adapt(path, batch=False)
         t_batch = stage_adapt(path, batch=True)
         limit = min(n, 20_000)
@@ -242,11 +251,13 @@ def main(argv: list[str] | None = None) -> int:
             for label, secs in [
                 ("json.loads parse-only (baseline)", t_json),
                 ("orjson parse-only (baseline)", t_orjson),
-                ("read + parse (sources)", t_parse),
-                ("adapt (columnar)", t_adapt - t_parse),
+                ("msgspec typed decode-only (hot kinds)", t_typed),
+                ("read + orjson parse (sources)", t_parse),
+                ("read (sources: chunks, lines)", t_read),
+                ("decode + adapt (convert_line)", t_adapt - t_read),
                 ("batch (arrays, checks, sort)", t_batch - t_adapt),
                 ("write (main process, overlapped)", t_write),
-                ("not overlapped: end - parse..batch", t_full - t_batch),
+                ("not overlapped: end - read..batch", t_full - t_batch),
                 ("end to end (auto, as pmstore ingest)", t_full),
                 ("thread path: write (writer thread)", t_write_thread),
                 ("thread path: end to end", t_thread),

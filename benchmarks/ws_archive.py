@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from itertools import accumulate
 from typing import IO, Any
 
 import orjson
@@ -38,6 +39,10 @@ class Archive:
 
     def _hash(self) -> str:
         return "".join(self.rng.choices("0123456789abcdef", k=40))
+
+    def _depths(self, levels: int) -> list[int]:
+        """Ticks from the best level of each of ``levels`` levels: 0, then 1-3 more each."""
+        return [0, *accumulate(self.rng.randint(1, 3) for _ in range(levels - 1))]
 
     def message(self) -> dict[str, Any]:
         """The next message: 80% price_change, 15% book, 5% last_trade_price."""
@@ -75,8 +80,10 @@ class Archive:
             best_bid = (mid if token == yes else 100 - mid) * 10 - rng.randint(0, 5)
             levels = rng.randint(50, 70)
             n_bids = levels // 2
-            bids = [best_bid - k * rng.randint(1, 3) for k in range(n_bids)][::-1]
-            asks = [best_bid + 10 + k * rng.randint(1, 3) for k in range(levels - n_bids)][::-1]
+            # Each side strictly ordered from its best level (1-3 ticks apart), as an order
+            # book is, and sent worst-first, as Polymarket sends it.
+            bids = [best_bid - depth for depth in self._depths(n_bids)][::-1]
+            asks = [best_bid + 10 + depth for depth in self._depths(levels - n_bids)][::-1]
             return {
                 "market": cid,
                 "asset_id": token,

@@ -25,7 +25,7 @@ from conftest import polymarket_fixture_files
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.ingest.sources import open_source
 from pmstore.polymarket import convert
-from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.polymarket.columnar import Columns, convert_into, convert_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,3 +216,94 @@ def test_hot_kinds_do_not_fall_back(kind: str, monkeypatch: pytest.MonkeyPatch) 
         if message["event_type"] == kind:
             convert_into(message, out)
     assert out.record_count() > 10
+
+
+# -- the line path: JSON text decoded straight into typed structs (msgspec) --------------
+
+
+def fast_line(line: bytes) -> Columns:
+    out = Columns()
+    convert_line(line, out)
+    return out
+
+
+def assert_same_line(line: bytes) -> Columns:
+    """``convert_line`` gives what the adapters give for ``orjson.loads(line)``."""
+    want, got = slow(orjson.loads(line)), fast_line(line)
+    for name in Columns.__dataclass_fields__:
+        if name == "rejects":
+            assert [(r.kind, r.reason, r.ident, r.payload) for r in got.rejects] == [
+                (r.kind, r.reason, r.ident, r.payload) for r in want.rejects
+            ], line
+        elif name not in LEVEL_LISTS:
+            assert same(getattr(got, name), getattr(want, name)), (name, line)
+    got_books, want_books = got.orderbook_batch(), want.orderbook_batch()
+    for side in ("bids", "asks"):
+        got_side, want_side = getattr(got_books, side).tolist(), getattr(want_books, side).tolist()
+        assert same(got_side, want_side), line
+        signs = [[math.copysign(1.0, v) for level in row for v in level] for row in got_side]
+        assert signs == [
+            [math.copysign(1.0, v) for level in row for v in level] for row in want_side
+        ]
+    assert got_books.content_digest() == want_books.content_digest()
+    return got
+
+
+def test_lines_give_what_the_parsed_payloads_give() -> None:
+    """Every edge case, the realistic mix and the real captures, as JSON lines."""
+    payloads = edge_cases() + realistic(2_000, seed=11)
+    for path in polymarket_fixture_files():
+        with open_source(path) as source:
+            payloads.extend(item.payload for item in source.items())
+    rejected = sum(bool(assert_same_line(orjson.dumps(p)).rejects) for p in payloads)
+    assert rejected > 50
+
+
+def test_line_edge_cases_of_the_typed_decoder() -> None:
+    """What msgspec reads differently from orjson is left to the general path."""
+    book = next(m for m in realistic(60, seed=5) if m["event_type"] == "book")
+    text = orjson.dumps(book)
+    level = b'{"price":"%s","size":"%s"}'
+    first = orjson.dumps(book["bids"][0])
+    lines = [
+        text.replace(first, level % (b"-0", b"5")),  # lax mode reads "-0" as 0.0, not -0.0
+        text.replace(first, level % (b"0.5", b"-0")),
+        text.replace(first, level % (b"0.5", b"0")),
+        text.replace(first, level % (b"0.5", b"1e-400")),  # underflows to zero
+        text.replace(first, level % (b"0.5", b"-0.0")),
+        text.replace(first, b'{"price":"0.1","size":"5","price":"0.5"}'),  # the last one wins
+        text.replace(first, b'{"price":0.5,"size":7}'),  # JSON numbers
+        text.replace(b'"hash":', b'"note":"caf\xc3\xa9","hash":'),  # UTF-8, not ASCII
+        text.replace(b'"hash":', b' "hash" : '),
+        text + b"\r",
+        b"  " + text,
+    ]
+    for line in lines:
+        assert orjson.loads(line)  # each is JSON
+        assert_same_line(line)
+    for broken in [
+        text.replace(b'"hash":', b'"note":"\xff","hash":'),  # bad UTF-8 where nobody reads
+        text.replace(b'"hash":', b'"note":"\xed\xa0\x80","hash":'),  # a UTF-8 surrogate
+        text[:-1],
+        text + b"}",
+    ]:
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(broken)
+        with pytest.raises(orjson.JSONDecodeError):
+            fast_line(broken)
+
+
+def test_hot_lines_are_decoded_by_the_typed_structs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The realistic hot lines never reach orjson or the adapters."""
+    import pmstore.polymarket.columnar as columnar
+
+    def refuse(payload: Any) -> Any:
+        raise AssertionError(f"fell back for {str(payload)[:200]}")
+
+    lines = [orjson.dumps(message) for message in realistic(500)]
+    monkeypatch.setattr(columnar, "convert", refuse)
+    monkeypatch.setattr(columnar.orjson, "loads", refuse)
+    out = Columns()
+    for line in lines:
+        convert_line(line, out)
+    assert len(out.price_ts) > 300 and len(out.book_ts) > 30 and len(out.trade_ts) > 5

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
+import orjson
+
 from pmstore.ingest.batcher import FlushPolicy, Segment
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.sources import BadLine, Item, Source
 from pmstore.polymarket import Reject
-from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.polymarket.columnar import Columns, convert_into, convert_line
 
 __all__ = ["PROGRESS_EVERY", "read_segments"]
 
@@ -40,12 +42,13 @@ def read_segments(
     of one segment). The last segment is always yielded, possibly empty.
     ``tick`` is called every ``PROGRESS_EVERY`` payloads between segments.
     Raises what ``Source.items`` raises (PayloadError); costs one parse and
-    one conversion per payload.
+    one conversion per payload (lines of the hot kinds: one typed decode,
+    ``columnar.convert_line``).
     """
     segment = Segment(start, start, start_line)
     columns = segment.columns
     countdown = PROGRESS_EVERY
-    for item in source.items(start, start_line):
+    for item in source.items(start, start_line, raw_lines=True):
         if item.end <= caught_up:  # after a kill: some tables are past this item
             _catch_up(item, segment, positions)
         else:
@@ -67,15 +70,24 @@ def read_segments(
 def _convert(item: Item, columns: Columns, segment: Segment) -> None:
     before = len(columns.rejects)
     payload = item.payload
-    if type(payload) is BadLine:
-        columns.rejects.append(
-            Reject("not_json", f"not JSON: {payload.error}", payload.text[:120], payload.text)
-        )
+    if type(payload) is bytes:  # a JSON-lines line (most payloads): parsed by convert_line
+        try:
+            convert_line(payload, columns)
+        except orjson.JSONDecodeError as exc:
+            _not_json(BadLine(payload.decode("utf-8", "replace"), exc.msg), columns)
+    elif type(payload) is BadLine:
+        _not_json(payload, columns)
     else:
         convert_into(payload, columns)
     added = len(columns.rejects) - before
     if added:
         segment.reject_places.extend([item.where] * added)
+
+
+def _not_json(line: BadLine, columns: Columns) -> None:
+    columns.rejects.append(
+        Reject("not_json", f"not JSON: {line.error}", line.text[:120], line.text)
+    )
 
 
 def _catch_up(item: Item, segment: Segment, positions: Mapping[str, int]) -> None:

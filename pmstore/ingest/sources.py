@@ -201,17 +201,23 @@ class Source:
 
     # -- reading from a position ------------------------------------------------------
 
-    def items(self, start: int = 0, start_line: int = 0) -> Iterator[Item]:
+    def items(
+        self, start: int = 0, start_line: int = 0, *, raw_lines: bool = False
+    ) -> Iterator[Item]:
         """Yield the payloads after position ``start`` (see the module docstring).
 
         ``start_line`` is the number of lines before ``start`` (for ``where``).
+        With ``raw_lines`` a JSON-lines file's payloads are its lines as
+        ``bytes``, not parsed (the caller parses them, and rejects those that
+        are not JSON); the last line of a file without a final newline is
+        still parsed here (to tell a line being written from a bad one).
         Raises PayloadError naming the file and place when it is not JSON (an
         array or document that breaks off), or when ``start`` does not fit
         the file (it is shorter, or ``start`` is not at a line boundary: the
         file was rewritten since, not appended to).
         """
         if self.format == "lines":
-            return self._lines(start, start_line)
+            return self._lines(start, start_line, raw_lines)
         if self.format == "array":
             return self._array(start)
         return self._document(start)
@@ -244,7 +250,7 @@ class Source:
             )
         return after
 
-    def _lines(self, start: int, start_line: int) -> Iterator[Item]:
+    def _lines(self, start: int, start_line: int, raw: bool) -> Iterator[Item]:
         tail = self._seek_lines(start)
         offset, number = start, start_line
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError  # noqa: N806 - local alias
@@ -263,6 +269,9 @@ class Source:
                     continue
                 if number == 1 and line.startswith(_BOM):
                     line = line[len(_BOM) :]
+                if raw:
+                    yield Item(line, offset, number, "line")
+                    continue
                 try:
                     yield Item(loads(line), offset, number, "line")
                 except JSONDecodeError as exc:

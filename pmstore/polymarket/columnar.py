@@ -1,43 +1,47 @@
 """Columnar fast path of the Polymarket adapters for the hot WebSocket kinds.
 
-:func:`convert_into` gives exactly what :func:`pmstore.polymarket.convert`
-gives (the same rows, values, order and rejects with the same reasons), but
-appends straight into column lists (:class:`Columns`) instead of building a
-pydantic model per record: ``price_change`` (newest shape), ``book`` and
-``last_trade_price`` events take the fast path; every other payload, and any
-hot one with something unusual in it (a missing or odd field, a one-sided
-top of book, a value out of range), goes through ``convert`` unchanged, so
-the validation rules and reject reasons are those of the adapters by
-construction. A test runs both paths over the same payloads.
+:func:`convert_into` (a parsed payload) and :func:`convert_line` (a JSON
+text) give exactly what :func:`pmstore.polymarket.convert` gives (the same
+rows, values, order and rejects with the same reasons), but append straight
+into column lists (:class:`Columns`) instead of building a pydantic model
+per record: ``price_change`` (newest shape), ``book`` and
+``last_trade_price`` events are read as typed structs
+(:mod:`pmstore.polymarket.hot_events`, msgspec) and take the fast path;
+every other payload, and any hot one with something unusual in it (a
+missing or odd field, a one-sided top of book, a value out of range), goes
+through ``convert`` unchanged, so the validation rules and reject reasons
+are those of the adapters by construction. A test runs both paths over the
+same payloads and lines.
 
 Why it is the same: token ids must be ``str`` of ASCII digits (anything
 else falls back); numbers must be ``str`` or ``float`` (``float(text)`` is
-the correctly rounded value, as the adapters' ``float(Decimal(text))``);
-timestamps must be strings of digits (or ints), converted with the same
-seconds / milliseconds rule; midpoints are computed by the adapters' own
-``_top_price`` (exact decimal arithmetic), cached per (bid, ask) text pair;
-book levels are put best-first in the order of the model's own (stable)
-sort, for a whole batch at once (``levels.best_first_order``).
+the correctly rounded value, as the adapters' ``float(Decimal(text))``;
+msgspec parses level texts to that same value); timestamps must be strings
+of digits, converted with the same seconds / milliseconds rule; midpoints
+are computed by the adapters' own ``_top_price`` (exact decimal
+arithmetic), cached per (bid, ask) text pair; book levels are put
+best-first in the order of the model's own (stable) sort, for a whole
+batch at once (``levels.best_first_order``).
 
 Book levels stay flat: per book, the adapter appends its sides' prices and
 sizes (as received) to flat float lists plus one count per side; the batch
 turns them into numpy arrays once and carries them as
 ``OrderbookBatch.levels``, so its checks, digest and COPY text never walk
-per-level tuples. Level texts are parsed through a bounded cache
-(``float(text)``, exact; prices sit on a tick grid and sizes repeat).
+per-level tuples.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any, Final
 
 import numpy as np
+import orjson
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
 from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order
@@ -45,17 +49,26 @@ from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.dispatch import Converted, Reject, convert
 from pmstore.polymarket.fills import derive_fill_id
+from pmstore.polymarket.hot_events import (
+    HOT_KINDS,
+    HotEvent,
+    LastTradePrice,
+    Level,
+    OrderBook,
+    PriceChange,
+    PriceEntry,
+    decode_line,
+    from_payload,
+)
 from pmstore.polymarket.websocket import _top_price
 
-__all__ = ["Columns", "convert_into"]
+__all__ = ["Columns", "convert_into", "convert_line"]
 
 
 _SECONDS_BELOW: Final = 10**11
 _MILLIS_BELOW: Final = 10**14
 _ONE_US: Final = timedelta(microseconds=1)
 _MIDPOINT_CACHE_SIZE: Final = 1 << 16
-_NUMBER_CACHE_SIZE: Final = 1 << 17
-"""Level texts whose float is remembered (~15 MB at most); the cache restarts when full."""
 
 
 @dataclass(slots=True)
@@ -66,6 +79,8 @@ class Columns:
     flat: ``book_bid_counts[i]`` levels of book i, in the order received, in
     ``book_bid_prices``/``book_bid_sizes`` after those of the books before it
     (asks alike); spread and midpoint are NaN for an empty or one-sided book.
+    The level columns are ``array("d")``: a level's floats are unboxed as they
+    are appended, and the batch takes them as one buffer.
     """
 
     price_ts: list[int] = field(default_factory=list)
@@ -75,10 +90,10 @@ class Columns:
     book_token: list[str] = field(default_factory=list)
     book_bid_counts: list[int] = field(default_factory=list)
     book_ask_counts: list[int] = field(default_factory=list)
-    book_bid_prices: list[float] = field(default_factory=list)
-    book_bid_sizes: list[float] = field(default_factory=list)
-    book_ask_prices: list[float] = field(default_factory=list)
-    book_ask_sizes: list[float] = field(default_factory=list)
+    book_bid_prices: array[float] = field(default_factory=lambda: array("d"))
+    book_bid_sizes: array[float] = field(default_factory=lambda: array("d"))
+    book_ask_prices: array[float] = field(default_factory=lambda: array("d"))
+    book_ask_sizes: array[float] = field(default_factory=lambda: array("d"))
     book_spread: list[float] = field(default_factory=list)
     book_midpoint: list[float] = field(default_factory=list)
     trade_ts: list[int] = field(default_factory=list)
@@ -211,13 +226,13 @@ _FIELDS: Final = {
 
 
 def _flat_side(
-    counts: list[int], prices: list[float], sizes: list[float], descending: bool
+    counts: list[int], prices: array[float], sizes: array[float], descending: bool
 ) -> FlatLevels:
     """One side of every book as flat arrays, best-first."""
     flat = FlatLevels(
         np.array(counts, dtype=np.int64).reshape(len(counts)),
-        np.array(prices, dtype=np.float64).reshape(len(prices)),
-        np.array(sizes, dtype=np.float64).reshape(len(sizes)),
+        np.array(prices, dtype=np.float64),  # a copy of the buffer
+        np.array(sizes, dtype=np.float64),
     )
     order = best_first_order(flat, descending)
     if order is None:
@@ -244,12 +259,10 @@ class _FallbackError(Exception):
     """Something unusual: let ``convert`` handle the whole payload."""
 
 
-def _unix_micros(value: object) -> int:
-    """Microseconds of a Unix-time string of digits (or int); _FallbackError for anything else."""
-    if type(value) is str and value.isdigit() and value.isascii():
+def _unix_micros(value: str) -> int:
+    """Microseconds of a Unix-time string of digits; _FallbackError for anything else."""
+    if value.isdigit() and value.isascii():
         number = int(value)
-    elif type(value) is int:
-        number = value
     else:
         raise _FallbackError
     if number <= 0:
@@ -312,81 +325,48 @@ def _midpoint(bid: object, ask: object) -> float:
     return price
 
 
-def _price_change(message: Mapping[str, Any], out: Columns) -> None:
-    changes = message.get("price_changes")
-    if type(changes) is not list:
-        raise _FallbackError
-    ts = _unix_micros(message.get("timestamp"))
-    last: dict[str, Mapping[str, Any]] = {}
-    for entry in changes:
-        if type(entry) is not dict:
-            raise _FallbackError
-        token = entry.get("asset_id")
-        if type(token) is not str or not (token.isdigit() and token.isascii()):
+def _price_change(event: PriceChange, out: Columns) -> None:
+    ts = _unix_micros(event.timestamp)
+    last: dict[str, PriceEntry] = {}
+    for entry in event.price_changes:
+        token = entry.asset_id
+        if not (token.isdigit() and token.isascii()):
             raise _FallbackError
         last[token] = entry
-    prices = [_midpoint(e.get("best_bid"), e.get("best_ask")) for e in last.values()]
+    prices = [_midpoint(e.best_bid, e.best_ask) for e in last.values()]
     n = len(prices)
     out.price_ts.extend([ts] * n)
     out.price_token.extend(last)
     out.price_value.extend(prices)
 
 
-def _side(raw: object) -> tuple[list[float], list[float], float, float]:
+def _side(levels: list[Level]) -> tuple[list[float], list[float], float, float]:
     """One side of a book as it came: prices, sizes, and the lowest and highest price
     (0.0 when empty); _FallbackError for anything unusual. Whole-list C-level passes."""
-    if type(raw) is not list:
-        raise _FallbackError
-    if not raw:
+    if not levels:
         return [], [], 0.0, 0.0
-    if not set(map(type, raw)) <= _DICT:
-        raise _FallbackError
-    try:
-        prices = _numbers(list(map(_PRICE, raw)))
-        sizes = _numbers(list(map(_SIZE, raw)))
-    except KeyError:
-        raise _FallbackError from None
+    prices = list(map(_PRICE, levels))
+    sizes = list(map(_SIZE, levels))
     low, high = min(prices), max(prices)
-    if not (low >= 0.0 and high <= 1.0 and min(sizes) >= 0.0):
+    if not (
+        math.isfinite(sum(prices) + sum(sizes))  # no NaN or infinity
+        and low > 0.0  # a zero may have been "-0" (see hot_events): the adapters decide
+        and high <= 1.0
+        and min(sizes) > 0.0
+    ):
         raise _FallbackError
     return prices, sizes, low, high
 
 
-def _numbers(raw: list[Any]) -> list[float]:
-    """Finite floats of level values that are numeric strings or floats (``float(text)``,
-    through ``_NUMBER_CACHE``); _FallbackError for anything else."""
-    try:
-        numbers: list[Any] = list(map(_NUMBER_CACHE.get, raw))  # only str keys: a hit is one
-    except TypeError:  # unhashable
-        raise _FallbackError from None
-    if None in numbers:
-        for k, number in enumerate(numbers):
-            if number is None:
-                numbers[k] = _parsed(raw[k])
-    return numbers
+_PRICE: Final = attrgetter("price")
+_SIZE: Final = attrgetter("size")
 
 
-def _parsed(value: object) -> float:
-    """A level value the cache does not know: parsed (and remembered) or _FallbackError."""
-    number = _number(value)
-    if type(value) is str:
-        if len(_NUMBER_CACHE) >= _NUMBER_CACHE_SIZE:
-            _NUMBER_CACHE.clear()
-        _NUMBER_CACHE[value] = number
-    return number
-
-
-_NUMBER_CACHE: Final[dict[str, float]] = {}
-_DICT: Final = frozenset({dict})
-_PRICE: Final = itemgetter("price")
-_SIZE: Final = itemgetter("size")
-
-
-def _book(message: Mapping[str, Any], out: Columns) -> None:
-    ts = _unix_micros(message.get("timestamp"))
-    token = _token(message.get("asset_id"))
-    bid_prices, bid_sizes, _, bid = _side(message.get("bids"))  # best bid: the highest
-    ask_prices, ask_sizes, ask, _ = _side(message.get("asks"))  # best ask: the lowest
+def _book(event: OrderBook, out: Columns) -> None:
+    ts = _unix_micros(event.timestamp)
+    token = _token(event.asset_id)
+    bid_prices, bid_sizes, _, bid = _side(event.bids)  # best bid: the highest
+    ask_prices, ask_sizes, ask, _ = _side(event.asks)  # best ask: the lowest
     if bid_prices and ask_prices:
         spread, midpoint = ask - bid, (bid + ask) / 2.0
     else:
@@ -403,22 +383,17 @@ def _book(message: Mapping[str, Any], out: Columns) -> None:
     out.book_midpoint.append(midpoint)
 
 
-def _last_trade_price(message: Mapping[str, Any], out: Columns) -> None:
-    ts = _unix_micros(message.get("timestamp"))
-    token = _token(message.get("asset_id"))
-    raw_price, raw_size = message.get("price"), message.get("size")
+def _last_trade_price(event: LastTradePrice, out: Columns) -> None:
+    ts = _unix_micros(event.timestamp)
+    token = _token(event.asset_id)
+    raw_price, raw_size = event.price, event.size
     price, size = _probability(raw_price), _size(raw_size)
-    side = message.get("side")
-    if type(side) is not str:
-        raise _FallbackError
-    side = side.upper()
+    side = event.side.upper()
     if side != "BUY" and side != "SELL":
         raise _FallbackError
-    tx_hash = message.get("transaction_hash")
+    tx_hash = event.transaction_hash
     if tx_hash is None:
-        tx_hash = message.get("transactionHash")
-    if tx_hash is not None and type(tx_hash) is not str:
-        raise _FallbackError
+        tx_hash = event.transactionHash
     trade_id = derive_fill_id(
         transaction_hash=tx_hash or None,
         token_id=token,
@@ -438,31 +413,48 @@ def _last_trade_price(message: Mapping[str, Any], out: Columns) -> None:
     out.trade_id.append(trade_id)
 
 
-_FAST: Final[dict[object, Callable[[Mapping[str, Any], Columns], None]]] = {
-    "price_change": _price_change,
-    "book": _book,
-    "last_trade_price": _last_trade_price,
-}
+def _append(event: HotEvent, out: Columns) -> bool:
+    """Append a hot event's records to ``out``; False (nothing appended) when it is unusual."""
+    mark = (len(out.price_ts), len(out.book_ts), len(out.trade_ts))
+    try:
+        if type(event) is PriceChange:
+            _price_change(event, out)
+        elif type(event) is OrderBook:
+            _book(event, out)
+        else:
+            _last_trade_price(event, out)  # type: ignore[arg-type]
+    except _FallbackError:
+        _truncate(out, mark)
+        return False
+    return True
 
 
 def convert_into(payload: object, out: Columns) -> None:
     """Convert one parsed payload, appending its records and rejects to ``out``.
 
     Same results as ``pmstore.polymarket.convert`` (see the module
-    docstring); never raises for bad input. A hot payload costs a few dict
-    lookups and float conversions per record; anything else costs what
-    ``convert`` costs.
+    docstring); never raises for bad input. A hot payload costs a typed
+    conversion (``hot_events.from_payload``) and a few list operations per
+    record; anything else costs what ``convert`` costs.
     """
-    if type(payload) is dict:
-        fast = _FAST.get(payload.get("event_type"))
-        if fast is not None:
-            mark = (len(out.price_ts), len(out.book_ts), len(out.trade_ts))
-            try:
-                fast(payload, out)
-                return
-            except _FallbackError:
-                _truncate(out, mark)
+    if type(payload) is dict and payload.get("event_type") in HOT_KINDS:
+        event = from_payload(payload)
+        if event is not None and _append(event, out):
+            return
     out.add_converted(convert(payload))
+
+
+def convert_line(line: bytes, out: Columns) -> None:
+    """Convert one JSON text (a JSON-lines line), appending its records and rejects to ``out``.
+
+    The same results as ``convert_into(orjson.loads(line), out)``; a hot
+    event is decoded straight into typed structs (``hot_events.decode_line``:
+    no dict, no level text in Python), anything else is parsed by orjson.
+    Raises ``orjson.JSONDecodeError`` (a ValueError) when ``line`` is not JSON.
+    """
+    event = decode_line(line)
+    if event is None or not _append(event, out):
+        out.add_converted(convert(orjson.loads(line)))
 
 
 def _truncate(out: Columns, mark: tuple[int, int, int]) -> None:
