@@ -302,7 +302,7 @@ def test_hot_lines_are_decoded_by_the_typed_structs(monkeypatch: pytest.MonkeyPa
 
     lines = [orjson.dumps(message) for message in realistic(500)]
     monkeypatch.setattr(columnar, "convert", refuse)
-    monkeypatch.setattr(columnar.orjson, "loads", refuse)
+    monkeypatch.setattr(orjson, "loads", refuse)
     out = Columns()
     for line in lines:
         convert_line(line, out)
