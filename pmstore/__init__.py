@@ -12,6 +12,7 @@ Modules, one per responsibility:
 - ``pmstore.copy_encoding`` binary COPY encoding (numpy, orjson)
 - ``pmstore.copy_pipeline`` batches -> byte-bounded COPY chunks, encoded ahead in a thread
 - ``pmstore.writer_async``  AsyncWriter, the source of ``pmstore.writer`` (Writer, generated)
+- ``pmstore.write_connection_async`` the writers' connection and retried transactions (base class)
 - ``pmstore.write_plan``    the writers' I/O-free parts: checks, plans, SQL, WriteResult
 - ``pmstore.reader_async``  AsyncReader, the source of ``pmstore.reader`` (Reader, generated)
 - ``pmstore.read_queries``  the readers' SQL and result models

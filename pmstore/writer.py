@@ -30,25 +30,23 @@ from the pipeline's worker) runs through ``call_inline`` (see
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 
-from pmstore.async_twins import ConnFunction, call_inline, sleep
+from pmstore.async_twins import call_inline
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.copy_encoding import DEFAULT_CHUNK_ROWS
 from pmstore.copy_pipeline import DEFAULT_CHUNK_BYTES, CopyStream
-from pmstore.dsn import describe, normalize, redact, redact_error
-from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
+from pmstore.errors import ConfigurationError
 from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.refresh import RECORD_TOUCHED_SQL
 from pmstore.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
+from pmstore.write_connection import Conn, WriteConnection
 from pmstore.write_plan import (
     LOG_BATCH_SQL,
     LOGGED_ROWS_SQL,
@@ -69,17 +67,12 @@ from pmstore.write_plan import (
     send_order,
     touched,
     with_retention,
-    write_failure,
 )
 
 __all__ = ["BeyondRetention", "OnInvalid", "WriteResult", "Writer"]
 
-logger = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-class Writer:
+class Writer(WriteConnection):
     """Writes batches into pmstore's tables; one transaction per call.
 
     ``target`` is a DSN (the Writer connects, and reconnects after a
@@ -120,151 +113,13 @@ class Writer:
             )
         self.beyond_retention = check_mode(beyond_retention)
         self._policies: dict[str, TablePolicy] = {}  # per table, read at most once a minute
-        self.retries = retries
-        self.backoff = backoff
+        super().__init__(target, retries=retries, backoff=backoff)
         self.chunk_rows = chunk_rows
         self.chunk_bytes = chunk_bytes
         self.index_order = index_order
         self.progress = progress
         self._token_indexed: dict[str, bool] = {}  # per table, for the connection below
         self._catalog_of: Conn | None = None
-        self._dsn: str | None
-        self._conn: Conn | None
-        if isinstance(target, str):
-            self._dsn = normalize(target)
-            self._conn = None
-        elif isinstance(target, psycopg.Connection):
-            self._dsn = None
-            self._conn = target
-        else:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a DSN or a psycopg Connection, "
-                f"not {type(target).__name__}"
-            )
-
-    def __repr__(self) -> str:
-        where = describe(self._dsn) if self._dsn is not None else "a given connection"
-        return f"{type(self).__name__}({where})"
-
-    # -- connection ----------------------------------------------------------
-
-    def _open(self) -> Conn:
-        """A new connection to the DSN; psycopg.OperationalError if refused."""
-        assert self._dsn is not None
-        return psycopg.Connection.connect(
-            self._dsn, autocommit=False, application_name="pmstore-writer"
-        )
-
-    def _connected(self) -> Conn:
-        if self._conn is None or (self._conn.closed and self._dsn is not None):
-            try:
-                self._conn = self._open()
-            except psycopg.OperationalError as exc:
-                raise write_failure(
-                    ConnectionLostError,
-                    f"cannot connect to {describe(self._dsn or '')}: {redact(str(exc)).strip()}",
-                    None,
-                    exc,
-                ) from redact_error(exc)
-        return self._conn
-
-    @property
-    def connection(self) -> Conn:
-        """The connection in use (opened on first use when the Writer owns it).
-
-        Raises ConnectionLostError when it cannot be opened.
-        """
-        return self._connected()
-
-    @property
-    def backend_pid(self) -> int:
-        """The server process id of the current connection (opened if need be)."""
-        conn = self._connected()
-        return int(conn.info.backend_pid)
-
-    def close(self) -> None:
-        """Close the connection if the Writer opened it (a given one is left open)."""
-        if self._dsn is not None and self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Writer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- the transaction with retries ----------------------------------------
-
-    def _transaction(self, table: str, body: ConnFunction[tuple[int, int]]) -> tuple[int, int, int]:
-        """Run ``body`` in one transaction, retrying on connection loss.
-
-        Returns (rows written, duplicates skipped, attempts).
-        """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                conn = self._usable_connection()
-                with conn.transaction():
-                    written, skipped = body(conn)
-                return written, skipped, attempt
-            except AlreadyLoggedError:  # found at the end: the transaction was rolled back
-                return 0, 0, attempt
-            except psycopg.OperationalError as exc:
-                if self._conn is not None and not (self._conn.closed or self._conn.broken):
-                    raise write_failure(
-                        WriteError, self._describe_error(table, exc), table, exc
-                    ) from redact_error(exc)
-                reason = redact(str(exc)).strip()
-                if self._dsn is None:
-                    raise write_failure(
-                        ConnectionLostError,
-                        f"connection lost while writing {table}; the {type(self).__name__} was "
-                        f"given this connection and cannot replace it: {reason}",
-                        table,
-                        exc,
-                    ) from redact_error(exc)
-                if attempt > self.retries:
-                    raise write_failure(
-                        ConnectionLostError,
-                        f"connection to {describe(self._dsn)} lost while writing {table}, "
-                        f"gave up after {attempt} attempt(s): {reason}",
-                        table,
-                        exc,
-                    ) from redact_error(exc)
-                delay = self.backoff * 2 ** (attempt - 1)
-                logger.warning(
-                    "connection lost while writing %s (attempt %d of %d), retrying in %.2fs: %s",
-                    table,
-                    attempt,
-                    self.retries + 1,
-                    delay,
-                    reason,
-                )
-                self._conn = None
-                sleep(delay)
-            except psycopg.Error as exc:
-                raise write_failure(
-                    WriteError, self._describe_error(table, exc), table, exc
-                ) from redact_error(exc)
-
-    def _usable_connection(self) -> Conn:
-        """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
-        if self._dsn is not None and (self._conn is None or self._conn.closed):
-            self._conn = None
-            self._conn = self._open()
-        assert self._conn is not None
-        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            raise ConfigurationError(
-                f"the {type(self).__name__}'s connection is inside a transaction: "
-                "commit or roll back before writing (each call commits)"
-            )
-        return self._conn
-
-    def _describe_error(self, table: str, exc: psycopg.Error) -> str:
-        state = f" [SQLSTATE {exc.sqlstate}]" if exc.sqlstate else ""
-        return f"writing {table} failed, nothing written{state}: {redact(str(exc)).strip()}"
 
     # -- COPY-written tables -------------------------------------------------
 

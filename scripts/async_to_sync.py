@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {
     "pmstore/writer_async.py": "pmstore/writer.py",
     "pmstore/reader_async.py": "pmstore/reader.py",
+    "pmstore/write_connection_async.py": "pmstore/write_connection.py",
 }
 """Async source -> generated sync module, relative to the repository root."""
 
@@ -43,6 +44,7 @@ RENAMES = {
     "AsyncCursor": "Cursor",
     "AsyncConn": "Conn",
     "AsyncWriter": "Writer",
+    "AsyncWriteConnection": "WriteConnection",
     "AsyncReader": "Reader",
     "AsyncConnFunction": "ConnFunction",
     "aclose": "close",
@@ -53,6 +55,7 @@ RENAMES = {
     "fetch_frame_async": "fetch_frame",
     "coverage_async": "coverage",
     "writer_async": "writer",
+    "write_connection_async": "write_connection",
     "reader_async": "reader",
 }
 """Async name -> sync twin (the twins of functions are in pmstore.async_twins)."""

@@ -1,4 +1,5 @@
-"""The sync Writer and Reader are generated from their async sources, and up to date."""
+"""The sync Writer, its connection and the Reader are generated from their async sources, and
+up to date."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def generator() -> ModuleType:
 def test_generated_modules_are_up_to_date(tmp_path: Path) -> None:
     gen = generator()
     fresh = gen.generate(tmp_path)
-    assert set(fresh) == {"pmstore/writer.py", "pmstore/reader.py"}
+    assert set(fresh) == {"pmstore/writer.py", "pmstore/reader.py", "pmstore/write_connection.py"}
     for name, path in fresh.items():
         text = path.read_text()
         source = next(s for s, g in gen.SOURCES.items() if g == name)
@@ -34,7 +35,7 @@ def test_generated_modules_are_up_to_date(tmp_path: Path) -> None:
 
 
 def test_generated_code_has_no_async_left() -> None:
-    for name in ("pmstore/writer.py", "pmstore/reader.py"):
+    for name in ("pmstore/writer.py", "pmstore/reader.py", "pmstore/write_connection.py"):
         text = (ROOT / name).read_text()
         for word in ("async ", "await ", "AsyncConnection", "offload(", "asyncio"):
             assert word not in text, (name, word)
