@@ -29,6 +29,7 @@ from pmstore.errors import PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.reader_process import ReaderProcess
+from pmstore.ingest.reading import read_segments
 from pmstore.ingest.sources import open_source
 from pmstore.writer import Writer
 
@@ -177,12 +178,14 @@ def test_an_error_in_the_reader_process_is_raised_with_its_type(
     assert "not a JSON array after item" in messages[True]
 
 
-def _reader(path: Path, *, identity: bytes | None = None, batch_rows: int = 100) -> ReaderProcess:
+def _reader(
+    path: Path, *, identity: bytes | None = None, policy: FlushPolicy | None = None
+) -> ReaderProcess:
     with open_source(path) as source:
         head, form = source.identity, source.format
     return ReaderProcess(
         path, identity or head, form, 0, 0, 0, dict.fromkeys(TRACKED, 0),
-        FlushPolicy(batch_rows=batch_rows),
+        policy or FlushPolicy(batch_rows=100),
     )  # fmt: skip
 
 
@@ -213,3 +216,21 @@ def test_reader_process_ended_early_is_an_error_and_leaving_ends_it(
     with _reader(path) as reader:  # left after one segment: the child is ended
         next(reader.segments())
     assert not multiprocessing.active_children()
+
+
+def test_a_runs_first_segments_ramp_up_and_both_readers_cut_them_alike(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    """1/8, 1/4, 1/2 of batch_rows, then batch_rows: writing starts soon after reading."""
+    path = _write_file(tmp_path / "a.jsonl", lines)
+    policy = FlushPolicy(batch_rows=400, flush_seconds=3600.0)
+    with open_source(path) as source:
+        here = list(read_segments(source, 0, 0, 0, dict.fromkeys(TRACKED, 0), policy))
+    counts = [sum(n for t, n in s.counts().items() if t != "rejects") for s in here]
+    assert len(counts) > 6
+    for cut, count in zip([50, 100, 200, 400, 400, 400], counts, strict=False):
+        assert cut <= count < cut + 10  # a payload gives at most a few records
+    assert all(count < 410 for count in counts)
+    with _reader(path, policy=policy) as reader:
+        there = [segment for segment, _ in reader.segments()]
+    assert [(s.start, s.end) for s in there] == [(s.start, s.end) for s in here]

@@ -28,18 +28,30 @@ __all__ = ["Batches", "FlushPolicy", "Segment", "flush_segment"]
 
 WRITE_ORDER: Final = ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
 
+RAMP_SEGMENTS: Final = 3
+"""A run's first segments that are smaller than ``batch_rows`` (halving back from it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FlushPolicy:
-    """When a segment is written: at ``batch_rows`` records, or ``flush_seconds`` after it began."""
+    """When a segment is written: at ``batch_rows`` records, or ``flush_seconds`` after it began.
+
+    A run's first segments are smaller (``rows_for``): 1/8, 1/4 and 1/2 of
+    ``batch_rows``, so that writing starts soon after reading does and the
+    reader and the writer overlap from the start.
+    """
 
     batch_rows: int = 50_000
     flush_seconds: float = 5.0
 
-    def due(self, segment: Segment) -> bool:
-        """True when ``segment`` should be written now."""
+    def rows_for(self, index: int) -> int:
+        """The record count at which segment ``index`` (0: the run's first) is cut."""
+        return max(1, self.batch_rows >> max(0, RAMP_SEGMENTS - index))
+
+    def due(self, segment: Segment, rows: int | None = None) -> bool:
+        """True when ``segment`` should be written now (at ``rows`` records, else ``batch_rows``)."""
         return (
-            segment.columns.record_count() >= self.batch_rows
+            segment.columns.record_count() >= (self.batch_rows if rows is None else rows)
             or time.monotonic() - segment.started >= self.flush_seconds
         )
 

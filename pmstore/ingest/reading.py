@@ -34,7 +34,8 @@ def read_segments(
     policy: FlushPolicy,
     tick: Callable[[], object] | None = None,
 ) -> Iterator[Segment]:
-    """Yield the segments of ``source`` after ``start``, each when ``policy`` says it is due.
+    """Yield the segments of ``source`` after ``start``, each when ``policy`` says it is due
+    (the first ones smaller: ``FlushPolicy.rows_for``).
 
     ``start_line`` is the number of lines before ``start``; items ending at or
     before ``caught_up`` keep only the tables whose loaded cursor position
@@ -48,6 +49,8 @@ def read_segments(
     segment = Segment(start, start, start_line)
     columns = segment.columns
     countdown = PROGRESS_EVERY
+    index = 0
+    rows = policy.rows_for(index)
     for item in source.items(start, start_line, raw_lines=True):
         if item.end <= caught_up:  # after a kill: some tables are past this item
             _catch_up(item, segment, positions)
@@ -56,12 +59,14 @@ def read_segments(
         segment.end, segment.end_line = item.end, item.number
         segment.payloads += 1
         countdown -= 1
-        if countdown <= 0 or columns.record_count() >= policy.batch_rows:
+        if countdown <= 0 or columns.record_count() >= rows:
             countdown = PROGRESS_EVERY
-            if policy.due(segment):
+            if policy.due(segment, rows):
                 yield segment
                 segment = Segment(segment.end, segment.end, segment.end_line)
                 columns = segment.columns
+                index += 1
+                rows = policy.rows_for(index)
             elif tick is not None:
                 tick()
     yield segment
