@@ -49,7 +49,7 @@ class FlushPolicy:
         return max(1, self.batch_rows >> max(0, RAMP_SEGMENTS - index))
 
     def due(self, segment: Segment, rows: int | None = None) -> bool:
-        """True when ``segment`` should be written now (at ``rows`` records, else ``batch_rows``)."""
+        """True when ``segment`` should be written now (at ``rows`` records, or ``batch_rows``)."""
         return (
             segment.columns.record_count() >= (self.batch_rows if rows is None else rows)
             or time.monotonic() - segment.started >= self.flush_seconds
