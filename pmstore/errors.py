@@ -121,6 +121,12 @@ class PayloadError(PmstoreError, ValueError):
         super().__init__(f"{kind}: {reason}" if kind else reason)
 
 
+class IngestError(PmstoreError):
+    """``pmstore ingest`` could not go on for a reason that is neither a payload nor a write:
+    its reader process ended without a word (killed, out of memory), or failed with an
+    error that cannot be passed back. What was committed stays committed: run again."""
+
+
 class WriteError(PmstoreError):
     """A batch could not be written; its transaction was rolled back.
 

@@ -20,6 +20,7 @@ from pmstore.errors import (
     ConnectionLostError,
     CopyDecodeError,
     FeatureUnavailableError,
+    IngestError,
     MigrationDriftError,
     MigrationError,
     MigrationLockError,
@@ -47,6 +48,7 @@ SAMPLES: list[PmstoreError] = [
     PayloadError("field 'price' is missing", kind="clob_book"),
     PayloadError("not a Polymarket payload"),
     CopyDecodeError("row 3, column price: 4 bytes where float8 takes 8"),
+    IngestError("a.jsonl: the reader process ended unexpectedly (exit code -9)"),
     WriteError(
         "writing trades failed, nothing written",
         table="trades",

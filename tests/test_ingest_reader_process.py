@@ -25,7 +25,7 @@ import pytest
 from conftest import TestServer
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore.errors import PayloadError
+from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.reader_process import ReaderProcess
@@ -209,7 +209,7 @@ def test_reader_process_ended_early_is_an_error_and_leaving_ends_it(
         assert first.batches is not None and first.payloads > 0
         assert reader.pid is not None
         os.kill(reader.pid, signal.SIGKILL)
-        with pytest.raises(PayloadError, match="reader process ended unexpectedly"):
+        with pytest.raises(IngestError, match="reader process ended unexpectedly"):
             for _ in segments:
                 pass
     assert not multiprocessing.active_children()

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from pmstore.batches import OrderbookBatch
 from pmstore.batches.levels import BookLevels
-from pmstore.errors import PayloadError
+from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest.batcher import Batches, FlushPolicy, Segment
 from pmstore.ingest.reading import read_segments
 from pmstore.ingest.sources import open_source
@@ -146,7 +146,7 @@ def _send_error(out: Connection, exc: BaseException, path: str) -> None:
     try:
         pickle.loads(pickle.dumps(exc))  # what the parent would fail to rebuild
     except Exception:
-        exc = PayloadError(f"{path}: reading failed: {type(exc).__name__}: {exc}")
+        exc = IngestError(f"{path}: reading failed: {type(exc).__name__}: {exc}")
     out.send(("error", exc))
 
 
@@ -230,7 +230,7 @@ class ReaderProcess:
         """Yield each segment (batches built) with the file's raw bytes read so far.
 
         Raises the child's error with its type (PayloadError etc.), or
-        PayloadError when the child ended without a word.
+        IngestError when the child ended without a word.
         """
         while True:
             message = self._receive()
@@ -254,7 +254,7 @@ class ReaderProcess:
 
     def _died(self) -> None:
         self._process.join(_JOIN_SECONDS)
-        raise PayloadError(
+        raise IngestError(
             f"{self.path}: the reader process ended unexpectedly "
             f"(exit code {self._process.exitcode})"
         )
