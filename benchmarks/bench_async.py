@@ -15,7 +15,12 @@ are distinct 74-78-digit ``str`` objects and whose numbers are JSON floats
   (the default is 50,000): a chunk's encoding holds the GIL for less;
 - ``AsyncWriter, CPU inline``: the same with ``offload`` replaced by a
   direct call, i.e. what the worker threads save the loop;
-- ``idle loop``: the ticker alone for a second, the timer's own lateness.
+- ``idle loop``: the ticker alone for a second, the timer's own lateness;
+- ``GIL-free thread + server``: the ticker beside C work that never holds
+  the GIL and a query keeping the server busy, both cores busy for 3 s:
+  what the machine alone costs a loop (scheduling), pmstore's floor here;
+- ``pure-Python thread``: beside a thread running bytecode for 3 s: the
+  interpreter's switch interval (5 ms), what any GIL-holding thread costs.
 
 Reports, per method, the best of ``--repeat`` runs for rows/s and the worst
 for lateness (max, p99, ticks later than 5 ms) and for the garbage
@@ -36,7 +41,9 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +59,9 @@ import pmstore.writer_async as writer_module
 from pmstore import AsyncWriter, Writer, migrate
 
 INLINE = "AsyncWriter, CPU inline"
+FLOOR = "GIL-free thread + server"
+PYTHON = "pure-Python thread"
+FLOOR_S = 3.0
 SMALL_CHUNKS = "AsyncWriter, 10k-row chunks"
 TICK_S = 0.001
 IDLE_S = 1.0
@@ -197,6 +207,46 @@ def run_idle() -> Run:
     return summarize("idle loop", rows, seconds, lateness, pauses)
 
 
+def _gil_free_work(stop: threading.Event) -> None:
+    data = os.urandom(1 << 22)
+    while not stop.is_set():
+        zlib.compress(data, 6)  # C work that releases the GIL throughout
+
+
+def _python_work(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))  # bytecode: the GIL is held but for switches
+
+
+def _busy_server(dsn: str, stop: threading.Event) -> None:
+    with psycopg.connect(dsn) as conn:
+        while not stop.is_set():
+            conn.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()
+
+
+def run_reference(method: str, dsn: str, *, python: bool, seconds: float = FLOOR_S) -> Run:
+    """The ticker beside a thread that is not pmstore's, for ``seconds``: with ``python``,
+    pure-Python work (the GIL's own switch interval); else C work that never holds the
+    GIL, with the server busy on the other core (what the machine alone costs a loop)."""
+    stop = threading.Event()
+    work = _python_work if python else _gil_free_work
+    threads = [threading.Thread(target=work, args=(stop,))]
+    if not python:
+        threads.append(threading.Thread(target=_busy_server, args=(dsn, stop)))
+
+    async def busy() -> int:
+        for thread in threads:
+            thread.start()
+        await asyncio.sleep(seconds)
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        return 0
+
+    rows, seconds, lateness, pauses = asyncio.run(with_ticker(busy))
+    return summarize(method, rows, seconds, lateness, pauses)
+
+
 def best(runs: list[Run]) -> Run:
     """Fastest run's time, worst lateness over all runs of the method."""
     fastest = min(runs, key=lambda r: r.seconds)
@@ -275,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
                     assert run.rows == args.rows, run
                     runs[name].append(run)
             idle = [run_idle() for _ in range(args.repeat)]
+            span = 0.3 if args.smoke else FLOOR_S
+            floor = [
+                run_reference(FLOOR, server.dsn, python=False, seconds=span)
+                for _ in range(args.repeat)
+            ]
+            python = [
+                run_reference(PYTHON, server.dsn, python=True, seconds=span)
+                for _ in range(args.repeat)
+            ]
             db.reset(table)
             info = str(db.info())
         finally:
@@ -291,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": f"{info} ({server.source}; fsync {'on' if args.fsync else 'off'})",
         "runs": [
             {**_asdict(best(r)), "rows_per_second": best(r).rows_per_second}
-            for r in [*runs.values(), idle]
+            for r in [*runs.values(), idle, floor, python]
         ],
     }
     print(render(results))
