@@ -9,6 +9,7 @@ gives for the same rows: the same problems, digest and encoded bytes.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from pmstore.copy_encoding import encode_orderbooks, orderbook_chunk
 from pmstore.copy_pipeline import estimated_row_bytes
 from pmstore.errors import BatchValidationError
 from pmstore.polymarket.columnar import Columns, convert_into
+
+T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def flat_of(sides: list[list[tuple[float, float]]]) -> FlatLevels:
@@ -180,11 +183,42 @@ def test_columns_mix_fast_and_slow_books_in_one_batch() -> None:
     assert batch._unbuilt("bids") and batch._unbuilt("asks") and picked._unbuilt("bids")
     assert picked.bids.tolist() == [[(0.3, 2.0), (0.1, 5.0)]] * 2
     assert not picked._unbuilt("bids") and not picked.bids.flags.writeable
-    plain = OrderbookBatch.from_columns(
-        {name: getattr(batch, name) for name in OrderbookBatch.COLUMNS}
-    )
+    plain = OrderbookBatch(**{name: getattr(batch, name) for name in OrderbookBatch.COLUMNS})
     assert plain.levels is None and plain.content_digest() == digest
     assert orderbook_chunk(plain, slice(0, 3)) == chunk
     assert batch.bids.tolist() == [[(0.3, 2.0), (0.1, 5.0)]] * 3
     assert batch.asks.tolist() == [[(0.5, 4.0), (0.9, 1.0)]] * 3
     np.testing.assert_allclose(batch.spread, [0.2] * 3)
+
+
+def test_from_columns_keeps_common_levels_flat_with_the_same_digest_and_bytes() -> None:
+    """Polymarket's dict levels given to from_columns stay flat (no tuple per level): the
+    checks, digest and COPY bytes are those of the same books in object form."""
+    rng = np.random.default_rng(4)
+    n = 40
+    bids, asks = [], []
+    for _ in range(n):
+        prices = np.sort(rng.choice(np.arange(1, 50), size=rng.integers(0, 8), replace=False))
+        bids.append([{"price": f"{p / 100:g}", "size": f"{rng.integers(1, 900)}"} for p in prices])
+        asks.append([{"price": f"{(100 - p) / 100:g}", "size": "3.5"} for p in prices])
+    ts = [T0 + timedelta(seconds=k) for k in range(n)]
+    columns = {
+        "ts": ts,
+        "token_id": [str(10**75 + k) for k in range(n)],
+        "bids": bids,
+        "asks": asks,
+    }
+    flat = OrderbookBatch.from_columns(columns).validated()
+    assert flat.levels is not None and flat._unbuilt("bids")
+    plain = OrderbookBatch(**{name: getattr(flat, name) for name in OrderbookBatch.COLUMNS})
+    assert plain.levels is None
+    assert flat.content_digest() == plain.content_digest()
+    assert orderbook_chunk(flat, slice(0, n)) == orderbook_chunk(plain, slice(0, n))
+    np.testing.assert_array_equal(flat.spread, plain.spread)
+    bad = dict(columns, bids=[*bids[:-1], [{"price": "0.2", "size": "-1"}]])
+    with pytest.raises(BatchValidationError) as raised:
+        OrderbookBatch.from_columns(bad).validated()
+    assert [(p.row, p.column) for p in raised.value.problems] == [(n - 1, "bids")]
+    odd = dict(columns, asks=[*asks[:-1], "not levels"])  # one side unusual: both as objects
+    mixed = OrderbookBatch.from_columns(odd)
+    assert mixed.levels is None and mixed.bids.tolist()[:3] == plain.bids.tolist()[:3]

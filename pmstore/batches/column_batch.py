@@ -142,8 +142,8 @@ class ColumnBatch:
                 converted[col.name] = (
                     np.full(n, np.nan) if col.kind == "float" else np.full(n, None, dtype=object)
                 )
-        cls._complete(converted)
-        return cls(**converted, naive_ts=naive)
+        extras = cls._complete(converted)
+        return cls(**converted, naive_ts=naive, **extras)
 
     @classmethod
     def from_rows(cls, rows: Sequence[BaseModel | tuple[Any, ...]]) -> Self:
@@ -201,8 +201,10 @@ class ColumnBatch:
         )
 
     @classmethod
-    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
-        """Normalise/derive columns in place before the batch is built (per table)."""
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> dict[str, Any]:
+        """Normalise/derive columns in place before the batch is built (per table); returns
+        other constructor arguments (an order-book batch's flat ``levels``)."""
+        return {}
 
     # -- validation ---------------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_flat",
     "check_sides",
     "flat_levels",
+    "flat_sides",
     "parse_sides",
     "side_lists",
 ]
@@ -193,31 +194,36 @@ def _numbers(sides: list[Any]) -> FlatLevels | None:
     return FlatLevels(counts, flat[0::2].copy(), flat[1::2].copy())
 
 
-def parse_sides(
-    sides: list[Any], descending: bool
-) -> tuple[list[list[Level]], NDArray[np.float64]] | None:
-    """Every side as ``(float, float)`` tuples best-first, and each row's best price (NaN
-    for an empty side); None when a side is unusual (then parse row by row).
+def flat_sides(sides: list[Any], descending: bool) -> tuple[FlatLevels, NDArray[np.float64]] | None:
+    """Every side in flat form, best-first, and each row's best price (NaN for an empty
+    side); None when a side is unusual (then parse row by row).
 
     Best-first is descending price for bids, ascending for asks; sides that
     are already in one direction (Polymarket sends worst-first) are kept or
     reversed without sorting, others are sorted stably, as ``sorted`` does.
+    Costs a few C-level passes over the levels, no object per level.
     """
     flat = _numbers(sides)
     if flat is None:
         return None
     order = best_first_order(flat, descending)
-    prices, sizes = flat.prices, flat.sizes
     if order is not None:
-        prices, sizes = prices[order], sizes[order]
-    pairs = list(zip(prices.tolist(), sizes.tolist(), strict=True))
-    ends = np.cumsum(flat.counts).tolist()
-    starts = (np.asarray(ends, dtype=np.int64) - flat.counts).tolist()
-    parsed = [pairs[a:b] for a, b in zip(starts, ends, strict=True)]
+        flat = FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
     best = np.full(len(sides), np.nan)
     filled = flat.counts > 0
-    best[filled] = prices[np.asarray(starts, dtype=np.int64)[filled]]
-    return parsed, best
+    best[filled] = flat.prices[flat.starts[filled]]
+    return flat, best
+
+
+def parse_sides(
+    sides: list[Any], descending: bool
+) -> tuple[list[list[Level]], NDArray[np.float64]] | None:
+    """``flat_sides`` with every side as ``(float, float)`` tuples (one tuple per level)."""
+    got = flat_sides(sides, descending)
+    if got is None:
+        return None
+    flat, best = got
+    return side_lists(flat), best
 
 
 def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import BookLevels, FlatLevels, parse_sides, side_lists
+from pmstore.batches.levels import BookLevels, FlatLevels, flat_sides, side_lists
 from pmstore.batches.spec import column
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
@@ -117,19 +117,24 @@ class OrderbookBatch(ColumnBatch):
         return OrderbookBatch(**picked, naive_ts=naive, levels=levels)
 
     @classmethod
-    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> dict[str, Any]:
+        """Parse both sides (and derive spread and midpoint where neither is given).
+
+        When every side of both columns has a common shape the batch keeps
+        them in flat form only (``levels``; the sides' tuples are made on
+        first read, as for ``from_flat``), else each side is parsed row by
+        row into tuples, malformed ones kept as given for ``problems()``."""
         n = len(columns["ts"])
         best = {"bids": np.full(n, np.nan), "asks": np.full(n, np.nan)}
+        flats: dict[str, FlatLevels] = {}
         for side, descending in (("bids", True), ("asks", False)):
-            raw = columns[side]
-            normalised = np.empty(n, dtype=object)
-            bulk = parse_sides(raw.tolist(), descending)
+            bulk = flat_sides(columns[side].tolist(), descending)
             if bulk is not None:  # the common shapes, parsed for the whole column at once
-                normalised[:] = bulk[0]
-                columns[side], best[side] = normalised, bulk[1]
+                flats[side], best[side] = bulk
                 continue
+            normalised = np.empty(n, dtype=object)
             top = best[side]
-            for i, levels in enumerate(raw.tolist()):
+            for i, levels in enumerate(columns[side].tolist()):
                 parsed = _parse_levels(levels, descending)
                 if isinstance(parsed, str):  # malformed: kept as given for problems()
                     normalised[i] = levels
@@ -144,6 +149,14 @@ class OrderbookBatch(ColumnBatch):
             bid, ask = best["bids"], best["asks"]
             columns["spread"] = np.where(derive, ask - bid, spread)
             columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
+        if len(flats) == 2:
+            columns["bids"] = columns["asks"] = _UNBUILT
+            return {"levels": BookLevels(flats["bids"], flats["asks"])}
+        for side, flat in flats.items():
+            normalised = np.empty(n, dtype=object)
+            normalised[:] = side_lists(flat)
+            columns[side] = normalised
+        return {}
 
 
 _UNBUILT: NDArray[np.object_] = np.empty(0, dtype=object)
@@ -222,12 +235,12 @@ class TradeBatch(ColumnBatch):
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @classmethod
-    def _complete(cls, columns: dict[str, NDArray[Any]]) -> None:
+    def _complete(cls, columns: dict[str, NDArray[Any]]) -> dict[str, Any]:
         ids = columns["trade_id"]
         absent = np.fromiter((v is None for v in ids), dtype=bool, count=len(ids))
         rows = np.flatnonzero(absent)
         if not rows.size:
-            return
+            return {}
         derived = map(
             derive_trade_id,
             columns["token_id"][rows].tolist(),
@@ -237,6 +250,7 @@ class TradeBatch(ColumnBatch):
             columns["size"][rows].tolist(),
         )
         ids[rows] = np.fromiter(derived, dtype=object, count=rows.size)
+        return {}
 
 
 def derive_trade_id(token_id: str, ts_us: int, side: str, price: float, size: float) -> str:

@@ -154,8 +154,8 @@ def _build(batch_type: type[BatchT], columns: dict[str, NDArray[Any]], n: int) -
             columns[spec.name] = (
                 np.full(n, np.nan) if spec.kind == "float" else np.full(n, None, dtype=object)
             )
-    batch_type._complete(columns)
-    return batch_type(**columns, naive_ts=None)
+    extras = batch_type._complete(columns)
+    return batch_type(**columns, naive_ts=None, **extras)
 
 
 # -- pandas ------------------------------------------------------------------------------
