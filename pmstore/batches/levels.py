@@ -25,6 +25,7 @@ from pmstore.batches.spec import Level
 __all__ = [
     "BookLevels",
     "FlatLevels",
+    "best_first",
     "best_first_order",
     "check_flat",
     "check_sides",
@@ -146,6 +147,14 @@ def best_first_order(flat: FlatLevels, descending: bool) -> NDArray[np.intp] | N
     return order
 
 
+def best_first(flat: FlatLevels, descending: bool) -> FlatLevels:
+    """``flat`` with each row's levels best-first (itself when they all already are)."""
+    order = best_first_order(flat, descending)
+    if order is None:
+        return flat
+    return FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
+
+
 def flat_levels(sides: list[Any]) -> FlatLevels | None:
     """The levels of sides that are lists of ``(float, float)`` tuples (a built batch's form);
     None for any other shape. Costs four C-level passes over the levels."""
@@ -206,9 +215,7 @@ def flat_sides(sides: list[Any], descending: bool) -> tuple[FlatLevels, NDArray[
     flat = _numbers(sides)
     if flat is None:
         return None
-    order = best_first_order(flat, descending)
-    if order is not None:
-        flat = FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
+    flat = best_first(flat, descending)
     best = np.full(len(sides), np.nan)
     filled = flat.counts > 0
     best[filled] = flat.prices[flat.starts[filled]]

@@ -24,7 +24,7 @@ best-first in the order of the model's own (stable) sort, for a whole
 batch at once (``levels.best_first_order``).
 
 Book levels stay flat: per book, the adapter appends its sides' prices and
-sizes (as received) to flat float lists plus one count per side; the batch
+sizes (as received) to flat float arrays plus one count per side; the batch
 turns them into numpy arrays once and carries them as
 ``OrderbookBatch.levels``, so its checks, digest and COPY text never walk
 per-level tuples.
@@ -44,7 +44,7 @@ import numpy as np
 import orjson
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
-from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order
+from pmstore.batches.levels import BookLevels, FlatLevels, best_first
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.dispatch import Converted, Reject, convert
@@ -234,10 +234,7 @@ def _flat_side(
         np.array(prices, dtype=np.float64),  # a copy of the buffer
         np.array(sizes, dtype=np.float64),
     )
-    order = best_first_order(flat, descending)
-    if order is None:
-        return flat
-    return FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
+    return best_first(flat, descending)
 
 
 def _ts(micros: list[int]) -> np.ndarray[Any, np.dtype[np.datetime64]]:
