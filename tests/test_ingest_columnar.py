@@ -291,6 +291,14 @@ def test_line_edge_cases_of_the_typed_decoder() -> None:
             orjson.loads(broken)
         with pytest.raises(orjson.JSONDecodeError):
             fast_line(broken)
+    # Documented difference: valid JSON that orjson refuses (a number beyond the double
+    # range) in a field nobody reads does not make the line not_json.
+    huge = text.replace(b'"hash":', b'"note":1e999,"hash":')
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(huge)
+    loaded = fast_line(huge)
+    assert len(loaded.book_ts) == 1 and not loaded.rejects
+    assert loaded.book_bid_counts == fast_line(text).book_bid_counts
 
 
 def test_hot_lines_are_decoded_by_the_typed_structs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,7 +77,8 @@ class BadLine:
 
 
 class Item(NamedTuple):
-    """One payload (parsed, or a ``BadLine``), the position past it, and its line or index.
+    """One payload (parsed, a ``BadLine``, or a line's ``bytes`` from ``items(raw_lines=True)``),
+    the position past it, and its line or index.
 
     ``number`` is the 1-based line (JSON lines), the item count including
     this one (arrays) or 1 (a document).

@@ -1,7 +1,7 @@
 """The hot WebSocket kinds as typed structs, decoded by msgspec straight from JSON bytes.
 
 ``price_change`` (newest shape), ``book`` and ``last_trade_price`` events
-are ~99% of a recorded market stream. msgspec decodes a line of one of them
+make up nearly all of a recorded market stream. msgspec decodes a line of one of them
 into these structs in one C-level pass, type checks included, and parses
 the book levels' numeric strings into floats on the way (its lax mode:
 ``"0.48"`` -> 0.48, correctly rounded, the value ``float("0.48")`` gives),
@@ -11,10 +11,13 @@ adapters read are declared; others are skipped.
 Anything the structs do not describe (another kind, a missing field, a
 number where a token id belongs, a level value that is not a plain JSON
 number or numeric string) fails to decode, and the caller takes the general
-path (orjson, then the adapters). Known differences from orjson, both
-handled by that: a line that is not pure ASCII is never decoded here (msgspec
-does not check the UTF-8 of the fields it skips), and a level value of zero
-is left to the adapters (lax mode reads the text ``"-0"`` as 0.0, not -0.0).
+path (orjson, then the adapters). Known differences from orjson: a line
+that is not pure ASCII is never decoded here (msgspec does not check the
+UTF-8 of the fields it skips), and a level value of zero is left to the
+adapters (lax mode reads the text ``"-0"`` as 0.0, not -0.0); both then take
+the general path. One is kept: a number beyond the double range in a field
+nobody reads (valid JSON, which orjson refuses) does not make the line
+``not_json``.
 """
 
 from __future__ import annotations
