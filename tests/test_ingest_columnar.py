@@ -26,6 +26,7 @@ from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.ingest.sources import open_source
 from pmstore.polymarket import convert
 from pmstore.polymarket.columnar import Columns, convert_into, convert_line
+from pmstore.polymarket.hot_events import HOT_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,11 +66,12 @@ def same(a: Any, b: Any) -> bool:
 
 
 LEVEL_LISTS = ("book_bid_prices", "book_bid_sizes", "book_ask_prices", "book_ask_sizes")
+RECORDS = [name for name in Columns.__dataclass_fields__ if name != "general_path"]
 
 
 def assert_same(payload: Any) -> Columns:
     want, got = slow(payload), fast(payload)
-    for name in Columns.__dataclass_fields__:
+    for name in RECORDS:
         if name in LEVEL_LISTS:  # kept as received (not best-first): compared as batches below
             assert len(getattr(got, name)) == len(getattr(want, name)), (name, payload)
         elif name == "rejects":
@@ -167,8 +169,13 @@ def edge_cases() -> list[Any]:
 def test_edge_cases_take_the_same_path_to_the_same_result() -> None:
     cases = edge_cases()
     assert len(cases) > 120
-    rejected = sum(bool(assert_same(c).rejects) for c in cases)
+    results = [assert_same(c) for c in cases]
+    rejected = sum(bool(r.rejects) for r in results)
     assert rejected > 50  # the edge cases do reach the reject reasons
+    hot = [isinstance(c, dict) and c.get("event_type") in HOT_KINDS for c in cases]
+    slow = [r.general_path for r in results]
+    assert set(slow) <= {0, 1} and sum(slow) > 60  # counted once per hot payload that fell back
+    assert not any(n for n, h in zip(slow, hot, strict=True) if not h)  # others are not counted
 
 
 def test_realistic_mix_and_real_captures_give_identical_columns_and_batches() -> None:
@@ -230,7 +237,7 @@ def fast_line(line: bytes) -> Columns:
 def assert_same_line(line: bytes) -> Columns:
     """``convert_line`` gives what the adapters give for ``orjson.loads(line)``."""
     want, got = slow(orjson.loads(line)), fast_line(line)
-    for name in Columns.__dataclass_fields__:
+    for name in RECORDS:
         if name == "rejects":
             assert [(r.kind, r.reason, r.ident, r.payload) for r in got.rejects] == [
                 (r.kind, r.reason, r.ident, r.payload) for r in want.rejects
@@ -255,8 +262,11 @@ def test_lines_give_what_the_parsed_payloads_give() -> None:
     for path in polymarket_fixture_files():
         with open_source(path) as source:
             payloads.extend(item.payload for item in source.items())
-    rejected = sum(bool(assert_same_line(orjson.dumps(p)).rejects) for p in payloads)
-    assert rejected > 50
+    results = [assert_same_line(orjson.dumps(p)) for p in payloads]
+    assert sum(bool(r.rejects) for r in results) > 50
+    assert [r.general_path for r in results[:120]] == [
+        fast(p).general_path for p in payloads[:120]
+    ]  # both paths count the same payloads
 
 
 def test_line_edge_cases_of_the_typed_decoder() -> None:
@@ -315,3 +325,4 @@ def test_hot_lines_are_decoded_by_the_typed_structs(monkeypatch: pytest.MonkeyPa
     for line in lines:
         convert_line(line, out)
     assert len(out.price_ts) > 300 and len(out.book_ts) > 30 and len(out.trade_ts) > 5
+    assert out.general_path == 0

@@ -84,6 +84,7 @@ def test_reader_process_gives_the_rows_and_summary_of_the_thread(
     got = results[True]
     assert got[0]["orderbook_snapshots"][0] > 100 and got[0]["trades"][0] > 20
     assert got[1]["rejects"] == 2 and got[1]["payloads"] == len(lines)
+    assert got[1]["general_path"] == 1  # counted in the reader process as in the thread
     if not name.endswith(".gz"):
         assert got[1]["incomplete_tail"] > 0
     assert got[3] == [path.stat().st_size, len(lines), sum(got[1]["rows"].values())]

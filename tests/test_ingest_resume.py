@@ -79,8 +79,11 @@ def state(dsn: str) -> dict[str, tuple[int, str]]:
 
 
 def archive_lines(n: int, seed: int = 3) -> list[bytes]:
-    """Realistic messages, plus a market, an unknown payload and a line that is not JSON."""
+    """Realistic messages, plus a market, an unknown payload, a line that is not JSON and a
+    trade that only the general path takes (a JSON number for its timestamp)."""
     lines = [orjson.dumps(m) for m in realistic(n, seed=seed)]
+    trade = next(m for m in realistic(200, seed=seed + 1) if m["event_type"] == "last_trade_price")
+    lines.insert(n // 4, orjson.dumps({**trade, "timestamp": int(trade["timestamp"])}))
     lines.insert(5, orjson.dumps(NEW_MARKET))
     lines.insert(n // 2, b'{"event_type": "mystery"}')
     lines.insert(n // 3, b"{not json")
@@ -100,6 +103,7 @@ def clean(server: TestServer, tmp_path_factory: pytest.TempPathFactory, lines: l
     dsn = server.migrated_database("t_ingest_clean")
     done = ingest(dsn, str(path), "--batch-rows", "400")
     assert done.returncode == 0, done.stderr
+    assert "1 payload(s) of the hot kinds (0.1%) took the general path" in done.stdout
     result = state(dsn)
     server.drop_database("t_ingest_clean")
     assert result["price_snapshots"][0] > 1_500 and result["orderbook_snapshots"][0] > 100

@@ -83,6 +83,12 @@ def summary_lines(summary: IngestSummary, where: str) -> list[str]:
             )
         if f.truncated_gzip:
             lines.append("    its gzip stream breaks off (still being written?): read up to there")
+        if f.general_path:
+            share = f.general_path / f.payloads if f.payloads else 0.0
+            lines.append(
+                f"    {f.general_path} payload(s) of the hot kinds ({share:.1%}) took the general "
+                "path (an unusual field or value; slower, same results)"
+            )
     for table, rows in summary.written.items():
         dups = summary.duplicates[table]
         extra = f", {dups} duplicate(s) skipped" if dups else ""

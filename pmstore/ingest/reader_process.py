@@ -111,14 +111,17 @@ def _pack(segment: Segment) -> tuple[Any, ...]:
         c.markets,
         c.resolutions,
         c.rejects,
+        c.general_path,
     )
 
 
 def _unpack(packed: tuple[Any, ...]) -> Segment:
-    start, end, end_line, payloads, places, prices, books, trades, markets, res, rejects = packed
+    start, end, end_line, payloads, places, prices, books, trades, markets, res, rejects, slow = (
+        packed
+    )
     if isinstance(books, _FlatBooks):
         books = books.batch()
-    columns = Columns(markets=markets, resolutions=res, rejects=rejects)
+    columns = Columns(markets=markets, resolutions=res, rejects=rejects, general_path=slow)
     return Segment(
         start,
         end,

@@ -59,6 +59,8 @@ class FileSummary:
     batches_already_written: int = 0
     rejects: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    general_path: int = 0
+    """Payloads of the hot WebSocket kinds converted by the general (slower) path."""
     incomplete_tail: int = 0
     truncated_gzip: bool = False
     bytes_read: int = 0
@@ -227,6 +229,7 @@ class _Run:
         s = self.summary
         s.payloads += segment.payloads
         s.rejects += len(segment.columns.rejects)
+        s.general_path += segment.columns.general_path
         s.reasons.update(f"{r.kind}: {r.reason}" for r in segment.columns.rejects)
         segment.payloads = 0
 

@@ -105,6 +105,10 @@ class Columns:
     markets: list[MarketRecord] = field(default_factory=list)
     resolutions: list[ResolutionRecord] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    general_path: int = 0
+    """Payloads of the hot kinds that took the general path (something unusual in them):
+    a count that grows with every payload means a changed Polymarket field (slower, still
+    exact)."""
 
     def counts(self) -> dict[str, int]:
         """Records per table (and rejects)."""
@@ -128,7 +132,9 @@ class Columns:
         )
 
     def extend(self, other: Columns, tables: set[str]) -> None:
-        """Append ``other``'s records of ``tables`` (table names, and ``rejects``)."""
+        """Append ``other``'s records of ``tables`` (table names, and ``rejects``), and add
+        its ``general_path`` count."""
+        self.general_path += other.general_path
         for table, names in _FIELDS.items():
             if (table if table != "book_levels" else "orderbook_snapshots") in tables:
                 for name in names:
@@ -438,6 +444,7 @@ def convert_into(payload: object, out: Columns) -> None:
         event = from_payload(payload)
         if event is not None and _append(event, out):
             return
+        out.general_path += 1
     out.add_converted(convert(payload))
 
 
@@ -450,8 +457,12 @@ def convert_line(line: bytes, out: Columns) -> None:
     Raises ``orjson.JSONDecodeError`` (a ValueError) when ``line`` is not JSON.
     """
     event = decode_line(line)
-    if event is None or not _append(event, out):
-        out.add_converted(convert(orjson.loads(line)))
+    if event is not None and _append(event, out):
+        return
+    payload = orjson.loads(line)
+    if event is not None or (type(payload) is dict and payload.get("event_type") in HOT_KINDS):
+        out.general_path += 1
+    out.add_converted(convert(payload))
 
 
 def _truncate(out: Columns, mark: tuple[int, int, int]) -> None:
