@@ -19,32 +19,47 @@ whatever the file's size. Its form is decided from its first line:
   (decompressed), read whole; position 1 once consumed. A larger document
   is refused with a PayloadError saying how to stream it.
 
+gzip is decompressed by ISA-L (``isal.igzip``, ~2.8x the standard
+library's zlib: 1,038 against 376 MB/s of output, measured on the 2-core VM
+of the README), with the same behaviour (a stream that breaks off, seeking,
+errors); where isal has no wheel the standard library's ``gzip`` does it.
+
 Costs: reading a plain file from a position is a seek; a gzip file has no
 index, so resuming it decompresses everything before the position again
-(at roughly 300-500 MB/s of output on this machine: ~1 s per GB already
-ingested), which is correct, just not free.
+(~1 s per GB already ingested), which is correct, just not free.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Literal, NamedTuple
+from typing import IO, Any, Final, Literal, NamedTuple, cast
 
 import ijson
 import orjson
 
 from pmstore.errors import PayloadError
 
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (OSError, zlib.error)
+"""What a gzip reader raises for a stream that is not gzip or is corrupt."""
+
+try:  # ISA-L's gzip reader: the same interface and errors as gzip.GzipFile, ~2.8x as fast
+    from isal import isal_zlib
+    from isal.igzip import IGzipFile as GzipReader
+
+    _INFLATE_ERRORS += (cast("type[BaseException]", isal_zlib.error),)  # its stub says Exception
+except ImportError:  # no isal wheel for this platform
+    from gzip import GzipFile as GzipReader  # type: ignore[assignment]
+
 __all__ = [
     "IDENTITY_BYTES",
     "MAX_DOCUMENT_BYTES",
     "BadLine",
     "Format",
+    "GzipReader",
     "Item",
     "Source",
     "open_source",
@@ -125,7 +140,7 @@ class Source:
     def _open_stream(self) -> IO[bytes]:
         self._raw.seek(0)
         if self.compressed:
-            return gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[return-value]
+            return GzipReader(fileobj=self._raw, mode="rb")  # type: ignore[no-untyped-call,return-value]
         return self._raw
 
     def close(self) -> None:
@@ -154,7 +169,7 @@ class Source:
         except EOFError:  # gzip: "Compressed file ended before the end-of-stream marker"
             self.truncated_gzip = True
             return b""
-        except (OSError, zlib.error) as exc:
+        except _INFLATE_ERRORS as exc:
             raise PayloadError(f"{self.path}: cannot decompress: {exc}") from exc
 
     def _read_identity(self) -> bytes:
