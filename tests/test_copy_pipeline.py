@@ -16,7 +16,7 @@ from test_copy_encoding import PRICE_TYPES, decode_stream, expected_prices
 from pmstore.batches import OrderbookBatch, PriceBatch
 from pmstore.batches.checks import _level_problem
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import check_sides, parse_sides
+from pmstore.batches.levels import check_sides, flat_sides, side_lists
 from pmstore.copy_encoding import PGCOPY_HEADER, encode_prices, price_chunk
 from pmstore.copy_pipeline import CopyStream, chunk_bounds, index_order
 from pmstore.errors import BatchValidationError
@@ -156,9 +156,10 @@ def sides(seed: int, shape: str) -> list[Any]:
 @pytest.mark.parametrize("descending", [True, False])
 def test_bulk_parse_equals_row_by_row(shape: str, seed: int, descending: bool) -> None:
     raw = sides(seed, shape)
-    bulk = parse_sides(raw, descending)
+    bulk = flat_sides(raw, descending)
     assert bulk is not None
-    parsed, best = bulk
+    flat, best = bulk
+    parsed = side_lists(flat)
     one_by_one = [_parse_levels(side, descending) for side in raw]
     assert parsed == one_by_one
     expected_best = [side[0][0] if side else math.nan for side in one_by_one]
@@ -166,10 +167,10 @@ def test_bulk_parse_equals_row_by_row(shape: str, seed: int, descending: bool) -
 
 
 def test_bulk_parse_leaves_unusual_sides_to_the_row_by_row_path() -> None:
-    assert parse_sides([[{"price": "0.4"}]], True) is None
-    assert parse_sides([[("0.4", "lots")]], True) is None
-    assert parse_sides([[(0.4, 1.0, 2.0)]], True) is None
-    assert parse_sides(["0.4,1"], True) is None
+    assert flat_sides([[{"price": "0.4"}]], True) is None
+    assert flat_sides([[("0.4", "lots")]], True) is None
+    assert flat_sides([[(0.4, 1.0, 2.0)]], True) is None
+    assert flat_sides(["0.4,1"], True) is None
 
 
 def test_bulk_check_finds_what_the_row_by_row_check_finds() -> None:

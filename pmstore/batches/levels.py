@@ -31,7 +31,6 @@ __all__ = [
     "check_sides",
     "flat_levels",
     "flat_sides",
-    "parse_sides",
     "side_lists",
 ]
 
@@ -220,17 +219,6 @@ def flat_sides(sides: list[Any], descending: bool) -> tuple[FlatLevels, NDArray[
     filled = flat.counts > 0
     best[filled] = flat.prices[flat.starts[filled]]
     return flat, best
-
-
-def parse_sides(
-    sides: list[Any], descending: bool
-) -> tuple[list[list[Level]], NDArray[np.float64]] | None:
-    """``flat_sides`` with every side as ``(float, float)`` tuples (one tuple per level)."""
-    got = flat_sides(sides, descending)
-    if got is None:
-        return None
-    flat, best = got
-    return side_lists(flat), best
 
 
 def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:

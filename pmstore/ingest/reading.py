@@ -79,7 +79,7 @@ def _convert(item: Item, columns: Columns, segment: Segment) -> None:
         try:
             convert_line(payload, columns)
         except orjson.JSONDecodeError as exc:
-            _not_json(BadLine(payload.decode("utf-8", "replace"), exc.msg), columns)
+            _not_json(BadLine.of(payload, exc), columns)
     elif type(payload) is BadLine:
         _not_json(payload, columns)
     else:

@@ -90,6 +90,11 @@ class BadLine:
     text: str
     error: str
 
+    @classmethod
+    def of(cls, line: bytes, error: orjson.JSONDecodeError) -> BadLine:
+        """The bad line ``line`` that orjson refused with ``error``."""
+        return cls(line.decode("utf-8", "replace"), error.msg)
+
 
 class Item(NamedTuple):
     """One payload (parsed, a ``BadLine``, or a line's ``bytes`` from ``items(raw_lines=True)``),
@@ -291,9 +296,7 @@ class Source:
                 try:
                     yield Item(loads(line), offset, number, "line")
                 except JSONDecodeError as exc:
-                    yield Item(
-                        BadLine(line.decode("utf-8", "replace"), exc.msg), offset, number, "line"
-                    )
+                    yield Item(BadLine.of(line, exc), offset, number, "line")
         if tail and not tail.isspace():
             item = self._line_item(tail, offset + len(tail), number + 1, final=True)
             if isinstance(item.payload, BadLine):
@@ -305,7 +308,7 @@ class Source:
         try:
             payload = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            payload = BadLine(line.decode("utf-8", "replace"), exc.msg)
+            payload = BadLine.of(line, exc)
         return Item(payload, end, number, "line")
 
     def _array(self, start: int) -> Iterator[Item]:

@@ -85,8 +85,10 @@ class LastTradePrice(msgspec.Struct, tag_field="event_type", tag="last_trade_pri
 HotEvent = PriceChange | OrderBook | LastTradePrice
 """Any of the three hot kinds."""
 
-HOT_KINDS: Final = frozenset({"price_change", "book", "last_trade_price"})
-"""Their ``event_type`` values."""
+HOT_KINDS: Final = frozenset(
+    kind.__struct_config__.tag for kind in (PriceChange, OrderBook, LastTradePrice)
+)
+"""Their ``event_type`` values (the structs' tags)."""
 
 _LINE_DECODER: Final = msgspec.json.Decoder(HotEvent, strict=False)
 
