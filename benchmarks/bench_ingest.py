@@ -22,6 +22,11 @@ process), once with ``reader_process=False`` (the library's default)
 (read here, written by a writer thread). Baselines: orjson parse-only and
 ``json.loads`` of the same lines (and msgspec's typed decode alone); the old per-record adapters
 (``pmstore.polymarket.convert``) on the first 20,000 messages.
+Each whole ingest also reports its CPU seconds split between this process,
+the reader process and the postgres processes (the write stage's server side),
+and how much of the cores they kept busy. The first whole ingest into the
+freshly migrated database is run and reported apart (its server CPU was
+~1.1 s higher, catalog and statistics work); the table's runs come after it.
 ``--jobs N`` splits the file into N parts and ingests them with
 ``ingest_parallel`` against one process on the same parts. ``--rss-gb G``
 generates a G GB (decompressed) gzip archive and measures ``pmstore ingest``'s
@@ -40,10 +45,12 @@ import gzip
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,26 +95,30 @@ def stage_read(path: Path, *, parse: bool) -> float:
     return time.perf_counter() - started
 
 
-def stage_adapt(path: Path, *, batch: bool) -> float:
+def stage_adapt(path: Path, *, batch: bool) -> tuple[float, float]:
     """Lines into column lists as ``pmstore ingest`` reads them (``convert_line``: hot
-    kinds decoded by msgspec into typed structs), then, with ``batch``, into batches."""
+    kinds decoded by msgspec into typed structs), then, with ``batch``, into batches:
+    (seconds in all, seconds of those in building batches)."""
     started = time.perf_counter()
+    batching = 0.0
     columns = Columns()
     for item in _lines(path, raw=True):
         convert_line(item.payload, columns)
         if columns.record_count() >= 50_000:
             if batch:
-                _batches(columns)
+                batching += _batches(columns)
             columns = Columns()
     if batch:
-        _batches(columns)
-    return time.perf_counter() - started
+        batching += _batches(columns)
+    return time.perf_counter() - started, batching
 
 
-def _batches(columns: Columns) -> None:
+def _batches(columns: Columns) -> float:
+    started = time.perf_counter()
     columns.price_batch().validated().in_index_order()
     columns.orderbook_batch().validated()
     columns.trade_batch().validated()
+    return time.perf_counter() - started
 
 
 def raw_parse(path: Path, loads: Any) -> float:
@@ -143,15 +154,57 @@ def counts(dsn: str) -> dict[str, int]:
         }
 
 
+@dataclass(frozen=True)
+class CpuSplit:
+    """CPU seconds of one run: this process, its reaped children (the reader process),
+    and the postgres processes on this machine (0 when the server is elsewhere)."""
+
+    main: float
+    reader: float
+    server: float
+
+    def line(self, wall: float) -> str:
+        total = self.main + self.reader + self.server
+        return (f"CPU s: main {self.main:.2f}, reader process {self.reader:.2f}, server "
+                f"{self.server:.2f}; {total:.2f} in all = {total / wall:.2f} of the "
+                f"{os.cpu_count()} cores over {wall:.2f} s")  # fmt: skip
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every live postgres process, their reaped children included."""
+    ticks = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if not Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, _postgres_cpu()
+
+
 def full_ingest(
     dsn: str, path: Path, policy: FlushPolicy, reader_process: bool | None = None
-) -> tuple[float, dict[str, int], float]:
-    """(seconds, rows per table, seconds spent writing); ``reader_process`` as ``ingest_file``'s."""
+) -> tuple[float, dict[str, int], float, CpuSplit]:
+    """(seconds, rows per table, seconds spent writing, CPU split); ``reader_process`` as
+    ``ingest_file``'s."""
     reset(dsn)
+    before = _cpu_now()
     started = time.perf_counter()
     with Writer(dsn) as writer:
         summary = ingest_file(writer, path, policy=policy, reader_process=reader_process)
-    return time.perf_counter() - started, counts(dsn), summary.write_seconds
+    took = time.perf_counter() - started
+    cpu = CpuSplit(*(after - b for after, b in zip(_cpu_now(), before, strict=True)))
+    return took, counts(dsn), summary.write_seconds, cpu
 
 
 def split(path: Path, parts: int) -> list[Path]:
@@ -229,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         t_typed = raw_parse(path, decode_line)
         t_read = stage_read(path, parse=False)
         t_parse = stage_read(path, parse=True)
-        t_adapt = stage_adapt(path, batch=False)
-        t_batch = stage_adapt(path, batch=True)
+        t_adapt, _ = stage_adapt(path, batch=False)
+        t_batch_pass, t_batch = stage_adapt(path, batch=True)
         limit = min(n, 20_000)
         t_old = old_adapters(path, limit)
         with open_server(fsync=args.fsync) as server:
@@ -240,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                 ts = conn.execute(TS_VERSION).fetchone()[0]  # type: ignore[index]
             print(f"server: {server.source}; {version.split(',')[0]}; TimescaleDB {ts}")
             print(f"settings: {server.note}")
-            t_full, rows, t_write = full_ingest(server.dsn, path, policy)  # auto: the CLI default
-            t_thread, rows_thread, t_write_thread = full_ingest(
+            t_first, _, _, cpu_first = full_ingest(server.dsn, path, policy)  # fresh database
+            t_full, rows, t_write, cpu_auto = full_ingest(server.dsn, path, policy)  # as the CLI
+            t_thread, rows_thread, t_write_thread, cpu_thread = full_ingest(
                 server.dsn, path, policy, reader_process=False
             )
             assert rows_thread == rows, (rows_thread, rows)
@@ -255,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 ("read + orjson parse (sources)", t_parse),
                 ("read (sources: chunks, lines)", t_read),
                 ("decode + adapt (convert_line)", t_adapt - t_read),
-                ("batch (arrays, checks, sort)", t_batch - t_adapt),
+                ("batch (arrays, checks, sort)", t_batch),
                 ("write (main process, overlapped)", t_write),
-                ("not overlapped: end - read..batch", t_full - t_batch),
+                ("not overlapped: end - read..batch", t_full - t_batch_pass),
                 ("end to end (auto, as pmstore ingest)", t_full),
                 ("thread path: write (writer thread)", t_write_thread),
                 ("thread path: end to end", t_thread),
@@ -266,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"old adapters (convert, pydantic): {limit / t_old:,.0f} msgs/s on {limit:,} msgs"
             )
+            print(f"first ingest into the fresh database (not in the table): {n / t_first:,.0f} "
+                  f"msgs/s; {cpu_first.line(t_first)}")  # fmt: skip
+            print(f"end to end (auto): {cpu_auto.line(t_full)}")
+            print(f"thread path:       {cpu_thread.line(t_thread)}")
             ratio = rate["full"] / rate["orjson"]
             print(f"\nend to end {rate['full']:,.0f} msgs/s = {ratio:.2f}x orjson parse-only "
                   f"({rate['orjson']:,.0f}/s); target >= 60,000 and >= 0.27x; "
