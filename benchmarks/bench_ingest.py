@@ -13,8 +13,9 @@ snapshots of ~60 levels (worst-first, as Polymarket sends them), 5%
 Stages, each a pass over the same file in this process (same run, same data):
 ``read`` (sources' line reader, lines as bytes), ``+decode+adapt``
 (``columnar.convert_line``: the hot kinds decoded by msgspec into typed
-structs, then appended to column lists), ``+batch`` (column lists into
-validated, sorted batches); ``read + orjson parse`` is the general path's
+structs, then appended to column lists) and ``batch`` (column lists into
+validated, sorted batches), the last two timed apart within one pass;
+``read + orjson parse`` is the general path's
 reading for comparison, and the whole ``pmstore.ingest.ingest_file`` into an emptied
 database (``write`` = the rest): once as ``pmstore ingest`` does it
 (``reader_process=None``: a file of this size is read in a reader
@@ -95,21 +96,19 @@ def stage_read(path: Path, *, parse: bool) -> float:
     return time.perf_counter() - started
 
 
-def stage_adapt(path: Path, *, batch: bool) -> tuple[float, float]:
+def stage_adapt(path: Path) -> tuple[float, float]:
     """Lines into column lists as ``pmstore ingest`` reads them (``convert_line``: hot
-    kinds decoded by msgspec into typed structs), then, with ``batch``, into batches:
-    (seconds in all, seconds of those in building batches)."""
+    kinds decoded by msgspec into typed structs), then into batches: (seconds in all,
+    seconds of those in building batches)."""
     started = time.perf_counter()
     batching = 0.0
     columns = Columns()
     for item in _lines(path, raw=True):
         convert_line(item.payload, columns)
         if columns.record_count() >= 50_000:
-            if batch:
-                batching += _batches(columns)
+            batching += _batches(columns)
             columns = Columns()
-    if batch:
-        batching += _batches(columns)
+    batching += _batches(columns)
     return time.perf_counter() - started, batching
 
 
@@ -283,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         t_typed = raw_parse(path, decode_line)
         t_read = stage_read(path, parse=False)
         t_parse = stage_read(path, parse=True)
-        t_adapt, _ = stage_adapt(path, batch=False)
-        t_batch_pass, t_batch = stage_adapt(path, batch=True)
+        t_batch_pass, t_batch = stage_adapt(path)
         limit = min(n, 20_000)
         t_old = old_adapters(path, limit)
         with open_server(fsync=args.fsync) as server:
@@ -309,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("msgspec typed decode-only (hot kinds)", t_typed),
                 ("read + orjson parse (sources)", t_parse),
                 ("read (sources: chunks, lines)", t_read),
-                ("decode + adapt (convert_line)", t_adapt - t_read),
+                ("decode + adapt (convert_line)", t_batch_pass - t_batch - t_read),
                 ("batch (arrays, checks, sort)", t_batch),
                 ("write (main process, overlapped)", t_write),
                 ("not overlapped: end - read..batch", t_full - t_batch_pass),
