@@ -66,13 +66,14 @@ def same(a: Any, b: Any) -> bool:
 
 
 LEVEL_LISTS = ("book_bid_prices", "book_bid_sizes", "book_ask_prices", "book_ask_sizes")
+TOP_OF_BOOK = ("book_spread", "book_midpoint")  # the fast path leaves them to the batch
 RECORDS = [name for name in Columns.__dataclass_fields__ if name != "general_path"]
 
 
 def assert_same(payload: Any) -> Columns:
     want, got = slow(payload), fast(payload)
     for name in RECORDS:
-        if name in LEVEL_LISTS:  # kept as received (not best-first): compared as batches below
+        if name in LEVEL_LISTS or name in TOP_OF_BOOK:  # compared as batches below
             assert len(getattr(got, name)) == len(getattr(want, name)), (name, payload)
         elif name == "rejects":
             assert [(r.kind, r.reason, r.ident) for r in got.rejects] == [
@@ -84,6 +85,8 @@ def assert_same(payload: Any) -> Columns:
     got_books, want_books = got.orderbook_batch(), want.orderbook_batch()
     for side in ("bids", "asks"):
         assert same(getattr(got_books, side).tolist(), getattr(want_books, side).tolist()), payload
+    for column in ("spread", "midpoint"):
+        assert same(getattr(got_books, column).tolist(), getattr(want_books, column).tolist())
     assert got_books.content_digest() == want_books.content_digest()
     return got
 
@@ -137,6 +140,9 @@ def edge_cases() -> list[Any]:
             {"price": "1.5"}, {"price": "-0.1"}, {"size": "-1"}, {"size": "nan"},
             {"price": 0.5}, {"price": 1}, {"size": 10}, {"price": ""}, {"price": None},
             {"size": True}, {"price": "0.5", "size": "1e400"}, {"price": " 0.5"},
+            {"price": "0"}, {"price": "-0"}, {"size": "0"}, {"size": "-0"}, {"price": "1"},
+            {"price": "1.0000000000000002"}, {"size": "1.7976931348623157e308"},
+            {"size": "inf"}, {"size": "Infinity"}, {"price": "5e-324"},
     ]  # fmt: skip
     for side in ("bids", "asks"):
         for values in level_edits:
@@ -242,9 +248,11 @@ def assert_same_line(line: bytes) -> Columns:
             assert [(r.kind, r.reason, r.ident, r.payload) for r in got.rejects] == [
                 (r.kind, r.reason, r.ident, r.payload) for r in want.rejects
             ], line
-        elif name not in LEVEL_LISTS:
+        elif name not in LEVEL_LISTS and name not in TOP_OF_BOOK:
             assert same(getattr(got, name), getattr(want, name)), (name, line)
     got_books, want_books = got.orderbook_batch(), want.orderbook_batch()
+    for column in ("spread", "midpoint"):
+        assert same(getattr(got_books, column).tolist(), getattr(want_books, column).tolist())
     for side in ("bids", "asks"):
         got_side, want_side = getattr(got_books, side).tolist(), getattr(want_books, side).tolist()
         assert same(got_side, want_side), line
@@ -283,6 +291,11 @@ def test_line_edge_cases_of_the_typed_decoder() -> None:
         text.replace(first, level % (b"0.5", b"-0.0")),
         text.replace(first, b'{"price":"0.1","size":"5","price":"0.5"}'),  # the last one wins
         text.replace(first, b'{"price":0.5,"size":7}'),  # JSON numbers
+        text.replace(first, level % (b"1", b"5")),  # the range bounds of hot_events.Level
+        text.replace(first, level % (b"1.0000000000000002", b"5")),
+        text.replace(first, level % (b"0.5", b"1.7976931348623157e308")),
+        text.replace(first, level % (b"0.5", b"Infinity")),
+        text.replace(first, level % (b"NaN", b"5")),
         text.replace(b'"hash":', b'"note":"caf\xc3\xa9","hash":'),  # UTF-8, not ASCII
         text.replace(b'"hash":', b' "hash" : '),
         text + b"\r",

@@ -27,11 +27,13 @@ __all__ = [
     "FlatLevels",
     "best_first",
     "best_first_order",
+    "best_prices",
     "check_flat",
     "check_sides",
     "flat_levels",
     "flat_sides",
     "side_lists",
+    "top_of_book",
 ]
 
 _PRICE_SIZE = itemgetter("price", "size")
@@ -154,6 +156,32 @@ def best_first(flat: FlatLevels, descending: bool) -> FlatLevels:
     return FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
 
 
+def best_prices(flat: FlatLevels) -> NDArray[np.float64]:
+    """Each row's first price (its best, once best-first); NaN for an empty side."""
+    best = np.full(len(flat.counts), np.nan)
+    filled = flat.counts > 0
+    best[filled] = flat.prices[flat.starts[filled]]
+    return best
+
+
+def top_of_book(
+    spread: NDArray[np.float64],
+    midpoint: NDArray[np.float64],
+    best_bid: NDArray[np.float64],
+    best_ask: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Spread and midpoint, derived from the best prices on the rows where neither is
+    given (both NaN), as ``OrderbookSnapshot`` derives them: ``ask - bid`` and
+    ``(bid + ask) / 2``, NaN when a side is empty. Rows with either given are kept."""
+    derive = np.isnan(spread) & np.isnan(midpoint)
+    if not derive.any():
+        return spread, midpoint
+    return (
+        np.where(derive, best_ask - best_bid, spread),
+        np.where(derive, (best_bid + best_ask) / 2.0, midpoint),
+    )
+
+
 def flat_levels(sides: list[Any]) -> FlatLevels | None:
     """The levels of sides that are lists of ``(float, float)`` tuples (a built batch's form);
     None for any other shape. Costs four C-level passes over the levels."""
@@ -215,10 +243,7 @@ def flat_sides(sides: list[Any], descending: bool) -> tuple[FlatLevels, NDArray[
     if flat is None:
         return None
     flat = best_first(flat, descending)
-    best = np.full(len(sides), np.nan)
-    filled = flat.counts > 0
-    best[filled] = flat.prices[flat.starts[filled]]
-    return flat, best
+    return flat, best_prices(flat)
 
 
 def check_sides(sides: list[Any], descending: bool) -> NDArray[np.bool_] | None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from pmstore.batches.column_batch import ColumnBatch, table_batch
 from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import BookLevels, FlatLevels, flat_sides, side_lists
+from pmstore.batches.levels import BookLevels, FlatLevels, flat_sides, side_lists, top_of_book
 from pmstore.batches.spec import column
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
@@ -143,12 +143,9 @@ class OrderbookBatch(ColumnBatch):
                     if parsed:
                         top[i] = parsed[0][0]
             columns[side] = normalised
-        spread, midpoint = columns["spread"], columns["midpoint"]
-        derive = np.isnan(spread) & np.isnan(midpoint)
-        if derive.any():
-            bid, ask = best["bids"], best["asks"]
-            columns["spread"] = np.where(derive, ask - bid, spread)
-            columns["midpoint"] = np.where(derive, (bid + ask) / 2.0, midpoint)
+        columns["spread"], columns["midpoint"] = top_of_book(
+            columns["spread"], columns["midpoint"], best["bids"], best["asks"]
+        )
         if len(flats) == 2:
             columns["bids"] = columns["asks"] = _UNBUILT
             return {"levels": BookLevels(flats["bids"], flats["asks"])}

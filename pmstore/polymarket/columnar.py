@@ -24,7 +24,8 @@ best-first in the order of the model's own (stable) sort, for a whole
 batch at once (``levels.best_first_order``).
 
 Book levels stay flat: per book, the adapter appends its sides' prices and
-sizes (as received) to flat float arrays plus one count per side; the batch
+sizes (as received, range checked by the decode) to flat float arrays plus
+one count per side, and leaves spread and midpoint to the batch; the batch
 turns them into numpy arrays once and carries them as
 ``OrderbookBatch.levels``, so its checks, digest and COPY text never walk
 per-level tuples.
@@ -44,7 +45,7 @@ import numpy as np
 import orjson
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
-from pmstore.batches.levels import BookLevels, FlatLevels, best_first
+from pmstore.batches.levels import BookLevels, FlatLevels, best_first, best_prices, top_of_book
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.polymarket.dispatch import Converted, Reject, convert
@@ -53,7 +54,6 @@ from pmstore.polymarket.hot_events import (
     HOT_KINDS,
     HotEvent,
     LastTradePrice,
-    Level,
     OrderBook,
     PriceChange,
     PriceEntry,
@@ -78,7 +78,9 @@ class Columns:
     ``*_ts`` hold integer microseconds since 1970 UTC. Order-book sides are
     flat: ``book_bid_counts[i]`` levels of book i, in the order received, in
     ``book_bid_prices``/``book_bid_sizes`` after those of the books before it
-    (asks alike); spread and midpoint are NaN for an empty or one-sided book.
+    (asks alike); spread and midpoint are NaN where neither is known yet (the
+    fast path's books: ``orderbook_batch`` derives them from the best levels;
+    they stay NaN for an empty or one-sided book).
     The level columns are ``array("d")``: a level's floats are unboxed as they
     are appended, and the batch takes them as one buffer.
     """
@@ -154,18 +156,26 @@ class Columns:
         """The book rows as an OrderbookBatch carrying its levels in flat form.
 
         Levels are put best-first for all books at once (reversed where sent
-        worst-first, else sorted stably, as the model sorts). Costs a few
+        worst-first, else sorted stably, as the model sorts); spread and
+        midpoint, where neither is known (the fast path's books), come from
+        the best levels as the model derives them. Costs a few
         numpy passes over the levels (``bids``/``asks`` tuples are made only if read)."""
         levels = BookLevels(
             _flat_side(self.book_bid_counts, self.book_bid_prices, self.book_bid_sizes, True),
             _flat_side(self.book_ask_counts, self.book_ask_prices, self.book_ask_sizes, False),
         )
+        spread, midpoint = top_of_book(
+            np.array(self.book_spread, dtype=np.float64),
+            np.array(self.book_midpoint, dtype=np.float64),
+            best_prices(levels.bids),
+            best_prices(levels.asks),
+        )
         return OrderbookBatch.from_flat(
             ts=_ts(self.book_ts),
             token_id=_objects(self.book_token),
             levels=levels,
-            spread=np.array(self.book_spread, dtype=np.float64),
-            midpoint=np.array(self.book_midpoint, dtype=np.float64),
+            spread=spread,
+            midpoint=midpoint,
         )
 
     def trade_batch(self) -> TradeBatch:
@@ -343,47 +353,26 @@ def _price_change(event: PriceChange, out: Columns) -> None:
     out.price_value.extend(prices)
 
 
-def _side(levels: list[Level]) -> tuple[list[float], list[float], float, float]:
-    """One side of a book as it came: prices, sizes, and the lowest and highest price
-    (0.0 when empty); _FallbackError for anything unusual. Whole-list C-level passes."""
-    if not levels:
-        return [], [], 0.0, 0.0
-    prices = list(map(_PRICE, levels))
-    sizes = list(map(_SIZE, levels))
-    low, high = min(prices), max(prices)
-    if not (
-        math.isfinite(sum(prices) + sum(sizes))  # no NaN or infinity
-        and low > 0.0  # a zero may have been "-0" (see hot_events): the adapters decide
-        and high <= 1.0
-        and min(sizes) > 0.0
-    ):
-        raise _FallbackError
-    return prices, sizes, low, high
-
-
 _PRICE: Final = attrgetter("price")
 _SIZE: Final = attrgetter("size")
 
 
 def _book(event: OrderBook, out: Columns) -> None:
+    """Append a book as it came (its levels range checked by the decode: ``Level``);
+    spread and midpoint NaN, derived for the whole batch from the best levels."""
     ts = _unix_micros(event.timestamp)
     token = _token(event.asset_id)
-    bid_prices, bid_sizes, _, bid = _side(event.bids)  # best bid: the highest
-    ask_prices, ask_sizes, ask, _ = _side(event.asks)  # best ask: the lowest
-    if bid_prices and ask_prices:
-        spread, midpoint = ask - bid, (bid + ask) / 2.0
-    else:
-        spread = midpoint = math.nan
+    bids, asks = event.bids, event.asks
     out.book_ts.append(ts)
     out.book_token.append(token)
-    out.book_bid_counts.append(len(bid_prices))
-    out.book_bid_prices.extend(bid_prices)
-    out.book_bid_sizes.extend(bid_sizes)
-    out.book_ask_counts.append(len(ask_prices))
-    out.book_ask_prices.extend(ask_prices)
-    out.book_ask_sizes.extend(ask_sizes)
-    out.book_spread.append(spread)
-    out.book_midpoint.append(midpoint)
+    out.book_bid_counts.append(len(bids))
+    out.book_bid_prices.extend(map(_PRICE, bids))
+    out.book_bid_sizes.extend(map(_SIZE, bids))
+    out.book_ask_counts.append(len(asks))
+    out.book_ask_prices.extend(map(_PRICE, asks))
+    out.book_ask_sizes.extend(map(_SIZE, asks))
+    out.book_spread.append(math.nan)
+    out.book_midpoint.append(math.nan)
 
 
 def _last_trade_price(event: LastTradePrice, out: Columns) -> None:

@@ -5,24 +5,28 @@ make up nearly all of a recorded market stream. msgspec decodes a line of one of
 into these structs in one C-level pass, type checks included, and parses
 the book levels' numeric strings into floats on the way (its lax mode:
 ``"0.48"`` -> 0.48, correctly rounded, the value ``float("0.48")`` gives),
-so no Python code touches a level's text. Only the fields the columnar
-adapters read are declared; others are skipped.
+so no Python code touches a level's text, and checks each level's range
+there too (price in (0, 1], size positive and finite: ``LevelPrice``,
+``LevelSize``). Only the fields the columnar adapters read are declared;
+others are skipped.
 
 Anything the structs do not describe (another kind, a missing field, a
 number where a token id belongs, a level value that is not a plain JSON
-number or numeric string) fails to decode, and the caller takes the general
-path (orjson, then the adapters). Known differences from orjson: a line
-that is not pure ASCII is never decoded here (msgspec does not check the
-UTF-8 of the fields it skips), and a level value of zero is left to the
-adapters (lax mode reads the text ``"-0"`` as 0.0, not -0.0); both then take
-the general path. One is kept: a number beyond the double range in a field
-nobody reads (valid JSON, which orjson refuses) does not make the line
-``not_json``.
+number or numeric string, a level out of range) fails to decode, and the
+caller takes the general path (orjson, then the adapters), which words the
+reason or accepts the level by its own rules. Known differences from orjson:
+a line that is not pure ASCII is never decoded here (msgspec does not check
+the UTF-8 of the fields it skips), and a level value of zero is left to the
+adapters (lax mode reads the text ``"-0"`` as 0.0, not -0.0; the ranges
+exclude zero); both then take the general path. One is kept: a number
+beyond the double range in a field nobody reads (valid JSON, which orjson
+refuses) does not make the line ``not_json``.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from typing import Annotated, Final
 
 import msgspec
 
@@ -31,6 +35,8 @@ __all__ = [
     "HotEvent",
     "LastTradePrice",
     "Level",
+    "LevelPrice",
+    "LevelSize",
     "OrderBook",
     "PriceChange",
     "PriceEntry",
@@ -54,11 +60,19 @@ class PriceChange(msgspec.Struct, tag_field="event_type", tag="price_change", gc
     timestamp: str
 
 
-class Level(msgspec.Struct, gc=False):
-    """One book level, its price and size parsed from their numeric strings."""
+LevelPrice = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+"""A level's price as the fast path takes it: in (0, 1] (NaN fails too)."""
 
-    price: float
-    size: float
+LevelSize = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
+"""A level's size as the fast path takes it: positive and finite (NaN fails too)."""
+
+
+class Level(msgspec.Struct, gc=False):
+    """One book level, its price and size parsed from their numeric strings and range
+    checked (anything else fails the decode: the general path decides)."""
+
+    price: LevelPrice
+    size: LevelSize
 
 
 class OrderBook(msgspec.Struct, tag_field="event_type", tag="book", gc=False):
