@@ -45,9 +45,7 @@ PRICE_COLUMNS = ("ts", "token_id", "price", "volume_24h")
 BOOK_COLUMNS = ("ts", "token_id", "bids", "asks", "spread", "midpoint")
 
 PriceRow = tuple[datetime, str, float, float | None]
-BookRow = tuple[
-    datetime, str, list[tuple[float, float]], list[tuple[float, float]], float | None, float | None
-]
+BookRow = tuple[datetime, str, list[list[float]], list[list[float]], float | None, float | None]
 
 
 def collected(columns: dict[str, Any]) -> dict[str, NDArray[Any]]:
@@ -266,14 +264,15 @@ class BookData:
 
     @cached_property
     def rows(self) -> list[BookRow]:
-        """Tuples with levels as best-first float pairs (the batch's), spread/midpoint or None."""
+        """Tuples with levels as best-first [price, size] lists (the batch's pairs, as the
+        drivers take a float8[] value), spread/midpoint or None."""
         b = self.batch
         return list(
             zip(
                 _aware(b.ts),
                 b.token_id.tolist(),
-                b.bids.tolist(),
-                b.asks.tolist(),
+                [[list(level) for level in side] for side in b.bids.tolist()],
+                [[list(level) for level in side] for side in b.asks.tolist()],
                 _nullable(b.spread),
                 _nullable(b.midpoint),
                 strict=True,
@@ -296,17 +295,22 @@ class BookData:
                     (
                         ts.isoformat(),
                         token,
-                        json.dumps([list(x) for x in bids]),
-                        json.dumps([list(x) for x in asks]),
+                        _array_text(bids),
+                        _array_text(asks),
                         "" if spread is None else repr(spread),
                         "" if mid is None else repr(mid),
                     )
                 )
 
 
+def _array_text(levels: Any) -> str:
+    """A side as a float8[] literal, ``{{0.48,1234.5},{0.47,10.0}}`` (``{}`` when empty)."""
+    return "{" + ",".join(f"{{{price!r},{size!r}}}" for price, size in levels) + "}"
+
+
 def summarize_books(db: BenchDB) -> dict[str, Any]:
     row = db.conn.execute(
-        "SELECT count(*), coalesce(sum(jsonb_array_length(bids) + jsonb_array_length(asks)), 0), "
+        "SELECT count(*), coalesce(sum(cardinality(bids) + cardinality(asks)) / 2, 0), "
         "count(spread) FROM public.orderbook_snapshots"
     ).fetchone()
     assert row is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import io
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pmstore import Writer
 Group = Literal["pmstore", "server", "peer"]
 
 PRICE_TYPES = ("timestamptz", "text", "float8", "float8")
-BOOK_TYPES = ("timestamptz", "text", "jsonb", "jsonb", "float8", "float8")
+BOOK_TYPES = ("timestamptz", "text", "float8[]", "float8[]", "float8", "float8")
 
 SORTED_BASELINE = "server COPY FROM file (binary, sorted by (token_id, ts))"
 
@@ -218,9 +217,7 @@ def _asyncpg_params(dsn: str) -> dict[str, Any]:
     return params
 
 
-def _asyncpg_copy(
-    target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], *, jsonb: bool
-) -> Run:
+def _asyncpg_copy(target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> Run:
     try:
         import asyncpg
     except ImportError as exc:
@@ -231,16 +228,7 @@ def _asyncpg_copy(
             **_asyncpg_params(target.dsn),
             server_settings={"search_path": f"{target.schema},public"},
         )
-        try:
-            if jsonb:
-                # COPY is binary: jsonb needs a binary codec (version byte 1, then the text).
-                await conn.set_type_codec(
-                    "jsonb",
-                    encoder=_jsonb_binary,
-                    decoder=lambda data: json.loads(data[1:]),
-                    schema="pg_catalog",
-                    format="binary",
-                )
+        try:  # float8[] levels: asyncpg's own binary array codec takes the lists of pairs
             started = time.perf_counter()
             await conn.copy_records_to_table(
                 target.table, records=rows, columns=list(columns), schema_name=target.schema
@@ -252,16 +240,12 @@ def _asyncpg_copy(
     return Run(len(rows), asyncio.run(copy()))
 
 
-def _jsonb_binary(value: object) -> bytes:
-    return b"\x01" + json.dumps(value).encode()
-
-
 def asyncpg_prices(target: Target, data: PriceData) -> Run:
-    return _asyncpg_copy(target, data.rows, PRICE_COLUMNS, jsonb=False)
+    return _asyncpg_copy(target, data.rows, PRICE_COLUMNS)
 
 
 def asyncpg_books(target: Target, data: BookData) -> Run:
-    return _asyncpg_copy(target, data.rows, BOOK_COLUMNS, jsonb=True)
+    return _asyncpg_copy(target, data.rows, BOOK_COLUMNS)
 
 
 # -- ADBC ------------------------------------------------------------------------------------
@@ -313,12 +297,7 @@ def pgcopy_prices(target: Target, data: PriceData) -> Run:
 
 
 def pgcopy_books(target: Target, data: BookData) -> Run:
-    # pgcopy's jsonb formatter takes bytes: the JSON text is made while copying, as for the others.
-    rows = (
-        (ts, token, json.dumps(bids).encode(), json.dumps(asks).encode(), spread, mid)
-        for ts, token, bids, asks, spread, mid in data.rows
-    )
-    return _pgcopy(target, rows, data.n, BOOK_COLUMNS)
+    return _pgcopy(target, data.rows, data.n, BOOK_COLUMNS)  # float8[] sides: lists of lists
 
 
 # -- the lists -------------------------------------------------------------------------------

@@ -15,15 +15,18 @@ Field data:
   microseconds minus ``POSTGRES_EPOCH_OFFSET_US``);
 - ``float8``: IEEE 754 binary64 (a NaN in a nullable column is sent as NULL);
 - ``text``: the UTF-8 bytes, no terminator;
-- ``jsonb``: the version byte ``JSONB_VERSION`` (1) followed by the JSON text.
+- ``float8[]`` (order-book sides, ``[[price, size], ...]``): the array header
+  ``LEVELS_HEADER`` (ndim 2, no NULLs, element oid 701, each dimension's
+  length and lower bound) and per element an int32 length (8) and the float8
+  (``LEVEL_DTYPE``: a level's 24 bytes); an empty side has the length 0.
 
 How the rows are built, a chunk at a time (``price_chunk`` and its twins encode
 given rows, ``encode_*`` stream a batch ``chunk_rows`` rows at a time), without
-a Python loop per row except for the JSON text of order-book levels (orjson):
+a Python loop per row (order-book levels: one memory copy per side):
 
 ``copy_engines`` lays the fields out: by *layouts* (prices, trades: rows
 grouped by byte layout), by *compaction* (``keep_order``: widest layout,
-padding dropped by a mask) or by *scatter* (order books: JSON has no width
+padding dropped by a mask) or by *scatter* (order books: arrays have no width
 bound).
 
 Text goes through ``astype("S")`` when a chunk is all ASCII (Polymarket's
@@ -43,17 +46,18 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.batches.levels import FlatLevels
+from pmstore.batches.levels import FlatLevels, flat_levels
 from pmstore.copy_engines import NULL_LENGTH, Blob, Field, Fixed, Text, encode_fields
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
-    "JSONB_VERSION",
+    "FLOAT8_OID",
+    "LEVELS_HEADER",
+    "LEVEL_DTYPE",
     "NULL_LENGTH",
     "PGCOPY_HEADER",
     "PGCOPY_SIGNATURE",
@@ -73,8 +77,19 @@ PGCOPY_HEADER: Final = PGCOPY_SIGNATURE + struct.pack(">ii", 0, 0)
 """Signature, flags (no OIDs) and header-extension length (none): 19 bytes."""
 PGCOPY_TRAILER: Final = struct.pack(">h", -1)
 """The int16 -1 that ends the stream."""
-JSONB_VERSION: Final = b"\x01"
-"""The byte that precedes the JSON text of a jsonb value."""
+FLOAT8_OID: Final = 701
+"""The element type (pg_type oid) of a float8 array."""
+FLOAT8_BYTES: Final = 8
+"""The length of one float8 element."""
+LEVELS_HEADER: Final = np.dtype(
+    [("ndim", ">i4"), ("has_nulls", ">i4"), ("element_type", ">i4"), ("levels", ">i4"),
+     ("lower_bound", ">i4"), ("pair", ">i4"), ("pair_lower_bound", ">i4")]
+)  # fmt: skip
+"""The header of a side's binary float8[] value: ndim 2, dimensions [levels][2]."""
+LEVEL_DTYPE: Final = np.dtype(
+    [("price_length", ">i4"), ("price", ">f8"), ("size_length", ">i4"), ("size", ">f8")]
+)
+"""One level's two elements in a binary float8[] value (each: int32 length, float8)."""
 POSTGRES_EPOCH_OFFSET_US: Final = 946_684_800_000_000
 """Microseconds from 1970-01-01 to 2000-01-01 UTC (PostgreSQL's timestamp epoch)."""
 DEFAULT_CHUNK_ROWS: Final = 50_000
@@ -111,7 +126,7 @@ def encode_orderbooks(
     batch: OrderbookBatch, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[bytes]:
     """Yield ``batch`` as a binary COPY stream for ``orderbook_snapshots`` (ts, token_id,
-    bids, asks, spread, midpoint; bids/asks jsonb like ``[[0.48,1234.5],[0.47,10.0]]``).
+    bids, asks, spread, midpoint; bids/asks float8[] like ``{{0.48,1234.5},{0.47,10}}``).
 
     Row order is kept (``orderbook_chunk``). Raises like ``encode_prices``.
     Holds one encoded chunk at a time.
@@ -155,10 +170,9 @@ def price_chunk(
 def orderbook_chunk(batch: OrderbookBatch, rows: Rows, *, prefix: bytes = b"") -> bytes:
     """The COPY tuples of ``batch``'s ``rows``, after ``prefix``; row order kept.
 
-    The levels' JSON text is made by orjson: one call for the whole chunk when
-    the batch carries its levels in flat form (``OrderbookBatch.levels``), else
-    one call per side of a book; everything else is vectorized (scatter).
-    Raises like ``price_chunk``.
+    The levels' float8 arrays are laid out for the whole chunk at once, from
+    the batch's flat levels (``OrderbookBatch.levels``) or from its sides'
+    tuples; everything else is vectorized (scatter). Raises like ``price_chunk``.
     """
     return encode_fields(_spec_fields(batch, rows), _count(batch, rows), prefix)
 
@@ -261,45 +275,48 @@ def _utf8(table: str, column: str, values: NDArray[np.object_], rows: Rows) -> N
 
 
 def _levels_field(levels: NDArray[np.object_]) -> Blob:
-    """jsonb values of order-book sides: ``\\x01[[price,size],...]`` per row.
+    """float8[] values of order-book sides given as objects (lists of ``(price, size)``
+    tuples, a validated batch's form), as ``_flat_levels_field``.
 
-    orjson writes each float's shortest round-trip form, as ``repr`` does
-    (finite values only: validated batches have no others), ~6x faster than
-    formatting them in Python (benchmarks/README.md).
-    """
-    texts = list(map(orjson.dumps, levels.tolist()))
-    blob = JSONB_VERSION + JSONB_VERSION.join(texts) if texts else b""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + len(JSONB_VERSION)
-    return Blob(blob, lengths)
-
-
-_OPEN: Final = ord("[")
-_CLOSE: Final = ord("]")
+    Costs one C-level pass over the levels (``flat_levels``); a side in any
+    other shape costs a numpy conversion of its own."""
+    sides = levels.tolist()
+    flat = flat_levels(sides)
+    if flat is None:
+        pairs = [np.asarray(side, dtype=np.float64).reshape(-1, 2) for side in sides]
+        counts = np.fromiter(map(len, pairs), dtype=np.int64, count=len(pairs))
+        both = np.concatenate(pairs) if pairs else np.zeros((0, 2))
+        flat = FlatLevels(counts, both[:, 0].copy(), both[:, 1].copy())
+    return _flat_levels_field(flat, slice(None))
 
 
 def _flat_levels_field(flat: FlatLevels, rows: Rows) -> Blob:
-    """jsonb values of the sides of ``rows`` from a batch's flat levels, as ``_levels_field``.
+    """float8[] values (two-dimensional: ``[[price, size], ...]``) of the sides of ``rows``.
 
-    One orjson call writes every level of the chunk as ``[[p,s],[p,s],...]``
-    (``OPT_SERIALIZE_NUMPY``: the same shortest round-trip text orjson writes
-    for a Python float, tested); each row's levels are consecutive in that
-    text, commas included, so its value is ``\x01[`` + that slice + ``]``,
-    found from the brackets' positions. No Python object per level.
+    An array's binary form is a header (``LEVELS_HEADER``: ndim 2, no NULLs,
+    element type float8, then per dimension its length and lower bound 1;
+    the first length is the side's level count, 0 for an empty side) and
+    per element an int32 length (8) and the float8. The elements of every
+    level of the chunk are laid out once (``LEVEL_DTYPE``, 24 bytes a
+    level), each row's levels being consecutive there; the headers are one
+    structured array. No Python object per level.
     """
     taken = flat.take(rows)
-    text = orjson.dumps(
-        np.column_stack((taken.prices, taken.sizes)), option=orjson.OPT_SERIALIZE_NUMPY
-    )
     counts = taken.counts
-    n = len(counts)
-    starts = np.zeros(n, dtype=np.int64)
-    bodies = np.zeros(n, dtype=np.int64)
-    filled = counts > 0
-    if filled.any():
-        buf = np.frombuffer(text, dtype=np.uint8)
-        opens = np.flatnonzero(buf == _OPEN)[1:]  # each level's "[" (not the outer one)
-        closes = np.flatnonzero(buf == _CLOSE)[:-1]  # each level's "]"
-        first = (np.cumsum(counts) - counts)[filled]
-        starts[filled] = opens[first]
-        bodies[filled] = closes[first + counts[filled] - 1] + 1 - opens[first]
-    return Blob(text, bodies + len(JSONB_VERSION) + 2, starts, JSONB_VERSION + b"[", b"]")
+    elements = np.empty(len(taken.prices), dtype=LEVEL_DTYPE)
+    elements["price_length"] = elements["size_length"] = FLOAT8_BYTES
+    elements["price"] = taken.prices
+    elements["size"] = taken.sizes
+    heads = np.zeros(len(counts), dtype=LEVELS_HEADER)
+    heads["ndim"] = 2
+    heads["element_type"] = FLOAT8_OID
+    heads["levels"] = counts
+    heads["lower_bound"] = heads["pair_lower_bound"] = 1
+    heads["pair"] = 2
+    head = LEVELS_HEADER.itemsize
+    return Blob(
+        elements.view(np.uint8),
+        head + counts * LEVEL_DTYPE.itemsize,
+        (np.cumsum(counts) - counts) * LEVEL_DTYPE.itemsize,
+        heads=heads.view(np.uint8).reshape(len(counts), head),
+    )

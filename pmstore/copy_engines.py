@@ -1,7 +1,8 @@
 """The three engines that lay a chunk's fields out as binary COPY tuples (no I/O).
 
 ``copy_encoding`` turns a batch's rows into fields (``Fixed`` numbers,
-``Text`` padded bytes with lengths, ``Blob`` concatenated JSON) and
+``Text`` padded bytes with lengths, ``Blob`` concatenated variable-width
+values such as float arrays) and
 ``encode_fields`` writes them as tuples, with no Python loop per row:
 
 - *layouts*: rows with the same text byte-lengths and NULL pattern share one
@@ -9,7 +10,7 @@
   with whole-column assignments;
 - *compaction* (``keep_order``, or too many layouts): every row at the
   widest layout, then one boolean mask over the bytes drops the padding;
-- *scatter* (blobs: JSON has no width bound): per-row offsets from a
+- *scatter* (blobs: arrays have no width bound): per-row offsets from a
   cumulative sum, values scattered or copied into place.
 
 See ``copy_encoding``'s docstring for the wire format.
@@ -61,13 +62,17 @@ class Blob:
     With ``starts``, row i's data is ``head + blob[starts[i]:starts[i] + body] + tail``
     (``body`` = its length minus the head's and tail's): rows' bodies are
     slices of a shared text, in any order, possibly with bytes between them.
+    With ``heads`` (one row of equal-width bytes per row), row i's head is
+    ``heads[i]`` instead of the shared ``head``: a per-row header such as an
+    array's dimensions.
     """
 
-    blob: bytes
+    blob: bytes | NDArray[np.uint8]
     lengths: NDArray[np.int64]
     starts: NDArray[np.int64] | None = None
     head: bytes = b""
     tail: bytes = b""
+    heads: NDArray[np.uint8] | None = None
 
 
 Field = Fixed | Text | Blob
@@ -192,7 +197,7 @@ def _encode_compact(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[n
     Each row is written at its widest layout (text at the column's width, a
     NULL's value slot present); a byte mask then keeps each row's real bytes.
     Costs ~2 bytes of temporaries per output byte and no per-row Python work.
-    Returns None when a field is a blob (JSON): no width bounds it.
+    Returns None when a field is a blob (a float array): no width bounds it.
     """
     if any(isinstance(f, Blob) for f in fields):
         return None
@@ -298,18 +303,22 @@ def _copy_blob(out: NDArray[np.uint8], positions: NDArray[np.int64], f: Blob) ->
     """Copy row i's bytes of ``f`` to ``positions[i]``: one memoryview copy per row (its
     head and tail, if any, written for all rows at once).
 
-    For long values (JSON) this beats a per-byte index, which costs ~8 bytes of
+    For long values (arrays of levels) this beats a per-byte index, which costs ~8 bytes of
     index and a page fault or two per byte copied.
     """
-    head, tail = len(f.head), len(f.tail)
+    head = len(f.head) if f.heads is None else f.heads.shape[1]
+    tail = len(f.tail)
     lengths = f.lengths - head - tail
-    if head:
+    if f.heads is not None:
+        out[positions[:, None] + np.arange(head)] = f.heads
+    elif head:
         out[positions[:, None] + np.arange(head)] = np.frombuffer(f.head, dtype=np.uint8)
     if tail:
         ends = positions + f.lengths - tail
         out[ends[:, None] + np.arange(tail)] = np.frombuffer(f.tail, dtype=np.uint8)
     starts = np.cumsum(lengths) - lengths if f.starts is None else f.starts
-    target, source = out.data, memoryview(f.blob)
+    source = f.blob.data if isinstance(f.blob, np.ndarray) else memoryview(f.blob)
+    target = out.data
     for position, start, length in zip(
         (positions + head).tolist(), starts.tolist(), lengths.tolist(), strict=True
     ):

@@ -12,8 +12,8 @@ one batch:
 - while the caller sends chunk k the worker encodes chunk k+1 and validates
   the matching slice of the batch as given (every row once, before the last
   chunk is handed out), and computes the content digest once ``prefetch``
-  chunks wait for the sender (or with the last chunk). numpy and orjson
-  release the GIL in much of that work, and the caller's thread waits on
+  chunks wait for the sender (or with the last chunk). numpy releases
+  the GIL in much of that work, and the caller's thread waits on
   its socket, so on 2 cores the client's work overlaps the server's
   (measured in benchmarks/README.md);
 - at most ``prefetch`` encoded chunks wait in memory.
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from pmstore.batches import ColumnBatch, OrderbookBatch
 from pmstore.batches.blocks import block_items, block_map, row_blocks
-from pmstore.copy_encoding import PGCOPY_HEADER, PGCOPY_TRAILER, Rows
+from pmstore.copy_encoding import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER, Rows
 from pmstore.errors import ConfigurationError
 
 __all__ = [
@@ -67,8 +67,8 @@ DEFAULT_PREFETCH: Final = 4
 """Encoded chunks the worker may hold ready ahead of the sender."""
 
 _SAMPLE_ROWS: Final = 256
-_LEVEL_BYTES: Final = 17  # "[0.485,1234.56]," : orjson's text of a typical level
-_FIXED_BYTES: Final = 64  # int16 field count, int32 lengths, ts and floats, jsonb version bytes
+_LEVEL_BYTES: Final = LEVEL_DTYPE.itemsize  # a level's two float8 elements in an array
+_FIXED_BYTES: Final = 64 + 2 * LEVELS_HEADER.itemsize  # field count, lengths, ts, floats, arrays
 
 ChunkEncoder = Callable[[Any, Rows, bytes], bytes]
 """Encodes a batch's rows (in the given order) after a prefix: ``copy_encoding.price_chunk``..."""
