@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
 import multiprocessing
 import os
@@ -16,11 +17,13 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from conftest import TestServer
 from test_ingest_resume import archive_lines, ingest, state
@@ -28,7 +31,8 @@ from test_ingest_resume import archive_lines, ingest, state
 from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
 from pmstore.ingest.cursor import TRACKED
-from pmstore.ingest.reader_process import ReaderProcess
+from pmstore.ingest.progress import IngestProgress
+from pmstore.ingest.reader_process import ReaderProcess, StartMethod, default_start_method
 from pmstore.ingest.reading import read_segments
 from pmstore.ingest.sources import open_source
 from pmstore.writer import Writer
@@ -180,14 +184,64 @@ def test_an_error_in_the_reader_process_is_raised_with_its_type(
 
 
 def _reader(
-    path: Path, *, identity: bytes | None = None, policy: FlushPolicy | None = None
+    path: Path,
+    *,
+    identity: bytes | None = None,
+    policy: FlushPolicy | None = None,
+    start_method: StartMethod | None = None,
 ) -> ReaderProcess:
     with open_source(path) as source:
         head, form = source.identity, source.format
     return ReaderProcess(
         path, identity or head, form, 0, 0, 0, dict.fromkeys(TRACKED, 0),
-        policy or FlushPolicy(batch_rows=100),
+        policy or FlushPolicy(batch_rows=100), start_method,
     )  # fmt: skip
+
+
+START_METHODS: list[StartMethod] = (
+    ["fork", "spawn"] if sys.platform.startswith("linux") else ["spawn"]
+)
+
+
+def test_a_reader_process_is_forked_only_while_this_process_runs_one_thread() -> None:
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert default_start_method() == "spawn"  # another thread could hold a lock
+    finally:
+        release.set()
+        other.join()
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        assert default_start_method() == "fork"
+    elif not sys.platform.startswith("linux"):
+        assert default_start_method() == "spawn"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
+def test_a_forked_reader_leaves_the_parents_connection_alone(
+    server: TestServer, tmp_path: Path, lines: list[bytes]
+) -> None:
+    """The child inherits the connection's socket; ending (normally or killed) sends nothing
+    on it, so the parent's session goes on."""
+    path = _write_file(tmp_path / "a.jsonl", lines)
+    with psycopg.connect(server.dsn("postgres")) as conn:
+        backend = conn.info.backend_pid
+        with _reader(path, start_method="fork") as reader:
+            segments = list(reader.segments())
+        assert sum(s.payloads for s, _ in segments) == len(lines)
+        with _reader(path, start_method="fork") as reader:
+            next(reader.segments())
+            assert reader.pid is not None
+            os.kill(reader.pid, signal.SIGKILL)
+        assert conn.execute("SELECT pg_backend_pid()").fetchone() == (backend,)
+
+
+def test_the_progress_bar_starts_no_thread(tmp_path: Path) -> None:
+    before = threading.active_count()
+    with IngestProgress([tmp_path], out=io.StringIO()) as bar:
+        bar(10, 1, 1)
+        assert threading.active_count() == before  # no tqdm monitor: forking stays possible
 
 
 def test_reader_process_refuses_a_file_replaced_since_the_parent_opened_it(
@@ -200,11 +254,13 @@ def test_reader_process_refuses_a_file_replaced_since_the_parent_opened_it(
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.parametrize("start_method", START_METHODS)
 def test_reader_process_ended_early_is_an_error_and_leaving_ends_it(
-    tmp_path: Path, lines: list[bytes]
+    tmp_path: Path, lines: list[bytes], start_method: StartMethod
 ) -> None:
     path = _write_file(tmp_path / "a.jsonl", lines)
-    with _reader(path) as reader:
+    with _reader(path, start_method=start_method) as reader:
+        assert reader.start_method == start_method
         segments = reader.segments()
         first, _ = next(segments)
         assert first.batches is not None and first.payloads > 0
@@ -214,13 +270,14 @@ def test_reader_process_ended_early_is_an_error_and_leaving_ends_it(
             for _ in segments:
                 pass
     assert not multiprocessing.active_children()
-    with _reader(path) as reader:  # left after one segment: the child is ended
+    with _reader(path, start_method=start_method) as reader:  # left after one segment: ended
         next(reader.segments())
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.parametrize("start_method", START_METHODS)
 def test_a_runs_first_segments_ramp_up_and_both_readers_cut_them_alike(
-    tmp_path: Path, lines: list[bytes]
+    tmp_path: Path, lines: list[bytes], start_method: StartMethod
 ) -> None:
     """1/8, 1/4, 1/2 of batch_rows, then batch_rows: writing starts soon after reading."""
     path = _write_file(tmp_path / "a.jsonl", lines)
@@ -232,6 +289,6 @@ def test_a_runs_first_segments_ramp_up_and_both_readers_cut_them_alike(
     for cut, count in zip([50, 100, 200, 400, 400, 400], counts, strict=False):
         assert cut <= count < cut + 10  # a payload gives at most a few records
     assert all(count < 410 for count in counts)
-    with _reader(path, policy=policy) as reader:
+    with _reader(path, policy=policy, start_method=start_method) as reader:
         there = [segment for segment, _ in reader.segments()]
     assert [(s.start, s.end) for s in there] == [(s.start, s.end) for s in here]

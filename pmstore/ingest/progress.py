@@ -19,12 +19,20 @@ from pmstore.ingest.run import IngestSummary
 __all__ = ["IngestProgress", "summary_lines"]
 
 
+class _Bar(tqdm):  # type: ignore[type-arg]
+    """tqdm without its monitor thread (it only refreshes a stalled bar; ours is updated at
+    least every 2,048 payloads): a single-threaded ingest can fork its reader process
+    (``pmstore.ingest.reader_process``)."""
+
+    monitor_interval = 0
+
+
 class IngestProgress:
     """A tqdm bar over the bytes of ``paths``; call it with (bytes, payloads, rows) done."""
 
     def __init__(self, paths: list[Path], *, disable: bool = False, out: TextIO | None = None):
         total = sum(p.stat().st_size for p in paths if p.is_file())
-        self._bar = tqdm(
+        self._bar = _Bar(
             total=total,
             desc="ingest",
             unit="B",
