@@ -27,6 +27,7 @@ sends an error it raises to the parent, which raises it with its type.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import os
 import pickle
@@ -210,6 +211,17 @@ def _child(start: _Start, out: Connection) -> None:
         out.close()
 
 
+def _fork_without_gc_copies(process: multiprocessing.process.BaseProcess) -> None:
+    """Start a fork-context ``process`` with this process's objects frozen (``gc.freeze``):
+    the child's garbage collector then never walks the inherited objects, which would
+    copy every page holding them (copy-on-write). Unfrozen here right after the fork."""
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
+
+
 class ReaderProcess:
     """A child process reading one file into segments for the parent to write.
 
@@ -250,7 +262,10 @@ class ReaderProcess:
             target=_child, args=(spec, theirs), name="pmstore-ingest-reader", daemon=True
         )
         try:
-            self._process.start()
+            if self.start_method == "fork":
+                _fork_without_gc_copies(self._process)
+            else:
+                self._process.start()
         finally:
             theirs.close()  # the child's end: EOF here once the child is gone
 
