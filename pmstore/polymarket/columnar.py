@@ -340,15 +340,12 @@ def _midpoint(bid: object, ask: object) -> float:
 
 def _price_change(event: PriceChange, out: Columns) -> None:
     ts = _unix_micros(event.timestamp)
-    last: dict[str, PriceEntry] = {}
-    for entry in event.price_changes:
-        token = entry.asset_id
+    last: dict[str, PriceEntry] = {e.asset_id: e for e in event.price_changes}  # last wins
+    for token in last:
         if not (token.isdigit() and token.isascii()):
             raise _FallbackError
-        last[token] = entry
     prices = [_midpoint(e.best_bid, e.best_ask) for e in last.values()]
-    n = len(prices)
-    out.price_ts.extend([ts] * n)
+    out.price_ts.extend([ts] * len(prices))
     out.price_token.extend(last)
     out.price_value.extend(prices)
 
