@@ -23,10 +23,13 @@ process), once with ``reader_process=False`` (the library's default)
 (read here, written by a writer thread). Baselines: orjson parse-only and
 ``json.loads`` of the same lines (and msgspec's typed decode alone); the old per-record adapters
 (``pmstore.polymarket.convert``) on the first 20,000 messages.
-Last, ``pmstore ingest`` itself runs on the file in a fresh process (what a
+Then ``pmstore ingest`` itself runs on the file in a fresh process (what a
 user runs: a small process, whose reader process forks cheaply, where this
 one has grown large running the stages), with the rate it reports for the
-file and the whole command's wall time, start-up included.
+file and the whole command's wall time, start-up included. Last, the
+targets' ratio in ``--rounds`` rounds: orjson's parse-only pass right
+before each ingest (``ingest_file`` here, then ``pmstore ingest``), whose
+medians are robust to this VM's speed drifting between the stages.
 Each whole ingest also reports its CPU seconds split between this process,
 the reader process and the postgres processes (the write stage's server side),
 and how much of the cores they kept busy. The first whole ingest into the
@@ -52,6 +55,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -234,6 +238,30 @@ def cli_ingest(dsn: str, path: Path) -> tuple[float, float, float, float]:
     return rate, wall, after[1] - before[1], after[2] - before[2]
 
 
+def ratio_rounds(dsn: str, path: Path, policy: FlushPolicy, n: int, rounds: int) -> None:
+    """The targets' ratio, robust to this VM's drifting speed: ``rounds`` rounds of orjson's
+    parse-only pass immediately followed by ``ingest_file`` (reader process) and then by
+    ``pmstore ingest`` in its own process, each rate divided by the orjson rate just before
+    it; prints every round and the medians."""
+    if rounds < 1:
+        return
+    mine: list[float] = []
+    cli: list[float] = []
+    print("\nratio rounds (orjson parse-only right before each ingest; target >= 0.27x):")
+    for k in range(rounds):
+        base = n / raw_parse(path, orjson.loads)
+        took, _, _, _ = full_ingest(dsn, path, policy, reader_process=True)
+        base_cli = n / raw_parse(path, orjson.loads)
+        cli_rate, _, _, _ = cli_ingest(dsn, path)
+        mine.append(n / took / base)
+        cli.append(cli_rate / base_cli)
+        print(f"  round {k + 1}: orjson {base:,.0f}/s, ingest_file {n / took:,.0f}/s = "
+              f"{mine[-1]:.2f}x; orjson {base_cli:,.0f}/s, pmstore ingest {cli_rate:,.0f}/s = "
+              f"{cli[-1]:.2f}x")  # fmt: skip
+    print(f"  median: ingest_file {statistics.median(mine):.2f}x, "
+          f"pmstore ingest {statistics.median(cli):.2f}x")  # fmt: skip
+
+
 def split(path: Path, parts: int) -> list[Path]:
     outs = [path.with_name(f"{path.stem}.part{i}.jsonl") for i in range(parts)]
     handles = [p.open("wb") for p in outs]
@@ -288,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-gb", type=float, default=0.0, help="also measure RSS on G GB")
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--fsync", action="store_true")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved (orjson, ingest) rounds for the ratio"
+    )
     args = parser.parse_args(argv)
     policy = FlushPolicy(batch_rows=args.batch_rows)
     cpu = platform.processor() or platform.machine()
@@ -361,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nend to end {rate['full']:,.0f} msgs/s = {ratio:.2f}x orjson parse-only "
                   f"({rate['orjson']:,.0f}/s); target >= 60,000 and >= 0.27x; "
                   f"thread path {n / t_thread:,.0f} msgs/s: {t_thread / t_full:.2f}x")  # fmt: skip
+            ratio_rounds(server.dsn, path, policy, n, args.rounds)
             if args.jobs > 1:
                 parts = split(path, args.jobs)
                 reset(server.dsn)
