@@ -11,9 +11,30 @@
 --
 -- Cost: a rewrite of orderbook_snapshots in this migration's transaction. On
 -- the Community edition its compressed chunks are decompressed first and
--- compression is switched off for the rewrite, then switched on again with
--- pmstore's settings (pmstore_ensure_compression_and_retention, 0008); the
--- compression policy compresses the old chunks again in its next runs.
+-- compression is switched off for the rewrite
+-- (pmstore_suspend_orderbook_compression, which the rollback uses too), then
+-- switched on again with pmstore's settings
+-- (pmstore_ensure_compression_and_retention, 0008); the compression policy
+-- compresses the old chunks again in its next runs.
+
+CREATE FUNCTION pmstore_suspend_orderbook_compression() RETURNS boolean
+LANGUAGE plpgsql
+AS $fn$
+-- Remove orderbook_snapshots' compression policy, decompress its chunks and switch its
+-- compression off, so that its columns can change type; true when it was on.
+BEGIN
+    IF NOT coalesce(
+        (SELECT compression_enabled FROM timescaledb_information.hypertables
+         WHERE hypertable_schema = current_schema()
+           AND hypertable_name = 'orderbook_snapshots'), false) THEN
+        RETURN false;
+    END IF;
+    PERFORM remove_compression_policy('orderbook_snapshots', if_exists => true);
+    PERFORM decompress_chunk(c, if_compressed => true) FROM show_chunks('orderbook_snapshots') c;
+    ALTER TABLE orderbook_snapshots SET (timescaledb.compress = false);
+    RETURN true;
+END
+$fn$;
 
 CREATE FUNCTION pg_temp.pmstore_levels_array(levels jsonb) RETURNS DOUBLE PRECISION[]
 LANGUAGE sql IMMUTABLE STRICT
@@ -26,18 +47,8 @@ $fn$;
 
 DO $$
 DECLARE
-    compressed boolean := coalesce(
-        (SELECT compression_enabled FROM timescaledb_information.hypertables
-         WHERE hypertable_schema = current_schema()
-           AND hypertable_name = 'orderbook_snapshots'), false);
+    compressed boolean := pmstore_suspend_orderbook_compression();
 BEGIN
-    IF compressed THEN
-        PERFORM remove_compression_policy('orderbook_snapshots', if_exists => true);
-        PERFORM decompress_chunk(c, if_compressed => true)
-        FROM show_chunks('orderbook_snapshots') c;
-        ALTER TABLE orderbook_snapshots SET (timescaledb.compress = false);
-    END IF;
-
     ALTER TABLE orderbook_snapshots ALTER COLUMN bids DROP DEFAULT;
     ALTER TABLE orderbook_snapshots ALTER COLUMN asks DROP DEFAULT;
     ALTER TABLE orderbook_snapshots
@@ -49,7 +60,6 @@ BEGIN
     ALTER TABLE orderbook_snapshots ADD CONSTRAINT orderbook_snapshots_levels_pairs CHECK (
         (cardinality(bids) = 0 OR (array_ndims(bids) = 2 AND array_length(bids, 2) = 2))
         AND (cardinality(asks) = 0 OR (array_ndims(asks) = 2 AND array_length(asks, 2) = 2)));
-
     IF compressed THEN
         PERFORM pmstore_ensure_compression_and_retention(false);
     END IF;
