@@ -65,3 +65,5 @@ BEGIN
     END IF;
 END
 $$;
+
+DROP FUNCTION pg_temp.pmstore_levels_array(jsonb);

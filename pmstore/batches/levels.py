@@ -87,7 +87,7 @@ class FlatLevels:
 class BookLevels:
     """Both sides of a column of books in flat form (best-first), as an ``OrderbookBatch``
     carries them next to its ``bids``/``asks`` objects: the checks, the digest, the size
-    estimate and the JSON text then work on these arrays, never on per-level tuples."""
+    estimate and the COPY arrays then work on these arrays, never on per-level tuples."""
 
     bids: FlatLevels
     asks: FlatLevels

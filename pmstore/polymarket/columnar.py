@@ -27,7 +27,7 @@ Book levels stay flat: per book, the adapter appends its sides' prices and
 sizes (as received, range checked by the decode) to flat float arrays plus
 one count per side, and leaves spread and midpoint to the batch; the batch
 turns them into numpy arrays once and carries them as
-``OrderbookBatch.levels``, so its checks, digest and COPY text never walk
+``OrderbookBatch.levels``, so its checks, digest and COPY encoding never walk
 per-level tuples.
 """
 
