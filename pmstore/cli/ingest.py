@@ -46,6 +46,14 @@ def add_parser(
         help="read and convert in a separate process while this one writes (default: for "
         "files of 32 MiB or more; with --jobs each job reads its files itself)",
     )
+    ingest.add_argument(
+        "--readers",
+        type=int,
+        default=None,
+        help="reader processes sharing each JSON-lines file, with --reader-process (default: "
+        "2 on 2 or more cores, else 1); with 2 or more, batches are cut by file size (about "
+        "--batch-rows records each), not by --flush-seconds",
+    )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=run)
 
@@ -61,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise ConfigurationError(f"no such file: {path}")
-    if args.jobs < 1 or args.batch_rows < 1 or args.flush_seconds <= 0:
-        raise ConfigurationError("--jobs and --batch-rows must be >= 1, --flush-seconds > 0")
+    readers_bad = args.readers is not None and args.readers < 1
+    if args.jobs < 1 or args.batch_rows < 1 or readers_bad or args.flush_seconds <= 0:
+        raise ConfigurationError(
+            "--jobs, --batch-rows and --readers must be >= 1, --flush-seconds > 0"
+        )
     target = resolve(args)
     migrations.apply(target.dsn)
     policy = FlushPolicy(batch_rows=args.batch_rows, flush_seconds=args.flush_seconds)
@@ -87,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                     rejects=rejects,
                     progress=bar,
                     reader_process=args.reader_process,
+                    readers=args.readers,
                 )
     for line in summary_lines(summary, target.where):
         print(line)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import itertools
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -47,11 +48,11 @@ from pmstore.batches import OrderbookBatch
 from pmstore.batches.levels import BookLevels
 from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest.batcher import Batches, FlushPolicy, Segment
-from pmstore.ingest.reading import read_segments
-from pmstore.ingest.sources import open_source
+from pmstore.ingest.reading import Stretches, read_segments, read_stretches
+from pmstore.ingest.sources import Source, open_source
 from pmstore.polymarket.columnar import Columns
 
-__all__ = ["ReaderProcess", "SourceFacts", "StartMethod", "default_start_method"]
+__all__ = ["ReaderProcess", "SourceFacts", "StartMethod", "default_start_method", "interleaved"]
 
 _PR_SET_PDEATHSIG: Final = 1
 _POLL_SECONDS: Final = 1.0
@@ -92,6 +93,8 @@ class _Start:
     positions: dict[str, int]
     policy: FlushPolicy
     parent: int
+    reader: int
+    readers: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +203,7 @@ def _child(start: _Start, out: Connection) -> None:
                         f"{start.path}: was replaced while being ingested (its first bytes "
                         "changed): run again"
                     )
-                for segment in read_segments(
-                    source,
-                    start.start,
-                    start.start_line,
-                    start.caught_up,
-                    start.positions,
-                    start.policy,
-                ):
+                for segment in _segments_of(source, start):
                     out.send(("segment", _pack(segment), source.raw_bytes_read))
                 facts = SourceFacts(
                     source.incomplete_tail, source.truncated_gzip, source.raw_bytes_read
@@ -221,6 +217,19 @@ def _child(start: _Start, out: Connection) -> None:
         return
     finally:
         out.close()
+
+
+def _segments_of(source: Source, start: _Start) -> Iterator[Segment]:
+    """The segments this child reads: the whole file's, or its share of the stretches."""
+    if start.readers == 1:
+        return read_segments(
+            source, start.start, start.start_line, start.caught_up, start.positions, start.policy
+        )
+    stretches = Stretches(start.policy, start.readers)
+    return read_stretches(
+        source, start.start, start.start_line, start.caught_up, start.positions, stretches,
+        start.reader,
+    )  # fmt: skip
 
 
 def _fork_without_gc_copies(process: multiprocessing.process.BaseProcess) -> None:
@@ -254,7 +263,14 @@ class ReaderProcess:
         positions: Mapping[str, int],
         policy: FlushPolicy,
         start_method: StartMethod | None = None,
+        *,
+        reader: int = 0,
+        readers: int = 1,
     ) -> None:
+        if not 0 <= reader < readers:
+            raise ValueError(f"reader {reader} of {readers}: expected 0 <= reader < readers")
+        if readers > 1 and format != "lines":
+            raise ValueError(f"{path}: only a JSON-lines file is read by several processes")
         self.path = path
         self.facts: SourceFacts | None = None
         """What the child found at the end of the file (after ``segments`` ended)."""
@@ -268,7 +284,7 @@ class ReaderProcess:
         self._conn, theirs = context.Pipe(duplex=False)
         spec = _Start(
             str(path), identity, format, start, start_line, caught_up, dict(positions), policy,
-            os.getpid(),
+            os.getpid(), reader, readers,
         )  # fmt: skip
         self._process = context.Process(
             target=_child, args=(spec, theirs), name="pmstore-ingest-reader", daemon=True
@@ -334,3 +350,26 @@ class ReaderProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def interleaved(readers: Sequence[ReaderProcess]) -> Iterator[tuple[Segment, int]]:
+    """Yield the segments of reader processes sharing one file (``readers=len(readers)``,
+    ``reader=k`` for the k-th) in file order: stretch ``j`` from reader ``j % n``, until
+    the reader whose turn it is has no more. Each reader's ``facts`` are set after.
+
+    Raises what ``ReaderProcess.segments`` raises, or IngestError when a reader
+    still sends a segment after the file's end (the readers disagree on it).
+    """
+    streams = [reader.segments() for reader in readers]
+    turn = 0
+    for turn in itertools.count():
+        item = next(streams[turn % len(streams)], None)
+        if item is None:
+            break
+        yield item
+    for k, stream in enumerate(streams):
+        if k != turn % len(streams) and next(stream, None) is not None:
+            raise IngestError(
+                f"{readers[k].path}: reader process {k} of {len(readers)} read past the end "
+                "the others found (was the file changed while being read?)"
+            )

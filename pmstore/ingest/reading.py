@@ -8,7 +8,9 @@ same segments, cut at the same places, for the same start.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
@@ -17,9 +19,9 @@ from pmstore.ingest.batcher import FlushPolicy, Segment
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.sources import BadLine, Item, Source
 from pmstore.polymarket import Reject
-from pmstore.polymarket.columnar import Columns, convert_into, convert_line
+from pmstore.polymarket.columnar import Columns, append_hot_line, convert_into, convert_line
 
-__all__ = ["PROGRESS_EVERY", "read_segments"]
+__all__ = ["PROGRESS_EVERY", "ROWS_PER_CHUNK", "Stretches", "read_segments", "read_stretches"]
 
 PROGRESS_EVERY: Final = 2_048
 """Payloads between progress ticks (and flush-time checks)."""
@@ -44,14 +46,163 @@ def read_segments(
     ``tick`` is called every ``PROGRESS_EVERY`` payloads between segments.
     Raises what ``Source.items`` raises (PayloadError); costs one parse and
     one conversion per payload (lines of the hot kinds: one typed decode,
-    ``columnar.convert_line``).
+    ``columnar.append_hot_line``, in a loop over the file's raw lines).
     """
+    if source.format == "lines":
+        return _line_segments(source, start, start_line, caught_up, positions, policy, tick)
+    return _item_segments(source, start, start_line, caught_up, positions, policy, tick)
+
+
+def _line_segments(
+    source: Source,
+    start: int,
+    start_line: int,
+    caught_up: int,
+    positions: Mapping[str, int],
+    policy: FlushPolicy,
+    tick: Callable[[], object] | None,
+) -> Iterator[Segment]:
+    """``read_segments`` of a JSON-lines file: the same segments as ``_item_segments``
+    would cut, with the per-line work inlined (no ``Item`` per line; hot lines go
+    straight to ``append_hot_line``)."""
+    segment = Segment(start, start, start_line)
+    columns = segment.columns
+    index, rows, countdown, payloads = 0, policy.rows_for(0), PROGRESS_EVERY, 0
+    end, end_line = start, start_line
+    append = append_hot_line
+    for lines, offset, number, _, final in source.line_blocks(start, start_line):
+        newline = 0 if final else 1
+        for line in lines:
+            number += 1
+            offset += len(line) + newline
+            if not line or line.isspace():
+                continue
+            if offset <= caught_up:  # after a kill: some tables are past this line
+                _catch_up(Item(line, offset, number, "line"), segment, positions)
+            elif not append(line, columns):  # not hot, or unusual: the general path
+                _convert(Item(line, offset, number, "line"), columns, segment)
+            end, end_line = offset, number
+            payloads += 1
+            countdown -= 1
+            if countdown <= 0 or columns.record_count() >= rows:
+                countdown = PROGRESS_EVERY
+                segment.end, segment.end_line, segment.payloads = end, end_line, payloads
+                if policy.due(segment, rows):
+                    yield segment
+                    segment = Segment(end, end, end_line)
+                    columns = segment.columns
+                    index, payloads = index + 1, 0
+                    rows = policy.rows_for(index)
+                elif tick is not None:
+                    tick()
+    segment.end, segment.end_line, segment.payloads = end, end_line, payloads
+    yield segment
+
+
+ROWS_PER_CHUNK: Final = 1_500
+"""Records a ``CHUNK_BYTES`` chunk of a recorded market stream gives, roughly (1,557 for
+the benchmark's realistic mix): how many chunks a stretch of ``batch_rows`` spans."""
+
+
+@dataclass(slots=True)
+class Stretches:
+    """How a JSON-lines file is shared among ``readers`` reader processes: in stretches of
+    consecutive chunks, stretch ``j`` read by reader ``j % readers``.
+
+    A stretch spans about what ``FlushPolicy.rows_for(j)`` records take
+    (``ROWS_PER_CHUNK``), at least one chunk: the ramp of the first
+    segments, then ``batch_rows``. Its segment is cut where the stretch ends,
+    whatever its records, so every reader knows where every stretch begins
+    without reading it.
+    """
+
+    policy: FlushPolicy
+    readers: int
+    _starts: list[int] = field(default_factory=lambda: [0])
+
+    def of(self, chunk: int) -> int:
+        """The stretch chunk number ``chunk`` (0: the first read) belongs to."""
+        while self._starts[-1] <= chunk:
+            self._grow()
+        return bisect.bisect_right(self._starts, chunk) - 1
+
+    def last_chunk(self, stretch: int) -> int:
+        """The number of the last chunk of ``stretch``."""
+        while len(self._starts) <= stretch + 1:
+            self._grow()
+        return self._starts[stretch + 1] - 1
+
+    def _grow(self) -> None:
+        rows = self.policy.rows_for(len(self._starts) - 1)
+        self._starts.append(self._starts[-1] + max(1, round(rows / ROWS_PER_CHUNK)))
+
+
+def read_stretches(
+    source: Source,
+    start: int,
+    start_line: int,
+    caught_up: int,
+    positions: Mapping[str, int],
+    stretches: Stretches,
+    reader: int,
+) -> Iterator[Segment]:
+    """Yield the segments of the stretches of a JSON-lines file that ``reader`` (0, 1, ...
+    of ``stretches.readers``) reads, in order, each when its last chunk is read.
+
+    What each holds is what ``read_segments`` would give for the same lines
+    (the same conversion, catch-up after a kill, rejects and places); only
+    the cuts differ (``Stretches``). Each segment ends where its stretch ends
+    (past any blank lines there), so consecutive stretches' segments meet.
+    No segment is yielded for a stretch past the end of the file. Raises
+    what ``Source.line_blocks`` raises; the chunks of the other readers cost
+    a read and a ``bytes.count`` each.
+    """
+    readers = stretches.readers
+    segment = Segment(start, start, start_line)
+    current, pending = -1, False
+    for lines, offset, number, chunk, final in source.line_blocks(
+        start, start_line, lambda n: stretches.of(n) % readers == reader
+    ):
+        stretch = stretches.of(chunk)
+        if stretch != current:  # its first chunk (the last one yielded the one before)
+            begins = start if stretch == 0 else offset  # the first: before any BOM
+            segment, current, pending = Segment(begins, begins, number), stretch, True
+        columns, newline, payloads = segment.columns, 0 if final else 1, 0
+        for line in lines:
+            number += 1
+            offset += len(line) + newline
+            if not line or line.isspace():
+                continue
+            if offset <= caught_up:  # after a kill: some tables are past this line
+                _catch_up(Item(line, offset, number, "line"), segment, positions)
+            elif not append_hot_line(line, columns):  # not hot, or unusual: the general path
+                _convert(Item(line, offset, number, "line"), columns, segment)
+            payloads += 1
+        segment.end, segment.end_line = offset, number
+        segment.payloads += payloads
+        if chunk == stretches.last_chunk(stretch):
+            yield segment
+            pending = False
+    if pending:  # the file ended inside the last stretch
+        yield segment
+
+
+def _item_segments(
+    source: Source,
+    start: int,
+    start_line: int,
+    caught_up: int,
+    positions: Mapping[str, int],
+    policy: FlushPolicy,
+    tick: Callable[[], object] | None,
+) -> Iterator[Segment]:
+    """``read_segments`` of a JSON array or document, payload by payload."""
     segment = Segment(start, start, start_line)
     columns = segment.columns
     countdown = PROGRESS_EVERY
     index = 0
     rows = policy.rows_for(index)
-    for item in source.items(start, start_line, raw_lines=True):
+    for item in source.items(start, start_line):
         if item.end <= caught_up:  # after a kill: some tables are past this item
             _catch_up(item, segment, positions)
         else:
@@ -80,7 +231,7 @@ def _convert(item: Item, columns: Columns, segment: Segment) -> None:
             convert_line(payload, columns)
         except orjson.JSONDecodeError as exc:
             _not_json(BadLine.of(payload, exc), columns)
-    elif type(payload) is BadLine:
+    elif type(payload) is BadLine:  # a line that Source.items parsed and found not JSON
         _not_json(payload, columns)
     else:
         convert_into(payload, columns)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal, NamedTuple, cast
@@ -61,6 +61,7 @@ __all__ = [
     "Format",
     "GzipReader",
     "Item",
+    "LineBlock",
     "Source",
     "open_source",
 ]
@@ -115,6 +116,24 @@ class Item(NamedTuple):
         if self.unit == "line":
             return f"line {self.number}"
         return f"item {self.number - 1}" if self.unit == "item" else "document"
+
+
+class LineBlock(NamedTuple):
+    """Consecutive lines of a JSON-lines file (``Source.line_blocks``), without their newlines.
+
+    ``offset`` is the byte position before the first line and ``number``
+    the count of lines before it: line ``k`` (0-based) of the block is
+    line ``number + k + 1`` of the file and ends ``len(line) + 1`` bytes
+    after the previous one, or ``len(line)`` in the ``final`` block (an
+    unterminated last line).
+    """
+
+    lines: list[bytes]
+    offset: int
+    number: int
+    chunk: int
+    """The block's place among those read from ``start`` (0, 1, ...: a chunk each)."""
+    final: bool
 
 
 class Source:
@@ -271,25 +290,67 @@ class Source:
             )
         return after
 
-    def _lines(self, start: int, start_line: int, raw: bool) -> Iterator[Item]:
+    def line_blocks(
+        self, start: int = 0, start_line: int = 0, owned: Callable[[int], bool] | None = None
+    ) -> Iterator[LineBlock]:
+        """Yield a JSON-lines file's lines after ``start``, a chunk's worth at a time.
+
+        The lines come as in the file (blank ones included, a leading BOM
+        removed), so a caller walking them counts line numbers and offsets
+        itself (``LineBlock``); only the lines are validated here: a last line
+        without a newline is yielded (as a block of its own, ``final``) only
+        when it is JSON, else it is left for the next run
+        (``incomplete_tail``). With ``owned``, only the blocks whose ``chunk`` it
+        accepts are yielded; the others are read past without being split
+        (one of several readers of the same file: ``reading.read_stretches``).
+        Raises PayloadError as ``items`` does; costs a read and one
+        ``bytes.split`` per ``CHUNK_BYTES`` (a ``bytes.count`` for a block not
+        owned).
+        """
         tail = self._seek_lines(start)
-        offset, number = start, start_line
-        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError  # noqa: N806 - local alias
+        offset, number, chunks = start, start_line, 0
         while True:
             chunk = self._read(CHUNK_BYTES)
             if not chunk:
                 break
             if tail:
                 chunk = tail + chunk
+            if owned is not None and not owned(chunks):
+                cut = chunk.rfind(b"\n") + 1
+                tail = chunk[cut:]
+                offset, number = offset + cut, number + chunk.count(b"\n", 0, cut)
+                chunks += 1
+                continue
             lines = chunk.split(b"\n")
             tail = lines.pop()
-            for line in lines:
+            block = LineBlock(lines, offset, number, chunks, final=False)
+            if number == 0 and lines and lines[0].startswith(_BOM):
+                lines[0] = lines[0][len(_BOM) :]
+                block = LineBlock(lines, offset + len(_BOM), number, chunks, final=False)
+            offset += len(chunk) - len(tail)
+            number += len(lines)
+            chunks += 1
+            yield block
+        if tail and not tail.isspace():
+            if number == 0 and tail.startswith(_BOM):
+                tail, offset = tail[len(_BOM) :], offset + len(_BOM)
+            try:
+                orjson.loads(tail)
+            except orjson.JSONDecodeError:
+                self.incomplete_tail = len(tail)  # maybe still being written: next run
+                return
+            if owned is None or owned(chunks):
+                yield LineBlock([tail], offset, number, chunks, final=True)
+
+    def _lines(self, start: int, start_line: int, raw: bool) -> Iterator[Item]:
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError  # noqa: N806 - local alias
+        for block in self.line_blocks(start, start_line):
+            offset, number, newline = block.offset, block.number, 0 if block.final else 1
+            for line in block.lines:
                 number += 1
-                offset += len(line) + 1
+                offset += len(line) + newline
                 if not line or line.isspace():
                     continue
-                if number == 1 and line.startswith(_BOM):
-                    line = line[len(_BOM) :]
                 if raw:
                     yield Item(line, offset, number, "line")
                     continue
@@ -297,19 +358,6 @@ class Source:
                     yield Item(loads(line), offset, number, "line")
                 except JSONDecodeError as exc:
                     yield Item(BadLine.of(line, exc), offset, number, "line")
-        if tail and not tail.isspace():
-            item = self._line_item(tail, offset + len(tail), number + 1, final=True)
-            if isinstance(item.payload, BadLine):
-                self.incomplete_tail = len(tail)  # maybe still being written: next run
-                return
-            yield item
-
-    def _line_item(self, line: bytes, end: int, number: int, *, final: bool) -> Item:
-        try:
-            payload = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            payload = BadLine.of(line, exc)
-        return Item(payload, end, number, "line")
 
     def _array(self, start: int) -> Iterator[Item]:
         self._rewind()
