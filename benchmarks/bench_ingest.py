@@ -18,9 +18,11 @@ validated, sorted batches), the last two timed apart within one pass;
 ``read + orjson parse`` is the general path's
 reading for comparison, and the whole ``pmstore.ingest.ingest_file`` into an emptied
 database (``write`` = the rest): once as ``pmstore ingest`` does it
-(``reader_process=None``: a file of this size is read in a reader
-process), once with ``reader_process=False`` (the library's default)
-(read here, written by a writer thread). Baselines: orjson parse-only and
+(``reader_process=None``: a file of this size is read by reader
+processes, two by default on 2 cores or more), once with one reader
+process (``readers=1``, the baseline of the two), once with
+``reader_process=False`` (the library's default) (read here, written by a
+writer thread). Baselines: orjson parse-only and
 ``json.loads`` of the same lines (and msgspec's typed decode alone); the old per-record adapters
 (``pmstore.polymarket.convert``) on the first 20,000 messages.
 Then ``pmstore ingest`` itself runs on the file in a fresh process (what a
@@ -165,20 +167,27 @@ def raw_parse_archive(path: Path, loads: Any) -> tuple[float, int]:
 def archive_rounds(dsn: str, path: Path, rounds: int) -> None:
     """The targets on a multi-GB archive: ``rounds`` rounds of orjson's parse-only pass over
     the archive (decompression included: ``raw_parse_archive``) right before
-    ``pmstore ingest`` of it in a fresh process; prints each round and the medians."""
+    ``pmstore ingest`` of it in a fresh process (its default: two reader processes), then
+    ``pmstore ingest --readers 1`` (the baseline of the two); prints each round and the
+    medians."""
     ratios: list[float] = []
     rates: list[float] = []
+    gains: list[float] = []
     print("multi-GB archive rounds (orjson parse-only of the same gzip file right before each "
           "pmstore ingest; targets >= 60,000 msgs/s and >= 0.27x):")  # fmt: skip
     for k in range(max(rounds, 1)):
         secs, n = raw_parse_archive(path, orjson.loads)
         rate, wall, client, server = cli_ingest(dsn, path)
+        one, _, _, _ = cli_ingest(dsn, path, "--readers", "1")
         rates.append(rate)
         ratios.append(rate / (n / secs))
+        gains.append(rate / one)
         print(f"  round {k + 1}: orjson {n / secs:,.0f} msgs/s; pmstore ingest {rate:,.0f} msgs/s "
               f"= {ratios[-1]:.2f}x (wall {wall:.1f} s with start-up; CPU s: the command and "
-              f"its reader process {client:.1f}, server {server:.1f})")  # fmt: skip
-    print(f"  median: {statistics.median(rates):,.0f} msgs/s, {statistics.median(ratios):.2f}x")
+              f"its reader processes {client:.1f}, server {server:.1f}); --readers 1: "
+              f"{one:,.0f} msgs/s")  # fmt: skip
+    print(f"  median: {statistics.median(rates):,.0f} msgs/s, {statistics.median(ratios):.2f}x; "
+          f"two reader processes {statistics.median(gains):.2f}x one")  # fmt: skip
 
 
 def old_adapters(path: Path, limit: int) -> float:
@@ -245,31 +254,39 @@ def _cpu_now() -> tuple[float, float, float]:
 
 
 def full_ingest(
-    dsn: str, path: Path, policy: FlushPolicy, reader_process: bool | None = None
+    dsn: str,
+    path: Path,
+    policy: FlushPolicy,
+    reader_process: bool | None = None,
+    readers: int | None = None,
 ) -> tuple[float, dict[str, int], float, CpuSplit]:
-    """(seconds, rows per table, seconds spent writing, CPU split); ``reader_process`` as
-    ``ingest_file``'s."""
+    """(seconds, rows per table, seconds spent writing, CPU split); ``reader_process`` and
+    ``readers`` as ``ingest_file``'s."""
     reset(dsn)
     before = _cpu_now()
     started = time.perf_counter()
     with Writer(dsn) as writer:
-        summary = ingest_file(writer, path, policy=policy, reader_process=reader_process)
+        summary = ingest_file(
+            writer, path, policy=policy, reader_process=reader_process, readers=readers
+        )
         took = time.perf_counter() - started
         after = _cpu_now()  # the writer's backend still lives: its CPU is in its own stat
     cpu = CpuSplit(*(a - b for a, b in zip(after, before, strict=True)))
     return took, counts(dsn), summary.write_seconds, cpu
 
 
-def cli_ingest(dsn: str, path: Path) -> tuple[float, float, float, float]:
-    """``pmstore ingest`` in a fresh process, as a user runs it: (payloads/s it reports for
-    the file, wall seconds of the whole command with its start-up, CPU seconds of the
-    command and its reader process together, CPU seconds of the postgres processes)."""
+def cli_ingest(dsn: str, path: Path, *flags: str) -> tuple[float, float, float, float]:
+    """``pmstore ingest [flags]`` in a fresh process, as a user runs it: (payloads/s it
+    reports for the file, wall seconds of the whole command with its start-up, CPU seconds
+    of the command and its reader processes together, CPU seconds of the postgres
+    processes)."""
     reset(dsn)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = _cpu_now()
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pmstore", "ingest", "--no-progress", "--dsn", dsn, str(path)],
+        [sys.executable, "-m", "pmstore", "ingest", "--no-progress", "--dsn", dsn, *flags,
+         str(path)],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -282,26 +299,32 @@ def cli_ingest(dsn: str, path: Path) -> tuple[float, float, float, float]:
 
 def ratio_rounds(dsn: str, path: Path, policy: FlushPolicy, n: int, rounds: int) -> None:
     """The targets' ratio, robust to this VM's drifting speed: ``rounds`` rounds of orjson's
-    parse-only pass immediately followed by ``ingest_file`` (reader process) and then by
-    ``pmstore ingest`` in its own process, each rate divided by the orjson rate just before
-    it; prints every round and the medians."""
+    parse-only pass immediately followed by ``ingest_file`` (reader processes: the default
+    two, then one, the baseline of the two), then orjson again and ``pmstore ingest`` in its
+    own process, each rate divided by the orjson rate just before it; prints every round
+    and the medians."""
     if rounds < 1:
         return
     mine: list[float] = []
     cli: list[float] = []
+    gain: list[float] = []
     print("\nratio rounds (orjson parse-only right before each ingest; target >= 0.27x):")
     for k in range(rounds):
         base = n / raw_parse(path, orjson.loads)
         took, _, _, _ = full_ingest(dsn, path, policy, reader_process=True)
+        one, _, _, _ = full_ingest(dsn, path, policy, reader_process=True, readers=1)
         base_cli = n / raw_parse(path, orjson.loads)
         cli_rate, _, _, _ = cli_ingest(dsn, path)
         mine.append(n / took / base)
         cli.append(cli_rate / base_cli)
+        gain.append(one / took)
         print(f"  round {k + 1}: orjson {base:,.0f}/s, ingest_file {n / took:,.0f}/s = "
-              f"{mine[-1]:.2f}x; orjson {base_cli:,.0f}/s, pmstore ingest {cli_rate:,.0f}/s = "
+              f"{mine[-1]:.2f}x (one reader process: {n / one:,.0f}/s, two {gain[-1]:.2f}x "
+              f"that); orjson {base_cli:,.0f}/s, pmstore ingest {cli_rate:,.0f}/s = "
               f"{cli[-1]:.2f}x")  # fmt: skip
     print(f"  median: ingest_file {statistics.median(mine):.2f}x, "
-          f"pmstore ingest {statistics.median(cli):.2f}x")  # fmt: skip
+          f"pmstore ingest {statistics.median(cli):.2f}x; two reader processes "
+          f"{statistics.median(gain):.2f}x one")  # fmt: skip
 
 
 def split(path: Path, parts: int) -> list[Path]:
@@ -394,10 +417,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"settings: {server.note}")
             t_first, _, _, cpu_first = full_ingest(server.dsn, path, policy)  # fresh database
             t_full, rows, t_write, cpu_auto = full_ingest(server.dsn, path, policy)  # as the CLI
+            t_one, rows_one, _, cpu_one = full_ingest(
+                server.dsn, path, policy, reader_process=True, readers=1
+            )
             t_thread, rows_thread, t_write_thread, cpu_thread = full_ingest(
                 server.dsn, path, policy, reader_process=False
             )
-            assert rows_thread == rows, (rows_thread, rows)
+            assert rows_thread == rows == rows_one, (rows_thread, rows, rows_one)
             cli_rate, cli_wall, cli_client, cli_server = cli_ingest(server.dsn, path)
             assert counts(server.dsn) == rows
             print(f"rows: {rows}")
@@ -414,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("write (main process, overlapped)", t_write),
                 ("not overlapped: end - read..batch", t_full - t_batch_pass),
                 ("end to end (auto, as pmstore ingest)", t_full),
+                ("end to end, one reader process", t_one),
                 ("thread path: write (writer thread)", t_write_thread),
                 ("thread path: end to end", t_thread),
             ]:
@@ -424,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"first ingest into the fresh database (not in the table): {n / t_first:,.0f} "
                   f"msgs/s; {cpu_first.line(t_first)}")  # fmt: skip
             print(f"end to end (auto): {cpu_auto.line(t_full)}")
+            print(f"one reader process: {cpu_one.line(t_one)}; two: {t_one / t_full:.2f}x "
+                  "the rate of one")  # fmt: skip
             print(f"thread path:       {cpu_thread.line(t_thread)}")
             print(f"pmstore ingest (its own process, as a user runs it): {cli_rate:,.0f} msgs/s "
                   f"as it reports for the file = {cli_rate / rate['orjson']:.2f}x orjson; "

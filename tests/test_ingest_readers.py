@@ -22,13 +22,14 @@ from conftest import TestServer
 from test_ingest_reading import _awkward
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore.ingest import FlushPolicy, sources
+from pmstore.ingest import FlushPolicy, ingest_file, sources
 from pmstore.ingest.batcher import Segment
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.reader_process import ReaderProcess
 from pmstore.ingest.reading import Stretches, read_segments, read_stretches
 from pmstore.ingest.sources import open_source
 from pmstore.polymarket.columnar import Columns
+from pmstore.writer import Writer
 
 POLICY = FlushPolicy(batch_rows=1_500, flush_seconds=3600.0)
 
@@ -205,3 +206,36 @@ def test_a_grown_file_is_continued_by_two_readers_without_duplicates(
         assert state(dsn) == clean_big
     finally:
         server.drop_database("t_readers_grown")
+
+
+def test_a_file_growing_while_shared_is_read_as_it_was_when_the_run_began(
+    server: TestServer, tmp_path: Path, big_lines: list[bytes], clean_big: Any
+) -> None:
+    """Lines appended after the run opened the file (here: right after its first segment
+    was written) are left for the next run by both readers alike."""
+    data = b"\n".join(big_lines) + b"\n"
+    half = data.index(b"\n", len(data) // 2) + 1
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(data[:half])
+    grown: list[int] = []
+
+    def grow(raw: int, payloads: int, rows: int) -> None:
+        if not grown:
+            with path.open("ab") as out:
+                out.write(data[half:])
+            grown.append(raw)
+
+    dsn = server.migrated_database("t_readers_live")
+    try:
+        with Writer(dsn) as writer:
+            first = ingest_file(
+                writer, path, policy=POLICY, reader_process=True, readers=2, progress=grow
+            )
+            assert grown and grown[0] < half  # it grew in the middle of the run
+            assert first.payloads == data[:half].count(b"\n")
+            second = ingest_file(writer, path, policy=POLICY, reader_process=True, readers=2)
+        assert second.resumed and second.resumed_from == half
+        assert second.payloads == data[half:].count(b"\n")
+        assert state(dsn) == clean_big
+    finally:
+        server.drop_database("t_readers_live")

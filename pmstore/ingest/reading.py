@@ -3,7 +3,15 @@
 ``read_segments`` is the whole reading side of ``pmstore ingest``: the same
 function runs in the ingesting process (segments handed to a writer thread)
 or in a reader process (``pmstore.ingest.reader_process``), so both give the
-same segments, cut at the same places, for the same start.
+same segments, cut at the same places, for the same start. A JSON-lines
+file is walked line by line over ``Source.line_blocks`` (no object per line
+but the hot kinds' decoded structs); arrays and documents payload by payload.
+
+``read_stretches`` is one reader's share when several reader processes read
+one JSON-lines file: the file is cut into stretches of whole chunks
+(``Stretches``), reader ``k`` of ``n`` converts stretches ``k, k + n, ...``
+and only reads past the others, and the ingesting process writes the
+stretches' segments in file order (``reader_process.interleaved``).
 """
 
 from __future__ import annotations

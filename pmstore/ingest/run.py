@@ -5,8 +5,9 @@ payload by payload: parse (orjson, in ``sources``), convert (the columnar
 fast path, ``columnar``), collect into a segment, flush the segment by size
 or time (``batcher``). Memory holds one segment and one read chunk.
 Reading (``reading``) runs in this process, segments written by a writer
-thread (``pipeline``), or for large files in a reader process
-(``reader_process``) while this one only writes: then the two do not share
+thread (``pipeline``), or for large files in reader processes
+(``reader_process``; two share a JSON-lines file by default,
+``default_readers``) while this one only writes: then they do not share
 one GIL.
 
 Fault injection for tests: ``PMSTORE_INGEST_FAULT=kill-after-commit:N``
@@ -228,7 +229,9 @@ class _Run:
 
     def _read_in_children(self, start: int, start_line: int, readers: int) -> SourceFacts:
         """Read and convert in ``readers`` reader processes (one unless JSON lines); write
-        here, segment by segment, in file order."""
+        here, segment by segment, in file order. Several readers read the file as it was
+        when this run opened it (``limit``): what is appended meanwhile is for the next
+        run, and every reader sees the same stretches."""
         source = self.source
         n = readers if source.format == "lines" else 1
         with contextlib.ExitStack() as stack:
@@ -237,7 +240,7 @@ class _Run:
                 reader = ReaderProcess(
                     source.path, source.identity, source.format, start, start_line,
                     self.cursor.caught_up, self.loaded_positions, self.policy,
-                    reader=k, readers=n,
+                    reader=k, readers=n, limit=source.size if n > 1 else None,
                 )  # fmt: skip
                 pool.append(stack.enter_context(reader))
             for segment, raw in interleaved(pool):

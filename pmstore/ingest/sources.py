@@ -32,6 +32,7 @@ index, so resuming it decompresses everything before the position again
 from __future__ import annotations
 
 import hashlib
+import io
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -141,14 +142,21 @@ class Source:
 
     ``raw_bytes_read`` (for progress) counts the file's own bytes consumed,
     compressed ones for gzip; ``identity`` holds its first ``IDENTITY_BYTES``
-    decompressed bytes (fewer when the file is smaller).
+    decompressed bytes (fewer when the file is smaller). With ``limit`` the
+    file reads as if it ended after its first ``limit`` bytes (several
+    readers of a file that is still growing then all read the same content).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limit: int | None = None) -> None:
         self.path = path
-        self._raw = path.open("rb")
+        self._raw: io.BufferedReader = (
+            path.open("rb")
+            if limit is None
+            else io.BufferedReader(_Capped(io.FileIO(path, "rb"), limit), CHUNK_BYTES)
+        )
         try:
-            self.size = path.stat().st_size
+            size = path.stat().st_size
+            self.size = size if limit is None else min(size, limit)
             self.compressed = self._raw.peek(2)[:2] == _GZIP_MAGIC
             self.stream = self._open_stream()
             self.identity = self._read_identity()
@@ -423,11 +431,42 @@ def identity_digest(head: bytes) -> str:
     return "sha256:" + hashlib.sha256(head).hexdigest()
 
 
-def open_source(path: Path) -> Source:
-    """Open ``path`` for streaming; PayloadError when it is missing or unreadable."""
+class _Capped(io.RawIOBase):
+    """A file that ends after its first ``limit`` bytes, whatever is appended to it."""
+
+    def __init__(self, file: io.FileIO, limit: int) -> None:
+        self._file, self._limit = file, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        room = self._limit - self._file.tell()
+        if room <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")
+        return self._file.readinto(view[:room]) or 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def open_source(path: Path, limit: int | None = None) -> Source:
+    """Open ``path`` for streaming (as if it ended after ``limit`` bytes, when given);
+    PayloadError when it is missing or unreadable."""
     if not path.is_file():
         raise PayloadError(f"{path}: no such file")
     try:
-        return Source(path)
+        return Source(path, limit)
     except OSError as exc:
         raise PayloadError(f"{path}: cannot read: {exc}") from exc
