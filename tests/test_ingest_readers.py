@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import TestServer
-from test_ingest_reading import _awkward
+from test_ingest_reading import BOM, _awkward
 from test_ingest_resume import archive_lines, ingest, state
 
 from pmstore.ingest import FlushPolicy, ingest_file, sources
@@ -57,7 +57,7 @@ def _shared(
     per_reader = []
     for k in range(readers):
         with open_source(path) as source:
-            stretches = Stretches(POLICY, readers)
+            stretches = Stretches(kw.get("policy", POLICY), readers)
             got = list(
                 read_stretches(source, start, start_line, caught_up, positions, stretches, k)
             )
@@ -71,8 +71,9 @@ def _shared(
 def _single(path: Path, start: int = 0, start_line: int = 0, **kw: Any) -> list[Segment]:
     caught_up = kw.get("caught_up", 0)
     positions = kw.get("positions", dict.fromkeys(TRACKED, 0))
+    policy = kw.get("policy", POLICY)
     with open_source(path) as source:
-        return list(read_segments(source, start, start_line, caught_up, positions, POLICY))
+        return list(read_segments(source, start, start_line, caught_up, positions, policy))
 
 
 def test_stretches_ramp_up_then_span_batch_rows() -> None:
@@ -85,16 +86,23 @@ def test_stretches_ramp_up_then_span_batch_rows() -> None:
     assert [tiny.of(c) for c in range(5)] == [0, 1, 2, 3, 4]  # never less than a chunk
 
 
+@pytest.mark.parametrize("batch_rows", [1_500, 12_000])  # stretches of 1, or 1-8 chunks
 @pytest.mark.parametrize("readers", [2, 3])
 @pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
 def test_stretches_hold_what_one_reader_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_lines: list[bytes], name: str, readers: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    big_lines: list[bytes],
+    name: str,
+    readers: int,
+    batch_rows: int,
 ) -> None:
     monkeypatch.setattr(sources, "CHUNK_BYTES", 64 << 10)  # ~60 chunks
     data = _awkward(big_lines, final_newline=False)
     path = tmp_path / name
     path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
-    one, shared = _single(path), _shared(path, readers)
+    policy = FlushPolicy(batch_rows=batch_rows, flush_seconds=3600.0)
+    one, shared = _single(path), _shared(path, readers, policy=policy)
     assert len(shared) > 3 * readers
     assert shared[0].start == 0 and shared[-1].end == len(data)
     assert all(a.end == b.start for a, b in itertools.pairwise(shared))  # they meet
@@ -108,9 +116,50 @@ def test_stretches_hold_what_one_reader_reads(
     before = data[:cut].count(b"\n")
     later = data.index(b"\n", 2 * len(data) // 3) + 1
     kw = {"caught_up": later, "positions": {t: later if t == "trades" else cut for t in TRACKED}}
-    resumed = _shared(path, readers, cut, before, **kw)
+    resumed = _shared(path, readers, cut, before, policy=policy, **kw)
     assert resumed[0].start == cut and resumed[-1].end == len(data)
     assert _merged(resumed) == _merged(_single(path, cut, before, **kw))
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+def test_a_bom_before_a_first_line_longer_than_the_first_stretch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_lines: list[bytes], terminated: bool
+) -> None:
+    """The BOM is not part of the first line, but the stretches still meet at byte 0."""
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 4 << 10)
+    long_line = b'{"event_type": "mystery", "pad": "' + b"x" * (30 << 10) + b'"}'
+    data = BOM + long_line + (b"\n" + b"\n".join(big_lines[:200]) + b"\n" if terminated else b"")
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(data)
+    shared = _shared(path, 2)
+    assert shared[0].start == 0 and shared[-1].end == len(data)
+    assert all(a.end == b.start for a, b in itertools.pairwise(shared))
+    assert _merged(shared) == _merged(_single(path))
+    assert "mystery" in _merged(shared)[0]  # the long first line was read (and rejected)
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
+def test_a_limit_reads_the_file_as_it_was(
+    tmp_path: Path, big_lines: list[bytes], name: str
+) -> None:
+    data = b"\n".join(big_lines) + b"\n"
+    path = tmp_path / name
+    raw = gzip.compress(data) if name.endswith(".gz") else data
+    path.write_bytes(raw)
+    limit = len(raw) // 2
+    with open_source(path, limit) as source:
+        assert source.size == limit
+        got = [line for block in source.line_blocks() for line in block.lines]
+        assert source.raw_bytes_read <= limit
+        truncated = source.truncated_gzip
+    assert 0 < len(got) < len(big_lines)
+    assert got == big_lines[: len(got)]  # a prefix, line for line
+    if name.endswith(".gz"):
+        assert truncated  # its compressed stream ends at the limit, before its end marker
+    else:
+        assert len(b"\n".join(got)) + 1 <= limit < len(b"\n".join(big_lines[: len(got) + 1])) + 1
+    with open_source(path, len(raw) + 10) as source:  # a limit past the end: the whole file
+        assert [line for block in source.line_blocks() for line in block.lines] == big_lines
 
 
 def test_a_reader_out_of_range_or_of_a_non_lines_file_is_refused(tmp_path: Path) -> None:

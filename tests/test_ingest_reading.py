@@ -16,7 +16,7 @@ import orjson
 import pytest
 from test_ingest_resume import archive_lines
 
-from pmstore.ingest import FlushPolicy
+from pmstore.ingest import FlushPolicy, sources
 from pmstore.ingest.batcher import Segment
 from pmstore.ingest.cursor import TRACKED
 from pmstore.ingest.reading import _item_segments, _line_segments
@@ -62,6 +62,13 @@ def lines() -> list[bytes]:
     return archive_lines(400, seed=11)
 
 
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 KiB chunks: lines cross chunk boundaries all through a small file."""
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 4 << 10)
+
+
+@pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("final_newline", [True, False])
 @pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
 def test_the_line_loop_cuts_what_the_item_loop_cuts(
@@ -83,6 +90,7 @@ def test_the_line_loop_cuts_what_the_item_loop_cuts(
     assert _segments(path, cut, before, True, **kw) == _segments(path, cut, before, False, **kw)
 
 
+@pytest.mark.usefixtures("small_chunks")
 def test_line_blocks_give_back_every_byte_line_and_offset(
     tmp_path: Path, lines: list[bytes]
 ) -> None:
@@ -117,3 +125,20 @@ def test_an_unterminated_last_line_that_is_not_json_yet_is_left(
         assert source.incomplete_tail == 40
     assert not any(block.final for block in blocks)
     assert sum(len(block.lines) for block in blocks) == 50
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_last_line_terminated_since_the_last_run_ends_that_line(
+    tmp_path: Path, lines: list[bytes], newline: bytes, inline: bool
+) -> None:
+    """The last run took line 1 unterminated; its newline arrives later and belongs to it:
+    the next lines are 2 and 3, not 3 and 4 (the rejected line says where it is)."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(lines[0])
+    first = _segments(path, 0, 0, inline)
+    assert f"(0, {len(lines[0])}, 1, 1," in first[0]  # one payload, line 1, to the end
+    path.write_bytes(lines[0] + newline + lines[1] + b"\n{nope\n")
+    later = _segments(path, len(lines[0]), 1, inline)
+    assert "['line 3']" in later[0]  # the reject's place
+    assert f", {len(path.read_bytes())}, 3, 2," in later[0]  # ends after line 3, 2 payloads

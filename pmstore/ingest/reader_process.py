@@ -204,7 +204,7 @@ def _child(start: _Start, out: Connection) -> None:
     try:
         try:
             with open_source(Path(start.path), start.limit) as source:
-                if source.identity != start.identity or source.format != start.format:
+                if not _same_file(source.identity, start.identity) or source.format != start.format:
                     raise PayloadError(
                         f"{start.path}: was replaced while being ingested (its first bytes "
                         "changed): run again"
@@ -223,6 +223,13 @@ def _child(start: _Start, out: Connection) -> None:
         return
     finally:
         out.close()
+
+
+def _same_file(identity: bytes, parents: bytes) -> bool:
+    """True when the child opened the file the parent identified: the same first bytes,
+    or, for a file smaller than ``sources.IDENTITY_BYTES`` that grew in between, one of the two
+    views a prefix of the other (appended to, not rewritten)."""
+    return identity.startswith(parents) or parents.startswith(identity)
 
 
 def _segments_of(source: Source, start: _Start) -> Iterator[Segment]:
@@ -363,22 +370,23 @@ class ReaderProcess:
         self.close()
 
 
-def interleaved(readers: Sequence[ReaderProcess]) -> Iterator[tuple[Segment, int]]:
+def interleaved(readers: Sequence[ReaderProcess], start: int) -> Iterator[tuple[Segment, int]]:
     """Yield the segments of reader processes sharing one file (``readers=len(readers)``,
-    ``reader=k`` for the k-th) in file order: stretch ``j`` from reader ``j % n``, until
-    the reader whose turn it is has no more. Each reader's ``facts`` are set after.
+    ``reader=k`` for the k-th) in file order from position ``start``: stretch ``j`` from
+    reader ``j % n``, until the reader whose turn it is has no more. Each reader's
+    ``facts`` are set after.
 
     Raises what ``ReaderProcess.segments`` raises, or IngestError when the readers
     disagree on the file (a stretch that does not start where the one before ended, or
     one after the end another found); everything yielded before stays valid.
     """
     streams = [reader.segments() for reader in readers]
-    turn, expected = 0, None
+    turn, expected = 0, start
     for turn in itertools.count():
         item = next(streams[turn % len(streams)], None)
         if item is None:
             break
-        if expected is not None and item[0].start != expected:
+        if item[0].start != expected:
             raise IngestError(
                 f"{readers[0].path}: reader process {turn % len(streams)} of {len(readers)} "
                 f"sent a stretch from byte {item[0].start}, where the one before ended at "

@@ -54,7 +54,8 @@ def read_segments(
     ``tick`` is called every ``PROGRESS_EVERY`` payloads between segments.
     Raises what ``Source.items`` raises (PayloadError); costs one parse and
     one conversion per payload (lines of the hot kinds: one typed decode,
-    ``columnar.append_hot_line``, in a loop over the file's raw lines).
+    ``columnar.append_hot_line``, in a loop over the file's raw lines; an
+    unusual one is decoded again on the general path, then parsed by orjson).
     """
     if source.format == "lines":
         return _line_segments(source, start, start_line, caught_up, positions, policy, tick)
@@ -173,7 +174,7 @@ def read_stretches(
     ):
         stretch = stretches.of(chunk)
         if stretch != current:  # its first chunk (the last one yielded the one before)
-            begins = start if stretch == 0 else offset  # the first: before any BOM
+            begins = start if number == start_line else offset  # no line ended yet: no BOM
             segment, current, pending = Segment(begins, begins, number), stretch, True
         columns, newline, payloads = segment.columns, 0 if final else 1, 0
         for line in lines:

@@ -172,6 +172,7 @@ class _Run:
     def _report(self, raw: int) -> None:
         if self.progress is None:
             return
+        raw = max(raw, self._bytes_reported)  # readers sharing a file are not in step
         rows = sum(self.written.rows.values())
         self.progress(
             raw - self._bytes_reported,
@@ -243,7 +244,7 @@ class _Run:
                     reader=k, readers=n, limit=source.size if n > 1 else None,
                 )  # fmt: skip
                 pool.append(stack.enter_context(reader))
-            for segment, raw in interleaved(pool):
+            for segment, raw in interleaved(pool, start):
                 self._count(segment)
                 self._write(segment)
                 self._report(raw)

@@ -133,7 +133,8 @@ class LineBlock(NamedTuple):
     offset: int
     number: int
     chunk: int
-    """The block's place among those read from ``start`` (0, 1, ...: a chunk each)."""
+    """The block's place among those read from ``start`` (0, 1, ...: a chunk each; the
+    ``final`` block's is one past the last chunk read)."""
     final: bool
 
 
@@ -155,12 +156,12 @@ class Source:
             else io.BufferedReader(_Capped(io.FileIO(path, "rb"), limit), CHUNK_BYTES)
         )
         try:
-            size = path.stat().st_size
-            self.size = size if limit is None else min(size, limit)
             self.compressed = self._raw.peek(2)[:2] == _GZIP_MAGIC
             self.stream = self._open_stream()
             self.identity = self._read_identity()
             self.format: Format = self._detect()
+            size = path.stat().st_size  # after: it covers every byte read so far
+            self.size = size if limit is None else min(size, limit)
         except BaseException:
             self._raw.close()
             raise
@@ -258,7 +259,8 @@ class Source:
         With ``raw_lines`` a JSON-lines file's payloads are its lines as
         ``bytes``, not parsed (the caller parses them, and rejects those that
         are not JSON); the last line of a file without a final newline is
-        still parsed here (to tell a line being written from a bad one).
+        still parsed here (to tell a line being written from a bad one) and
+        yielded, as ``bytes`` too, only when it is JSON.
         Raises PayloadError naming the file and place when it is not JSON (an
         array or document that breaks off), or when ``start`` does not fit
         the file (it is shorter, or ``start`` is not at a line boundary: the
@@ -270,16 +272,19 @@ class Source:
             return self._array(start)
         return self._document(start)
 
-    def _seek_lines(self, start: int) -> bytes:
+    def _seek_lines(self, start: int) -> tuple[bytes, int]:
         """Position the stream at ``start``, checking it is a line boundary of this file.
 
         Returns bytes already read past ``start`` (the reader continues with
         them), so a gzip stream is never sought backwards (which would
-        decompress it from the beginning again).
+        decompress it from the beginning again), and how many bytes after
+        ``start`` end the line before it: the last run may have taken an
+        unterminated last line that has been terminated since (its ``\n`` or
+        ``\r\n`` belongs to that line, not to a blank line after it).
         """
         if start == 0:
             self._rewind()
-            return b""
+            return b"", 0
         try:
             self.stream.seek(start - 1)
         except EOFError:
@@ -291,12 +296,17 @@ class Source:
                 f"{self.path}: is shorter than what was already ingested of it ({start} bytes): "
                 "it was rewritten or truncated since"
             )
-        if before != b"\n" and after not in (b"", b"\n", b"\r"):
-            raise PayloadError(
-                f"{self.path}: byte {start}, where the last run stopped, is not at the end of a "
-                "line: the file was changed since (not only appended to)"
-            )
-        return after
+        if before == b"\n" or after == b"":
+            return after, 0
+        if after == b"\n":
+            return b"", 1
+        if after == b"\r":
+            following = self._read(1)
+            return (b"", 2) if following == b"\n" else (after + following, 0)
+        raise PayloadError(
+            f"{self.path}: byte {start}, where the last run stopped, is not at the end of a "
+            "line: the file was changed since (not only appended to)"
+        )
 
     def line_blocks(
         self, start: int = 0, start_line: int = 0, owned: Callable[[int], bool] | None = None
@@ -305,18 +315,18 @@ class Source:
 
         The lines come as in the file (blank ones included, a leading BOM
         removed), so a caller walking them counts line numbers and offsets
-        itself (``LineBlock``); only the lines are validated here: a last line
-        without a newline is yielded (as a block of its own, ``final``) only
-        when it is JSON, else it is left for the next run
-        (``incomplete_tail``). With ``owned``, only the blocks whose ``chunk`` it
-        accepts are yielded; the others are read past without being split
-        (one of several readers of the same file: ``reading.read_stretches``).
+        itself (``LineBlock``); only an unterminated last line is parsed
+        here: it is yielded (as a block of its own, ``final``) only when it
+        is JSON, else it is left for the next run (``incomplete_tail``).
+        With ``owned``, only the blocks whose ``chunk`` it accepts are
+        yielded; the others are read past without being split (one of
+        several readers of the same file: ``reading.read_stretches``).
         Raises PayloadError as ``items`` does; costs a read and one
         ``bytes.split`` per ``CHUNK_BYTES`` (a ``bytes.count`` for a block not
         owned).
         """
-        tail = self._seek_lines(start)
-        offset, number, chunks = start, start_line, 0
+        tail, ended = self._seek_lines(start)
+        offset, number, chunks = start + ended, start_line, 0
         while True:
             chunk = self._read(CHUNK_BYTES)
             if not chunk:

@@ -69,7 +69,10 @@ _SECONDS_BELOW: Final = 10**11
 _MILLIS_BELOW: Final = 10**14
 _ONE_US: Final = timedelta(microseconds=1)
 _MIDPOINT_CACHE_SIZE: Final = 1 << 16
-_TOKEN_CACHE_SIZE: Final = 1 << 16
+_TOKEN_CACHE_SIZE: Final = 1 << 14
+_TOKEN_MAX_CHARS: Final = 100
+"""Longer token ids take the general path (real ones have 74-78 digits): the cache of
+checked ids stays small whatever a file holds."""
 
 
 @dataclass(slots=True)
@@ -297,7 +300,7 @@ def _is_token_text(text: str) -> bool:
 
 
 def _token(value: object) -> str:
-    if type(value) is str and _is_token_text(value):
+    if type(value) is str and len(value) <= _TOKEN_MAX_CHARS and _is_token_text(value):
         return value
     raise _FallbackError
 
@@ -351,7 +354,7 @@ def _price_change(event: PriceChange, out: Columns) -> None:
     ts = _unix_micros(event.timestamp)
     last: dict[str, PriceEntry] = {e.asset_id: e for e in event.price_changes}  # last wins
     for token in last:
-        if not _is_token_text(token):
+        if len(token) > _TOKEN_MAX_CHARS or not _is_token_text(token):
             raise _FallbackError
     prices = [_midpoint(e.best_bid, e.best_ask) for e in last.values()]
     out.price_ts.extend([ts] * len(prices))
