@@ -78,7 +78,6 @@ def _line_segments(
     columns = segment.columns
     index, rows, countdown, payloads = 0, policy.rows_for(0), PROGRESS_EVERY, 0
     end, end_line = start, start_line
-    append = append_hot_line
     for lines, offset, number, _, final in source.line_blocks(start, start_line):
         newline = 0 if final else 1
         for line in lines:
@@ -86,10 +85,7 @@ def _line_segments(
             offset += len(line) + newline
             if not line or line.isspace():
                 continue
-            if offset <= caught_up:  # after a kill: some tables are past this line
-                _catch_up(Item(line, offset, number, "line"), segment, positions)
-            elif not append(line, columns):  # not hot, or unusual: the general path
-                _convert(Item(line, offset, number, "line"), columns, segment)
+            _take(line, offset, number, caught_up, positions, segment)
             end, end_line = offset, number
             payloads += 1
             countdown -= 1
@@ -176,16 +172,13 @@ def read_stretches(
         if stretch != current:  # its first chunk (the last one yielded the one before)
             begins = start if number == start_line else offset  # no line ended yet: no BOM
             segment, current, pending = Segment(begins, begins, number), stretch, True
-        columns, newline, payloads = segment.columns, 0 if final else 1, 0
+        newline, payloads = 0 if final else 1, 0
         for line in lines:
             number += 1
             offset += len(line) + newline
             if not line or line.isspace():
                 continue
-            if offset <= caught_up:  # after a kill: some tables are past this line
-                _catch_up(Item(line, offset, number, "line"), segment, positions)
-            elif not append_hot_line(line, columns):  # not hot, or unusual: the general path
-                _convert(Item(line, offset, number, "line"), columns, segment)
+            _take(line, offset, number, caught_up, positions, segment)
             payloads += 1
         segment.end, segment.end_line = offset, number
         segment.payloads += payloads
@@ -194,6 +187,23 @@ def read_stretches(
             pending = False
     if pending:  # the file ended inside the last stretch
         yield segment
+
+
+def _take(
+    line: bytes,
+    end: int,
+    number: int,
+    caught_up: int,
+    positions: Mapping[str, int],
+    segment: Segment,
+) -> None:
+    """Convert a non-blank JSON-lines line ending at ``end`` into ``segment``: only the
+    tables still behind it when a killed run got past it (``caught_up``), else by the
+    fast path, else the general one."""
+    if end <= caught_up:  # after a kill: some tables are past this line
+        _catch_up(Item(line, end, number, "line"), segment, positions)
+    elif not append_hot_line(line, segment.columns):  # not hot, or unusual: general path
+        _convert(Item(line, end, number, "line"), segment.columns, segment)
 
 
 def _item_segments(
