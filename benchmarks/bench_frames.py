@@ -40,7 +40,7 @@ from bench_data import DAY_START, PriceData, minute
 from bench_server import BenchDB, open_server
 
 from pmstore import Writer, __version__, migrate
-from pmstore.coverage import coverage
+from pmstore._read.coverage import coverage
 from pmstore.export import EXPORT_SQL, export_table
 from pmstore.frames.copy_decoding import decode_copy
 from pmstore.frames.outbound import copy_statement, fetch_frame, fetch_table, query_schema

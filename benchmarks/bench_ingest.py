@@ -77,11 +77,11 @@ from ws_archive import Archive
 
 from pmstore import migrate
 from pmstore.ingest import FlushPolicy, ingest_file
-from pmstore.ingest.parallel import ingest_parallel
-from pmstore.ingest.sources import GzipReader, open_source
+from pmstore.ingest._parallel import ingest_parallel
+from pmstore.ingest._sources import GzipReader, open_source
 from pmstore.polymarket import convert
-from pmstore.polymarket.columnar import Columns, convert_line
-from pmstore.polymarket.hot_events import decode_line
+from pmstore.polymarket._columnar import Columns, convert_line
+from pmstore.polymarket._hot_events import decode_line
 from pmstore.writer import Writer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,8 +43,8 @@ from bench_scenarios import Result, latency_summary, log
 from bench_server import BenchDB
 from tqdm import tqdm
 
+from pmstore._write.retention import TablePolicy
 from pmstore.refresh import drain, pending, refresh_range
-from pmstore.retention import TablePolicy
 from pmstore.synthetic import MarketSimulator
 from pmstore.writer import Writer
 

@@ -28,7 +28,7 @@ from bench_server import BenchDB, Target
 from tqdm import tqdm
 
 from pmstore import OrderbookBatch, PriceBatch, Writer
-from pmstore.copy_encoding import encode_orderbooks, encode_prices
+from pmstore._write.encoding import encode_orderbooks, encode_prices
 from pmstore.synthetic import MarketSimulator
 
 Result = dict[str, Any]

@@ -9,18 +9,18 @@ Modules, one per responsibility:
 
 - ``pmstore.models``        pydantic records of the five tables
 - ``pmstore.batches``       columnar batches and their vectorized validation
-- ``pmstore.copy_encoding`` binary COPY encoding (numpy, orjson)
-- ``pmstore.copy_pipeline`` batches -> byte-bounded COPY chunks, encoded ahead in a thread
+- ``pmstore._write.encoding`` binary COPY encoding (numpy, orjson)
+- ``pmstore._write.pipeline`` batches -> byte-bounded COPY chunks, encoded ahead in a thread
 - ``pmstore.writer_async``  AsyncWriter, the source of ``pmstore.writer`` (Writer, generated)
-- ``pmstore.write_connection_async`` the writers' connection and retried transactions (base class)
-- ``pmstore.write_plan``    the writers' I/O-free parts: checks, plans, SQL, WriteResult
+- ``pmstore._write.connection_async`` the writers' connection and retried transactions (base class)
+- ``pmstore._write.plan``    the writers' I/O-free parts: checks, plans, SQL, WriteResult
 - ``pmstore.reader_async``  AsyncReader, the source of ``pmstore.reader`` (Reader, generated)
-- ``pmstore.read_queries``  the readers' SQL and result models
+- ``pmstore._read.queries``  the readers' SQL and result models
 - ``pmstore.frames``        DataFrames in and out (pyarrow, polars, pandas; optional)
 - ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
-- ``pmstore.coverage``      gaps in the price snapshots (``pmstore coverage``)
+- ``pmstore._read.coverage``      gaps in the price snapshots (``pmstore coverage``)
 - ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
-- ``pmstore.retention``     retention horizons: rows older than the policy's
+- ``pmstore._write.retention``     retention horizons: rows older than the policy's
 - ``pmstore.migrations``    apply / roll back / inspect the schema, drift
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
 - ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself

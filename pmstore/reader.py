@@ -34,19 +34,8 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from pmstore.async_twins import call_inline
-from pmstore.coverage import Coverage, coverage
-from pmstore.edition import features, require_feature
-from pmstore.errors import ConfigurationError
-from pmstore.frames.outbound import FrameKind, fetch_frame
-from pmstore.models import (
-    MarketRecord,
-    OrderbookSnapshot,
-    PriceSnapshot,
-    ResolutionRecord,
-    record_to_model,
-)
-from pmstore.read_queries import (
+from pmstore._read.coverage import Coverage, coverage
+from pmstore._read.queries import (
     CANDLES_AGGREGATE_SQL,
     CANDLES_LIVE_SQL,
     EARLIEST,
@@ -72,6 +61,17 @@ from pmstore.read_queries import (
     checked_positive,
     checked_range,
     checked_token,
+)
+from pmstore._twins import call_inline
+from pmstore.edition import features, require_feature
+from pmstore.errors import ConfigurationError
+from pmstore.frames.outbound import FrameKind, fetch_frame
+from pmstore.models import (
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceSnapshot,
+    ResolutionRecord,
+    record_to_model,
 )
 
 # The queries are re-exported: each is run by the one method naming it.
@@ -433,7 +433,7 @@ class Reader:
         step: timedelta = timedelta(minutes=1),
     ) -> Coverage:
         """Report the runs of ``step``-long steps without a snapshot, per token, and the
-        tokens without any, over [start, end). See ``pmstore.coverage.coverage``."""
+        tokens without any, over [start, end). See ``pmstore._read.coverage.coverage``."""
         return coverage(self.conn, token_ids, start, end, step)
 
     # -- order books -----------------------------------------------------------

@@ -33,19 +33,8 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from pmstore.async_twins import offload
-from pmstore.coverage import Coverage, coverage_async
-from pmstore.edition import features_async, require_feature_async
-from pmstore.errors import ConfigurationError
-from pmstore.frames.outbound import FrameKind, fetch_frame_async
-from pmstore.models import (
-    MarketRecord,
-    OrderbookSnapshot,
-    PriceSnapshot,
-    ResolutionRecord,
-    record_to_model,
-)
-from pmstore.read_queries import (
+from pmstore._read.coverage import Coverage, coverage_async
+from pmstore._read.queries import (
     CANDLES_AGGREGATE_SQL,
     CANDLES_LIVE_SQL,
     EARLIEST,
@@ -71,6 +60,17 @@ from pmstore.read_queries import (
     checked_positive,
     checked_range,
     checked_token,
+)
+from pmstore._twins import offload
+from pmstore.edition import features_async, require_feature_async
+from pmstore.errors import ConfigurationError
+from pmstore.frames.outbound import FrameKind, fetch_frame_async
+from pmstore.models import (
+    MarketRecord,
+    OrderbookSnapshot,
+    PriceSnapshot,
+    ResolutionRecord,
+    record_to_model,
 )
 
 # The queries are re-exported: each is run by the one method naming it.
@@ -440,7 +440,7 @@ class AsyncReader:
         step: timedelta = timedelta(minutes=1),
     ) -> Coverage:
         """Report the runs of ``step``-long steps without a snapshot, per token, and the
-        tokens without any, over [start, end). See ``pmstore.coverage.coverage_async``."""
+        tokens without any, over [start, end). See ``pmstore._read.coverage.coverage_async``."""
         return await coverage_async(self.conn, token_ids, start, end, step)
 
     # -- order books -----------------------------------------------------------

@@ -11,7 +11,7 @@ writers given the same batch at once serialise on that row; the second
 writes nothing.
 
 The client's work (validation, digest, encoding) runs in a worker thread a
-chunk ahead of the sender (``pmstore.copy_pipeline``), so it overlaps the
+chunk ahead of the sender (``pmstore._write.pipeline``), so it overlaps the
 server's.
 
 One Writer serves one caller at a time. For concurrency, give each
@@ -25,7 +25,7 @@ connection it cannot replace it, and raises ConnectionLostError at once.
 
 CPU work (building a batch, sorting it, and waiting for each COPY chunk
 from the pipeline's worker) runs through ``call_inline`` (see
-``pmstore.async_twins``).
+``pmstore._twins``).
 """
 
 from __future__ import annotations
@@ -37,17 +37,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.async_twins import call_inline
-from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.copy_encoding import DEFAULT_CHUNK_ROWS
-from pmstore.copy_pipeline import DEFAULT_CHUNK_BYTES, CopyStream
-from pmstore.errors import ConfigurationError
-from pmstore.frames.inbound import FrameLike
-from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.refresh import RECORD_TOUCHED_SQL
-from pmstore.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
-from pmstore.write_connection import Conn, WriteConnection
-from pmstore.write_plan import (
+from pmstore._twins import call_inline
+from pmstore._write.connection import Conn, WriteConnection
+from pmstore._write.encoding import DEFAULT_CHUNK_ROWS
+from pmstore._write.pipeline import DEFAULT_CHUNK_BYTES, CopyStream
+from pmstore._write.plan import (
     LOG_BATCH_SQL,
     LOGGED_ROWS_SQL,
     TOKEN_INDEX_SQL,
@@ -68,6 +62,12 @@ from pmstore.write_plan import (
     touched,
     with_retention,
 )
+from pmstore._write.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
+from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
+from pmstore.batches._from_frame import FrameLike
+from pmstore.errors import ConfigurationError
+from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.refresh import RECORD_TOUCHED_SQL
 
 __all__ = ["BeyondRetention", "OnInvalid", "WriteResult", "Writer"]
 
@@ -81,13 +81,13 @@ class Writer(WriteConnection):
     ``backoff`` (seconds, doubled each time) bound reconnect attempts. COPY
     data is encoded in chunks of about ``chunk_bytes`` (and at most
     ``chunk_rows`` rows) by a worker thread while the previous chunk is
-    being sent (``pmstore.copy_pipeline``). ``index_order`` sends price rows
+    being sent (``pmstore._write.pipeline``). ``index_order`` sends price rows
     sorted by (token_id, ts): ``None`` (the default) when the table has an
     index led by token_id (read from the catalog once per connection), which
     the server then maintains ~1.8x faster (see benchmarks/README.md; the
     sort costs ~0.1 s of client time per million rows); ``True`` always;
     ``False`` never. ``beyond_retention`` is the default for rows older
-    than the table's retention horizon (see pmstore.retention): "raise"
+    than the table's retention horizon (see pmstore._write.retention): "raise"
     (BatchValidationError), "write" or "skip". ``progress``, when given,
     is called as ``progress(table, rows_sent, rows_total)`` after each COPY
     chunk is sent (from 0 again after a retry).
@@ -282,7 +282,7 @@ class Writer(WriteConnection):
         optional volume_24h; numpy arrays or sequences), or a sequence of
         PriceSnapshot records or (ts, token_id, price[, volume_24h]) tuples,
         or a pandas/polars DataFrame or pyarrow Table of those columns
-        (``pmstore.frames.inbound``; float64 columns are not copied).
+        (``pmstore.batches._from_frame``; float64 columns are not copied).
         Raises BatchValidationError (nothing written) on invalid rows unless
         ``on_invalid="skip"`` (rows are checked while they stream; an invalid
         one aborts the COPY, so nothing is written); WriteError /

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {
     "pmstore/writer_async.py": "pmstore/writer.py",
     "pmstore/reader_async.py": "pmstore/reader.py",
-    "pmstore/write_connection_async.py": "pmstore/write_connection.py",
+    "pmstore/_write/connection_async.py": "pmstore/_write/connection.py",
 }
 """Async source -> generated sync module, relative to the repository root."""
 
@@ -55,10 +55,10 @@ RENAMES = {
     "fetch_frame_async": "fetch_frame",
     "coverage_async": "coverage",
     "writer_async": "writer",
-    "write_connection_async": "write_connection",
+    "connection_async": "connection",
     "reader_async": "reader",
 }
-"""Async name -> sync twin (the twins of functions are in pmstore.async_twins)."""
+"""Async name -> sync twin (the twins of functions are in pmstore._twins)."""
 
 HEADER = "# generated from {source} by scripts/async_to_sync.py: do not edit\n"
 

@@ -80,7 +80,7 @@ RECENT_DAY = (datetime.now(UTC) - timedelta(days=2)).replace(
 )
 """Midnight UTC two days ago: data of that day is inside every retention and compression
 horizon, so the Writer accepts it on both editions (older rows are refused by default
-where a retention policy exists, see pmstore.retention)."""
+where a retention policy exists, see pmstore._write.retention)."""
 DATA_TABLES = (
     "price_snapshots",
     "orderbook_snapshots",

@@ -597,7 +597,7 @@ def test_one_drain_at_a_time(cconn: Conn, cdb: str) -> None:
 
 
 def test_async_writer_applies_retention_and_queues_touched_hours(cconn: Conn, cdb: str) -> None:
-    """The AsyncWriter shares the Writer's retention and refresh recording (write_plan)."""
+    """The AsyncWriter shares the Writer's retention and refresh recording (pmstore._write.plan)."""
     import asyncio
 
     from pmstore.writer_async import AsyncWriter

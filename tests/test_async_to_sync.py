@@ -24,7 +24,7 @@ def generator() -> ModuleType:
 def test_generated_modules_are_up_to_date(tmp_path: Path) -> None:
     gen = generator()
     fresh = gen.generate(tmp_path)
-    assert set(fresh) == {"pmstore/writer.py", "pmstore/reader.py", "pmstore/write_connection.py"}
+    assert set(fresh) == {"pmstore/writer.py", "pmstore/reader.py", "pmstore/_write/connection.py"}
     for name, path in fresh.items():
         text = path.read_text()
         source = next(s for s, g in gen.SOURCES.items() if g == name)
@@ -35,7 +35,7 @@ def test_generated_modules_are_up_to_date(tmp_path: Path) -> None:
 
 
 def test_generated_code_has_no_async_left() -> None:
-    for name in ("pmstore/writer.py", "pmstore/reader.py", "pmstore/write_connection.py"):
+    for name in ("pmstore/writer.py", "pmstore/reader.py", "pmstore/_write/connection.py"):
         text = (ROOT / name).read_text()
         for word in ("async ", "await ", "AsyncConnection", "offload(", "asyncio"):
             assert word not in text, (name, word)
@@ -47,7 +47,7 @@ def test_generator_steps_on_a_snippet(tmp_path: Path) -> None:
     source = tmp_path / "thing_async.py"
     source.write_text(
         "import psycopg\n"
-        "from pmstore.async_twins import offload\n\n\n"
+        "from pmstore._twins import offload\n\n\n"
         "class AsyncWriter:\n"
         '    """Each AsyncWriter owns one psycopg AsyncConnection."""\n\n'
         "    # sync: @property\n"
@@ -66,7 +66,7 @@ def test_generator_steps_on_a_snippet(tmp_path: Path) -> None:
     assert text == (
         "# generated from pmstore/thing_async.py by scripts/async_to_sync.py: do not edit\n"
         "import psycopg\n\n"
-        "from pmstore.async_twins import call_inline\n\n\n"
+        "from pmstore._twins import call_inline\n\n\n"
         "class Writer:\n"
         '    """Each Writer owns one psycopg Connection."""\n\n'
         "    @property\n"

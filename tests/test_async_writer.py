@@ -33,7 +33,7 @@ from pmstore import (
     WriteError,
     record_to_model,
 )
-from pmstore.async_twins import offload
+from pmstore._twins import offload
 
 __all__ = ["kind"]  # the fixture, imported
 

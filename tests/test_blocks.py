@@ -1,4 +1,4 @@
-"""Block-wise passes (pmstore.batches.blocks) give what the one-call forms give, and the
+"""Block-wise passes (pmstore.batches._blocks) give what the one-call forms give, and the
 batches, orders, digests and COPY streams built on them are unchanged (no database)."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import xxhash
 from test_copy_encoding import PRICE_TYPES, decode_stream, expected_prices
 from test_copy_pipeline import chunk, prices
 
+from pmstore._write.pipeline import ENCODE_BLOCK, CopyStream, index_order
 from pmstore.batches import PriceBatch, TradeBatch
-from pmstore.batches.blocks import (
+from pmstore.batches._blocks import (
     ROW_BLOCK,
     all_of_types,
     block_items,
@@ -20,7 +21,6 @@ from pmstore.batches.blocks import (
     object_array,
     row_blocks,
 )
-from pmstore.copy_pipeline import ENCODE_BLOCK, CopyStream, index_order
 from pmstore.errors import BatchValidationError
 
 N = 2 * ROW_BLOCK + 123  # three blocks, the last one short

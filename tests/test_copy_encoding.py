@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.copy_encoding import (
+from pmstore._write.encoding import (
     PGCOPY_HEADER,
     PGCOPY_TRAILER,
     POSTGRES_EPOCH_OFFSET_US,
@@ -21,7 +20,8 @@ from pmstore.copy_encoding import (
     encode_prices,
     encode_trades,
 )
-from pmstore.copy_engines import Fixed, Text, _encode_layouts, _encode_scatter
+from pmstore._write.engines import Fixed, Text, _encode_layouts, _encode_scatter
+from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.errors import BatchValidationError, ConfigurationError
 
 # The format as the PostgreSQL 15 manual states it, written out independently of the module.

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from test_copy_encoding import PRICE_TYPES, decode_stream, expected_prices
 
+from pmstore._write.encoding import PGCOPY_HEADER, encode_prices, price_chunk
+from pmstore._write.pipeline import CopyStream, chunk_bounds, index_order
 from pmstore.batches import OrderbookBatch, PriceBatch
-from pmstore.batches.checks import _level_problem
-from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import check_sides, flat_sides, side_lists
-from pmstore.copy_encoding import PGCOPY_HEADER, encode_prices, price_chunk
-from pmstore.copy_pipeline import CopyStream, chunk_bounds, index_order
+from pmstore.batches._checks import _level_problem
+from pmstore.batches._convert import _parse_levels
+from pmstore.batches._levels import check_sides, flat_sides, side_lists
 from pmstore.errors import BatchValidationError
 from pmstore.models import PriceSnapshot
 

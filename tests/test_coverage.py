@@ -17,8 +17,8 @@ import pytest
 from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
+from pmstore._read.coverage import COVERAGE_GAPS_SQL, Coverage, Gap
 from pmstore.cli import main
-from pmstore.coverage import COVERAGE_GAPS_SQL, Coverage, Gap
 from pmstore.reader import Reader
 
 __all__ = ["kind", "make_reader"]  # the fixtures, imported

@@ -30,7 +30,7 @@ from pmstore.errors import (
     ServerError,
     WriteError,
 )
-from pmstore.ingest.sources import BadLine, open_source
+from pmstore.ingest._sources import BadLine, open_source
 from pmstore.writer import Writer
 
 SAMPLES: list[PmstoreError] = [

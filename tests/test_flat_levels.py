@@ -16,12 +16,12 @@ import numpy as np
 import orjson
 import pytest
 
+from pmstore._write.encoding import encode_orderbooks, orderbook_chunk
+from pmstore._write.pipeline import estimated_row_bytes
 from pmstore.batches import OrderbookBatch
-from pmstore.batches.levels import BookLevels, FlatLevels, best_first_order, side_lists
-from pmstore.copy_encoding import encode_orderbooks, orderbook_chunk
-from pmstore.copy_pipeline import estimated_row_bytes
+from pmstore.batches._levels import BookLevels, FlatLevels, best_first_order, side_lists
 from pmstore.errors import BatchValidationError
-from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.polymarket._columnar import Columns, convert_into
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
 

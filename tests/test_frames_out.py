@@ -21,8 +21,8 @@ import pytest
 from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
+from pmstore._write.encoding import encode_prices, encode_trades
 from pmstore.batches import PriceBatch, TradeBatch
-from pmstore.copy_encoding import encode_prices, encode_trades
 from pmstore.errors import CopyDecodeError
 from pmstore.frames.copy_decoding import CopyDecoder, decode_copy, iter_record_batches
 from pmstore.frames.outbound import copy_statement, fetch_table

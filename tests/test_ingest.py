@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from conftest import TestServer, polymarket_fixture, polymarket_fixture_files
 
-from pmstore.ingest.sources import open_source
+from pmstore.ingest._sources import open_source
 from pmstore.polymarket import convert
 
 

@@ -23,10 +23,10 @@ import pytest
 from conftest import polymarket_fixture_files
 
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.ingest.sources import open_source
+from pmstore.ingest._sources import open_source
 from pmstore.polymarket import convert
-from pmstore.polymarket.columnar import Columns, convert_into, convert_line
-from pmstore.polymarket.hot_events import HOT_KINDS
+from pmstore.polymarket._columnar import Columns, convert_into, convert_line
+from pmstore.polymarket._hot_events import HOT_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,7 +218,7 @@ def test_realistic_mix_and_real_captures_give_identical_columns_and_batches() ->
 @pytest.mark.parametrize("kind", ["price_change", "book", "last_trade_price"])
 def test_hot_kinds_do_not_fall_back(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The realistic messages are converted without the slow path at all."""
-    import pmstore.polymarket.columnar as columnar
+    import pmstore.polymarket._columnar as columnar
 
     def refuse(payload: Any) -> Any:
         raise AssertionError(f"fell back for {json.dumps(payload)[:200]}")
@@ -326,7 +326,7 @@ def test_line_edge_cases_of_the_typed_decoder() -> None:
 
 def test_hot_lines_are_decoded_by_the_typed_structs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The realistic hot lines never reach orjson or the adapters."""
-    import pmstore.polymarket.columnar as columnar
+    import pmstore.polymarket._columnar as columnar
 
     def refuse(payload: Any) -> Any:
         raise AssertionError(f"fell back for {str(payload)[:200]}")

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-import pmstore.ingest.sources as sources
+import pmstore.ingest._sources as sources
 from pmstore.errors import PayloadError
-from pmstore.ingest.sources import open_source
+from pmstore.ingest._sources import open_source
 
 LINES = [orjson.dumps({"event_type": "book", "n": k, "pad": "x" * (k % 97)}) for k in range(40_000)]
 DATA = b"\n".join(LINES) + b"\n"

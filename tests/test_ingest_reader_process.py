@@ -30,11 +30,11 @@ from test_ingest_resume import archive_lines, ingest, state
 
 from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
-from pmstore.ingest.cursor import TRACKED
-from pmstore.ingest.progress import IngestProgress
-from pmstore.ingest.reader_process import ReaderProcess, StartMethod, default_start_method
-from pmstore.ingest.reading import read_segments
-from pmstore.ingest.sources import open_source
+from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._progress import IngestProgress
+from pmstore.ingest._reader_process import ReaderProcess, StartMethod, default_start_method
+from pmstore.ingest._reading import read_segments
+from pmstore.ingest._sources import open_source
 from pmstore.writer import Writer
 
 

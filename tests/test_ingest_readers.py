@@ -22,13 +22,14 @@ from conftest import TestServer
 from test_ingest_reading import BOM, _awkward
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore.ingest import FlushPolicy, ingest_file, sources
-from pmstore.ingest.batcher import Segment
-from pmstore.ingest.cursor import TRACKED
-from pmstore.ingest.reader_process import ReaderProcess
-from pmstore.ingest.reading import Stretches, read_segments, read_stretches
-from pmstore.ingest.sources import open_source
-from pmstore.polymarket.columnar import Columns
+from pmstore.ingest import FlushPolicy, ingest_file
+from pmstore.ingest import _sources as sources
+from pmstore.ingest._batcher import Segment
+from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._reader_process import ReaderProcess
+from pmstore.ingest._reading import Stretches, read_segments, read_stretches
+from pmstore.ingest._sources import open_source
+from pmstore.polymarket._columnar import Columns
 from pmstore.writer import Writer
 
 POLICY = FlushPolicy(batch_rows=1_500, flush_seconds=3600.0)

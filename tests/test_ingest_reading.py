@@ -16,11 +16,12 @@ import orjson
 import pytest
 from test_ingest_resume import archive_lines
 
-from pmstore.ingest import FlushPolicy, sources
-from pmstore.ingest.batcher import Segment
-from pmstore.ingest.cursor import TRACKED
-from pmstore.ingest.reading import _item_segments, _line_segments
-from pmstore.ingest.sources import open_source
+from pmstore.ingest import FlushPolicy
+from pmstore.ingest import _sources as sources
+from pmstore.ingest._batcher import Segment
+from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._reading import _item_segments, _line_segments
+from pmstore.ingest._sources import open_source
 
 BOM = b"\xef\xbb\xbf"
 

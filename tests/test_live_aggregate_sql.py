@@ -1,7 +1,7 @@
 """Migration 0007's continuous aggregates and the Reader's live queries: one definition.
 
 0007 can never be edited (installed databases would drift), so it keeps its own
-copy of the aggregates' SELECTs; ``pmstore.read_queries`` holds the definition the live
+copy of the aggregates' SELECTs; ``pmstore._read.queries`` holds the definition the live
 queries run. These tests check the two against each other on every edition:
 against the migration file, against the function 0007 installed (which creates
 the views, also on Apache-2 databases that cannot have them yet), and on
@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from conftest import RECENT_DAY, TestServer
 
-from pmstore import read_queries as rd
+from pmstore._read import queries as rd
 from pmstore.edition import features
 from pmstore.reader import Reader
 from pmstore.writer import Writer
@@ -41,12 +41,12 @@ def words(sql: str) -> str:
 
 
 def definition(view: str) -> str:
-    """The SELECT that defines ``view``, from pmstore.read_queries."""
+    """The SELECT that defines ``view``, from pmstore._read.queries."""
     return f"{SELECT_OF_VIEW[view]} {rd.AGGREGATE_GROUP_BY}"
 
 
 def view_statement(view: str) -> str:
-    """The CREATE statement of ``view`` that 0007 runs, from pmstore.read_queries."""
+    """The CREATE statement of ``view`` that 0007 runs, from pmstore._read.queries."""
     return words(
         f"CREATE MATERIALIZED VIEW {view}"
         " WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS"

@@ -29,20 +29,20 @@ Two kinds of problems:
 
 A batch owns its arrays and makes them read-only.
 
-Layout: the column spec in :mod:`~pmstore.batches.spec`, conversion of the input
-forms in :mod:`~pmstore.batches.convert`, the vectorized value checks in
-:mod:`~pmstore.batches.checks`, the content digest in
-:mod:`~pmstore.batches.digest`, passes over Python objects in row blocks (the GIL
-handed over between blocks) in :mod:`~pmstore.batches.blocks`, the shared base class in
-:mod:`~pmstore.batches.column_batch` and the three tables in
-:mod:`~pmstore.batches.tables`.
+Layout: the column spec in :mod:`~pmstore.batches._spec`, conversion of the input
+forms in :mod:`~pmstore.batches._convert`, the vectorized value checks in
+:mod:`~pmstore.batches._checks`, the content digest in
+:mod:`~pmstore.batches._digest`, passes over Python objects in row blocks (the GIL
+handed over between blocks) in :mod:`~pmstore.batches._blocks`, the shared base class in
+:mod:`~pmstore.batches._column_batch` and the three tables in
+:mod:`~pmstore.batches._tables`.
 """
 
 from __future__ import annotations
 
-from pmstore.batches.column_batch import ColumnBatch, as_batch
-from pmstore.batches.spec import TS_DTYPE, Level
-from pmstore.batches.tables import OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
+from pmstore.batches._column_batch import ColumnBatch, as_batch
+from pmstore.batches._spec import TS_DTYPE, Level
+from pmstore.batches._tables import OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
 
 __all__ = [
     "TS_DTYPE",

@@ -22,6 +22,6 @@ when needed, its data under ``PMSTORE_HOME``). Failures print one line
 Passwords are never printed.
 """
 
-from pmstore.cli.parser import build_parser, main
+from pmstore.cli._parser import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from pmstore.cli.target import connect, resolve
-from pmstore.cli.times import utc_time
+from pmstore.cli._target import connect, resolve
+from pmstore.cli._times import utc_time
 from pmstore.errors import ConfigurationError
 
 __all__ = ["add_parser", "run"]
@@ -37,7 +37,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Print the coverage summary, then up to ``--limit`` gaps and tokens without rows."""
-    from pmstore.coverage import active_market_tokens, coverage
+    from pmstore._read.coverage import active_market_tokens, coverage
 
     start, end = utc_time("--start", args.start), utc_time("--end", args.end)
     if args.step <= 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pmstore.cli.target import Target, connect, given_dsn
+from pmstore.cli._target import Target, connect, given_dsn
 from pmstore.dsn import describe, redact, to_yoyo_url
 from pmstore.errors import ConfigurationError
 from pmstore.server import EmbeddedServer

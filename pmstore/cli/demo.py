@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from pmstore.cli.target import resolve
+from pmstore.cli._target import resolve
 from pmstore.errors import ConfigurationError
 
 __all__ = ["add_parser", "run"]

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pmstore import migrations
-from pmstore.cli.target import resolve
+from pmstore.cli._target import resolve
 from pmstore.errors import ConfigurationError
 
 __all__ = ["add_parser", "run"]
@@ -61,8 +61,8 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Migrate, then stream the files' payloads in; print what was written and rejected."""
     from pmstore.ingest import FlushPolicy, ingest_files
-    from pmstore.ingest.parallel import ingest_parallel
-    from pmstore.ingest.progress import IngestProgress, summary_lines
+    from pmstore.ingest._parallel import ingest_parallel
+    from pmstore.ingest._progress import IngestProgress, summary_lines
     from pmstore.writer import Writer
 
     paths = list(dict.fromkeys(Path(p) for p in args.paths))  # each file once

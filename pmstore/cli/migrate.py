@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pmstore import migrations
-from pmstore.cli.target import resolve
+from pmstore.cli._target import resolve
 
 __all__ = ["add_parser", "run"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pmstore.cli.target import connect, resolve
-from pmstore.cli.times import utc_time
+from pmstore.cli._target import connect, resolve
+from pmstore.cli._times import utc_time
 
 __all__ = ["add_parser", "run"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pmstore.cli.target import connect, resolve
+from pmstore.cli._target import connect, resolve
 
 __all__ = ["add_parser", "run"]
 

@@ -1,6 +1,6 @@
 """PostgreSQL binary ``COPY ... TO`` bytes -> pyarrow, vectorized with numpy.
 
-The inverse of ``pmstore.copy_encoding`` (see its docstring for the stream's
+The inverse of ``pmstore._write.encoding`` (see its docstring for the stream's
 layout: a 19-byte header, one tuple per row, an int16 -1 trailer), for the
 column types pmstore reads:
 
@@ -37,7 +37,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.copy_encoding import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
+from pmstore._write.encoding import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
 from pmstore.errors import CopyDecodeError
 from pmstore.frames import require
 

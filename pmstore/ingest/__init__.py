@@ -15,11 +15,11 @@ rejects file (``rejects``) with their reasons.
         summary = ingest_files(writer, [Path("ws-2026-11-30.jsonl.gz")], rejects=Path("rej.jsonl"))
 """
 
-from pmstore.ingest.batcher import FlushPolicy
-from pmstore.ingest.rejects import RejectsFile
-from pmstore.ingest.run import FileSummary, IngestSummary, Progress, ingest_file, ingest_files
-from pmstore.ingest.sources import BadLine, Item, Source, open_source
-from pmstore.polymarket.columnar import Columns, convert_into
+from pmstore.ingest._batcher import FlushPolicy
+from pmstore.ingest._rejects import RejectsFile
+from pmstore.ingest._run import FileSummary, IngestSummary, Progress, ingest_file, ingest_files
+from pmstore.ingest._sources import BadLine, Item, Source, open_source
+from pmstore.polymarket._columnar import Columns, convert_into
 
 __all__ = [
     "BadLine",

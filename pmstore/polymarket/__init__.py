@@ -11,10 +11,10 @@ dropped silently. The single-kind functions raise
 One module per source: :mod:`~pmstore.polymarket.gamma`,
 :mod:`~pmstore.polymarket.clob`, :mod:`~pmstore.polymarket.websocket`,
 :mod:`~pmstore.polymarket.data_api`; shared field parsing in
-:mod:`~pmstore.polymarket.fields`, the timestamp rule in
-:mod:`~pmstore.polymarket.timestamps`, fill ids in
-:mod:`~pmstore.polymarket.fills`, and :func:`detect_kind`/:func:`convert` in
-:mod:`~pmstore.polymarket.dispatch`.
+:mod:`~pmstore.polymarket._fields`, the timestamp rule in
+:mod:`~pmstore.polymarket._timestamps`, fill ids in
+:mod:`~pmstore.polymarket._fills`, and :func:`detect_kind`/:func:`convert` in
+:mod:`~pmstore.polymarket._dispatch`.
 
 The payload rules (kinds recognised, quirks, the timestamp, price and trade-id
 rules, resolutions) are in ``docs/polymarket.md``.
@@ -22,6 +22,9 @@ rules, resolutions) are in ``docs/polymarket.md``.
 
 from __future__ import annotations
 
+from pmstore.polymarket._dispatch import KINDS, Converted, Reject, convert, detect_kind
+from pmstore.polymarket._fills import derive_fill_id
+from pmstore.polymarket._timestamps import parse_timestamp
 from pmstore.polymarket.clob import (
     book_to_snapshot,
     clob_market_to_record,
@@ -29,14 +32,11 @@ from pmstore.polymarket.clob import (
     clob_trade_to_record,
 )
 from pmstore.polymarket.data_api import data_resolution_to_record, data_trade_to_record
-from pmstore.polymarket.dispatch import KINDS, Converted, Reject, convert, detect_kind
-from pmstore.polymarket.fills import derive_fill_id
 from pmstore.polymarket.gamma import (
     gamma_event_to_records,
     gamma_market_to_record,
     gamma_market_to_resolution,
 )
-from pmstore.polymarket.timestamps import parse_timestamp
 from pmstore.polymarket.websocket import NO_TOP_OF_BOOK as NO_TOP_OF_BOOK
 from pmstore.polymarket.websocket import (
     best_bid_ask_to_snapshot,

@@ -12,7 +12,7 @@ from pmstore.models import (
     ResolutionRecord,
     TradeRecord,
 )
-from pmstore.polymarket.fields import (
+from pmstore.polymarket._fields import (
     JsonObject,
     _build,
     _date_part,
@@ -25,8 +25,8 @@ from pmstore.polymarket.fields import (
     _req_token,
     _token_id,
 )
-from pmstore.polymarket.fills import _fill
-from pmstore.polymarket.timestamps import _req_ts
+from pmstore.polymarket._fills import _fill
+from pmstore.polymarket._timestamps import _req_ts
 
 __all__ = [
     "book_to_snapshot",

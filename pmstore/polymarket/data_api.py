@@ -11,7 +11,7 @@ from pmstore.models import (
     ResolutionRecord,
     TradeRecord,
 )
-from pmstore.polymarket.fields import (
+from pmstore.polymarket._fields import (
     JsonObject,
     _build,
     _canonical,
@@ -24,8 +24,8 @@ from pmstore.polymarket.fields import (
     _str_list,
     _token_list,
 )
-from pmstore.polymarket.fills import _fill
-from pmstore.polymarket.timestamps import _opt_ts
+from pmstore.polymarket._fills import _fill
+from pmstore.polymarket._timestamps import _opt_ts
 
 __all__ = ["data_resolution_to_record", "data_trade_to_record"]
 

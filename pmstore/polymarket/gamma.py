@@ -12,7 +12,7 @@ from pmstore.models import (
     MarketRecord,
     ResolutionRecord,
 )
-from pmstore.polymarket.fields import (
+from pmstore.polymarket._fields import (
     JsonObject,
     _build,
     _date_part,
@@ -26,7 +26,7 @@ from pmstore.polymarket.fields import (
     _str_list,
     _token_list,
 )
-from pmstore.polymarket.timestamps import _opt_ts
+from pmstore.polymarket._timestamps import _opt_ts
 
 __all__ = ["gamma_event_to_records", "gamma_market_to_record", "gamma_market_to_resolution"]
 

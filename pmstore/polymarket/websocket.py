@@ -15,7 +15,7 @@ from pmstore.models import (
     ResolutionRecord,
     TradeRecord,
 )
-from pmstore.polymarket.fields import (
+from pmstore.polymarket._fields import (
     JsonObject,
     _build,
     _decimal,
@@ -30,8 +30,8 @@ from pmstore.polymarket.fields import (
     _token_id,
     _token_list,
 )
-from pmstore.polymarket.fills import _fill
-from pmstore.polymarket.timestamps import _req_ts
+from pmstore.polymarket._fills import _fill
+from pmstore.polymarket._timestamps import _req_ts
 
 __all__ = [
     "NO_TOP_OF_BOOK",

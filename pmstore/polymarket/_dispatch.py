@@ -17,6 +17,7 @@ from pmstore.models import (
     ResolutionRecord,
     TradeRecord,
 )
+from pmstore.polymarket._fields import JsonObject, _fail
 from pmstore.polymarket.clob import (
     book_to_snapshot,
     clob_market_to_record,
@@ -24,7 +25,6 @@ from pmstore.polymarket.clob import (
     clob_trade_to_record,
 )
 from pmstore.polymarket.data_api import data_resolution_to_record, data_trade_to_record
-from pmstore.polymarket.fields import JsonObject, _fail
 from pmstore.polymarket.gamma import (
     _event_markets,
     gamma_market_to_record,

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.batches.blocks import all_of_types, object_array, row_blocks
-from pmstore.batches.spec import _OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
+from pmstore.batches._blocks import all_of_types, object_array, row_blocks
+from pmstore.batches._spec import _OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
 from pmstore.errors import RowProblem
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

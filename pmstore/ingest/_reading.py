@@ -2,7 +2,7 @@
 
 ``read_segments`` is the whole reading side of ``pmstore ingest``: the same
 function runs in the ingesting process (segments handed to a writer thread)
-or in a reader process (``pmstore.ingest.reader_process``), so both give the
+or in a reader process (``pmstore.ingest._reader_process``), so both give the
 same segments, cut at the same places, for the same start. A JSON-lines
 file is walked line by line over ``Source.line_blocks`` (no object per line
 but the hot kinds' decoded structs); arrays and documents payload by payload.
@@ -23,11 +23,11 @@ from typing import Final
 
 import orjson
 
-from pmstore.ingest.batcher import FlushPolicy, Segment
-from pmstore.ingest.cursor import TRACKED
-from pmstore.ingest.sources import BadLine, Item, Source
+from pmstore.ingest._batcher import FlushPolicy, Segment
+from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._sources import BadLine, Item, Source
 from pmstore.polymarket import Reject
-from pmstore.polymarket.columnar import Columns, append_hot_line, convert_into, convert_line
+from pmstore.polymarket._columnar import Columns, append_hot_line, convert_into, convert_line
 
 __all__ = ["PROGRESS_EVERY", "ROWS_PER_CHUNK", "Stretches", "read_segments", "read_stretches"]
 

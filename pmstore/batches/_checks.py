@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.batches.blocks import block_items, row_blocks
-from pmstore.batches.convert import _parse_levels, _type
-from pmstore.batches.levels import FlatLevels, check_flat, check_sides
-from pmstore.batches.spec import ColumnSpec
+from pmstore.batches._blocks import block_items, row_blocks
+from pmstore.batches._convert import _parse_levels, _type
+from pmstore.batches._levels import FlatLevels, check_flat, check_sides
+from pmstore.batches._spec import ColumnSpec
 
 
 @dataclass(frozen=True, slots=True)

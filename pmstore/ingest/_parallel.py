@@ -16,11 +16,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
+from pmstore._write.retention import BeyondRetention
 from pmstore.errors import PayloadError
-from pmstore.ingest.batcher import FlushPolicy
-from pmstore.ingest.rejects import RejectsFile
-from pmstore.ingest.run import FileSummary, IngestSummary, Progress, ingest_file
-from pmstore.retention import BeyondRetention
+from pmstore.ingest._batcher import FlushPolicy
+from pmstore.ingest._rejects import RejectsFile
+from pmstore.ingest._run import FileSummary, IngestSummary, Progress, ingest_file
 from pmstore.writer import Writer
 
 __all__ = ["ingest_parallel"]
@@ -67,7 +67,7 @@ def ingest_parallel(
     """Ingest ``paths`` in up to ``jobs`` processes; summaries in the order of ``paths``.
 
     ``beyond_retention`` is each worker's Writer option for rows older than
-    the retention horizon (see ``pmstore.retention``).
+    the retention horizon (see ``pmstore._write.retention``).
 
     Raises the first worker's error (after the other files finished: what
     they committed stays, with its cursors), PayloadError before anything

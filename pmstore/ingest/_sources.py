@@ -73,7 +73,7 @@ CHUNK_BYTES: Final = 1 << 20
 """Bytes read (decompressed) at a time."""
 
 IDENTITY_BYTES: Final = 1 << 16
-"""Leading decompressed bytes whose SHA-256 identifies a file (see ``pmstore.ingest.cursor``)."""
+"""Leading decompressed bytes whose SHA-256 identifies a file (see ``pmstore.ingest._cursor``)."""
 
 MAX_DOCUMENT_BYTES: Final = 256 << 20
 """Largest single JSON document (not lines, not an array) read whole."""

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-from pmstore.ingest.batcher import Segment
+from pmstore.ingest._batcher import Segment
 
 __all__ = ["BackgroundFlusher"]
 

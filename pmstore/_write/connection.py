@@ -1,4 +1,5 @@
-"""The connection an AsyncWriter works on, and its transactions with reconnect and retry.
+# generated from pmstore/_write/connection_async.py by scripts/async_to_sync.py: do not edit
+"""The connection an Writer works on, and its transactions with reconnect and retry.
 
 Given a DSN, the connection is owned: opened on first use, and when it
 drops the whole transaction is retried on a new one, up to ``retries``
@@ -15,22 +16,22 @@ from typing import Any, Self
 
 import psycopg
 
-from pmstore.async_twins import AsyncConnFunction, async_sleep
+from pmstore._twins import ConnFunction, sleep
+from pmstore._write.plan import AlreadyLoggedError, write_failure
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
-from pmstore.write_plan import AlreadyLoggedError, write_failure
 
-__all__ = ["AsyncConn", "AsyncWriteConnection"]
+__all__ = ["Conn", "WriteConnection"]
 
-logger = logging.getLogger("pmstore.writer_async")
+logger = logging.getLogger("pmstore.writer")
 
-AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-class AsyncWriteConnection:
-    """An owned (DSN) or given (AsyncConnection) connection and its retried transactions.
+class WriteConnection:
+    """An owned (DSN) or given (Connection) connection and its retried transactions.
 
-    The base of ``AsyncWriter``: ``connection``, ``backend_pid``, ``aclose``
+    The base of ``Writer``: ``connection``, ``backend_pid``, ``close``
     and the context manager are the writer's. Raises ConfigurationError for
     a target that is neither.
     """
@@ -38,20 +39,20 @@ class AsyncWriteConnection:
     APPLICATION_NAME = "pmstore-writer"
     """``application_name`` of the connections it opens (pg_stat_activity shows it)."""
 
-    def __init__(self, target: str | AsyncConn, *, retries: int, backoff: float) -> None:
+    def __init__(self, target: str | Conn, *, retries: int, backoff: float) -> None:
         self.retries = retries
         self.backoff = backoff
         self._dsn: str | None
-        self._conn: AsyncConn | None
+        self._conn: Conn | None
         if isinstance(target, str):
             self._dsn = normalize(target)
             self._conn = None
-        elif isinstance(target, psycopg.AsyncConnection):
+        elif isinstance(target, psycopg.Connection):
             self._dsn = None
             self._conn = target
         else:
             raise ConfigurationError(
-                f"{type(self).__name__} needs a DSN or a psycopg AsyncConnection, "
+                f"{type(self).__name__} needs a DSN or a psycopg Connection, "
                 f"not {type(target).__name__}"
             )
 
@@ -61,17 +62,17 @@ class AsyncWriteConnection:
 
     # -- connection ----------------------------------------------------------
 
-    async def _open(self) -> AsyncConn:
+    def _open(self) -> Conn:
         """A new connection to the DSN; psycopg.OperationalError if refused."""
         assert self._dsn is not None
-        return await psycopg.AsyncConnection.connect(
+        return psycopg.Connection.connect(
             self._dsn, autocommit=False, application_name=self.APPLICATION_NAME
         )
 
-    async def _connected(self) -> AsyncConn:
+    def _connected(self) -> Conn:
         if self._conn is None or (self._conn.closed and self._dsn is not None):
             try:
-                self._conn = await self._open()
+                self._conn = self._open()
             except psycopg.OperationalError as exc:
                 raise write_failure(
                     ConnectionLostError,
@@ -81,37 +82,35 @@ class AsyncWriteConnection:
                 ) from redact_error(exc)
         return self._conn
 
-    # sync: @property
-    async def connection(self) -> AsyncConn:
-        """The connection in use (opened on first use when the AsyncWriter owns it).
+    @property
+    def connection(self) -> Conn:
+        """The connection in use (opened on first use when the Writer owns it).
 
         Raises ConnectionLostError when it cannot be opened.
         """
-        return await self._connected()
+        return self._connected()
 
-    # sync: @property
-    async def backend_pid(self) -> int:
+    @property
+    def backend_pid(self) -> int:
         """The server process id of the current connection (opened if need be)."""
-        conn = await self._connected()
+        conn = self._connected()
         return int(conn.info.backend_pid)
 
-    async def aclose(self) -> None:
-        """Close the connection if the AsyncWriter opened it (a given one is left open)."""
+    def close(self) -> None:
+        """Close the connection if the Writer opened it (a given one is left open)."""
         if self._dsn is not None and self._conn is not None:
-            await self._conn.close()
+            self._conn.close()
             self._conn = None
 
-    async def __aenter__(self) -> Self:
+    def __enter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the transaction with retries ----------------------------------------
 
-    async def _transaction(
-        self, table: str, body: AsyncConnFunction[tuple[int, int]]
-    ) -> tuple[int, int, int]:
+    def _transaction(self, table: str, body: ConnFunction[tuple[int, int]]) -> tuple[int, int, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
         Returns (rows written, duplicates skipped, attempts).
@@ -120,9 +119,9 @@ class AsyncWriteConnection:
         while True:
             attempt += 1
             try:
-                conn = await self._usable_connection()
-                async with conn.transaction():
-                    written, skipped = await body(conn)
+                conn = self._usable_connection()
+                with conn.transaction():
+                    written, skipped = body(conn)
                 return written, skipped, attempt
             except AlreadyLoggedError:  # found at the end: the transaction was rolled back
                 return 0, 0, attempt
@@ -158,17 +157,17 @@ class AsyncWriteConnection:
                     reason,
                 )
                 self._conn = None
-                await async_sleep(delay)
+                sleep(delay)
             except psycopg.Error as exc:
                 raise write_failure(
                     WriteError, self._describe_error(table, exc), table, exc
                 ) from redact_error(exc)
 
-    async def _usable_connection(self) -> AsyncConn:
+    def _usable_connection(self) -> Conn:
         """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
         if self._dsn is not None and (self._conn is None or self._conn.closed):
             self._conn = None
-            self._conn = await self._open()
+            self._conn = self._open()
         assert self._conn is not None
         if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise ConfigurationError(

@@ -12,7 +12,7 @@ from typing import Final
 from pmstore.models import (
     TradeRecord,
 )
-from pmstore.polymarket.fields import (
+from pmstore.polymarket._fields import (
     JsonObject,
     _build,
     _canonical,
@@ -23,7 +23,7 @@ from pmstore.polymarket.fields import (
     _req_token,
     _side,
 )
-from pmstore.polymarket.timestamps import _EPOCH, _req_ts
+from pmstore.polymarket._timestamps import _EPOCH, _req_ts
 
 __all__ = ["derive_fill_id"]
 

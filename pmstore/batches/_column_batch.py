@@ -13,19 +13,19 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from pmstore.batches.checks import (
+from pmstore.batches._checks import (
     _Check,
     _float_check,
     _levels_check,
     _text_checks,
     _ts_checks,
 )
-from pmstore.batches.convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
-from pmstore.batches.digest import _content_digest
-from pmstore.batches.levels import FlatLevels
-from pmstore.batches.spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
+from pmstore.batches._convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
+from pmstore.batches._digest import _content_digest
+from pmstore.batches._from_frame import FrameLike, batch_from_frame, is_frame
+from pmstore.batches._levels import FlatLevels
+from pmstore.batches._spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
-from pmstore.frames.inbound import FrameLike, batch_from_frame, is_frame
 
 __all__ = ["ColumnBatch", "as_batch", "table_batch"]
 
@@ -34,7 +34,7 @@ class ColumnBatch:
     """Base class of the typed batches: the shared constructors, checks and digest.
 
     Subclasses are declared with :func:`table_batch`: frozen, slotted
-    dataclasses whose :func:`~pmstore.batches.spec.column` fields are the
+    dataclasses whose :func:`~pmstore.batches._spec.column` fields are the
     table's columns (in COPY order), followed by ``naive_ts``.
     """
 
@@ -363,14 +363,14 @@ def as_batch(
     """Return ``data`` as a ``batch_type``: as is, from a column mapping, or from rows.
 
     A pandas or polars DataFrame or a pyarrow Table goes through
-    ``pmstore.frames.inbound.batch_from_frame``. Raises ``BatchValidationError``
+    ``pmstore.batches._from_frame.batch_from_frame``. Raises ``BatchValidationError``
     for a batch of another table, for anything that is not a mapping, a
     sequence or a frame, and for structural problems. Costs nothing for an
     instance, else a construction.
     """
     if isinstance(data, batch_type):
         return data
-    if is_frame(data):  # pandas/polars DataFrame, pyarrow Table: pmstore.frames.inbound
+    if is_frame(data):  # pandas/polars DataFrame, pyarrow Table: pmstore.batches._from_frame
         return batch_from_frame(batch_type, data)
     if isinstance(data, ColumnBatch):
         reason = f"expected a {batch_type.__name__}, got a {type(data).__name__}"
@@ -390,7 +390,7 @@ BatchClassT = TypeVar("BatchClassT", bound=type[ColumnBatch])
 def table_batch(cls: BatchClassT) -> BatchClassT:
     """Make ``cls`` a frozen, slotted batch dataclass of its table.
 
-    Its :func:`~pmstore.batches.spec.column` fields give ``SPEC``, ``COLUMNS``
+    Its :func:`~pmstore.batches._spec.column` fields give ``SPEC``, ``COLUMNS``
     and ``REQUIRED``. Costs one dataclass creation, at import.
     """
     made = cast(BatchClassT, dataclass(frozen=True, slots=True, eq=False)(cls))

@@ -6,7 +6,7 @@ rows, values, order and rejects with the same reasons), but append straight
 into column lists (:class:`Columns`) instead of building a pydantic model
 per record: ``price_change`` (newest shape), ``book`` and
 ``last_trade_price`` events are read as typed structs
-(:mod:`pmstore.polymarket.hot_events`, msgspec) and take the fast path;
+(:mod:`pmstore.polymarket._hot_events`, msgspec) and take the fast path;
 every other payload, and any hot one with something unusual in it (a
 missing or odd field, a one-sided top of book, a value out of range), goes
 through ``convert`` unchanged, so the validation rules and reject reasons
@@ -45,12 +45,12 @@ import numpy as np
 import orjson
 
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
-from pmstore.batches.levels import BookLevels, FlatLevels, best_first, best_prices, top_of_book
+from pmstore.batches._levels import BookLevels, FlatLevels, best_first, best_prices, top_of_book
 from pmstore.errors import PayloadError
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.polymarket.dispatch import Converted, Reject, convert
-from pmstore.polymarket.fills import derive_fill_id
-from pmstore.polymarket.hot_events import (
+from pmstore.polymarket._dispatch import Converted, Reject, convert
+from pmstore.polymarket._fills import derive_fill_id
+from pmstore.polymarket._hot_events import (
     HOT_KINDS,
     HotEvent,
     LastTradePrice,

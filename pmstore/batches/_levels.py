@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore.batches.spec import Level
+from pmstore.batches._spec import Level
 
 __all__ = [
     "BookLevels",

@@ -1,5 +1,4 @@
-# generated from pmstore/write_connection_async.py by scripts/async_to_sync.py: do not edit
-"""The connection an Writer works on, and its transactions with reconnect and retry.
+"""The connection an AsyncWriter works on, and its transactions with reconnect and retry.
 
 Given a DSN, the connection is owned: opened on first use, and when it
 drops the whole transaction is retried on a new one, up to ``retries``
@@ -16,22 +15,22 @@ from typing import Any, Self
 
 import psycopg
 
-from pmstore.async_twins import ConnFunction, sleep
+from pmstore._twins import AsyncConnFunction, async_sleep
+from pmstore._write.plan import AlreadyLoggedError, write_failure
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
-from pmstore.write_plan import AlreadyLoggedError, write_failure
 
-__all__ = ["Conn", "WriteConnection"]
+__all__ = ["AsyncConn", "AsyncWriteConnection"]
 
-logger = logging.getLogger("pmstore.writer")
+logger = logging.getLogger("pmstore.writer_async")
 
-Conn = psycopg.Connection[tuple[Any, ...]]
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
-class WriteConnection:
-    """An owned (DSN) or given (Connection) connection and its retried transactions.
+class AsyncWriteConnection:
+    """An owned (DSN) or given (AsyncConnection) connection and its retried transactions.
 
-    The base of ``Writer``: ``connection``, ``backend_pid``, ``close``
+    The base of ``AsyncWriter``: ``connection``, ``backend_pid``, ``aclose``
     and the context manager are the writer's. Raises ConfigurationError for
     a target that is neither.
     """
@@ -39,20 +38,20 @@ class WriteConnection:
     APPLICATION_NAME = "pmstore-writer"
     """``application_name`` of the connections it opens (pg_stat_activity shows it)."""
 
-    def __init__(self, target: str | Conn, *, retries: int, backoff: float) -> None:
+    def __init__(self, target: str | AsyncConn, *, retries: int, backoff: float) -> None:
         self.retries = retries
         self.backoff = backoff
         self._dsn: str | None
-        self._conn: Conn | None
+        self._conn: AsyncConn | None
         if isinstance(target, str):
             self._dsn = normalize(target)
             self._conn = None
-        elif isinstance(target, psycopg.Connection):
+        elif isinstance(target, psycopg.AsyncConnection):
             self._dsn = None
             self._conn = target
         else:
             raise ConfigurationError(
-                f"{type(self).__name__} needs a DSN or a psycopg Connection, "
+                f"{type(self).__name__} needs a DSN or a psycopg AsyncConnection, "
                 f"not {type(target).__name__}"
             )
 
@@ -62,17 +61,17 @@ class WriteConnection:
 
     # -- connection ----------------------------------------------------------
 
-    def _open(self) -> Conn:
+    async def _open(self) -> AsyncConn:
         """A new connection to the DSN; psycopg.OperationalError if refused."""
         assert self._dsn is not None
-        return psycopg.Connection.connect(
+        return await psycopg.AsyncConnection.connect(
             self._dsn, autocommit=False, application_name=self.APPLICATION_NAME
         )
 
-    def _connected(self) -> Conn:
+    async def _connected(self) -> AsyncConn:
         if self._conn is None or (self._conn.closed and self._dsn is not None):
             try:
-                self._conn = self._open()
+                self._conn = await self._open()
             except psycopg.OperationalError as exc:
                 raise write_failure(
                     ConnectionLostError,
@@ -82,35 +81,37 @@ class WriteConnection:
                 ) from redact_error(exc)
         return self._conn
 
-    @property
-    def connection(self) -> Conn:
-        """The connection in use (opened on first use when the Writer owns it).
+    # sync: @property
+    async def connection(self) -> AsyncConn:
+        """The connection in use (opened on first use when the AsyncWriter owns it).
 
         Raises ConnectionLostError when it cannot be opened.
         """
-        return self._connected()
+        return await self._connected()
 
-    @property
-    def backend_pid(self) -> int:
+    # sync: @property
+    async def backend_pid(self) -> int:
         """The server process id of the current connection (opened if need be)."""
-        conn = self._connected()
+        conn = await self._connected()
         return int(conn.info.backend_pid)
 
-    def close(self) -> None:
-        """Close the connection if the Writer opened it (a given one is left open)."""
+    async def aclose(self) -> None:
+        """Close the connection if the AsyncWriter opened it (a given one is left open)."""
         if self._dsn is not None and self._conn is not None:
-            self._conn.close()
+            await self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> Self:
+    async def __aenter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- the transaction with retries ----------------------------------------
 
-    def _transaction(self, table: str, body: ConnFunction[tuple[int, int]]) -> tuple[int, int, int]:
+    async def _transaction(
+        self, table: str, body: AsyncConnFunction[tuple[int, int]]
+    ) -> tuple[int, int, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
         Returns (rows written, duplicates skipped, attempts).
@@ -119,9 +120,9 @@ class WriteConnection:
         while True:
             attempt += 1
             try:
-                conn = self._usable_connection()
-                with conn.transaction():
-                    written, skipped = body(conn)
+                conn = await self._usable_connection()
+                async with conn.transaction():
+                    written, skipped = await body(conn)
                 return written, skipped, attempt
             except AlreadyLoggedError:  # found at the end: the transaction was rolled back
                 return 0, 0, attempt
@@ -157,17 +158,17 @@ class WriteConnection:
                     reason,
                 )
                 self._conn = None
-                sleep(delay)
+                await async_sleep(delay)
             except psycopg.Error as exc:
                 raise write_failure(
                     WriteError, self._describe_error(table, exc), table, exc
                 ) from redact_error(exc)
 
-    def _usable_connection(self) -> Conn:
+    async def _usable_connection(self) -> AsyncConn:
         """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""
         if self._dsn is not None and (self._conn is None or self._conn.closed):
             self._conn = None
-            self._conn = self._open()
+            self._conn = await self._open()
         assert self._conn is not None
         if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise ConfigurationError(

@@ -48,9 +48,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore._write.engines import NULL_LENGTH, Blob, Field, Fixed, Text, encode_fields
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.batches.levels import FlatLevels, flat_levels
-from pmstore.copy_engines import NULL_LENGTH, Blob, Field, Fixed, Text, encode_fields
+from pmstore.batches._levels import FlatLevels, flat_levels
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 
 __all__ = [

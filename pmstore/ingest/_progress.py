@@ -14,7 +14,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from pmstore.ingest.run import IngestSummary
+from pmstore.ingest._run import IngestSummary
 
 __all__ = ["IngestProgress", "summary_lines"]
 
@@ -22,7 +22,7 @@ __all__ = ["IngestProgress", "summary_lines"]
 class _Bar(tqdm):  # type: ignore[type-arg]
     """tqdm without its monitor thread (it only refreshes a stalled bar; ours is updated at
     least every 2,048 payloads): a single-threaded ingest can fork its reader process
-    (``pmstore.ingest.reader_process``)."""
+    (``pmstore.ingest._reader_process``)."""
 
     monitor_interval = 0
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import psycopg
 
-from pmstore.ingest.sources import Format, Source, identity_digest
+from pmstore.ingest._sources import Format, Source, identity_digest
 
 __all__ = ["TRACKED", "FileCursor", "load_cursor", "statements_for"]
 

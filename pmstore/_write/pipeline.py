@@ -37,9 +37,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore._write.encoding import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER, Rows
 from pmstore.batches import ColumnBatch, OrderbookBatch
-from pmstore.batches.blocks import block_items, block_map, row_blocks
-from pmstore.copy_encoding import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER, Rows
+from pmstore.batches._blocks import block_items, block_map, row_blocks
 from pmstore.errors import ConfigurationError
 
 __all__ = [

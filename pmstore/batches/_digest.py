@@ -9,10 +9,10 @@ import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
-from pmstore.batches.blocks import Items, all_of_types, block_items, block_map, row_blocks
+from pmstore.batches._blocks import Items, all_of_types, block_items, block_map, row_blocks
 
 if TYPE_CHECKING:
-    from pmstore.batches.column_batch import ColumnBatch
+    from pmstore.batches._column_batch import ColumnBatch
 
 _STR = frozenset({str})
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Final
 
-from pmstore.polymarket.fields import JsonObject, _decimal, _fail, _first, _names, _short
+from pmstore.polymarket._fields import JsonObject, _decimal, _fail, _first, _names, _short
 
 __all__ = ["parse_timestamp"]
 

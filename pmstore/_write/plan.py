@@ -23,15 +23,15 @@ from numpy.typing import NDArray
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel, ValidationError
 
+from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
+from pmstore._write.pipeline import CopyStream, index_order
+from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
-from pmstore.copy_encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
-from pmstore.copy_pipeline import CopyStream, index_order
+from pmstore.batches._from_frame import FrameLike
 from pmstore.dsn import redact
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem, WriteError
-from pmstore.frames.inbound import FrameLike
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.refresh import touched_ranges
-from pmstore.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 
 __all__ = [
     "AlreadyLoggedError",
@@ -155,7 +155,7 @@ class CopyPlan:
     logged writes nothing). Without one (``None``) the id is the content
     digest, computed by the stream's worker while the rows go out and logged
     at the end of the same transaction. The rows stream through
-    ``stream(...)`` (a ``pmstore.copy_pipeline.CopyStream``, validating them
+    ``stream(...)`` (a ``pmstore._write.pipeline.CopyStream``, validating them
     when ``validate``) into ``copy_sql``; ``sortable`` batches are sent in
     (token_id, ts) order when the table has an index led by token_id. With
     ``staging`` = (create staging table, merge), the staging table is merged:

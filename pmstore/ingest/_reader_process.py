@@ -50,12 +50,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches import OrderbookBatch
-from pmstore.batches.levels import BookLevels
+from pmstore.batches._levels import BookLevels
 from pmstore.errors import IngestError, PayloadError
-from pmstore.ingest.batcher import Batches, FlushPolicy, Segment
-from pmstore.ingest.reading import Stretches, read_segments, read_stretches
-from pmstore.ingest.sources import Source, open_source
-from pmstore.polymarket.columnar import Columns
+from pmstore.ingest._batcher import Batches, FlushPolicy, Segment
+from pmstore.ingest._reading import Stretches, read_segments, read_stretches
+from pmstore.ingest._sources import Source, open_source
+from pmstore.polymarket._columnar import Columns
 
 __all__ = ["ReaderProcess", "SourceFacts", "StartMethod", "default_start_method", "interleaved"]
 
@@ -78,7 +78,7 @@ def default_start_method() -> StartMethod:
 
 @dataclass(frozen=True, slots=True)
 class SourceFacts:
-    """What reading a file to its end found out (see ``pmstore.ingest.sources.Source``)."""
+    """What reading a file to its end found out (see ``pmstore.ingest._sources.Source``)."""
 
     incomplete_tail: int
     truncated_gzip: bool

@@ -12,10 +12,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from pmstore.batches.column_batch import ColumnBatch, table_batch
-from pmstore.batches.convert import _parse_levels
-from pmstore.batches.levels import BookLevels, FlatLevels, flat_sides, side_lists, top_of_book
-from pmstore.batches.spec import column
+from pmstore.batches._column_batch import ColumnBatch, table_batch
+from pmstore.batches._convert import _parse_levels
+from pmstore.batches._levels import BookLevels, FlatLevels, flat_sides, side_lists, top_of_book
+from pmstore.batches._spec import column
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
 
@@ -49,7 +49,7 @@ class OrderbookBatch(ColumnBatch):
     is kept as given and reported by ``problems()``.
 
     ``levels`` (not a column) may carry the same levels in flat form
-    (:class:`~pmstore.batches.levels.BookLevels`, best-first, exactly the
+    (:class:`~pmstore.batches._levels.BookLevels`, best-first, exactly the
     values of ``bids``/``asks``): the ingest path builds batches with it, and
     then checks, digest, size estimates and the COPY encoding read those
     arrays instead of the per-level tuples. Row selections keep it.

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.ingest.cursor import TRACKED, FileCursor, commit_moves, statements_for
-from pmstore.ingest.rejects import RejectsFile
+from pmstore.ingest._cursor import TRACKED, FileCursor, commit_moves, statements_for
+from pmstore.ingest._rejects import RejectsFile
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.polymarket.columnar import Columns
+from pmstore.polymarket._columnar import Columns
 from pmstore.writer import Writer, WriteResult
 
 __all__ = ["Batches", "FlushPolicy", "Segment", "flush_segment"]

@@ -1,6 +1,6 @@
 """Ingest one file, or many (in parallel processes with ``jobs``): read, convert, flush.
 
-A file is read from where its cursor says (``pmstore.ingest.cursor``),
+A file is read from where its cursor says (``pmstore.ingest._cursor``),
 payload by payload: parse (orjson, in ``sources``), convert (the columnar
 fast path, ``columnar``), collect into a segment, flush the segment by size
 or time (``batcher``). Memory holds one segment and one read chunk.
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Final
 
 from pmstore.errors import ConfigurationError, PayloadError
-from pmstore.ingest.batcher import WRITE_ORDER, FlushPolicy, Segment, Written, flush_segment
-from pmstore.ingest.cursor import FileCursor, load_cursor
-from pmstore.ingest.pipeline import BackgroundFlusher
-from pmstore.ingest.reader_process import ReaderProcess, SourceFacts, interleaved
-from pmstore.ingest.reading import read_segments
-from pmstore.ingest.rejects import RejectsFile
-from pmstore.ingest.sources import Source, open_source
+from pmstore.ingest._batcher import WRITE_ORDER, FlushPolicy, Segment, Written, flush_segment
+from pmstore.ingest._cursor import FileCursor, load_cursor
+from pmstore.ingest._pipeline import BackgroundFlusher
+from pmstore.ingest._reader_process import ReaderProcess, SourceFacts, interleaved
+from pmstore.ingest._reading import read_segments
+from pmstore.ingest._rejects import RejectsFile
+from pmstore.ingest._sources import Source, open_source
 from pmstore.writer import Writer
 
 __all__ = [
@@ -275,7 +275,7 @@ def ingest_file(
     """Ingest one file from where its cursor is; return what was done.
 
     ``reader_process``: True reads and converts in a child process while this
-    one writes (``pmstore.ingest.reader_process``; measured on 2 cores shared
+    one writes (``pmstore.ingest._reader_process``; measured on 2 cores shared
     with the server: 1.0-1.6x the rate on plain JSON lines, 1.2x on a 2 GB
     gzip archive, ~50 MB more memory); False (the default) in this process
     with a writer thread; None picks the child for files of
@@ -332,7 +332,7 @@ def ingest_files(
     also for ``reader_process`` and ``readers``).
 
     ``rejects`` names a file the rejected payload parts are appended to
-    (JSON lines, see ``pmstore.ingest.rejects``). Raises PayloadError
+    (JSON lines, see ``pmstore.ingest._rejects``). Raises PayloadError
     before anything is written when a path is not a file.
     """
     for path in paths:

@@ -1,0 +1,18 @@
+"""The Writer's internals, in the order a batch flows through them.
+
+- ``plan``             a call's checked batch, its id and its statements (no I/O):
+                       ``CopyPlan``, ``WriteResult``, the upsert SQL
+- ``retention``        the retention horizon a batch is checked against
+- ``touched``          the UTC hours a batch touched, queued for the aggregates' refresh
+- ``pipeline``         ``CopyStream``: a batch -> byte-bounded COPY chunks, validated,
+                       hashed and encoded by a worker thread ahead of the sender
+- ``encoding``         a batch's rows -> binary COPY fields (numpy)
+- ``engines``          fields -> COPY tuples (the three layouts)
+- ``connection_base``  what the connection layer shares with the planner: the
+                       errors it raises (``write_failure``, ``AlreadyLoggedError``)
+- ``connection_async`` the owned or given connection and its retried transactions
+                       (``connection`` is generated from it)
+
+The public faces are ``pmstore.writer_async.AsyncWriter`` and
+``pmstore.writer.Writer``; nothing here is imported by ``import pmstore``.
+"""
