@@ -17,7 +17,9 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg
 
 __all__ = [
+    "AsyncConn",
     "AsyncConnFunction",
+    "Conn",
     "ConnFunction",
     "async_sleep",
     "call_inline",
@@ -28,9 +30,13 @@ __all__ = [
 T = TypeVar("T")
 P = ParamSpec("P")
 
-AsyncConnFunction = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+AsyncConn = psycopg.AsyncConnection[Any]
+"""The async connection the writers and readers work on."""
+Conn = psycopg.Connection[Any]
+"""``AsyncConn``'s sync twin."""
+AsyncConnFunction = Callable[[AsyncConn], Awaitable[T]]
 """An async function of a connection (e.g. the body of a Writer transaction)."""
-ConnFunction = Callable[[psycopg.Connection[Any]], T]
+ConnFunction = Callable[[Conn], T]
 """``AsyncConnFunction``'s sync twin."""
 
 

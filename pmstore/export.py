@@ -25,22 +25,32 @@ that ask for it.
 from __future__ import annotations
 
 import os
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import psycopg
 
+from pmstore._optional import require
+from pmstore._utc import aware_utc, day_windows
 from pmstore.errors import ConfigurationError
-from pmstore.frames import require
 from pmstore.frames.copy_decoding import iter_record_batches
 from pmstore.frames.outbound import copy_statement, query_schema
 
-__all__ = ["EXPORT_SQL", "EXPORT_TABLES", "DayExport", "ExportResult", "export_table"]
+__all__ = [
+    "EXPORT_SQL",
+    "EXPORT_TABLES",
+    "DayExport",
+    "ExportProgress",
+    "ExportResult",
+    "export_table",
+]
+
+ExportProgress = Callable[[int, int, int, date], object]
+"""``progress(rows, day_number, days, day)``: called after each batch a day's file takes."""
 
 EXPORT_SQL: Final = {
     "price_snapshots": """
@@ -72,7 +82,6 @@ DEFAULT_BATCH_ROWS: Final = 250_000
 """Rows per Parquet row group (and per decoded batch): ~30 MB of prices in memory."""
 
 PARQUET_FILE: Final = "part.parquet"
-_DAY: Final = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +108,6 @@ class ExportResult:
         return sum(d.rows for d in self.days)
 
 
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ConfigurationError(f"{name} must be a timezone-aware datetime, not {value!r}")
-    return value.astimezone(UTC)
-
-
-def day_windows(start: datetime, end: datetime) -> Iterator[tuple[date, datetime, datetime]]:
-    """(UTC day, window start, window end) for every day overlapping [start, end)."""
-    day = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    while day < end:
-        yield day.date(), max(start, day), min(end, day + _DAY)
-        day += _DAY
-
-
 def export_table(
     conn: psycopg.Connection[Any],
     table: str,
@@ -121,21 +116,22 @@ def export_table(
     out: Path,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: bool = False,
+    progress: ExportProgress | None = None,
 ) -> ExportResult:
     """Write ``table``'s rows with ``start <= ts < end`` under ``out/table/date=YYYY-MM-DD/``.
 
     See the module notes for the layout, ordering, atomic replacement and
-    idempotence. ``progress`` shows a tqdm bar (rows, one step per batch) on
-    stderr. Raises ConfigurationError for an unknown table, naive or empty
-    bounds, a bad ``batch_rows``, or pyarrow missing; psycopg errors and
-    OSError unchanged (the day being written keeps its previous file). Costs
-    one COPY per day: a sequential scan of that day's chunk and a server-side
-    sort by ts (on disk for big days), then ~``batch_rows`` rows in memory.
+    idempotence. ``progress(rows, day_number, days, day)``, when given, is
+    called after each batch written (``rows``: that batch's). Raises
+    ConfigurationError for an unknown table, naive or empty bounds, a bad
+    ``batch_rows``, or pyarrow missing; psycopg errors and OSError unchanged
+    (the day being written keeps its previous file). Costs one COPY per day:
+    a sequential scan of that day's chunk and a server-side sort by ts (on
+    disk for big days), then ~``batch_rows`` rows in memory.
     """
     if table not in EXPORT_SQL:
         raise ConfigurationError(f"cannot export {table!r}: choose one of {EXPORT_TABLES}")
-    lo, hi = _aware("start", start), _aware("end", end)
+    lo, hi = aware_utc("start", start), aware_utc("end", end)
     if lo >= hi:
         raise ConfigurationError(
             f"empty time range: start {lo.isoformat()} >= end {hi.isoformat()}"
@@ -143,20 +139,14 @@ def export_table(
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ConfigurationError(f"batch_rows must be a positive integer, not {batch_rows!r}")
     pq = require("pyarrow.parquet")
-    from tqdm import tqdm
-
     started = time.perf_counter()
     root = Path(out) / table
     sql = EXPORT_SQL[table]
     windows = list(day_windows(lo, hi))
     days: list[DayExport] = []
-    with (
-        tqdm(desc=f"export {table}", unit=" rows", disable=not progress, file=sys.stderr) as bar,
-        conn.cursor() as cur,
-    ):
+    with conn.cursor() as cur:
         schema = query_schema(cur, sql, {"start": lo, "end": lo})
         for n, (day, day_start, day_end) in enumerate(windows, 1):
-            bar.set_postfix_str(f"day {n}/{len(windows)}: {day.isoformat()}")
             folder = root / f"date={day.isoformat()}"
             target = folder / PARQUET_FILE
             temporary = folder / f"{PARQUET_FILE}.tmp"
@@ -171,7 +161,8 @@ def export_table(
                             writer = pq.ParquetWriter(temporary, schema, compression="zstd")
                         writer.write_batch(batch, row_group_size=batch_rows)
                         rows += batch.num_rows
-                        bar.update(batch.num_rows)
+                        if progress is not None:
+                            progress(batch.num_rows, n, len(windows), day)
                 if writer is not None:
                     writer.close()
                     writer = None

@@ -56,13 +56,13 @@ from pmstore._read.queries import (
     PricePoint,
     TradeVolume,
     at_or_now,
-    ceil_hour,
     checked_condition,
     checked_positive,
     checked_range,
     checked_token,
 )
-from pmstore._twins import call_inline
+from pmstore._twins import Conn, call_inline
+from pmstore._utc import ceil_hour
 from pmstore.edition import features, require_feature
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, fetch_frame
@@ -100,7 +100,6 @@ __all__ = [
 FETCH_ROWS: Final = 10_000
 """Rows fetched and turned into models at a time (bounds the event loop's share of a read)."""
 
-Conn = psycopg.Connection[Any]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 

@@ -55,13 +55,13 @@ from pmstore._read.queries import (
     PricePoint,
     TradeVolume,
     at_or_now,
-    ceil_hour,
     checked_condition,
     checked_positive,
     checked_range,
     checked_token,
 )
-from pmstore._twins import offload
+from pmstore._twins import AsyncConn, offload
+from pmstore._utc import ceil_hour
 from pmstore.edition import features_async, require_feature_async
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, fetch_frame_async
@@ -99,7 +99,6 @@ __all__ = [
 FETCH_ROWS: Final = 10_000
 """Rows fetched and turned into models at a time (bounds the event loop's share of a read)."""
 
-AsyncConn = psycopg.AsyncConnection[Any]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 

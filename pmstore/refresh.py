@@ -4,9 +4,9 @@ The hourly refresh policies (migration 0007) cover only ``[now - 3 h, now -
 1 h]``; rows written into older hours would never reach ``price_candles_1h``
 and ``trade_volume_1h``. So (migration 0011):
 
-- the Writer records the hours each price or trade batch touched
-  (``touched_ranges``, ``RECORD_TOUCHED_SQL``) in ``pmstore_refresh_queue``,
-  in the batch's own transaction: a crash after COMMIT loses nothing;
+- the Writer records the hours each price or trade batch touched in
+  ``pmstore_refresh_queue``, in the batch's own transaction
+  (``pmstore._write.touched``): a crash after COMMIT loses nothing;
 - the TimescaleDB job ``pmstore_refresh_pending`` (every 30 s) refreshes
   the queued hours below the aggregate's watermark (those above it are
   computed from the raw rows by real-time aggregation), merged into runs,
@@ -14,7 +14,7 @@ and ``trade_volume_1h``. So (migration 0011):
   ``max_hours`` hours per run, one committed piece of at most a day at a
   time;
 - ``refresh_range`` (``pmstore refresh``) refreshes a whole range for
-  operators, clamped to the same floor, with a progress bar;
+  operators, clamped to the same floor, reporting its progress;
 - ``drain`` runs the job's procedure now (``pmstore refresh --pending``).
 
 On the Apache-2 edition there are no aggregates (the Reader computes
@@ -25,43 +25,28 @@ candles and volume live): nothing is queued, and ``refresh_range`` and
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
-import numpy as np
 import psycopg
-from numpy.typing import NDArray
 
+from pmstore._twins import Conn
+from pmstore._utc import aware_utc, ceil_hour, day_windows, floor_hour
 from pmstore.errors import ConfigurationError
 
 __all__ = [
-    "MAX_RANGES_PER_BATCH",
-    "RECORD_TOUCHED_SQL",
+    "COLLISION_BACKOFF",
+    "COLLISION_RETRIES",
     "PendingRefreshes",
     "RefreshReport",
     "drain",
     "pending",
-    "refresh_command",
     "refresh_range",
-    "touched_ranges",
 ]
-
-HOUR: Final = timedelta(hours=1)
-DAY: Final = timedelta(days=1)
-
-MAX_RANGES_PER_BATCH: Final = 64
-"""At most this many ranges are recorded per batch: beyond it the smallest gaps are merged."""
-
-RECORD_TOUCHED_SQL: Final = """
-    INSERT INTO pmstore_refresh_queue (hypertable, range_start, range_end)
-    SELECT %(table)s::text, r.range_start, r.range_end
-    FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS r(range_start, range_end)
-"""
 
 DRAIN_SQL: Final = "CALL pmstore_refresh_pending(NULL::integer, %(config)s::jsonb)"
 
@@ -72,6 +57,8 @@ UNLOCK_SQL: Final = "SELECT pg_advisory_unlock(hashtext('pmstore_refresh_pending
 
 COLLISION_RETRIES: Final = 5
 """Retries of a refresh that collided with TimescaleDB's own policy refresh (55P03)."""
+COLLISION_BACKOFF: Final = 0.5
+"""Seconds before the first such retry; doubled before each next one."""
 
 PENDING_SQL: Final = """
     SELECT count(*), min(range_start), max(range_end), min(queued_at)
@@ -95,38 +82,6 @@ REFRESH_FORCE_SQL: Final = (
     "CALL refresh_continuous_aggregate(%(view)s::regclass, %(start)s::timestamptz, "
     "%(end)s::timestamptz, force => true)"
 )
-
-Conn = psycopg.Connection[Any]
-
-
-# -- what a batch touched (pure) ------------------------------------------------------
-
-
-def touched_ranges(
-    ts: NDArray[np.datetime64], max_ranges: int = MAX_RANGES_PER_BATCH
-) -> tuple[list[datetime], list[datetime]]:
-    """The whole UTC hours holding ``ts`` (``datetime64[us]``), as merged [start, end) runs.
-
-    Adjacent hours make one run. With more than ``max_ranges`` runs, the
-    runs separated by the smallest gaps are merged (refreshing an untouched
-    hour costs little: TimescaleDB re-materializes only invalidated data).
-    Returns (starts, ends), UTC datetimes, oldest first. Costs a sort of the
-    batch's distinct hours.
-    """
-    if len(ts) == 0:
-        return [], []
-    hours = np.unique(ts.astype("datetime64[h]").view(np.int64))
-    breaks = np.flatnonzero(np.diff(hours) > 1)  # a run ends after these positions
-    if len(breaks) >= max_ranges:
-        gaps = np.diff(hours)[breaks]
-        keep = np.sort(breaks[np.argsort(-gaps, kind="stable")[: max(max_ranges - 1, 0)]])
-        breaks = keep
-    starts_at = np.concatenate(([0], breaks + 1))
-    ends_at = np.concatenate((breaks, [len(hours) - 1]))
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    starts = [epoch + HOUR * int(h) for h in hours[starts_at]]
-    ends = [epoch + HOUR * (int(h) + 1) for h in hours[ends_at]]
-    return starts, ends
 
 
 # -- the queue ----------------------------------------------------------------------------
@@ -154,12 +109,13 @@ def drain(conn: Conn, *, max_hours: int | None = None) -> PendingRefreshes:
 
     Needs an autocommit connection (refresh_continuous_aggregate cannot run in
     a transaction block): ConfigurationError otherwise. ``max_hours`` bounds
-    the hours refreshed (default: the job's 168). Hours at or above an
-    aggregate's watermark stay queued (real-time aggregation shows them).
-    Waits for a drain running meanwhile (the job's), and retries a refresh
-    that collided with TimescaleDB's own policy refresh (SQLSTATE 55P03, up
-    to 5 times, 0.5 s doubling). Does nothing on a database without
-    aggregates (Apache-2 edition).
+    the hours refreshed (default: the job's, migration 0011). Hours at or
+    above an aggregate's watermark stay queued (real-time aggregation shows
+    them). Waits for a drain running meanwhile (the job's), and retries a
+    refresh that collided with TimescaleDB's own policy refresh (SQLSTATE
+    55P03; ``COLLISION_RETRIES`` times, waiting ``COLLISION_BACKOFF`` seconds,
+    doubled each time). Does nothing on a database without aggregates
+    (Apache-2 edition).
     """
     _require_autocommit(conn, "drain")
     if _targets(conn):
@@ -208,8 +164,8 @@ def refresh_range(
     that day's raw rows where they changed (all of them with ``force``).
     """
     _require_autocommit(conn, "refresh_range")
-    lo_req = None if start is None else _floor_hour(_aware("start", start))
-    hi_req = None if end is None else _ceil_hour(_aware("end", end))
+    lo_req = None if start is None else floor_hour(aware_utc("start", start))
+    hi_req = None if end is None else ceil_hour(aware_utc("end", end))
     if lo_req is not None and hi_req is not None and lo_req >= hi_req:
         raise ConfigurationError(
             f"empty range: start ({lo_req.isoformat()}) must be before end ({hi_req.isoformat()})"
@@ -226,7 +182,7 @@ def refresh_range(
     plans: list[tuple[str, str, list[tuple[datetime, datetime]]]] = []
     for view, hypertable in targets:
         floor, now = _floor(conn, hypertable)
-        cap = _floor_hour(now)
+        cap = floor_hour(now)
         hi = cap if hi_req is None else min(hi_req, cap)
         lo = floor if lo_req is None else (lo_req if floor is None else max(lo_req, floor))
         if lo_req is not None and floor is not None and lo_req < floor:
@@ -235,7 +191,7 @@ def refresh_range(
             report.ranges[view] = None
             continue
         report.ranges[view] = (lo, hi)
-        plans.append((view, hypertable, _day_pieces(lo, hi)))
+        plans.append((view, hypertable, [(a, b) for _, a, b in day_windows(lo, hi)]))
     total = sum(len(p) for _, _, p in plans)
     sql = REFRESH_FORCE_SQL if force else REFRESH_SQL
     with _drain_lock(conn):
@@ -251,60 +207,6 @@ def refresh_range(
                     progress(report.pieces, total)
     report.seconds = time.perf_counter() - started
     return report
-
-
-# -- the command (pmstore refresh) -----------------------------------------------------------
-
-
-def refresh_command(
-    conn: Conn,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    force: bool = False,
-    pending_only: bool = False,
-    show_progress: bool = True,
-) -> list[str]:
-    """``pmstore refresh``: refresh a range (or, with ``pending_only``, drain the queue).
-
-    Shows a tqdm bar (one step per aggregate and day) on stderr unless
-    ``show_progress`` is False; returns the lines to print. Raises as
-    ``refresh_range`` and ``drain``.
-    """
-    if pending_only:
-        before = pending(conn)
-        after = drain(conn)
-        return [
-            f"refresh queue: {before.ranges} range(s) before, {after.ranges} left "
-            "(hours above the aggregates' watermark are computed live and wait)"
-        ]
-    from tqdm import tqdm
-
-    with tqdm(desc="refresh", unit=" day", disable=not show_progress, file=sys.stderr) as bar:
-
-        def step(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        report = refresh_range(conn, start, end, force=force, progress=step)
-    if report.reason is not None:
-        return [f"nothing to refresh: {report.reason}"]
-    lines = []
-    for view, span in report.ranges.items():
-        if span is None:
-            lines.append(f"{view:<18} nothing in range (after clamping to retention)")
-        else:
-            lines.append(
-                f"{view:<18} refreshed {span[0]:%Y-%m-%d %H:%M} - {span[1]:%Y-%m-%d %H:%M}"
-            )
-        if view in report.clamped:
-            floor = report.clamped[view]
-            lines.append(
-                f"{'':<18} start raised to {floor:%Y-%m-%d %H:%M}, the retention horizon or "
-                "the oldest chunk: refreshing hours without raw rows would delete their candles"
-            )
-    lines.append(f"{report.pieces} piece(s) in {report.seconds:.1f} s")
-    return lines
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -330,7 +232,7 @@ def _retrying(conn: Conn, sql: str, params: dict[str, Any]) -> None:
         except psycopg.errors.LockNotAvailable:
             if attempt == COLLISION_RETRIES:
                 raise
-            time.sleep(0.5 * 2**attempt)
+            time.sleep(COLLISION_BACKOFF * 2**attempt)
 
 
 def _targets(conn: Conn) -> list[tuple[str, str]]:
@@ -350,30 +252,3 @@ def _require_autocommit(conn: Conn, what: str) -> None:
             f"{what} needs an autocommit connection: refresh_continuous_aggregate "
             "cannot run inside a transaction block"
         )
-
-
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ConfigurationError(f"{name} must be a timezone-aware datetime, not {value!r}")
-    return value.astimezone(UTC)
-
-
-def _floor_hour(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(value: datetime) -> datetime:
-    floor = _floor_hour(value)
-    return floor if floor == value else floor + HOUR
-
-
-def _day_pieces(lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
-    """[lo, hi) cut at UTC midnights."""
-    pieces = []
-    a = lo
-    while a < hi:
-        midnight = a.replace(hour=0) + DAY
-        b = min(midnight, hi)
-        pieces.append((a, b))
-        a = b
-    return pieces

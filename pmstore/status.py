@@ -2,32 +2,41 @@
 
 ``collect(conn, dsn)`` gathers it (a handful of catalog queries, cheap even on
 large tables: a hypertable's rows are counted exactly only while TimescaleDB's
-estimate is below ``EXACT_COUNT_BELOW``); ``render`` formats it.
+estimate is below ``EXACT_COUNT_BELOW``) as a ``Status``; ``pmstore status``
+prints it (``pmstore.cli.status``).
+
+Partially compressed chunks: TimescaleDB 2.11+ accepts INSERT and COPY into
+compressed chunks (pmstore's late prices, books and trades older than the
+7-day compression horizon); the rows land uncompressed beside the compressed
+ones and the chunk is marked PARTIAL until the compression policy (or
+``compress_chunk``) recompresses it (``partially_compressed_chunks``). Trades
+stay de-duplicated there: ``INSERT ... ON CONFLICT (trade_id, ts) DO NOTHING``
+checks the compressed rows too (tested on 2.28).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
 from pmstore import migrations
-from pmstore.chunks import PartialChunk, partially_compressed_chunks
-from pmstore.edition import (
-    FEATURES,
-    MIN_TIMESCALEDB,
-    TESTED_WITH,
-    Feature,
-    ServerInfo,
-    features,
-    parse_version,
-    server_info,
-)
+from pmstore.edition import Feature, ServerInfo, features, server_info
 from pmstore.refresh import PendingRefreshes, pending
 
-__all__ = ["HYPERTABLES", "HypertableState", "JobState", "Status", "collect", "render"]
+__all__ = [
+    "EXACT_COUNT_BELOW",
+    "HYPERTABLES",
+    "PARTIAL_CHUNKS_SQL",
+    "HypertableState",
+    "JobState",
+    "PartialChunk",
+    "Status",
+    "collect",
+    "partially_compressed_chunks",
+]
 
 HYPERTABLES = ("price_snapshots", "orderbook_snapshots", "trades")
 EXACT_COUNT_BELOW = 10_000_000
@@ -77,6 +86,37 @@ class Status:
     jobs: list[JobState] = field(default_factory=list)
     partial_chunks: list[PartialChunk] = field(default_factory=list)
     refresh_queue: PendingRefreshes | None = None
+
+
+# Bit 8 of a chunk's status is PARTIAL (compressed, with uncompressed rows beside).
+PARTIAL_CHUNKS_SQL: Final = """
+    SELECT c.hypertable_name, c.chunk_schema, c.chunk_name, c.range_start, c.range_end
+    FROM timescaledb_information.chunks c
+    JOIN _timescaledb_catalog.chunk k
+      ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name
+    WHERE c.hypertable_schema = current_schema() AND c.is_compressed AND (k.status & 8) = 8
+    ORDER BY c.hypertable_name, c.range_start
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PartialChunk:
+    """A compressed chunk holding uncompressed (late) rows too."""
+
+    hypertable: str
+    chunk: str
+    range_start: datetime
+    range_end: datetime
+
+
+def partially_compressed_chunks(conn: psycopg.Connection[Any]) -> list[PartialChunk]:
+    """Return the partially compressed chunks of pmstore's hypertables, oldest first per table.
+
+    Empty where nothing is compressed (and on the Apache-2 edition). One
+    catalog query; reads TimescaleDB's chunk status flags.
+    """
+    rows = conn.execute(PARTIAL_CHUNKS_SQL).fetchall()
+    return [PartialChunk(str(r[0]), f"{r[1]}.{r[2]}", r[3], r[4]) for r in rows]
 
 
 def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -164,83 +204,3 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
             for r in rows
         ]
     return status
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
-def render(status: Status, where: str) -> str:
-    """Format ``status`` as the text ``pmstore status`` prints."""
-    lines = [f"server      {where}", f"            {status.server}"]
-    ts_version = status.server.timescaledb_version
-    if ts_version and parse_version(ts_version) < parse_version(MIN_TIMESCALEDB):
-        lines.append(f"            TOO OLD: pmstore needs TimescaleDB {MIN_TIMESCALEDB} or newer")
-    lines.append("tested with " + TESTED_WITH[0])
-    lines.extend(f"            {combination}" for combination in TESTED_WITH[1:])
-    lines.append(
-        f"migrations  {len(status.applied)} applied, {len(status.pending)} pending"
-        + (f" ({', '.join(status.pending)})" if status.pending else "")
-    )
-    if status.drifted:
-        lines.append(
-            f"  DRIFT: changed since applied: {', '.join(status.drifted)} "
-            "(`pmstore migrate` refuses to go on; see `pmstore migrate --status`)"
-        )
-    if status.unrecorded:
-        lines.append(
-            f"  no checksum yet (applied by plain yoyo): {', '.join(status.unrecorded)}; "
-            "the next `pmstore migrate` records them"
-        )
-    lines.append("features")
-    for name in FEATURES:
-        feature = status.features.get(name)
-        if feature is None:
-            lines.append(f"  {name:<22} not recorded (apply the migrations)")
-        else:
-            mark = "yes" if feature.available else "MISSING"
-            lines.append(f"  {name:<22} {mark:<8} {feature.detail}")
-    if status.hypertables:
-        lines.append(f"hypertables (rows above {EXACT_COUNT_BELOW:,} are estimates)")
-        lines.append(
-            f"  {'table':<20} {'rows':>12} {'chunks':>7} {'compressed':>10} "
-            f"{'size':>10} {'indexes':>10} {'before':>10} {'after':>10}"
-        )
-        for h in status.hypertables:
-            lines.append(
-                f"  {h.name:<20} {h.rows:>12,} {h.chunks:>7} {h.compressed_chunks:>10} "
-                f"{_size(h.total_bytes):>10} {_size(h.index_bytes):>10} "
-                f"{_size(h.before_compression_bytes):>10} {_size(h.after_compression_bytes):>10}"
-            )
-    if status.partial_chunks:
-        lines.append("partially compressed chunks (late rows; recompressed by the policy)")
-        for c in status.partial_chunks:
-            lines.append(
-                f"  {c.hypertable:<20} {c.chunk:<44} {c.range_start:%Y-%m-%d %H:%M} "
-                f"- {c.range_end:%Y-%m-%d %H:%M}"
-            )
-    if status.refresh_queue is not None and status.refresh_queue.ranges:
-        q = status.refresh_queue
-        lines.append(
-            f"refresh queue  {q.ranges} range(s) pending, {q.start:%Y-%m-%d %H:%M} - "
-            f"{q.end:%Y-%m-%d %H:%M}, oldest queued {q.oldest_queued_at:%Y-%m-%d %H:%M:%S}"
-        )
-    if status.table_rows:
-        lines.append("tables")
-        for name, rows in status.table_rows.items():
-            lines.append(f"  {name:<20} {rows:>12,}")
-    lines.append("policy jobs" + ("" if status.jobs else "  none"))
-    for job in status.jobs:
-        last = job.last_run.strftime("%Y-%m-%d %H:%M:%S") if job.last_run else "never run"
-        lines.append(
-            f"  #{job.job_id:<5} {job.proc_name:<36} {job.target:<20} every {job.schedule:<9} "
-            f"last: {last} {job.last_result or ''} failures: {job.total_failures}"
-        )
-    return "\n".join(lines)

@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._twins import call_inline
-from pmstore._write.connection import Conn, WriteConnection
+from pmstore._twins import Conn, call_inline
+from pmstore._write.connection import WriteConnection
+from pmstore._write.connection_base import AlreadyLoggedError
 from pmstore._write.encoding import DEFAULT_CHUNK_ROWS
 from pmstore._write.pipeline import DEFAULT_CHUNK_BYTES, CopyStream
 from pmstore._write.plan import (
@@ -47,7 +49,6 @@ from pmstore._write.plan import (
     TOKEN_INDEX_SQL,
     UPSERT_MARKETS_SQL,
     UPSERT_RESOLUTIONS_SQL,
-    AlreadyLoggedError,
     CopyPlan,
     OnInvalid,
     Progress,
@@ -63,11 +64,11 @@ from pmstore._write.plan import (
     with_retention,
 )
 from pmstore._write.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
+from pmstore._write.touched import RECORD_TOUCHED_SQL
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.batches._from_frame import FrameLike
 from pmstore.errors import ConfigurationError
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.refresh import RECORD_TOUCHED_SQL
 
 __all__ = ["BeyondRetention", "OnInvalid", "WriteResult", "Writer"]
 
@@ -142,17 +143,14 @@ class Writer(WriteConnection):
         cached = self._policies.get(table)
         if cached is not None and cached.fresh(time.monotonic()):
             return cached
-        found: list[TablePolicy] = []
 
-        def read(conn: Conn) -> tuple[int, int]:
+        def read(conn: Conn) -> TablePolicy:
             cur = conn.execute(TABLE_POLICY_SQL, {"table": table})
-            row = cur.fetchone()
-            found.append(TablePolicy.from_row(table, row, time.monotonic()))
-            return 0, 0
+            return TablePolicy.from_row(table, cur.fetchone(), time.monotonic())
 
-        self._transaction(table, read)
-        self._policies[table] = found[-1]
-        return found[-1]
+        policy, _ = self._transaction(table, read)
+        self._policies[table] = policy
+        return policy
 
     def _mode(self, beyond_retention: BeyondRetention | None) -> BeyondRetention:
         """A call's ``beyond_retention``, else the writer's; ConfigurationError if invalid."""
@@ -185,22 +183,17 @@ class Writer(WriteConnection):
                 retention_horizon=retention.horizon,
                 beyond_retention_skipped=retention.skipped,
             )
-        already = False
-        ranges = 0
-        bid = plan.batch_id
         orders: dict[bool, NDArray[np.intp] | None] = {}  # computed once, kept across retries
 
-        def body(conn: Conn) -> tuple[int, int]:
-            nonlocal already, bid, ranges
+        def body(conn: Conn) -> _Copied:
             _execute(conn, extra_statements)
             if len(batch) == 0:
-                return 0, 0
+                return _Copied(plan.batch_id)
             logged_first = plan.batch_id is not None
             if logged_first:
-                logged = conn.execute(LOG_BATCH_SQL, (bid, table, len(batch)))
+                logged = conn.execute(LOG_BATCH_SQL, (plan.batch_id, table, len(batch)))
                 if logged.fetchone() is None:
-                    already = True
-                    return 0, 0
+                    return _Copied(plan.batch_id, already=True)
             sort = self._sorts(conn, plan)
             if sort not in orders:
                 orders[sort] = call_inline(send_order, batch) if sort else None
@@ -218,39 +211,41 @@ class Writer(WriteConnection):
                 written = merged.rowcount
             ranges = 0
             if plan.aggregated and written:
-                # The hours to refresh, durable with the batch (pmstore.refresh).
+                # The hours to refresh, durable with the batch (pmstore._write.touched).
                 starts, ends = call_inline(touched, plan)
                 params = {"table": table, "starts": starts, "ends": ends}
                 conn.execute(RECORD_TOUCHED_SQL, params)
                 ranges = len(starts)
             if not logged_first:
-                bid = f"{table}:{stream.digest}"
-                logged = conn.execute(LOG_BATCH_SQL, (bid, table, written))
+                digest_id = f"{table}:{stream.digest}"
+                logged = conn.execute(LOG_BATCH_SQL, (digest_id, table, written))
                 if logged.fetchone() is None:
-                    already = True
-                    raise AlreadyLoggedError
-            elif written != len(batch):
-                conn.execute(LOGGED_ROWS_SQL, (written, bid))
-            return written, sent - written
+                    raise AlreadyLoggedError(digest_id)  # rolls the COPY back
+                return _Copied(digest_id, written, sent - written, ranges)
+            if written != len(batch):
+                conn.execute(LOGGED_ROWS_SQL, (written, plan.batch_id))
+            return _Copied(plan.batch_id, written, sent - written, ranges)
 
-        written, skipped, attempts = self._transaction(table, body)
-        if already and plan.batch_id is None and extra_statements:  # rolled back with the COPY
-            self.execute_statements(extra_statements)
-        if len(batch) == 0:
-            bid = call_inline(plan.empty_batch_id)
+        try:
+            copied, attempts = self._transaction(table, body)
+        except AlreadyLoggedError as exc:  # a digest logged meanwhile: the COPY rolled back
+            copied, attempts = _Copied(str(exc), already=True), exc.attempts
+            if extra_statements:  # they were rolled back with the COPY
+                self.execute_statements(extra_statements)
+        bid = copied.batch_id if len(batch) else call_inline(plan.empty_batch_id)
         return WriteResult(
             table=table,
             batch_id=bid,
-            rows_written=written,
-            duplicates_skipped=skipped,
+            rows_written=copied.written,
+            duplicates_skipped=copied.skipped,
             rejected=plan.rejected,
-            already_written=already,
+            already_written=copied.already,
             seconds=time.perf_counter() - started,
             attempts=attempts,
             retention_horizon=retention.horizon,
-            beyond_retention_written=retention.written if not already else 0,
+            beyond_retention_written=retention.written if not copied.already else 0,
             beyond_retention_skipped=retention.skipped,
-            refresh_ranges=ranges if not already else 0,
+            refresh_ranges=copied.ranges,
         )
 
     def _stream(self, conn: Conn, plan: CopyPlan, stream: CopyStream) -> int:
@@ -394,9 +389,8 @@ class Writer(WriteConnection):
         statement.
         """
 
-        def body(conn: Conn) -> tuple[int, int]:
+        def body(conn: Conn) -> None:
             _execute(conn, statements)
-            return 0, 0
 
         self._transaction("statements", body)
 
@@ -412,15 +406,15 @@ class Writer(WriteConnection):
         """
         started = time.perf_counter()
 
-        def body(conn: Conn) -> tuple[int, int]:
+        def body(conn: Conn) -> int:
             _execute(conn, extra_statements)
             if not rows:
-                return 0, 0
+                return 0
             with conn.cursor() as cur:
                 cur.executemany(sql, rows)
-                return max(cur.rowcount, 0), 0
+                return max(cur.rowcount, 0)
 
-        written, _, attempts = self._transaction(table, body)
+        written, attempts = self._transaction(table, body)
         return WriteResult(
             table=table,
             batch_id=None,
@@ -428,6 +422,17 @@ class Writer(WriteConnection):
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Copied:
+    """What one ``_copy`` transaction did: the batch id logged and the rows written."""
+
+    batch_id: str | None
+    written: int = 0
+    skipped: int = 0
+    ranges: int = 0
+    already: bool = False
 
 
 def _execute(conn: Conn, statements: Statements) -> None:

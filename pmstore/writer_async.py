@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._twins import offload
-from pmstore._write.connection_async import AsyncConn, AsyncWriteConnection
+from pmstore._twins import AsyncConn, offload
+from pmstore._write.connection_async import AsyncWriteConnection
+from pmstore._write.connection_base import AlreadyLoggedError
 from pmstore._write.encoding import DEFAULT_CHUNK_ROWS
 from pmstore._write.pipeline import DEFAULT_CHUNK_BYTES, CopyStream
 from pmstore._write.plan import (
@@ -46,7 +48,6 @@ from pmstore._write.plan import (
     TOKEN_INDEX_SQL,
     UPSERT_MARKETS_SQL,
     UPSERT_RESOLUTIONS_SQL,
-    AlreadyLoggedError,
     CopyPlan,
     OnInvalid,
     Progress,
@@ -62,11 +63,11 @@ from pmstore._write.plan import (
     with_retention,
 )
 from pmstore._write.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
+from pmstore._write.touched import RECORD_TOUCHED_SQL
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.batches._from_frame import FrameLike
 from pmstore.errors import ConfigurationError
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.refresh import RECORD_TOUCHED_SQL
 
 __all__ = ["AsyncWriter", "BeyondRetention", "OnInvalid", "WriteResult"]
 
@@ -141,17 +142,14 @@ class AsyncWriter(AsyncWriteConnection):
         cached = self._policies.get(table)
         if cached is not None and cached.fresh(time.monotonic()):
             return cached
-        found: list[TablePolicy] = []
 
-        async def read(conn: AsyncConn) -> tuple[int, int]:
+        async def read(conn: AsyncConn) -> TablePolicy:
             cur = await conn.execute(TABLE_POLICY_SQL, {"table": table})
-            row = await cur.fetchone()
-            found.append(TablePolicy.from_row(table, row, time.monotonic()))
-            return 0, 0
+            return TablePolicy.from_row(table, await cur.fetchone(), time.monotonic())
 
-        await self._transaction(table, read)
-        self._policies[table] = found[-1]
-        return found[-1]
+        policy, _ = await self._transaction(table, read)
+        self._policies[table] = policy
+        return policy
 
     def _mode(self, beyond_retention: BeyondRetention | None) -> BeyondRetention:
         """A call's ``beyond_retention``, else the writer's; ConfigurationError if invalid."""
@@ -184,22 +182,17 @@ class AsyncWriter(AsyncWriteConnection):
                 retention_horizon=retention.horizon,
                 beyond_retention_skipped=retention.skipped,
             )
-        already = False
-        ranges = 0
-        bid = plan.batch_id
         orders: dict[bool, NDArray[np.intp] | None] = {}  # computed once, kept across retries
 
-        async def body(conn: AsyncConn) -> tuple[int, int]:
-            nonlocal already, bid, ranges
+        async def body(conn: AsyncConn) -> _Copied:
             await _execute(conn, extra_statements)
             if len(batch) == 0:
-                return 0, 0
+                return _Copied(plan.batch_id)
             logged_first = plan.batch_id is not None
             if logged_first:
-                logged = await conn.execute(LOG_BATCH_SQL, (bid, table, len(batch)))
+                logged = await conn.execute(LOG_BATCH_SQL, (plan.batch_id, table, len(batch)))
                 if await logged.fetchone() is None:
-                    already = True
-                    return 0, 0
+                    return _Copied(plan.batch_id, already=True)
             sort = await self._sorts(conn, plan)
             if sort not in orders:
                 orders[sort] = await offload(send_order, batch) if sort else None
@@ -217,39 +210,41 @@ class AsyncWriter(AsyncWriteConnection):
                 written = merged.rowcount
             ranges = 0
             if plan.aggregated and written:
-                # The hours to refresh, durable with the batch (pmstore.refresh).
+                # The hours to refresh, durable with the batch (pmstore._write.touched).
                 starts, ends = await offload(touched, plan)
                 params = {"table": table, "starts": starts, "ends": ends}
                 await conn.execute(RECORD_TOUCHED_SQL, params)
                 ranges = len(starts)
             if not logged_first:
-                bid = f"{table}:{stream.digest}"
-                logged = await conn.execute(LOG_BATCH_SQL, (bid, table, written))
+                digest_id = f"{table}:{stream.digest}"
+                logged = await conn.execute(LOG_BATCH_SQL, (digest_id, table, written))
                 if await logged.fetchone() is None:
-                    already = True
-                    raise AlreadyLoggedError
-            elif written != len(batch):
-                await conn.execute(LOGGED_ROWS_SQL, (written, bid))
-            return written, sent - written
+                    raise AlreadyLoggedError(digest_id)  # rolls the COPY back
+                return _Copied(digest_id, written, sent - written, ranges)
+            if written != len(batch):
+                await conn.execute(LOGGED_ROWS_SQL, (written, plan.batch_id))
+            return _Copied(plan.batch_id, written, sent - written, ranges)
 
-        written, skipped, attempts = await self._transaction(table, body)
-        if already and plan.batch_id is None and extra_statements:  # rolled back with the COPY
-            await self.execute_statements(extra_statements)
-        if len(batch) == 0:
-            bid = await offload(plan.empty_batch_id)
+        try:
+            copied, attempts = await self._transaction(table, body)
+        except AlreadyLoggedError as exc:  # a digest logged meanwhile: the COPY rolled back
+            copied, attempts = _Copied(str(exc), already=True), exc.attempts
+            if extra_statements:  # they were rolled back with the COPY
+                await self.execute_statements(extra_statements)
+        bid = copied.batch_id if len(batch) else await offload(plan.empty_batch_id)
         return WriteResult(
             table=table,
             batch_id=bid,
-            rows_written=written,
-            duplicates_skipped=skipped,
+            rows_written=copied.written,
+            duplicates_skipped=copied.skipped,
             rejected=plan.rejected,
-            already_written=already,
+            already_written=copied.already,
             seconds=time.perf_counter() - started,
             attempts=attempts,
             retention_horizon=retention.horizon,
-            beyond_retention_written=retention.written if not already else 0,
+            beyond_retention_written=retention.written if not copied.already else 0,
             beyond_retention_skipped=retention.skipped,
-            refresh_ranges=ranges if not already else 0,
+            refresh_ranges=copied.ranges,
         )
 
     async def _stream(self, conn: AsyncConn, plan: CopyPlan, stream: CopyStream) -> int:
@@ -393,9 +388,8 @@ class AsyncWriter(AsyncWriteConnection):
         statement.
         """
 
-        async def body(conn: AsyncConn) -> tuple[int, int]:
+        async def body(conn: AsyncConn) -> None:
             await _execute(conn, statements)
-            return 0, 0
 
         await self._transaction("statements", body)
 
@@ -411,15 +405,15 @@ class AsyncWriter(AsyncWriteConnection):
         """
         started = time.perf_counter()
 
-        async def body(conn: AsyncConn) -> tuple[int, int]:
+        async def body(conn: AsyncConn) -> int:
             await _execute(conn, extra_statements)
             if not rows:
-                return 0, 0
+                return 0
             async with conn.cursor() as cur:
                 await cur.executemany(sql, rows)
-                return max(cur.rowcount, 0), 0
+                return max(cur.rowcount, 0)
 
-        written, _, attempts = await self._transaction(table, body)
+        written, attempts = await self._transaction(table, body)
         return WriteResult(
             table=table,
             batch_id=None,
@@ -427,6 +421,17 @@ class AsyncWriter(AsyncWriteConnection):
             seconds=time.perf_counter() - started,
             attempts=attempts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Copied:
+    """What one ``_copy`` transaction did: the batch id logged and the rows written."""
+
+    batch_id: str | None
+    written: int = 0
+    skipped: int = 0
+    ranges: int = 0
+    already: bool = False
 
 
 async def _execute(conn: AsyncConn, statements: Statements) -> None:

@@ -22,10 +22,11 @@ import psycopg
 import pytest
 from conftest import TestServer
 
-from pmstore.chunks import partially_compressed_chunks
+from pmstore._write.touched import touched_ranges
 from pmstore.errors import BatchValidationError, ConfigurationError
 from pmstore.reader import Candle, Reader, TradeVolume
-from pmstore.refresh import drain, pending, refresh_range, touched_ranges
+from pmstore.refresh import drain, pending, refresh_range
+from pmstore.status import partially_compressed_chunks
 from pmstore.writer import Writer
 
 Conn = psycopg.Connection[Any]

@@ -135,7 +135,7 @@ def test_index_order_over_many_blocks_is_token_then_time() -> None:
     tokens = [t.encode() for t in batch.token_id.tolist()]
     expected = sorted(range(N), key=lambda i: (tokens[i], int(batch.ts.view(np.int64)[i]), i))
     assert order.tolist() == expected
-    ordered = batch._take(order)
+    ordered = batch.take(order)
     assert index_order(ordered) is None  # already in order: compared block by block
 
 
@@ -146,5 +146,5 @@ def test_a_chunk_encoded_in_blocks_is_the_chunk_encoded_at_once(ordered: bool) -
     with CopyStream(batch, chunk, order=order, chunk_bytes=64 << 20) as stream:
         chunks = list(stream)
     assert stream.chunks == 1  # one chunk of four encoder blocks
-    sent = batch if order is None else batch._take(order)
+    sent = batch if order is None else batch.take(order)
     assert decode_stream(b"".join(chunks), PRICE_TYPES) == expected_prices(sent)

@@ -11,16 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmstore._pgcopy import PGCOPY_HEADER, PGCOPY_TRAILER, POSTGRES_EPOCH_OFFSET_US
 from pmstore._write.encoding import (
-    PGCOPY_HEADER,
-    PGCOPY_TRAILER,
-    POSTGRES_EPOCH_OFFSET_US,
-    _text_field,
     encode_orderbooks,
     encode_prices,
     encode_trades,
+    text_field,
 )
-from pmstore._write.engines import Fixed, Text, _encode_layouts, _encode_scatter
+from pmstore._write.engines import Fixed, Text, encode_layouts, encode_scatter
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.errors import BatchValidationError, ConfigurationError
 
@@ -332,12 +330,12 @@ def test_layout_and_scatter_engines_agree() -> None:
     batch = random_prices(300, seed=7, token_lengths=(1, 2, 5, 74, 78))
     fields: list[Fixed | Text] = [
         Fixed(batch.ts.view(np.int64) - POSTGRES_EPOCH_OFFSET_US, ">i8"),
-        _text_field(batch, "token_id", slice(0, 300)),
+        text_field(batch, "token_id", slice(0, 300)),
         Fixed(batch.price, ">f8"),
         Fixed(batch.volume_24h, ">f8", np.isnan(batch.volume_24h)),
     ]
-    by_layout = _encode_layouts(fields, 300, b"")
-    by_scatter = _encode_scatter(fields, 300, b"")
+    by_layout = encode_layouts(fields, 300, b"")
+    by_scatter = encode_scatter(fields, 300, b"")
     assert by_layout is not None
     assert by_layout.size == by_scatter.size
     layout_rows, _, _ = decode_tuples(by_layout.tobytes(), PRICE_TYPES)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from test_copy_encoding import PRICE_TYPES, decode_stream, expected_prices
 
-from pmstore._write.encoding import PGCOPY_HEADER, encode_prices, price_chunk
+from pmstore._pgcopy import PGCOPY_HEADER
+from pmstore._write.encoding import encode_prices, price_chunk
 from pmstore._write.pipeline import CopyStream, chunk_bounds, index_order
 from pmstore.batches import OrderbookBatch, PriceBatch
-from pmstore.batches._checks import _level_problem
-from pmstore.batches._convert import _parse_levels
+from pmstore.batches._checks import level_problem
+from pmstore.batches._convert import parse_levels
 from pmstore.batches._levels import check_sides, flat_sides, side_lists
 from pmstore.errors import BatchValidationError
 from pmstore.models import PriceSnapshot
@@ -75,11 +76,11 @@ def test_index_order_is_token_then_time_in_byte_order() -> None:
     expected = sorted(range(len(batch)), key=lambda i: (tokens[i].encode(), times[i], i))
     assert order.tolist() == expected
     # Each token's rows already rising in time take the radix path: same result.
-    in_time = batch._take(np.argsort(batch.ts, kind="stable"))
+    in_time = batch.take(np.argsort(batch.ts, kind="stable"))
     in_time_order = index_order(in_time)
     assert in_time_order is not None
-    assert in_time._take(in_time_order).token_id.tolist() == batch._take(order).token_id.tolist()
-    assert index_order(batch._take(order)) is None  # already sorted
+    assert in_time.take(in_time_order).token_id.tolist() == batch.take(order).token_id.tolist()
+    assert index_order(batch.take(order)) is None  # already sorted
 
 
 def test_an_invalid_row_in_a_late_chunk_raises_the_whole_batchs_error() -> None:
@@ -160,7 +161,7 @@ def test_bulk_parse_equals_row_by_row(shape: str, seed: int, descending: bool) -
     assert bulk is not None
     flat, best = bulk
     parsed = side_lists(flat)
-    one_by_one = [_parse_levels(side, descending) for side in raw]
+    one_by_one = [parse_levels(side, descending) for side in raw]
     assert parsed == one_by_one
     expected_best = [side[0][0] if side else math.nan for side in one_by_one]
     np.testing.assert_array_equal(best, np.array(expected_best))
@@ -186,7 +187,7 @@ def test_bulk_check_finds_what_the_row_by_row_check_finds() -> None:
     ]
     bulk = check_sides(raw, True)
     assert bulk is not None
-    assert bulk.tolist() == [_level_problem(side, True) is not None for side in raw]
+    assert bulk.tolist() == [level_problem(side, True) is not None for side in raw]
     assert check_sides([[("0.5", "1")]], True) is None  # not a built batch's form
 
 

@@ -30,7 +30,12 @@ HEAVY = {
 def modules_after(code: str) -> set[str]:
     """The modules a fresh interpreter holds after running ``code``."""
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))",
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -28,10 +28,10 @@ import pytest
 from conftest import TestServer
 from test_ingest_resume import archive_lines, ingest, state
 
+from pmstore.cli.ingest import IngestProgress
 from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
 from pmstore.ingest._cursor import TRACKED
-from pmstore.ingest._progress import IngestProgress
 from pmstore.ingest._reader_process import ReaderProcess, StartMethod, default_start_method
 from pmstore.ingest._reading import read_segments
 from pmstore.ingest._sources import open_source
@@ -141,7 +141,7 @@ def test_killed_with_a_reader_process_then_rerun_writes_every_row_once(
         env.update(PMSTORE_INGEST_FAULT=f"kill-after-commit:{kill_after}")
         env["PMSTORE_TEST_MARK"] = mark.partition("=")[2]
         killed = subprocess.run(
-            [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress",
+            [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress",
              "--reader-process", "--batch-rows", "400", str(path)],
             capture_output=True, text=True, env=env, timeout=600, check=False,
         )  # fmt: skip

@@ -22,8 +22,8 @@ from conftest import TestServer
 from test_ingest_reading import BOM, _awkward
 from test_ingest_resume import archive_lines, ingest, state
 
+import pmstore.ingest._sources as sources
 from pmstore.ingest import FlushPolicy, ingest_file
-from pmstore.ingest import _sources as sources
 from pmstore.ingest._batcher import Segment
 from pmstore.ingest._cursor import TRACKED
 from pmstore.ingest._reader_process import ReaderProcess

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from test_ingest_resume import archive_lines
 
+import pmstore.ingest._sources as sources
 from pmstore.ingest import FlushPolicy
-from pmstore.ingest import _sources as sources
 from pmstore.ingest._batcher import Segment
 from pmstore.ingest._cursor import TRACKED
-from pmstore.ingest._reading import _item_segments, _line_segments
+from pmstore.ingest._reading import item_segments, line_segments
 from pmstore.ingest._sources import open_source
 
 BOM = b"\xef\xbb\xbf"
@@ -43,7 +43,7 @@ def _segments(path: Path, start: int, start_line: int, inline: bool, **kw: objec
     policy = FlushPolicy(batch_rows=60, flush_seconds=3600.0)
     caught_up = int(kw.get("caught_up", 0))  # type: ignore[call-overload]
     positions = kw.get("positions", dict.fromkeys(TRACKED, 0))
-    loop = _line_segments if inline else _item_segments
+    loop = line_segments if inline else item_segments
     with open_source(path) as source:
         assert source.format == "lines"
         got = list(loop(source, start, start_line, caught_up, positions, policy, None))  # type: ignore[arg-type]

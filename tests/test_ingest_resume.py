@@ -50,7 +50,7 @@ def command(dsn: str, *args: str, fault: str | None = None) -> subprocess.Popen[
     if fault:
         env["PMSTORE_INGEST_FAULT"] = fault
     return subprocess.Popen(
-        [sys.executable, "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
+        [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
+from pmstore._utc import aware_utc
 from pmstore.errors import ConfigurationError
 from pmstore.models import UtcDatetime
 
@@ -125,12 +126,6 @@ class Coverage(BaseModel):
         return 1.0 - self.missing_steps / total if total else 0.0
 
 
-def _aware(name: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ConfigurationError(f"{name} must be a timezone-aware datetime, not {value!r}")
-    return value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class _Request:
     """A checked coverage request: its bounds, grid and tokens (see ``_checked``)."""
@@ -161,7 +156,7 @@ class _Request:
 
 def _checked(token_ids: Sequence[str], start: datetime, end: datetime, step: timedelta) -> _Request:
     """The request of ``coverage``'s arguments; ConfigurationError as it documents."""
-    lo, hi = _aware("start", start), _aware("end", end)
+    lo, hi = aware_utc("start", start), aware_utc("end", end)
     if lo >= hi:
         raise ConfigurationError(
             f"empty time range: start {lo.isoformat()} >= end {hi.isoformat()}"

@@ -14,6 +14,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pmstore._utc import aware_utc
 from pmstore.errors import ConfigurationError
 from pmstore.models import UtcDatetime
 
@@ -41,8 +42,6 @@ __all__ = [
     "PricePoint",
     "TradeVolume",
     "at_or_now",
-    "aware_utc",
-    "ceil_hour",
     "checked_condition",
     "checked_positive",
     "checked_range",
@@ -51,7 +50,6 @@ __all__ = [
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-HOUR = timedelta(hours=1)
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 """The lower time bound used when a query has none (timestamptz goes further back)."""
 
@@ -115,20 +113,6 @@ class TradeVolume(BaseModel):
 # -- argument checks -----------------------------------------------------------
 
 
-def aware_utc(name: str, value: object) -> datetime:
-    """``value`` in UTC; ConfigurationError naming ``name`` unless an aware datetime."""
-    if not isinstance(value, datetime):
-        raise ConfigurationError(
-            f"{name} must be a timezone-aware datetime, not {type(value).__name__}"
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ConfigurationError(
-            f"{name} is a naive datetime ({value.isoformat()}): pass a timezone-aware one, "
-            "e.g. datetime(..., tzinfo=datetime.UTC)"
-        )
-    return value.astimezone(UTC)
-
-
 def at_or_now(value: datetime | None) -> datetime:
     """``value`` in UTC, or now; ConfigurationError for a naive datetime."""
     return datetime.now(UTC) if value is None else aware_utc("at", value)
@@ -156,17 +140,6 @@ def checked_positive(name: str, value: timedelta) -> timedelta:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ConfigurationError(f"{name} must be a positive timedelta, not {value!r}")
     return value
-
-
-def ceil_hour(value: datetime) -> datetime:
-    """The first whole UTC hour at or after ``value`` (``time_bucket('1 hour')``'s grid)."""
-    floor = value.replace(minute=0, second=0, microsecond=0)
-    if floor == value:
-        return floor
-    try:
-        return floor + HOUR
-    except OverflowError as exc:
-        raise ConfigurationError(f"{value.isoformat()} is out of range") from exc
 
 
 # -- the queries ----------------------------------------------------------------

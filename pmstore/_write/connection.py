@@ -12,20 +12,20 @@ the table, with the server's SQLSTATE and a redacted copy of the cause.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Self, TypeVar
 
 import psycopg
 
-from pmstore._twins import ConnFunction, sleep
-from pmstore._write.plan import AlreadyLoggedError, write_failure
+from pmstore._twins import Conn, ConnFunction, sleep
+from pmstore._write.connection_base import AlreadyLoggedError, write_failure
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
 
-__all__ = ["Conn", "WriteConnection"]
+__all__ = ["WriteConnection"]
 
 logger = logging.getLogger("pmstore.writer")
 
-Conn = psycopg.Connection[tuple[Any, ...]]
+T = TypeVar("T")
 
 
 class WriteConnection:
@@ -110,10 +110,12 @@ class WriteConnection:
 
     # -- the transaction with retries ----------------------------------------
 
-    def _transaction(self, table: str, body: ConnFunction[tuple[int, int]]) -> tuple[int, int, int]:
+    def _transaction(self, table: str, body: ConnFunction[T]) -> tuple[T, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
-        Returns (rows written, duplicates skipped, attempts).
+        Returns what ``body`` returned and the attempts it took. An
+        ``AlreadyLoggedError`` from ``body`` rolls the transaction back and
+        leaves, carrying the attempts.
         """
         attempt = 0
         while True:
@@ -121,10 +123,11 @@ class WriteConnection:
             try:
                 conn = self._usable_connection()
                 with conn.transaction():
-                    written, skipped = body(conn)
-                return written, skipped, attempt
-            except AlreadyLoggedError:  # found at the end: the transaction was rolled back
-                return 0, 0, attempt
+                    result = body(conn)
+                return result, attempt
+            except AlreadyLoggedError as exc:  # the transaction was rolled back
+                exc.attempts = attempt
+                raise
             except psycopg.OperationalError as exc:
                 if self._conn is not None and not (self._conn.closed or self._conn.broken):
                     raise write_failure(

@@ -11,20 +11,20 @@ the table, with the server's SQLSTATE and a redacted copy of the cause.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Self, TypeVar
 
 import psycopg
 
-from pmstore._twins import AsyncConnFunction, async_sleep
-from pmstore._write.plan import AlreadyLoggedError, write_failure
+from pmstore._twins import AsyncConn, AsyncConnFunction, async_sleep
+from pmstore._write.connection_base import AlreadyLoggedError, write_failure
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
 
-__all__ = ["AsyncConn", "AsyncWriteConnection"]
+__all__ = ["AsyncWriteConnection"]
 
 logger = logging.getLogger("pmstore.writer_async")
 
-AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+T = TypeVar("T")
 
 
 class AsyncWriteConnection:
@@ -109,12 +109,12 @@ class AsyncWriteConnection:
 
     # -- the transaction with retries ----------------------------------------
 
-    async def _transaction(
-        self, table: str, body: AsyncConnFunction[tuple[int, int]]
-    ) -> tuple[int, int, int]:
+    async def _transaction(self, table: str, body: AsyncConnFunction[T]) -> tuple[T, int]:
         """Run ``body`` in one transaction, retrying on connection loss.
 
-        Returns (rows written, duplicates skipped, attempts).
+        Returns what ``body`` returned and the attempts it took. An
+        ``AlreadyLoggedError`` from ``body`` rolls the transaction back and
+        leaves, carrying the attempts.
         """
         attempt = 0
         while True:
@@ -122,10 +122,11 @@ class AsyncWriteConnection:
             try:
                 conn = await self._usable_connection()
                 async with conn.transaction():
-                    written, skipped = await body(conn)
-                return written, skipped, attempt
-            except AlreadyLoggedError:  # found at the end: the transaction was rolled back
-                return 0, 0, attempt
+                    result = await body(conn)
+                return result, attempt
+            except AlreadyLoggedError as exc:  # the transaction was rolled back
+                exc.attempts = attempt
+                raise
             except psycopg.OperationalError as exc:
                 if self._conn is not None and not (self._conn.closed or self._conn.broken):
                     raise write_failure(

@@ -1,24 +1,7 @@
 """PostgreSQL binary COPY encoding of pmstore batches, vectorized with numpy.
 
-The stream (PostgreSQL 15, ``COPY ... FROM STDIN (FORMAT binary)``; every
-integer big-endian):
-
-- header: the 11-byte signature ``PGCOPY\\n\\377\\r\\n\\0``, an int32 of flags (0) and
-  an int32 header-extension length (0): ``PGCOPY_HEADER``;
-- one tuple per row: an int16 field count, then per field an int32 byte length
-  (-1 for NULL, with no data following) and the field's bytes;
-- trailer: an int16 -1: ``PGCOPY_TRAILER``.
-
-Field data:
-
-- ``timestamptz``: int64 microseconds since 2000-01-01 00:00:00 UTC (the Unix
-  microseconds minus ``POSTGRES_EPOCH_OFFSET_US``);
-- ``float8``: IEEE 754 binary64 (a NaN in a nullable column is sent as NULL);
-- ``text``: the UTF-8 bytes, no terminator;
-- ``float8[]`` (order-book sides, ``[[price, size], ...]``): the array header
-  ``LEVELS_HEADER`` (ndim 2, no NULLs, element oid 701, each dimension's
-  length and lower bound) and per element an int32 length (8) and the float8
-  (``LEVEL_DTYPE``: a level's 24 bytes); an empty side has the length 0.
+The stream's format and its constants are in ``pmstore._pgcopy`` (shared with the
+decoder, ``pmstore.frames.copy_decoding``).
 
 How the rows are built, a chunk at a time (``price_chunk`` and its twins encode
 given rows, ``encode_*`` stream a batch ``chunk_rows`` rows at a time), without
@@ -41,28 +24,29 @@ constraints may reject them.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._write.engines import NULL_LENGTH, Blob, Field, Fixed, Text, encode_fields
+from pmstore._pgcopy import (
+    FLOAT8_BYTES,
+    FLOAT8_OID,
+    LEVEL_DTYPE,
+    LEVELS_HEADER,
+    PGCOPY_HEADER,
+    PGCOPY_TRAILER,
+    POSTGRES_EPOCH_OFFSET_US,
+)
+from pmstore._write.engines import Blob, Field, Fixed, Text, encode_fields
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.batches._levels import FlatLevels, flat_levels
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
-    "FLOAT8_OID",
-    "LEVELS_HEADER",
-    "LEVEL_DTYPE",
-    "NULL_LENGTH",
-    "PGCOPY_HEADER",
-    "PGCOPY_SIGNATURE",
-    "PGCOPY_TRAILER",
-    "POSTGRES_EPOCH_OFFSET_US",
+    "Rows",
     "encode_orderbooks",
     "encode_prices",
     "encode_trades",
@@ -71,27 +55,6 @@ __all__ = [
     "trade_chunk",
 ]
 
-PGCOPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
-"""The 11 bytes that open every binary COPY stream."""
-PGCOPY_HEADER: Final = PGCOPY_SIGNATURE + struct.pack(">ii", 0, 0)
-"""Signature, flags (no OIDs) and header-extension length (none): 19 bytes."""
-PGCOPY_TRAILER: Final = struct.pack(">h", -1)
-"""The int16 -1 that ends the stream."""
-FLOAT8_OID: Final = 701
-"""The element type (pg_type oid) of a float8 array."""
-FLOAT8_BYTES: Final = 8
-"""The length of one float8 element."""
-LEVELS_HEADER: Final = np.dtype(
-    [("ndim", ">i4"), ("has_nulls", ">i4"), ("element_type", ">i4"), ("levels", ">i4"),
-     ("lower_bound", ">i4"), ("pair", ">i4"), ("pair_lower_bound", ">i4")]
-)  # fmt: skip
-"""The header of a side's binary float8[] value: ndim 2, dimensions [levels][2]."""
-LEVEL_DTYPE: Final = np.dtype(
-    [("price_length", ">i4"), ("price", ">f8"), ("size_length", ">i4"), ("size", ">f8")]
-)
-"""One level's two elements in a binary float8[] value (each: int32 length, float8)."""
-POSTGRES_EPOCH_OFFSET_US: Final = 946_684_800_000_000
-"""Microseconds from 1970-01-01 to 2000-01-01 UTC (PostgreSQL's timestamp epoch)."""
 DEFAULT_CHUNK_ROWS: Final = 50_000
 """Rows per yielded chunk: ~6 MB of prices, enough to amortise numpy's per-call cost."""
 
@@ -222,9 +185,9 @@ def _spec_fields(batch: ColumnBatch, rows: Rows) -> list[Field]:
         if col.kind == "ts":
             fields.append(_timestamp_field(batch, rows))
         elif col.kind == "text":
-            fields.append(_text_field(batch, col.name, rows))
+            fields.append(text_field(batch, col.name, rows))
         elif col.kind == "levels":
-            flat = batch._flat_levels(col.name)
+            flat = batch.flat_form(col.name)
             if flat is None:
                 fields.append(_levels_field(getattr(batch, col.name)[rows]))
             else:
@@ -244,7 +207,7 @@ def _timestamp_field(batch: ColumnBatch, rows: Rows) -> Fixed:
     return Fixed(ts.view(np.int64) - POSTGRES_EPOCH_OFFSET_US, ">i8")
 
 
-def _text_field(batch: ColumnBatch, column: str, rows: Rows) -> Text:
+def text_field(batch: ColumnBatch, column: str, rows: Rows) -> Text:
     values: NDArray[np.object_] = getattr(batch, column)[rows]
     if not set(map(type, values)) <= {str}:
         row = next(i for i, v in enumerate(values) if type(v) is not str)

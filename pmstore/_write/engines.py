@@ -27,10 +27,10 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["NULL_LENGTH", "Blob", "Field", "Fixed", "Text", "encode_fields"]
+from pmstore._pgcopy import NULL_LENGTH
 
-NULL_LENGTH: Final = -1
-"""The field length that marks a NULL (no data bytes follow)."""
+__all__ = ["Blob", "Field", "Fixed", "Text", "encode_fields"]
+
 
 _MAX_LAYOUT_KEY: Final = 1 << 62
 
@@ -82,11 +82,11 @@ def encode_fields(
     fields: Sequence[Field], n: int, prefix: bytes, *, keep_order: bool = False
 ) -> bytes:
     """One chunk's bytes: layouts when allowed and worth it, else compaction or scatter."""
-    out = None if keep_order else _encode_layouts(fields, n, prefix)
+    out = None if keep_order else encode_layouts(fields, n, prefix)
     if out is None:
         out = _encode_compact(fields, n, prefix)
     if out is None:
-        out = _encode_scatter(fields, n, prefix)
+        out = encode_scatter(fields, n, prefix)
     return out.tobytes()
 
 
@@ -107,7 +107,7 @@ def _row_dtype(layout: _Layout) -> np.dtype[np.void]:
     return np.dtype(parts)
 
 
-def _encode_layouts(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[np.uint8] | None:
+def encode_layouts(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[np.uint8] | None:
     """Encode the rows group by group, one structured dtype per layout.
 
     Returns None when a field is a blob or the rows have too many layouts
@@ -237,7 +237,7 @@ def _encode_compact(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[n
 # -- engine 3: scatter into per-row offsets ------------------------------------------------------
 
 
-def _encode_scatter(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[np.uint8]:
+def encode_scatter(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[np.uint8]:
     """Encode rows of any shape: offsets from a cumulative sum, values scattered into place."""
     data_lengths = [_data_lengths(f) for f in fields]
     sizes = np.full(n, 2 + 4 * len(fields), dtype=np.int64)

@@ -37,7 +37,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._write.encoding import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER, Rows
+from pmstore._pgcopy import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER
+from pmstore._write.encoding import Rows
 from pmstore.batches import ColumnBatch, OrderbookBatch
 from pmstore.batches._blocks import block_items, block_map, row_blocks
 from pmstore.errors import ConfigurationError
@@ -308,7 +309,7 @@ class CopyStream:
 
     def _check(self, rows: slice) -> None:
         """Validate the batch's ``rows`` as given; on a problem raise the whole batch's error."""
-        part = self.batch._take(np.arange(rows.start, rows.stop))
+        part = self.batch.take(np.arange(rows.start, rows.stop))
         if part.problems(limit=1)[1].any():
             self._raise_canonical()
 

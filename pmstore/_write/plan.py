@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel, ValidationError
@@ -26,15 +25,13 @@ from pydantic import BaseModel, ValidationError
 from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
 from pmstore._write.pipeline import CopyStream, index_order
 from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
+from pmstore._write.touched import touched_ranges
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
 from pmstore.batches._from_frame import FrameLike
-from pmstore.dsn import redact
-from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem, WriteError
+from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 from pmstore.models import MarketRecord, ResolutionRecord
-from pmstore.refresh import touched_ranges
 
 __all__ = [
-    "AlreadyLoggedError",
     "CopyPlan",
     "Encoder",
     "OnInvalid",
@@ -49,7 +46,6 @@ __all__ = [
     "send_order",
     "touched",
     "with_retention",
-    "write_failure",
 ]
 
 OnInvalid = Literal["raise", "skip"]
@@ -137,10 +133,6 @@ TOKEN_INDEX_SQL: Final = """
 """
 """Whether a table has an index whose first column is token_id: then rows sent in
 (token_id, ts) order make its maintenance sequential (see benchmarks/README.md)."""
-
-
-class AlreadyLoggedError(Exception):
-    """Raised inside a transaction to roll it back: the batch id was logged meanwhile."""
 
 
 _NO_RETENTION: Final = RetentionOutcome(None)
@@ -411,26 +403,6 @@ def resolution_rows(
     return [
         _RESOLUTION_PARAMS(r) for r in _validate_records("resolutions", ResolutionRecord, records)
     ]
-
-
-WriteErrorT = TypeVar("WriteErrorT", bound=WriteError)
-
-
-def write_failure(
-    kind: type[WriteErrorT], message: str, table: str | None, exc: psycopg.Error
-) -> WriteErrorT:
-    """``kind`` carrying ``exc``'s SQLSTATE and redacted primary message.
-
-    Raise it ``from pmstore.dsn.redact_error(exc)``, so the cause is chained
-    without the password-bearing connection object.
-    """
-    primary = exc.diag.message_primary
-    return kind(
-        message,
-        table=table,
-        sqlstate=exc.sqlstate,
-        message_primary=redact(primary) if primary else None,
-    )
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -14,13 +14,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore.batches._blocks import block_items, row_blocks
-from pmstore.batches._convert import _parse_levels, _type
+from pmstore.batches._convert import parse_levels, type_name
 from pmstore.batches._levels import FlatLevels, check_flat, check_sides
 from pmstore.batches._spec import ColumnSpec
 
 
 @dataclass(frozen=True, slots=True)
-class _Check:
+class Check:
     """The rows of one column that break one rule, and how to word each problem."""
 
     column: str
@@ -28,13 +28,13 @@ class _Check:
     reason: Callable[[int], str]
 
 
-def _ts_checks(
+def ts_checks(
     name: str, ts: NDArray[np.datetime64], naive: NDArray[np.bool_] | None
-) -> list[_Check]:
-    checks = [_Check(name, np.isnat(ts), lambda _row: "timestamp is missing (None/NaT)")]
+) -> list[Check]:
+    checks = [Check(name, np.isnat(ts), lambda _row: "timestamp is missing (None/NaT)")]
     if naive is not None:
         checks.append(
-            _Check(name, naive, lambda _row: "timestamp is naive (no timezone); give aware ones")
+            Check(name, naive, lambda _row: "timestamp is naive (no timezone); give aware ones")
         )
     return checks
 
@@ -60,7 +60,7 @@ def _bad_texts(items: list[Any]) -> NDArray[np.bool_]:
     return bad
 
 
-def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
+def text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[Check]:
     n = len(values)
     bad = np.zeros(n, dtype=bool)
     for rows in row_blocks(n):  # blocks: the GIL is handed over between them
@@ -71,14 +71,14 @@ def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
         if value is None:
             return "is missing (None)"
         if not isinstance(value, str):
-            return f"must be text, got {_type(value)} {value!r:.40}"
+            return f"must be text, got {type_name(value)} {value!r:.40}"
         if not value:
             return "is empty"
         if "\x00" in value:
             return "contains a NUL character"
         return "is not valid Unicode (lone surrogate)"
 
-    checks = [_Check(col.name, bad, reason)]
+    checks = [Check(col.name, bad, reason)]
     if col.choices is not None:
         choices = col.choices
         allowed = np.array(choices, dtype=object)
@@ -86,7 +86,7 @@ def _text_checks(col: ColumnSpec, values: NDArray[np.object_]) -> list[_Check]:
         for rows in row_blocks(n):
             wrong[rows] = ~bad[rows] & ~np.isin(values[rows], allowed)
         checks.append(
-            _Check(col.name, wrong, lambda row: f"{values[row]!r:.40} is not one of {choices}")
+            Check(col.name, wrong, lambda row: f"{values[row]!r:.40} is not one of {choices}")
         )
     return checks
 
@@ -101,7 +101,7 @@ def _bad_text(value: str) -> bool:
     return False
 
 
-def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
+def float_check(col: ColumnSpec, values: NDArray[np.float64]) -> Check:
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(values)
         if col.low is not None:
@@ -121,27 +121,27 @@ def _float_check(col: ColumnSpec, values: NDArray[np.float64]) -> _Check:
             return f"{value!r} is negative"
         return f"{value!r} is outside [{col.low:g}, {col.high:g}]"
 
-    return _Check(col.name, ~ok, reason)
+    return Check(col.name, ~ok, reason)
 
 
-def _levels_check(
+def levels_check(
     col: ColumnSpec, values: Callable[[], NDArray[np.object_]], flat: FlatLevels | None = None
-) -> _Check:
+) -> Check:
     """The rule of a levels column; ``values()`` gives its objects (read only when needed:
     a batch's ``flat`` form of the same levels is checked in bulk, objects only named)."""
     if flat is not None:
         bad = check_flat(flat, col.descending)
-        return _Check(col.name, bad, lambda row: str(_level_problem(values()[row], col.descending)))
+        return Check(col.name, bad, lambda row: str(level_problem(values()[row], col.descending)))
     sides = values().tolist()
     bulk = check_sides(sides, col.descending)  # a built batch's form: checked in bulk
     if bulk is not None:
-        return _Check(col.name, bulk, lambda row: str(_level_problem(sides[row], col.descending)))
-    reasons = [_level_problem(levels, col.descending) for levels in sides]
+        return Check(col.name, bulk, lambda row: str(level_problem(sides[row], col.descending)))
+    reasons = [level_problem(levels, col.descending) for levels in sides]
     bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
-    return _Check(col.name, bad, lambda row: str(reasons[row]))
+    return Check(col.name, bad, lambda row: str(reasons[row]))
 
 
-def _level_problem(levels: object, descending: bool) -> str | None:
+def level_problem(levels: object, descending: bool) -> str | None:
     """Why a stored side of a book is invalid, or None."""
     strict = type(levels) is list and all(
         type(level) is tuple
@@ -151,7 +151,7 @@ def _level_problem(levels: object, descending: bool) -> str | None:
         for level in levels
     )
     if not strict:
-        parsed = _parse_levels(levels, descending)
+        parsed = parse_levels(levels, descending)
         if isinstance(parsed, str):
             return parsed
         return "levels are not normalised (float pairs in a list): build batches with from_columns"

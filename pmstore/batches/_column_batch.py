@@ -4,6 +4,7 @@ selection, index order and digest; and ``as_batch``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -14,15 +15,15 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from pmstore.batches._checks import (
-    _Check,
-    _float_check,
-    _levels_check,
-    _text_checks,
-    _ts_checks,
+    Check,
+    float_check,
+    levels_check,
+    text_checks,
+    ts_checks,
 )
-from pmstore.batches._convert import _CONVERTERS, _ColumnError, _convert_ts, _length_problems, _type
-from pmstore.batches._digest import _content_digest
-from pmstore.batches._from_frame import FrameLike, batch_from_frame, is_frame
+from pmstore.batches._convert import CONVERTERS, ColumnError, convert_ts, length_problems, type_name
+from pmstore.batches._digest import batch_digest
+from pmstore.batches._from_frame import FrameLike, frame_column_names, frame_columns, is_frame
 from pmstore.batches._levels import FlatLevels
 from pmstore.batches._spec import DTYPE_OF_KIND, ColumnSpec, column, spec_of
 from pmstore.errors import BatchValidationError, RowProblem
@@ -84,7 +85,7 @@ class ColumnBatch:
                 problems.append(RowProblem(None, "naive_ts", "must be a 1-D bool array or None"))
             else:
                 arrays.append(("naive_ts", naive))
-        problems.extend(_length_problems(arrays))
+        problems.extend(length_problems(arrays))
         if problems:
             raise BatchValidationError(self.TABLE, problems)
         for _, array in arrays:
@@ -110,15 +111,9 @@ class ColumnBatch:
         if not isinstance(columns, Mapping):
             raise BatchValidationError(
                 cls.TABLE,
-                [RowProblem(None, "*", f"expected a mapping of columns, got {_type(columns)}")],
+                [RowProblem(None, "*", f"expected a mapping of columns, got {type_name(columns)}")],
             )
-        problems = [RowProblem(None, name, "is missing") for name in cls.REQUIRED]
-        problems = [p for p in problems if p.column not in columns]
-        problems.extend(
-            RowProblem(None, str(name), f"is not a column of {cls.TABLE} (known: {cls.COLUMNS})")
-            for name in columns
-            if name not in cls.COLUMNS
-        )
+        problems = cls._name_problems([str(name) for name in columns])
         converted: dict[str, NDArray[Any]] = {}
         naive: NDArray[np.bool_] | None = None
         unnamed = 0  # bad rows counted but not named
@@ -127,23 +122,64 @@ class ColumnBatch:
                 continue
             try:
                 if col.kind == "ts":
-                    converted[col.name], naive = _convert_ts(columns[col.name])
+                    converted[col.name], naive = convert_ts(columns[col.name])
                 else:
-                    converted[col.name] = _CONVERTERS[col.kind](columns[col.name])
-            except _ColumnError as exc:
+                    converted[col.name] = CONVERTERS[col.kind](columns[col.name])
+            except ColumnError as exc:
                 problems.extend(exc.problems(col.name))
                 unnamed += exc.total - len(exc.rows)
-        problems.extend(_length_problems(list(converted.items())))
+        problems.extend(length_problems(list(converted.items())))
         if problems:
             raise BatchValidationError(cls.TABLE, problems, len(problems) + unnamed)
-        n = len(next(iter(converted.values())))
+        return cls._assembled(converted, len(next(iter(converted.values()))), naive)
+
+    @classmethod
+    def from_frame(cls, frame: Any) -> Self:
+        """Build a batch from a pandas or polars DataFrame or a pyarrow Table (or RecordBatch).
+
+        Columns are converted as ``pmstore.batches._from_frame`` describes
+        (float64 columns without nulls are used without a copy); the batch is
+        not yet validated. Raises ``BatchValidationError`` (``row=None``) for a
+        missing, unknown or refused column, and ConfigurationError when pyarrow
+        is not installed. Costs a conversion of the columns that need one.
+        """
+        problems = cls._name_problems(frame_column_names(cls.TABLE, frame))
+        if problems:
+            raise BatchValidationError(cls.TABLE, problems)
+        got = frame_columns(cls.TABLE, cls.SPEC, frame)
+        if got.raw:  # object columns: from_columns converts and checks them (copying all)
+            batch = cls.from_columns({**got.converted, **got.raw})
+        else:
+            batch = cls._assembled(got.converted, got.rows, None)
+        if got.naive:
+            batch = dataclasses.replace(batch, naive_ts=np.ones(len(batch), dtype=bool))  # type: ignore[type-var]
+        return batch
+
+    @classmethod
+    def _name_problems(cls, names: Sequence[str]) -> list[RowProblem]:
+        """The required columns missing from ``names`` and the names that are no column."""
+        problems = [RowProblem(None, name, "is missing") for name in cls.REQUIRED]
+        problems = [p for p in problems if p.column not in names]
+        problems.extend(
+            RowProblem(None, name, f"is not a column of {cls.TABLE} (known: {cls.COLUMNS})")
+            for name in names
+            if name not in cls.COLUMNS
+        )
+        return problems
+
+    @classmethod
+    def _assembled(
+        cls, columns: dict[str, NDArray[Any]], n: int, naive: NDArray[np.bool_] | None
+    ) -> Self:
+        """The batch of converted ``columns`` (not copied): the optional ones left out are
+        filled with NULLs, then the table's derived columns are completed."""
         for col in cls.SPEC:
-            if col.name not in converted:
-                converted[col.name] = (
+            if col.name not in columns:
+                columns[col.name] = (
                     np.full(n, np.nan) if col.kind == "float" else np.full(n, None, dtype=object)
                 )
-        extras = cls._complete(converted)
-        return cls(**converted, naive_ts=naive, **extras)
+        extras = cls._complete(columns)
+        return cls(**columns, naive_ts=naive, **extras)
 
     @classmethod
     def from_rows(cls, rows: Sequence[BaseModel | tuple[Any, ...]]) -> Self:
@@ -157,7 +193,7 @@ class ColumnBatch:
         if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
             raise BatchValidationError(
                 cls.TABLE,
-                [RowProblem(None, "*", f"expected a sequence of rows, got {_type(rows)}")],
+                [RowProblem(None, "*", f"expected a sequence of rows, got {type_name(rows)}")],
             )
         columns = cls.COLUMNS
         fast = _transposed(rows, cls.RECORD, columns)
@@ -188,7 +224,9 @@ class ColumnBatch:
             else:
                 problems.append(
                     RowProblem(
-                        i, "*", f"expected a {record_type.__name__} or a tuple, got {_type(row)}"
+                        i,
+                        "*",
+                        f"expected a {record_type.__name__} or a tuple, got {type_name(row)}",
                     )
                 )
         if problems:
@@ -235,7 +273,7 @@ class ColumnBatch:
         checks = self._checks()
         mask = np.zeros(len(self), dtype=bool)
         total = 0
-        candidates: list[tuple[int, int, _Check]] = []
+        candidates: list[tuple[int, int, Check]] = []
         for order, check in enumerate(checks):
             bad_rows = np.flatnonzero(check.bad)
             if not bad_rows.size:
@@ -247,27 +285,25 @@ class ColumnBatch:
         found = [RowProblem(row, c.column, c.reason(row)) for row, _, c in candidates[:limit]]
         return found, mask, total
 
-    def _checks(self) -> list[_Check]:
-        checks: list[_Check] = []
+    def _checks(self) -> list[Check]:
+        checks: list[Check] = []
         for col in self.SPEC:
             if col.kind == "levels":  # read lazily: a flat form is checked without the objects
-                checks.append(
-                    _levels_check(col, self._getter(col.name), self._flat_levels(col.name))
-                )
+                checks.append(levels_check(col, self._getter(col.name), self.flat_form(col.name)))
                 continue
             values = getattr(self, col.name)
             if col.kind == "ts":
-                checks.extend(_ts_checks(col.name, values, self.naive_ts))
+                checks.extend(ts_checks(col.name, values, self.naive_ts))
             elif col.kind == "text":
-                checks.extend(_text_checks(col, values))
+                checks.extend(text_checks(col, values))
             else:
-                checks.append(_float_check(col, values))
+                checks.append(float_check(col, values))
         return checks
 
     def _getter(self, name: str) -> Callable[[], NDArray[Any]]:
         return lambda: getattr(self, name)
 
-    def _flat_levels(self, name: str) -> FlatLevels | None:
+    def flat_form(self, name: str) -> FlatLevels | None:
         """The flat form of levels column ``name``, when the batch carries one (order books)."""
         return None
 
@@ -290,10 +326,11 @@ class ColumnBatch:
                 f"not {keep.dtype} of shape {keep.shape}"
             )
             raise BatchValidationError(self.TABLE, [RowProblem(None, "*", reason)])
-        return self._take(keep)
+        return self.take(keep)
 
-    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> Self:
-        """A new batch of ``rows`` (a mask or indices) of every column."""
+    def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> Self:
+        """A new batch of ``rows`` (a bool mask of the batch's length, or row indices) of every
+        column, unchecked (``select`` checks its mask). Costs one copy per column."""
         picked = {name: getattr(self, name)[rows] for name in self.COLUMNS}
         naive = None if self.naive_ts is None else self.naive_ts[rows]
         return type(self)(**picked, naive_ts=naive)
@@ -322,7 +359,7 @@ class ColumnBatch:
         order = np.lexsort((self.ts.view(np.int64), rank[per_row]))
         if np.array_equal(order, np.arange(n)):
             return self
-        return self._take(order)
+        return self.take(order)
 
     def content_digest(self) -> str:
         """A hex XXH3-128 digest of the table, column names and every value.
@@ -338,7 +375,7 @@ class ColumnBatch:
         as "already written") negligible; batch ids come from trusted
         collectors. About 0.15 s for a million prices. Raises nothing.
         """
-        return _content_digest(self)
+        return batch_digest(self)
 
 
 BatchT = TypeVar("BatchT", bound=ColumnBatch)
@@ -363,15 +400,15 @@ def as_batch(
     """Return ``data`` as a ``batch_type``: as is, from a column mapping, or from rows.
 
     A pandas or polars DataFrame or a pyarrow Table goes through
-    ``pmstore.batches._from_frame.batch_from_frame``. Raises ``BatchValidationError``
+    ``ColumnBatch.from_frame``. Raises ``BatchValidationError``
     for a batch of another table, for anything that is not a mapping, a
     sequence or a frame, and for structural problems. Costs nothing for an
     instance, else a construction.
     """
     if isinstance(data, batch_type):
         return data
-    if is_frame(data):  # pandas/polars DataFrame, pyarrow Table: pmstore.batches._from_frame
-        return batch_from_frame(batch_type, data)
+    if is_frame(data):  # pandas/polars DataFrame, pyarrow Table
+        return batch_type.from_frame(data)
     if isinstance(data, ColumnBatch):
         reason = f"expected a {batch_type.__name__}, got a {type(data).__name__}"
     elif isinstance(data, Mapping):
@@ -379,7 +416,9 @@ def as_batch(
     elif isinstance(data, Sequence) and not isinstance(data, str | bytes):
         return batch_type.from_rows(data)
     else:
-        reason = f"expected a batch, a mapping of columns or a sequence of rows, got {_type(data)}"
+        reason = (
+            f"expected a batch, a mapping of columns or a sequence of rows, got {type_name(data)}"
+        )
     raise BatchValidationError(batch_type.TABLE, [RowProblem(None, "*", reason)])
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -16,14 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore._utc import UNIX_EPOCH
 from pmstore.batches._blocks import all_of_types, object_array, row_blocks
-from pmstore.batches._spec import _OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
+from pmstore.batches._spec import OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
 from pmstore.errors import RowProblem
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-_UNIX_EPOCH_NAIVE = datetime(1970, 1, 1)
+_UNIX_EPOCH_NAIVE = UNIX_EPOCH.replace(tzinfo=None)
 
 
 _ONE_US = timedelta(microseconds=1)
@@ -34,7 +32,7 @@ _NAT = np.iinfo(np.int64).min  # the int64 value of NaT
 _PLAIN_NUMBERS: frozenset[type] = frozenset({float, int, type(None)})
 
 
-class _ColumnError(Exception):
+class ColumnError(Exception):
     """A column cannot be converted; the message says why.
 
     ``rows`` holds the first bad rows as (row, reason) (none: the whole column is
@@ -73,36 +71,36 @@ class _BadRows:
 
     def raise_any(self, what: str) -> None:
         if self.total:
-            raise _ColumnError(f"{self.total} value(s) are not {what}", self.rows, self.total)
+            raise ColumnError(f"{self.total} value(s) are not {what}", self.rows, self.total)
 
 
 def _shown(value: object) -> str:
-    return f"{_type(value)} {value!r:.40}"
+    return f"{type_name(value)} {value!r:.40}"
 
 
-def _type(value: object) -> str:
+def type_name(value: object) -> str:
     return type(value).__name__
 
 
 def _as_sequence(values: Any) -> Sequence[Any]:
     if isinstance(values, str | bytes | Mapping) or not isinstance(values, Sequence):
-        raise _ColumnError(f"expected a numpy array or a sequence, got {_type(values)}")
+        raise ColumnError(f"expected a numpy array or a sequence, got {type_name(values)}")
     return values
 
 
 def _check_1d(values: NDArray[Any]) -> None:
     if values.ndim != 1:
-        raise _ColumnError(f"expected a 1-D array, got shape {values.shape}")
+        raise ColumnError(f"expected a 1-D array, got shape {values.shape}")
 
 
-def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] | None]:
+def convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] | None]:
     """datetime64 of any unit, or aware datetimes (naive ones flagged), to datetime64[us]."""
     if isinstance(values, np.ndarray):
         _check_1d(values)
         if values.dtype.kind == "M":
             return values.astype(TS_DTYPE), None  # astype copies
-        if values.dtype != _OBJECT_DTYPE:
-            raise _ColumnError(f"expected datetime64 or datetime objects, got dtype {values.dtype}")
+        if values.dtype != OBJECT_DTYPE:
+            raise ColumnError(f"expected datetime64 or datetime objects, got dtype {values.dtype}")
         items: Sequence[Any] = values.tolist()
     else:
         items = _as_sequence(values)
@@ -118,7 +116,7 @@ def _convert_ts(values: Any) -> tuple[NDArray[np.datetime64], NDArray[np.bool_] 
                 naive.append(i)
                 micros[i] = (value.replace(tzinfo=None) - _UNIX_EPOCH_NAIVE) // _ONE_US
             else:
-                micros[i] = (value - _UNIX_EPOCH) // _ONE_US
+                micros[i] = (value - UNIX_EPOCH) // _ONE_US
         elif isinstance(value, np.datetime64):
             micros[i] = value.astype(TS_DTYPE).astype(np.int64)  # NaT stays NaT
         elif value is None:
@@ -143,7 +141,7 @@ def _aware_micros(items: Sequence[Any]) -> NDArray[np.int64] | None:
         if set(map(type, part)) - {datetime} or None in set(map(attrgetter("tzinfo"), part)):
             return None
         try:
-            since = map(operator.sub, part, repeat(_UNIX_EPOCH))
+            since = map(operator.sub, part, repeat(UNIX_EPOCH))
             out[rows] = np.fromiter(
                 map(operator.floordiv, since, repeat(_ONE_US)), dtype=np.int64, count=len(part)
             )
@@ -165,8 +163,8 @@ def _convert_float(values: Any) -> NDArray[np.float64]:
         _check_1d(values)
         if values.dtype.kind in "fiu":
             return values.astype(np.float64)
-        if values.dtype != _OBJECT_DTYPE:
-            raise _ColumnError(f"expected numbers, got {values.dtype} values")
+        if values.dtype != OBJECT_DTYPE:
+            raise ColumnError(f"expected numbers, got {values.dtype} values")
         items = values.tolist()
     # Anything else item by item, each bad row named (a bool is not taken as 1.0).
     out = np.empty(len(items), dtype=np.float64)
@@ -188,9 +186,9 @@ def _convert_text(values: Any) -> NDArray[np.object_]:
     """A str array or a sequence to an object array (a copy); items are checked later."""
     if isinstance(values, np.ndarray):
         _check_1d(values)
-        if values.dtype.kind == "U" or values.dtype == _OBJECT_DTYPE:
+        if values.dtype.kind == "U" or values.dtype == OBJECT_DTYPE:
             return object_array(values)  # a copy, by blocks
-        raise _ColumnError(f"expected text, got {values.dtype} values")
+        raise ColumnError(f"expected text, got {values.dtype} values")
     return object_array(_as_sequence(values))
 
 
@@ -198,18 +196,18 @@ def _convert_levels(values: Any) -> NDArray[np.object_]:
     """One item per row, kept as given (``_complete`` parses them)."""
     items = values if isinstance(values, np.ndarray) else _as_sequence(values)
     if isinstance(items, np.ndarray) and items.ndim == 0:
-        raise _ColumnError("expected one list of levels per row, got a scalar")
+        raise ColumnError("expected one list of levels per row, got a scalar")
     return object_array(items)
 
 
-_CONVERTERS: dict[ColumnKind, Callable[[Any], NDArray[Any]]] = {
+CONVERTERS: dict[ColumnKind, Callable[[Any], NDArray[Any]]] = {
     "float": _convert_float,
     "text": _convert_text,
     "levels": _convert_levels,
 }
 
 
-def _length_problems(arrays: Sequence[tuple[str, NDArray[Any]]]) -> list[RowProblem]:
+def length_problems(arrays: Sequence[tuple[str, NDArray[Any]]]) -> list[RowProblem]:
     if not arrays:
         return []
     first, reference = arrays[0][0], len(arrays[0][1])
@@ -241,12 +239,12 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _parse_levels(levels: object, descending: bool) -> list[Level] | str:
+def parse_levels(levels: object, descending: bool) -> list[Level] | str:
     """Levels as (float, float) tuples sorted best-first, or the reason they are malformed."""
     if isinstance(levels, np.ndarray):
         levels = levels.tolist()
     if not isinstance(levels, list | tuple):
-        return f"expected a list of (price, size) levels, got {_type(levels)}"
+        return f"expected a list of (price, size) levels, got {type_name(levels)}"
     parsed: list[Level] = []
     for k, level in enumerate(levels):
         if isinstance(level, Mapping):  # Polymarket's {"price": "0.48", "size": "1234.5"}

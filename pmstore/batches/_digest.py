@@ -48,7 +48,7 @@ def _levels_numbers(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
     """``_level_numbers`` of a levels column, from the batch's flat form when it has one
     (the same counts and numbers, without a pass over per-level tuples)."""
-    flat = batch._flat_levels(name)
+    flat = batch.flat_form(name)
     if flat is None:
         return _level_numbers(getattr(batch, name))
     pairs = np.empty(2 * len(flat.prices), dtype="<f8")
@@ -59,7 +59,7 @@ def _levels_numbers(
     return np.ascontiguousarray(flat.counts, dtype="<i8"), pairs
 
 
-def _content_digest(batch: ColumnBatch) -> str:
+def batch_digest(batch: ColumnBatch) -> str:
     """The digest :meth:`ColumnBatch.content_digest` returns (see its docstring)."""
     digest = xxhash.xxh3_128()
     digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())

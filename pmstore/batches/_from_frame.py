@@ -1,6 +1,6 @@
 """A pandas or polars DataFrame, or a pyarrow Table, as a pmstore batch.
 
-``as_batch`` (and so ``Writer.copy_prices``, ``copy_orderbooks``,
+``ColumnBatch.from_frame`` (and so ``as_batch``, ``Writer.copy_prices``, ``copy_orderbooks``,
 ``copy_trades``) hands a frame here; the frame's columns become the batch's
 columns, then the batch is validated exactly like any other (values checked by
 ``problems()``, rows numbered by position from 0, whatever a pandas index says).
@@ -34,20 +34,25 @@ not modify the frame while the write that took it runs.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from pmstore._optional import require
+from pmstore.batches._spec import ColumnSpec
 from pmstore.errors import BatchValidationError, RowProblem
-from pmstore.frames import require
 
-if TYPE_CHECKING:
-    from pmstore.batches import ColumnBatch
-
-__all__ = ["FRAME_TYPES", "FrameLike", "batch_from_frame", "is_frame"]
+__all__ = [
+    "FRAME_TYPES",
+    "FrameColumns",
+    "FrameLike",
+    "frame_column_names",
+    "frame_columns",
+    "is_frame",
+]
 
 FRAME_TYPES: Final = frozenset(
     {
@@ -74,8 +79,6 @@ _TS_DTYPE: Final = np.dtype("datetime64[us]")
 _NAT: Final = np.iinfo(np.int64).min
 _US_PER_UNIT: Final = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
 
-BatchT = TypeVar("BatchT", bound="ColumnBatch")
-
 
 class _ColumnRefusedError(Exception):
     """A frame column cannot become a batch column; the message says why."""
@@ -90,72 +93,64 @@ def is_frame(data: object) -> bool:
     return (kind.__module__.partition(".")[0], kind.__name__) in FRAME_TYPES
 
 
-def batch_from_frame(batch_type: type[BatchT], frame: Any) -> BatchT:
-    """Return ``frame``'s rows as a ``batch_type`` (not yet validated: see the module notes).
+@dataclass(frozen=True, slots=True)
+class FrameColumns:
+    """A frame's columns converted to a batch's representations (see the module notes)."""
 
-    Raises ``BatchValidationError`` (``row=None``) for a missing, unknown or
-    refused column, and ConfigurationError when pyarrow is not installed. Costs
-    nothing for float64 columns without nulls, a conversion for other numbers
-    and timestamps, one ``str`` per text value, a Python parse of levels.
-    """
-    table = batch_type.TABLE
-    library = type(frame).__module__.partition(".")[0]
+    converted: dict[str, NDArray[Any]]
+    """Columns ready for the batch (float64 without nulls: views of the frame's buffers)."""
+    raw: dict[str, NDArray[Any]]
+    """pandas object columns, left to ``from_columns``' own conversion and checks."""
+    naive: bool
+    """Whether a timestamp column was naive (every row is then reported)."""
+    rows: int
+
+
+def frame_column_names(table: str, frame: Any) -> list[str]:
+    """The names of ``frame``'s columns; BatchValidationError for a polars LazyFrame."""
     if type(frame).__name__ == "LazyFrame":
         reason = "a polars LazyFrame has no rows yet: pass frame.collect()"
         raise BatchValidationError(table, [RowProblem(None, "*", reason)])
+    library = type(frame).__module__.partition(".")[0]
     labels = frame.column_names if library == "pyarrow" else frame.columns
-    names = [str(name) for name in labels]
-    problems = [RowProblem(None, name, "is missing") for name in batch_type.REQUIRED]
-    problems = [p for p in problems if p.column not in names]
-    problems.extend(
-        RowProblem(None, name, f"is not a column of {table} (known: {batch_type.COLUMNS})")
-        for name in names
-        if name not in batch_type.COLUMNS
-    )
-    if problems:
-        raise BatchValidationError(table, problems)
+    return [str(name) for name in labels]
+
+
+def frame_columns(table: str, spec: Sequence[ColumnSpec], frame: Any) -> FrameColumns:
+    """``frame``'s columns named in ``spec``, converted (``table`` names the errors).
+
+    Raises ``BatchValidationError`` (``row=None``) for a column of a refused
+    type, and ConfigurationError when pyarrow is not installed. Costs nothing
+    for float64 columns without nulls, a conversion for other numbers and
+    timestamps, one ``str`` per text value, a Python parse of levels.
+    """
+    library = type(frame).__module__.partition(".")[0]
+    names = set(frame_column_names(table, frame))
     if library == "polars":
         frame = frame.to_arrow()
     columns: dict[str, NDArray[Any]] = {}
-    raw: dict[str, NDArray[Any]] = {}  # pandas object columns: the batch's own conversion
+    raw: dict[str, NDArray[Any]] = {}
+    problems: list[RowProblem] = []
     naive = False
-    for spec in batch_type.SPEC:
-        if spec.name not in names:
+    for col in spec:
+        if col.name not in names:
             continue
         try:
             if library == "pandas":
-                converted = _pandas_column(frame[spec.name], spec.kind)
+                converted = _pandas_column(frame[col.name], col.kind)
             else:
-                converted = _arrow_column(frame.column(spec.name), spec.kind)
+                converted = _arrow_column(frame.column(col.name), col.kind)
         except _ColumnRefusedError as exc:
-            problems.append(RowProblem(None, spec.name, str(exc)))
+            problems.append(RowProblem(None, col.name, str(exc)))
             continue
         if converted is None:
-            raw[spec.name] = frame[spec.name].to_numpy(dtype=object)
+            raw[col.name] = frame[col.name].to_numpy(dtype=object)
             continue
-        columns[spec.name], is_naive = converted
+        columns[col.name], is_naive = converted
         naive |= is_naive
     if problems:
         raise BatchValidationError(table, problems)
-    if raw:  # object columns: from_columns converts and checks them (copying all columns)
-        batch = batch_type.from_columns({**columns, **raw})
-    else:
-        batch = _build(batch_type, columns, len(frame))
-    if naive:
-        batch = dataclasses.replace(batch, naive_ts=np.ones(len(batch), dtype=bool))  # type: ignore[type-var]
-    return batch
-
-
-def _build(batch_type: type[BatchT], columns: dict[str, NDArray[Any]], n: int) -> BatchT:
-    """The batch of already converted columns, without copying them (``from_columns``
-    copies every array; the defaults and derived columns are the same)."""
-    for spec in batch_type.SPEC:
-        if spec.name not in columns:
-            columns[spec.name] = (
-                np.full(n, np.nan) if spec.kind == "float" else np.full(n, None, dtype=object)
-            )
-    extras = batch_type._complete(columns)
-    return batch_type(**columns, naive_ts=None, **extras)
+    return FrameColumns(columns, raw, naive, len(frame))
 
 
 # -- pandas ------------------------------------------------------------------------------

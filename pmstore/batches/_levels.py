@@ -1,6 +1,6 @@
 """Order-book levels in bulk: a whole column of book sides parsed, sorted and checked at once.
 
-The per-row forms (``convert._parse_levels``, ``checks._level_problem``) name
+The per-row forms (``_convert.parse_levels``, ``_checks.level_problem``) name
 what is wrong with one side; these do the common cases for every side of a
 column in a few C-level passes (``map``, ``chain``, numpy), and return None
 whenever something is unusual, so the caller falls back to the per-row forms.

@@ -24,7 +24,7 @@ TS_DTYPE = np.dtype("datetime64[us]")
 _FLOAT_DTYPE = np.dtype(np.float64)
 
 
-_OBJECT_DTYPE = np.dtype(object)
+OBJECT_DTYPE = np.dtype(object)
 
 
 ColumnKind = Literal["ts", "text", "float", "levels"]
@@ -32,9 +32,9 @@ ColumnKind = Literal["ts", "text", "float", "levels"]
 
 DTYPE_OF_KIND: dict[ColumnKind, np.dtype[Any]] = {
     "ts": TS_DTYPE,
-    "text": _OBJECT_DTYPE,
+    "text": OBJECT_DTYPE,
     "float": _FLOAT_DTYPE,
-    "levels": _OBJECT_DTYPE,
+    "levels": OBJECT_DTYPE,
 }
 
 

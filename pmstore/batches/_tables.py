@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from pmstore.batches._column_batch import ColumnBatch, table_batch
-from pmstore.batches._convert import _parse_levels
+from pmstore.batches._convert import parse_levels
 from pmstore.batches._levels import BookLevels, FlatLevels, flat_sides, side_lists, top_of_book
 from pmstore.batches._spec import column
 from pmstore.errors import BatchValidationError, RowProblem
@@ -101,13 +101,13 @@ class OrderbookBatch(ColumnBatch):
         """
         return cls(ts, token_id, _UNBUILT, _UNBUILT, spread, midpoint, levels=levels)
 
-    def _flat_levels(self, name: str) -> FlatLevels | None:
+    def flat_form(self, name: str) -> FlatLevels | None:
         return None if self.levels is None else self.levels.side(name)
 
     def _unbuilt(self, name: str) -> bool:
         return name in _SIDES and _SIDES[name].stored(self) is _UNBUILT
 
-    def _take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
+    def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
         picked: dict[str, Any] = {
             name: _UNBUILT if self._unbuilt(name) else getattr(self, name)[rows]
             for name in self.COLUMNS
@@ -135,7 +135,7 @@ class OrderbookBatch(ColumnBatch):
             normalised = np.empty(n, dtype=object)
             top = best[side]
             for i, levels in enumerate(columns[side].tolist()):
-                parsed = _parse_levels(levels, descending)
+                parsed = parse_levels(levels, descending)
                 if isinstance(parsed, str):  # malformed: kept as given for problems()
                     normalised[i] = levels
                 else:

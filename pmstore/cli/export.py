@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 from pmstore.cli._target import connect, resolve
@@ -43,11 +44,20 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Export, then print one line per day file written."""
+    from pmstore.cli._render import QuietBar
     from pmstore.export import export_table
 
     start, end = utc_time("--start", args.start), utc_time("--end", args.end)
     target = resolve(args)
-    with connect(target) as conn:
+    with (
+        connect(target) as conn,
+        QuietBar(desc=f"export {args.table}", unit=" rows", disable=args.no_progress) as bar,
+    ):
+
+        def step(rows: int, day_number: int, days: int, day: date) -> None:
+            bar.set_postfix_str(f"day {day_number}/{days}: {day.isoformat()}", refresh=False)
+            bar.update(rows)
+
         result = export_table(
             conn,
             args.table,
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             end,
             Path(args.out),
             batch_rows=args.batch_rows,
-            progress=not args.no_progress,
+            progress=step,
         )
     written = [d for d in result.days if d.path is not None]
     print(

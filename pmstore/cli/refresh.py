@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from pmstore.cli._target import connect, resolve
 from pmstore.cli._times import utc_time
+
+if TYPE_CHECKING:
+    from pmstore.refresh import RefreshReport
 
 __all__ = ["add_parser", "run"]
 
@@ -41,19 +45,44 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Refresh the continuous aggregates over the range (or drain the queue); print the report."""
-    from pmstore.refresh import refresh_command
+    from pmstore.cli._render import progress_bar
+    from pmstore.refresh import drain, pending, refresh_range
 
     start = utc_time("--start", args.start) if args.start is not None else None
     end = utc_time("--end", args.end) if args.end is not None else None
     with connect(resolve(args)) as conn:
-        lines = refresh_command(
-            conn,
-            start,
-            end,
-            force=args.force,
-            pending_only=args.pending,
-            show_progress=not args.no_progress,
-        )
-    for line in lines:
+        if args.pending:
+            before = pending(conn)
+            after = drain(conn)
+            print(
+                f"refresh queue: {before.ranges} range(s) before, {after.ranges} left "
+                "(hours above the aggregates' watermark are computed live and wait)"
+            )
+            return 0
+        with progress_bar("refresh", " day", enabled=not args.no_progress) as step:
+            report = refresh_range(conn, start, end, force=args.force, progress=step)
+    for line in report_lines(report):
         print(line)
     return 0
+
+
+def report_lines(report: RefreshReport) -> list[str]:
+    """``refresh_range``'s report as the lines ``pmstore refresh`` prints."""
+    if report.reason is not None:
+        return [f"nothing to refresh: {report.reason}"]
+    lines = []
+    for view, span in report.ranges.items():
+        if span is None:
+            lines.append(f"{view:<18} nothing in range (after clamping to retention)")
+        else:
+            lines.append(
+                f"{view:<18} refreshed {span[0]:%Y-%m-%d %H:%M} - {span[1]:%Y-%m-%d %H:%M}"
+            )
+        if view in report.clamped:
+            floor = report.clamped[view]
+            lines.append(
+                f"{'':<18} start raised to {floor:%Y-%m-%d %H:%M}, the retention horizon or "
+                "the oldest chunk: refreshing hours without raw rows would delete their candles"
+            )
+    lines.append(f"{report.pieces} piece(s) in {report.seconds:.1f} s")
+    return lines

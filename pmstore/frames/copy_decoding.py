@@ -37,9 +37,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._write.encoding import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
+from pmstore._optional import require
+from pmstore._pgcopy import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
 from pmstore.errors import CopyDecodeError
-from pmstore.frames import require
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Chunk", "CopyDecoder", "decode_copy", "iter_record_batches"]
 

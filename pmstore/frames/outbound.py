@@ -20,8 +20,8 @@ from typing import Any, Final, Literal, get_args
 
 import psycopg
 
+from pmstore._optional import require
 from pmstore.errors import ConfigurationError, CopyDecodeError
-from pmstore.frames import require
 from pmstore.frames.copy_decoding import Chunk, CopyDecoder, iter_record_batches
 
 __all__ = [

@@ -58,11 +58,11 @@ def read_segments(
     unusual one is decoded again on the general path, then parsed by orjson).
     """
     if source.format == "lines":
-        return _line_segments(source, start, start_line, caught_up, positions, policy, tick)
-    return _item_segments(source, start, start_line, caught_up, positions, policy, tick)
+        return line_segments(source, start, start_line, caught_up, positions, policy, tick)
+    return item_segments(source, start, start_line, caught_up, positions, policy, tick)
 
 
-def _line_segments(
+def line_segments(
     source: Source,
     start: int,
     start_line: int,
@@ -71,7 +71,7 @@ def _line_segments(
     policy: FlushPolicy,
     tick: Callable[[], object] | None,
 ) -> Iterator[Segment]:
-    """``read_segments`` of a JSON-lines file: the same segments as ``_item_segments``
+    """``read_segments`` of a JSON-lines file: the same segments as ``item_segments``
     would cut, with the per-line work inlined (no ``Item`` per line; hot lines go
     straight to ``append_hot_line``)."""
     segment = Segment(start, start, start_line)
@@ -206,7 +206,7 @@ def _take(
         _convert(Item(line, end, number, "line"), segment.columns, segment)
 
 
-def _item_segments(
+def item_segments(
     source: Source,
     start: int,
     start_line: int,

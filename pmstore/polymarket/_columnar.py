@@ -18,7 +18,7 @@ else falls back); numbers must be ``str`` or ``float`` (``float(text)`` is
 the correctly rounded value, as the adapters' ``float(Decimal(text))``;
 msgspec parses level texts to that same value); timestamps must be strings
 of digits, converted with the same seconds / milliseconds rule; midpoints
-are computed by the adapters' own ``_top_price`` (exact decimal
+are computed by the adapters' own ``best_midpoint`` (exact decimal
 arithmetic), cached per (bid, ask) text pair; book levels are put
 best-first in the order of the model's own (stable) sort, for a whole
 batch at once (``levels.best_first_order``).
@@ -44,6 +44,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
+from pmstore._utc import UNIX_EPOCH
 from pmstore.batches import TS_DTYPE, OrderbookBatch, PriceBatch, TradeBatch, derive_trade_id
 from pmstore.batches._levels import BookLevels, FlatLevels, best_first, best_prices, top_of_book
 from pmstore.errors import PayloadError
@@ -60,13 +61,12 @@ from pmstore.polymarket._hot_events import (
     decode_line,
     from_payload,
 )
-from pmstore.polymarket.websocket import _top_price
+from pmstore.polymarket._timestamps import MILLIS_BELOW, SECONDS_BELOW
+from pmstore.polymarket.websocket import best_midpoint
 
 __all__ = ["Columns", "append_hot_line", "convert_into", "convert_line"]
 
 
-_SECONDS_BELOW: Final = 10**11
-_MILLIS_BELOW: Final = 10**14
 _ONE_US: Final = timedelta(microseconds=1)
 _MIDPOINT_CACHE_SIZE: Final = 1 << 16
 _TOKEN_CACHE_SIZE: Final = 1 << 14
@@ -266,10 +266,7 @@ def _objects(items: list[Any]) -> np.ndarray[Any, np.dtype[np.object_]]:
 
 
 def _micros(ts: datetime) -> int:
-    return (ts - _UTC_EPOCH) // _ONE_US
-
-
-_UTC_EPOCH: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+    return (ts - UNIX_EPOCH) // _ONE_US
 
 
 class _FallbackError(Exception):
@@ -284,9 +281,9 @@ def _unix_micros(value: str) -> int:
         raise _FallbackError
     if number <= 0:
         raise _FallbackError
-    if number < _SECONDS_BELOW:
+    if number < SECONDS_BELOW:
         return number * 1_000_000
-    if number < _MILLIS_BELOW:
+    if number < MILLIS_BELOW:
         return number * 1_000
     raise _FallbackError
 
@@ -342,7 +339,7 @@ def _midpoint(bid: object, ask: object) -> float:
     if type(bid) not in (str, float) or type(ask) not in (str, float):
         raise _FallbackError
     try:
-        price = _top_price({"best_bid": bid, "best_ask": ask}, "ws_price_change")
+        price = best_midpoint({"best_bid": bid, "best_ask": ask}, "ws_price_change")
     except PayloadError:
         raise _FallbackError from None
     if not (math.isfinite(price) and 0.0 <= price <= 1.0):
@@ -350,7 +347,7 @@ def _midpoint(bid: object, ask: object) -> float:
     return price
 
 
-def _price_change(event: PriceChange, out: Columns) -> None:
+def price_change_parts(event: PriceChange, out: Columns) -> None:
     ts = _unix_micros(event.timestamp)
     last: dict[str, PriceEntry] = {e.asset_id: e for e in event.price_changes}  # last wins
     for token in last:
@@ -401,7 +398,7 @@ def _last_trade_price(event: LastTradePrice, out: Columns) -> None:
         side=side,
         price=raw_price,
         size=raw_size,
-        ts=_UTC_EPOCH + timedelta(microseconds=ts),
+        ts=UNIX_EPOCH + timedelta(microseconds=ts),
     )
     out.price_ts.append(ts)
     out.price_token.append(token)
@@ -419,7 +416,7 @@ def _append(event: HotEvent, out: Columns) -> bool:
     mark = (len(out.price_ts), len(out.book_ts), len(out.trade_ts))
     try:
         if type(event) is PriceChange:
-            _price_change(event, out)
+            price_change_parts(event, out)
         elif type(event) is OrderBook:
             _book(event, out)
         else:

@@ -17,7 +17,7 @@ from pmstore.models import (
     ResolutionRecord,
     TradeRecord,
 )
-from pmstore.polymarket._fields import JsonObject, _fail
+from pmstore.polymarket._fields import JsonObject, payload_error
 from pmstore.polymarket.clob import (
     book_to_snapshot,
     clob_market_to_record,
@@ -26,15 +26,15 @@ from pmstore.polymarket.clob import (
 )
 from pmstore.polymarket.data_api import data_resolution_to_record, data_trade_to_record
 from pmstore.polymarket.gamma import (
-    _event_markets,
+    event_markets,
     gamma_market_to_record,
     gamma_market_to_resolution,
 )
 from pmstore.polymarket.websocket import (
-    _price_change,
     best_bid_ask_to_snapshot,
     last_trade_price_to_snapshot,
     last_trade_price_to_trade,
+    price_change_parts,
     ws_market_resolved_to_resolution,
     ws_new_market_to_record,
 )
@@ -251,7 +251,7 @@ def _h_gamma_market(obj: JsonObject, acc: _Acc) -> None:
 
 
 def _h_gamma_event(obj: JsonObject, acc: _Acc) -> None:
-    for market in _event_markets(obj):
+    for market in event_markets(obj):
         try:
             _h_gamma_market(market, acc)
         except PayloadError as exc:
@@ -269,7 +269,7 @@ def _h_book(obj: JsonObject, acc: _Acc) -> None:
 
 
 def _h_price_change(obj: JsonObject, acc: _Acc) -> None:
-    snapshots, problems = _price_change(obj)
+    snapshots, problems = price_change_parts(obj)
     acc.out.prices.extend(snapshots)
     for asset_id, reason in problems:
         acc.reject("ws_price_change", f"asset_id {asset_id}: {reason}", obj)
@@ -295,7 +295,7 @@ def _h_new_market(obj: JsonObject, acc: _Acc) -> None:
 
 
 def _h_tick_size(obj: JsonObject, acc: _Acc) -> None:
-    raise _fail(
+    raise payload_error(
         "tick_size_change carries no price, book, trade, market or resolution "
         "(pmstore stores no tick sizes)",
         "ws_tick_size_change",
@@ -303,7 +303,7 @@ def _h_tick_size(obj: JsonObject, acc: _Acc) -> None:
 
 
 def _h_order(obj: JsonObject, acc: _Acc) -> None:
-    raise _fail(
+    raise payload_error(
         "user-channel order event is not a fill (its trades arrive as trade events)", "ws_order"
     )
 

@@ -21,11 +21,11 @@ JsonObject = Mapping[str, Any]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def _fail(reason: str, kind: str | None) -> PayloadError:
+def payload_error(reason: str, kind: str | None) -> PayloadError:
     return PayloadError(reason, kind)
 
 
-def _first(obj: JsonObject, names: Sequence[str]) -> tuple[str, Any]:
+def first_present(obj: JsonObject, names: Sequence[str]) -> tuple[str, Any]:
     """Return (name, value) of the first of ``names`` present and not null."""
     for name in names:
         value = obj.get(name)
@@ -34,64 +34,68 @@ def _first(obj: JsonObject, names: Sequence[str]) -> tuple[str, Any]:
     return names[0], None
 
 
-def _names(names: Sequence[str]) -> str:
+def quoted_names(names: Sequence[str]) -> str:
     return " or ".join(repr(n) for n in names)
 
 
-def _req_str(obj: JsonObject, kind: str, *names: str) -> str:
-    name, value = _first(obj, names)
+def required_str(obj: JsonObject, kind: str, *names: str) -> str:
+    name, value = first_present(obj, names)
     if value is None:
-        raise _fail(f"missing required field {_names(names)}", kind)
+        raise payload_error(f"missing required field {quoted_names(names)}", kind)
     if not isinstance(value, str):
-        raise _fail(f"field {name!r} must be a string, got {type(value).__name__}", kind)
+        raise payload_error(f"field {name!r} must be a string, got {type(value).__name__}", kind)
     if not value.strip():
-        raise _fail(f"field {name!r} is empty", kind)
+        raise payload_error(f"field {name!r} is empty", kind)
     return value
 
 
-def _opt_str(obj: JsonObject, kind: str, *names: str) -> str | None:
-    name, value = _first(obj, names)
+def optional_str(obj: JsonObject, kind: str, *names: str) -> str | None:
+    name, value = first_present(obj, names)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _fail(f"field {name!r} must be a string, got {type(value).__name__}", kind)
+        raise payload_error(f"field {name!r} must be a string, got {type(value).__name__}", kind)
     return value
 
 
-def _req_bool(obj: JsonObject, kind: str, name: str) -> bool:
+def required_bool(obj: JsonObject, kind: str, name: str) -> bool:
     value = obj.get(name)
     if value is None:
-        raise _fail(f"missing required field {name!r}", kind)
+        raise payload_error(f"missing required field {name!r}", kind)
     if not isinstance(value, bool):
-        raise _fail(f"field {name!r} must be true or false, got {value!r}", kind)
+        raise payload_error(f"field {name!r} must be true or false, got {value!r}", kind)
     return value
 
 
-def _token_id(value: object, name: str, kind: str | None) -> str:
+def checked_token_id(value: object, name: str, kind: str | None) -> str:
     if isinstance(value, bool):
-        raise _fail(f"field {name!r} must be a decimal token id, got {value!r}", kind)
+        raise payload_error(f"field {name!r} must be a decimal token id, got {value!r}", kind)
     if isinstance(value, int):
         value = str(value)
     if not isinstance(value, str):
-        raise _fail(f"field {name!r} must be a decimal token id, got {type(value).__name__}", kind)
+        raise payload_error(
+            f"field {name!r} must be a decimal token id, got {type(value).__name__}", kind
+        )
     if not value:
-        raise _fail(f"field {name!r} is empty", kind)
+        raise payload_error(f"field {name!r} is empty", kind)
     if not (value.isascii() and value.isdigit()):
-        raise _fail(f"field {name!r} must be a decimal token id, got {_short(value)}", kind)
+        raise payload_error(
+            f"field {name!r} must be a decimal token id, got {shortened(value)}", kind
+        )
     return value
 
 
-def _req_token(obj: JsonObject, kind: str, *names: str) -> str:
-    name, value = _first(obj, names)
+def required_token(obj: JsonObject, kind: str, *names: str) -> str:
+    name, value = first_present(obj, names)
     if value is None:
-        raise _fail(f"missing required field {_names(names)}", kind)
-    return _token_id(value, name, kind)
+        raise payload_error(f"missing required field {quoted_names(names)}", kind)
+    return checked_token_id(value, name, kind)
 
 
-def _decimal(value: object, name: str, kind: str | None) -> Decimal:
+def decimal_value(value: object, name: str, kind: str | None) -> Decimal:
     """A finite decimal from a JSON number or numeric string."""
     if isinstance(value, bool) or value is None:
-        raise _fail(f"field {name!r} must be a number, got {value!r}", kind)
+        raise payload_error(f"field {name!r} must be a number, got {value!r}", kind)
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, int):
@@ -100,39 +104,41 @@ def _decimal(value: object, name: str, kind: str | None) -> Decimal:
         number = Decimal(repr(value))
     elif isinstance(value, str):
         if not value.strip():
-            raise _fail(f"field {name!r} is empty", kind)
+            raise payload_error(f"field {name!r} is empty", kind)
         try:
             number = Decimal(value.strip())
         except InvalidOperation:
-            raise _fail(f"field {name!r} is not a number: {_short(value)}", kind) from None
+            raise payload_error(
+                f"field {name!r} is not a number: {shortened(value)}", kind
+            ) from None
     else:
-        raise _fail(f"field {name!r} must be a number, got {type(value).__name__}", kind)
+        raise payload_error(f"field {name!r} must be a number, got {type(value).__name__}", kind)
     if not number.is_finite():
-        raise _fail(f"field {name!r} is not finite: {value!r}", kind)
+        raise payload_error(f"field {name!r} is not finite: {value!r}", kind)
     return number
 
 
-def _req_number(obj: JsonObject, kind: str, *names: str) -> Decimal:
-    name, value = _first(obj, names)
+def required_number(obj: JsonObject, kind: str, *names: str) -> Decimal:
+    name, value = first_present(obj, names)
     if value is None:
-        raise _fail(f"missing required field {_names(names)}", kind)
-    return _decimal(value, name, kind)
+        raise payload_error(f"missing required field {quoted_names(names)}", kind)
+    return decimal_value(value, name, kind)
 
 
-def _canonical(number: Decimal) -> str:
+def canonical_decimal(number: Decimal) -> str:
     """Canonical text of a decimal: no exponent, no trailing zeros ("0.5", "100")."""
     text = format(number.normalize(), "f")
     return "0" if text in ("-0", "") else text
 
 
-def _side(obj: JsonObject, kind: str) -> str:
-    side = _req_str(obj, kind, "side").upper()
+def trade_side(obj: JsonObject, kind: str) -> str:
+    side = required_str(obj, kind, "side").upper()
     if side not in ("BUY", "SELL"):
-        raise _fail(f"field 'side' must be BUY or SELL, got {obj.get('side')!r}", kind)
+        raise payload_error(f"field 'side' must be BUY or SELL, got {obj.get('side')!r}", kind)
     return side
 
 
-def _json_list(value: object, name: str, kind: str) -> list[Any] | None:
+def json_list(value: object, name: str, kind: str) -> list[Any] | None:
     """Decode a Gamma JSON-encoded list (a real list is accepted as is)."""
     if value is None or value == "":
         return None
@@ -140,41 +146,43 @@ def _json_list(value: object, name: str, kind: str) -> list[Any] | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise _fail(f"field {name!r} is not valid JSON: {_short(value)}", kind) from None
+            raise payload_error(
+                f"field {name!r} is not valid JSON: {shortened(value)}", kind
+            ) from None
     if not isinstance(value, list):
-        raise _fail(f"field {name!r} must be a JSON list, got {type(value).__name__}", kind)
+        raise payload_error(f"field {name!r} must be a JSON list, got {type(value).__name__}", kind)
     return value
 
 
-def _str_list(value: object, name: str, kind: str) -> list[str] | None:
-    items = _json_list(value, name, kind)
+def str_list(value: object, name: str, kind: str) -> list[str] | None:
+    items = json_list(value, name, kind)
     if items is None:
         return None
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise _fail(f"field {name!r}[{i}] must be a string, got {item!r}", kind)
+            raise payload_error(f"field {name!r}[{i}] must be a string, got {item!r}", kind)
     return items
 
 
-def _token_list(value: object, name: str, kind: str) -> list[str] | None:
-    items = _json_list(value, name, kind)
+def token_list(value: object, name: str, kind: str) -> list[str] | None:
+    items = json_list(value, name, kind)
     if items is None:
         return None
-    return [_token_id(item, f"{name}[{i}]", kind) for i, item in enumerate(items)]
+    return [checked_token_id(item, f"{name}[{i}]", kind) for i, item in enumerate(items)]
 
 
-def _date_part(value: str, name: str, kind: str) -> str:
+def date_part(value: str, name: str, kind: str) -> str:
     text = value.strip()[:10]
     try:
         date.fromisoformat(text)
     except ValueError:
-        raise _fail(
-            f"field {name!r} does not start with an ISO date: {_short(value)}", kind
+        raise payload_error(
+            f"field {name!r} does not start with an ISO date: {shortened(value)}", kind
         ) from None
     return text
 
 
-def _short(value: object, limit: int = 60) -> str:
+def shortened(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -186,19 +194,19 @@ def _loc(loc: Iterable[int | str]) -> str:
     return out or "(record)"
 
 
-def _build(model: type[ModelT], kind: str, **values: Any) -> ModelT:
+def build_record(model: type[ModelT], kind: str, **values: Any) -> ModelT:
     """Validate ``values`` into ``model``; a ValidationError becomes a PayloadError."""
     try:
         return model(**values)
     except ValidationError as exc:
         problems = [
-            f"{_loc(err['loc'])}: {err['msg']} (got {_short(err.get('input'), 40)})"
+            f"{_loc(err['loc'])}: {err['msg']} (got {shortened(err.get('input'), 40)})"
             for err in exc.errors(include_url=False)
         ]
-        raise _fail(f"invalid {model.__name__}: " + "; ".join(problems), kind) from None
+        raise payload_error(f"invalid {model.__name__}: " + "; ".join(problems), kind) from None
 
 
-def _mapping(payload: object, kind: str) -> JsonObject:
+def payload_mapping(payload: object, kind: str) -> JsonObject:
     if not isinstance(payload, Mapping):
-        raise _fail(f"expected a JSON object, got {type(payload).__name__}", kind)
+        raise payload_error(f"expected a JSON object, got {type(payload).__name__}", kind)
     return payload

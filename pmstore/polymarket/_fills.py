@@ -9,21 +9,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+from pmstore._utc import UNIX_EPOCH
 from pmstore.models import (
     TradeRecord,
 )
 from pmstore.polymarket._fields import (
     JsonObject,
-    _build,
-    _canonical,
-    _decimal,
-    _fail,
-    _opt_str,
-    _req_number,
-    _req_token,
-    _side,
+    build_record,
+    canonical_decimal,
+    decimal_value,
+    optional_str,
+    payload_error,
+    required_number,
+    required_token,
+    trade_side,
 )
-from pmstore.polymarket._timestamps import _EPOCH, _req_ts
+from pmstore.polymarket._timestamps import required_ts
 
 __all__ = ["derive_fill_id"]
 
@@ -58,19 +59,19 @@ def derive_fill_id(
         (transaction_hash or "").lower(),
         token_id,
         side.upper(),
-        _canonical(_decimal(price, "price", None)),
-        _canonical(_decimal(size, "size", None)),
+        canonical_decimal(decimal_value(price, "price", None)),
+        canonical_decimal(decimal_value(size, "size", None)),
         (wallet or "").lower(),
     ]
     if not transaction_hash:
         if ts is None:
-            raise _fail("a trade id needs a transaction hash or a timestamp", None)
-        fields.append(str((ts - _EPOCH) // timedelta(milliseconds=1)))
+            raise payload_error("a trade id needs a transaction hash or a timestamp", None)
+        fields.append(str((ts - UNIX_EPOCH) // timedelta(milliseconds=1)))
     digest = hashlib.sha256("|".join(fields).encode()).hexdigest()
     return _TRADE_ID_PREFIX + digest[:32]
 
 
-def _fill(
+def fill_record(
     obj: JsonObject,
     kind: str,
     *,
@@ -82,22 +83,22 @@ def _fill(
 ) -> TradeRecord:
     """A ``TradeRecord`` from a fill's fields (under the names given); the id is
     ``trade_id`` when the source has one, else :func:`derive_fill_id`'s."""
-    token_id = _req_token(obj, kind, *token_keys)
-    side = _side(obj, kind)
-    price = _req_number(obj, kind, "price")
-    size = _req_number(obj, kind, "size")
-    ts = _req_ts(obj, kind, *ts_keys)
+    token_id = required_token(obj, kind, *token_keys)
+    side = trade_side(obj, kind)
+    price = required_number(obj, kind, "price")
+    size = required_number(obj, kind, "size")
+    ts = required_ts(obj, kind, *ts_keys)
     if trade_id is None:
         trade_id = derive_fill_id(
-            transaction_hash=_opt_str(obj, kind, *hash_keys),
+            transaction_hash=optional_str(obj, kind, *hash_keys),
             token_id=token_id,
             side=side,
             price=price,
             size=size,
-            wallet=_opt_str(obj, kind, *wallet_keys) if wallet_keys else None,
+            wallet=optional_str(obj, kind, *wallet_keys) if wallet_keys else None,
             ts=ts,
         )
-    return _build(
+    return build_record(
         TradeRecord,
         kind,
         ts=ts,

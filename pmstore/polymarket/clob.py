@@ -14,19 +14,19 @@ from pmstore.models import (
 )
 from pmstore.polymarket._fields import (
     JsonObject,
-    _build,
-    _date_part,
-    _fail,
-    _mapping,
-    _opt_str,
-    _req_bool,
-    _req_number,
-    _req_str,
-    _req_token,
-    _token_id,
+    build_record,
+    checked_token_id,
+    date_part,
+    optional_str,
+    payload_error,
+    payload_mapping,
+    required_bool,
+    required_number,
+    required_str,
+    required_token,
 )
-from pmstore.polymarket._fills import _fill
-from pmstore.polymarket._timestamps import _req_ts
+from pmstore.polymarket._fills import fill_record
+from pmstore.polymarket._timestamps import required_ts
 
 __all__ = [
     "book_to_snapshot",
@@ -40,22 +40,22 @@ def _clob_tokens(market: JsonObject, kind: str) -> list[tuple[str, str, bool]]:
     """(token_id, outcome, winner) of the real tokens; empty-id placeholders skipped."""
     raw = market.get("tokens")
     if raw is None:
-        raise _fail("missing required field 'tokens'", kind)
+        raise payload_error("missing required field 'tokens'", kind)
     if not isinstance(raw, list):
-        raise _fail(f"field 'tokens' must be a list, got {type(raw).__name__}", kind)
+        raise payload_error(f"field 'tokens' must be a list, got {type(raw).__name__}", kind)
     tokens: list[tuple[str, str, bool]] = []
     for i, tok in enumerate(raw):
         if not isinstance(tok, Mapping):
-            raise _fail(f"tokens[{i}] must be an object, got {type(tok).__name__}", kind)
+            raise payload_error(f"tokens[{i}] must be an object, got {type(tok).__name__}", kind)
         if tok.get("token_id") in (None, ""):
             continue
-        token_id = _token_id(tok.get("token_id"), f"tokens[{i}].token_id", kind)
+        token_id = checked_token_id(tok.get("token_id"), f"tokens[{i}].token_id", kind)
         outcome = tok.get("outcome")
         if not isinstance(outcome, str):
-            raise _fail(f"tokens[{i}].outcome must be a string, got {outcome!r}", kind)
+            raise payload_error(f"tokens[{i}].outcome must be a string, got {outcome!r}", kind)
         winner = tok.get("winner", False)
         if not isinstance(winner, bool):
-            raise _fail(f"tokens[{i}].winner must be true or false, got {winner!r}", kind)
+            raise payload_error(f"tokens[{i}].winner must be true or false, got {winner!r}", kind)
         tokens.append((token_id, outcome, winner))
     return tokens
 
@@ -70,22 +70,22 @@ def clob_market_to_record(market: JsonObject) -> MarketRecord:
     ``tokens``, or invalid values.
     """
     kind = "clob_market"
-    market = _mapping(market, kind)
-    condition_id = _req_str(market, kind, "condition_id")
+    market = payload_mapping(market, kind)
+    condition_id = required_str(market, kind, "condition_id")
     tokens = _clob_tokens(market, kind)
-    end = _opt_str(market, kind, "end_date_iso")
-    return _build(
+    end = optional_str(market, kind, "end_date_iso")
+    return build_record(
         MarketRecord,
         kind,
         condition_id=condition_id,
-        question=_req_str(market, kind, "question"),
-        slug=_opt_str(market, kind, "market_slug"),
+        question=required_str(market, kind, "question"),
+        slug=optional_str(market, kind, "market_slug"),
         market_type=None,
         outcomes=[t[1] for t in tokens] or None,
         clob_token_ids=[t[0] for t in tokens] or None,
-        active=_req_bool(market, kind, "active"),
-        closed=_req_bool(market, kind, "closed"),
-        end_date_iso=_date_part(end, "end_date_iso", kind) if end else None,
+        active=required_bool(market, kind, "active"),
+        closed=required_bool(market, kind, "closed"),
+        end_date_iso=date_part(end, "end_date_iso", kind) if end else None,
     )
 
 
@@ -98,17 +98,17 @@ def clob_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
     when a closed market names no winner (or several).
     """
     kind = "clob_market"
-    market = _mapping(market, kind)
-    if not _req_bool(market, kind, "closed"):
+    market = payload_mapping(market, kind)
+    if not required_bool(market, kind, "closed"):
         return None
-    condition_id = _req_str(market, kind, "condition_id")
+    condition_id = required_str(market, kind, "condition_id")
     tokens = _clob_tokens(market, kind)
     winners = [t for t in tokens if t[2]]
     if len(winners) > 1:
-        raise _fail(f"resolution: {len(winners)} tokens are marked winner", kind)
+        raise payload_error(f"resolution: {len(winners)} tokens are marked winner", kind)
     if winners:
         token_id, outcome, _ = winners[0]
-        return _build(
+        return build_record(
             ResolutionRecord,
             kind,
             condition_id=condition_id,
@@ -119,7 +119,7 @@ def clob_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
             status="resolved",
         )
     if market.get("is_50_50_outcome") is True:
-        return _build(
+        return build_record(
             ResolutionRecord,
             kind,
             condition_id=condition_id,
@@ -127,7 +127,7 @@ def clob_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
             detection_method="clob_is_50_50_outcome",
             status="resolved",
         )
-    raise _fail(
+    raise payload_error(
         "resolution: closed but no token has winner=true and is_50_50_outcome is not true; "
         "CLOB /markets does not always set winner on resolved markets, so no resolution "
         "is recorded (the market record is kept)",
@@ -138,15 +138,15 @@ def clob_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
 def _levels(book: JsonObject, side: str, kind: str) -> list[tuple[float, float]]:
     raw = book.get(side)
     if raw is None:
-        raise _fail(f"missing required field {side!r}", kind)
+        raise payload_error(f"missing required field {side!r}", kind)
     if not isinstance(raw, list):
-        raise _fail(f"field {side!r} must be a list, got {type(raw).__name__}", kind)
+        raise payload_error(f"field {side!r} must be a list, got {type(raw).__name__}", kind)
     levels: list[tuple[float, float]] = []
     for i, level in enumerate(raw):
         if not isinstance(level, Mapping):
-            raise _fail(f"{side}[{i}] must be an object, got {type(level).__name__}", kind)
-        price = _req_number(level, kind, "price")
-        size = _req_number(level, kind, "size")
+            raise payload_error(f"{side}[{i}] must be an object, got {type(level).__name__}", kind)
+        price = required_number(level, kind, "price")
+        size = required_number(level, kind, "size")
         levels.append((float(price), float(size)))
     return levels
 
@@ -163,12 +163,12 @@ def book_to_snapshot(book: JsonObject) -> OrderbookSnapshot:
     kind = (
         "ws_book" if isinstance(book, Mapping) and book.get("event_type") == "book" else "clob_book"
     )
-    book = _mapping(book, kind)
-    return _build(
+    book = payload_mapping(book, kind)
+    return build_record(
         OrderbookSnapshot,
         kind,
-        ts=_req_ts(book, kind, "timestamp"),
-        token_id=_req_token(book, kind, "asset_id"),
+        ts=required_ts(book, kind, "timestamp"),
+        token_id=required_token(book, kind, "asset_id"),
         bids=_levels(book, "bids", kind),
         asks=_levels(book, "asks", kind),
     )
@@ -187,15 +187,15 @@ def clob_trade_to_record(trade: JsonObject) -> TradeRecord:
         if isinstance(trade, Mapping) and trade.get("event_type") == "trade"
         else "clob_trade"
     )
-    trade = _mapping(trade, kind)
+    trade = payload_mapping(trade, kind)
     status = trade.get("status")
     if isinstance(status, str) and status.upper() == "FAILED":
-        raise _fail("status FAILED: the fill did not settle on chain", kind)
-    return _fill(
+        raise payload_error("status FAILED: the fill did not settle on chain", kind)
+    return fill_record(
         trade,
         kind,
         token_keys=("asset_id",),
         ts_keys=("match_time", "timestamp"),
         hash_keys=("transaction_hash",),
-        trade_id=_opt_str(trade, kind, "id"),
+        trade_id=optional_str(trade, kind, "id"),
     )

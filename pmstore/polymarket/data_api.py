@@ -13,19 +13,19 @@ from pmstore.models import (
 )
 from pmstore.polymarket._fields import (
     JsonObject,
-    _build,
-    _canonical,
-    _decimal,
-    _fail,
-    _first,
-    _json_list,
-    _mapping,
-    _req_str,
-    _str_list,
-    _token_list,
+    build_record,
+    canonical_decimal,
+    decimal_value,
+    first_present,
+    json_list,
+    payload_error,
+    payload_mapping,
+    required_str,
+    str_list,
+    token_list,
 )
-from pmstore.polymarket._fills import _fill
-from pmstore.polymarket._timestamps import _opt_ts
+from pmstore.polymarket._fills import fill_record
+from pmstore.polymarket._timestamps import optional_ts
 
 __all__ = ["data_resolution_to_record", "data_trade_to_record"]
 
@@ -38,8 +38,8 @@ def data_trade_to_record(trade: JsonObject) -> TradeRecord:
     (kind ``data_trade``) for a missing token, side, price, size or timestamp.
     """
     kind = "data_trade"
-    trade = _mapping(trade, kind)
-    return _fill(
+    trade = payload_mapping(trade, kind)
+    return fill_record(
         trade,
         kind,
         token_keys=("asset", "token_id", "asset_id"),
@@ -59,16 +59,18 @@ def data_resolution_to_record(row: JsonObject) -> ResolutionRecord:
     name no single winner (scalar).
     """
     kind = "data_resolution"
-    row = _mapping(row, kind)
-    condition_id = _req_str(row, kind, "condition_id", "conditionId", "condition")
-    status = _req_str(row, kind, "status").strip().lower()
-    name, raw = _first(row, ("payouts", "payout_numerators"))
-    payouts_raw = _json_list(raw, name, kind) or []
-    payouts = [_decimal(p, f"{name}[{i}]", kind) for i, p in enumerate(payouts_raw)]
-    outcomes = _str_list(row.get("outcomes"), "outcomes", kind)
-    tok_name, tok_raw = _first(row, ("clob_token_ids", "clobTokenIds", "token_ids", "asset_ids"))
-    tokens = _token_list(tok_raw, tok_name, kind)
-    resolved_at = _opt_ts(row, kind, "resolved_at", "resolvedAt")
+    row = payload_mapping(row, kind)
+    condition_id = required_str(row, kind, "condition_id", "conditionId", "condition")
+    status = required_str(row, kind, "status").strip().lower()
+    name, raw = first_present(row, ("payouts", "payout_numerators"))
+    payouts_raw = json_list(raw, name, kind) or []
+    payouts = [decimal_value(p, f"{name}[{i}]", kind) for i, p in enumerate(payouts_raw)]
+    outcomes = str_list(row.get("outcomes"), "outcomes", kind)
+    tok_name, tok_raw = first_present(
+        row, ("clob_token_ids", "clobTokenIds", "token_ids", "asset_ids")
+    )
+    tokens = token_list(tok_raw, tok_name, kind)
+    resolved_at = optional_ts(row, kind, "resolved_at", "resolvedAt")
     base: dict[str, Any] = {
         "condition_id": condition_id,
         "resolved_at": resolved_at,
@@ -76,23 +78,25 @@ def data_resolution_to_record(row: JsonObject) -> ResolutionRecord:
         "status": status,
     }
     if any(p < 0 for p in payouts):
-        raise _fail(f"field {name!r} has a negative payout", kind)
+        raise payload_error(f"field {name!r} has a negative payout", kind)
     total = sum(payouts, Decimal(0))
     if total == 0:
-        return _build(ResolutionRecord, kind, **base)
-    _, denom_raw = _first(row, ("payout_denominator", "payoutDenominator"))
+        return build_record(ResolutionRecord, kind, **base)
+    _, denom_raw = first_present(row, ("payout_denominator", "payoutDenominator"))
     denominator = (
-        _decimal(denom_raw, "payout_denominator", kind) if denom_raw not in (None, "") else total
+        decimal_value(denom_raw, "payout_denominator", kind)
+        if denom_raw not in (None, "")
+        else total
     )
     if denominator <= 0:
-        raise _fail(f"field 'payout_denominator' must be positive, got {denom_raw!r}", kind)
+        raise payload_error(f"field 'payout_denominator' must be positive, got {denom_raw!r}", kind)
     shares = [p / denominator for p in payouts]
     winners = [i for i, s in enumerate(shares) if s == 1]
     if len(winners) == 1 and all(s == 0 for i, s in enumerate(shares) if i != winners[0]):
         idx = winners[0]
         winner = tokens[idx] if tokens is not None and len(tokens) == len(shares) else None
         outcome = outcomes[idx] if outcomes is not None and len(outcomes) == len(shares) else None
-        return _build(
+        return build_record(
             ResolutionRecord,
             kind,
             outcome=outcome,
@@ -101,8 +105,8 @@ def data_resolution_to_record(row: JsonObject) -> ResolutionRecord:
             **base,
         )
     if len(shares) == 2 and all(s == Decimal("0.5") for s in shares):
-        return _build(ResolutionRecord, kind, payout_price=0.5, **base)
-    shown = [_canonical(s) for s in shares]
-    raise _fail(
+        return build_record(ResolutionRecord, kind, payout_price=0.5, **base)
+    shown = [canonical_decimal(s) for s in shares]
+    raise payload_error(
         f"payouts {shown} name no single winner and are not a 50/50 (scalar payout vector)", kind
     )

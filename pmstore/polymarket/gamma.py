@@ -14,19 +14,19 @@ from pmstore.models import (
 )
 from pmstore.polymarket._fields import (
     JsonObject,
-    _build,
-    _date_part,
-    _decimal,
-    _fail,
-    _json_list,
-    _mapping,
-    _opt_str,
-    _req_bool,
-    _req_str,
-    _str_list,
-    _token_list,
+    build_record,
+    date_part,
+    decimal_value,
+    json_list,
+    optional_str,
+    payload_error,
+    payload_mapping,
+    required_bool,
+    required_str,
+    str_list,
+    token_list,
 )
-from pmstore.polymarket._timestamps import _opt_ts
+from pmstore.polymarket._timestamps import optional_ts
 
 __all__ = ["gamma_event_to_records", "gamma_market_to_record", "gamma_market_to_resolution"]
 
@@ -40,35 +40,35 @@ def gamma_market_to_record(market: JsonObject) -> MarketRecord:
     missing or a value is invalid.
     """
     kind = "gamma_market"
-    market = _mapping(market, kind)
-    outcomes = _str_list(market.get("outcomes"), "outcomes", kind)
-    tokens = _token_list(market.get("clobTokenIds"), "clobTokenIds", kind)
+    market = payload_mapping(market, kind)
+    outcomes = str_list(market.get("outcomes"), "outcomes", kind)
+    tokens = token_list(market.get("clobTokenIds"), "clobTokenIds", kind)
     if outcomes is not None and tokens is not None and len(outcomes) != len(tokens):
-        raise _fail(
+        raise payload_error(
             f"'outcomes' has {len(outcomes)} entries but 'clobTokenIds' has {len(tokens)}", kind
         )
-    end_iso = _opt_str(market, kind, "endDateIso")
-    end_date = _opt_str(market, kind, "endDate")
+    end_iso = optional_str(market, kind, "endDateIso")
+    end_date = optional_str(market, kind, "endDate")
     if end_iso is not None:
-        end_date_iso: str | None = _date_part(end_iso, "endDateIso", kind)
+        end_date_iso: str | None = date_part(end_iso, "endDateIso", kind)
     elif end_date is not None:
-        end_date_iso = _date_part(end_date, "endDate", kind)
+        end_date_iso = date_part(end_date, "endDate", kind)
     else:
         end_date_iso = None
-    return _build(
+    return build_record(
         MarketRecord,
         kind,
-        condition_id=_req_str(market, kind, "conditionId"),
-        question=_req_str(market, kind, "question"),
-        slug=_opt_str(market, kind, "slug"),
-        market_type=_opt_str(market, kind, "marketType"),
+        condition_id=required_str(market, kind, "conditionId"),
+        question=required_str(market, kind, "question"),
+        slug=optional_str(market, kind, "slug"),
+        market_type=optional_str(market, kind, "marketType"),
         outcomes=outcomes,
         clob_token_ids=tokens,
-        active=_req_bool(market, kind, "active"),
-        closed=_req_bool(market, kind, "closed"),
+        active=required_bool(market, kind, "active"),
+        closed=required_bool(market, kind, "closed"),
         end_date_iso=end_date_iso,
-        created_at=_opt_ts(market, kind, "createdAt"),
-        updated_at=_opt_ts(market, kind, "updatedAt"),
+        created_at=optional_ts(market, kind, "createdAt"),
+        updated_at=optional_ts(market, kind, "updatedAt"),
     )
 
 
@@ -81,37 +81,39 @@ def gamma_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
     whose prices are missing, the legacy ``["0","0"]``, or fractional.
     """
     kind = "gamma_market"
-    market = _mapping(market, kind)
-    if not _req_bool(market, kind, "closed"):
+    market = payload_mapping(market, kind)
+    if not required_bool(market, kind, "closed"):
         return None
-    condition_id = _req_str(market, kind, "conditionId")
+    condition_id = required_str(market, kind, "conditionId")
     raw_prices = market.get("outcomePrices")
-    prices_list = _json_list(raw_prices, "outcomePrices", kind)
+    prices_list = json_list(raw_prices, "outcomePrices", kind)
     if not prices_list:
-        raise _fail("resolution: closed market without 'outcomePrices': no payouts known", kind)
-    prices = [_decimal(p, f"outcomePrices[{i}]", kind) for i, p in enumerate(prices_list)]
+        raise payload_error(
+            "resolution: closed market without 'outcomePrices': no payouts known", kind
+        )
+    prices = [decimal_value(p, f"outcomePrices[{i}]", kind) for i, p in enumerate(prices_list)]
     shown = json.dumps([str(p) for p in prices_list], separators=(",", ":"))
-    outcomes = _str_list(market.get("outcomes"), "outcomes", kind)
-    tokens = _token_list(market.get("clobTokenIds"), "clobTokenIds", kind)
+    outcomes = str_list(market.get("outcomes"), "outcomes", kind)
+    tokens = token_list(market.get("clobTokenIds"), "clobTokenIds", kind)
     if all(p == 0 for p in prices):
-        raise _fail(
+        raise payload_error(
             f"resolution: outcomePrices {shown} on a closed (legacy) market is not a "
             "resolution: no outcome pays",
             kind,
         )
-    status = (_opt_str(market, kind, "umaResolutionStatus") or "resolved").lower()
-    resolved_at = _opt_ts(market, kind, "closedTime", "umaEndDate")
+    status = (optional_str(market, kind, "umaResolutionStatus") or "resolved").lower()
+    resolved_at = optional_ts(market, kind, "closedTime", "umaEndDate")
     winners = [i for i, p in enumerate(prices) if p == 1]
     if len(winners) == 1 and all(p == 0 for i, p in enumerate(prices) if i != winners[0]):
         idx = winners[0]
         if tokens is None or len(tokens) != len(prices):
-            raise _fail(
+            raise payload_error(
                 f"resolution: outcomePrices {shown} name outcome #{idx} but 'clobTokenIds' "
                 f"has no entry #{idx}",
                 kind,
             )
         outcome = outcomes[idx] if outcomes is not None and len(outcomes) == len(prices) else None
-        return _build(
+        return build_record(
             ResolutionRecord,
             kind,
             condition_id=condition_id,
@@ -123,7 +125,7 @@ def gamma_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
             status=status,
         )
     if len(prices) == 2 and all(p == Decimal("0.5") for p in prices):
-        return _build(
+        return build_record(
             ResolutionRecord,
             kind,
             condition_id=condition_id,
@@ -136,7 +138,7 @@ def gamma_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
         )
     market_type = market.get("marketType")
     what = f" ({market_type} market)" if isinstance(market_type, str) and market_type else ""
-    raise _fail(
+    raise payload_error(
         f"resolution: closed market{what} with outcomePrices {shown} is neither a 1/0 winner "
         "nor a 50/50: no single-winner resolution",
         kind,
@@ -150,15 +152,15 @@ def gamma_event_to_records(event: JsonObject) -> list[MarketRecord]:
     or the first market's error (kind ``gamma_market``). :func:`convert` keeps
     the good markets and rejects only the bad ones.
     """
-    return [gamma_market_to_record(m) for m in _event_markets(event)]
+    return [gamma_market_to_record(m) for m in event_markets(event)]
 
 
-def _event_markets(event: object) -> list[Any]:
+def event_markets(event: object) -> list[Any]:
     kind = "gamma_event"
-    event = _mapping(event, kind)
+    event = payload_mapping(event, kind)
     markets = event.get("markets")
     if markets is None:
-        raise _fail("missing required field 'markets'", kind)
+        raise payload_error("missing required field 'markets'", kind)
     if not isinstance(markets, list):
-        raise _fail(f"field 'markets' must be a list, got {type(markets).__name__}", kind)
+        raise payload_error(f"field 'markets' must be a list, got {type(markets).__name__}", kind)
     return markets

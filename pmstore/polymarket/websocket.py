@@ -17,21 +17,21 @@ from pmstore.models import (
 )
 from pmstore.polymarket._fields import (
     JsonObject,
-    _build,
-    _decimal,
-    _fail,
-    _first,
-    _mapping,
-    _opt_str,
-    _req_number,
-    _req_str,
-    _req_token,
-    _str_list,
-    _token_id,
-    _token_list,
+    build_record,
+    checked_token_id,
+    decimal_value,
+    first_present,
+    optional_str,
+    payload_error,
+    payload_mapping,
+    required_number,
+    required_str,
+    required_token,
+    str_list,
+    token_list,
 )
-from pmstore.polymarket._fills import _fill
-from pmstore.polymarket._timestamps import _req_ts
+from pmstore.polymarket._fills import fill_record
+from pmstore.polymarket._timestamps import required_ts
 
 __all__ = [
     "NO_TOP_OF_BOOK",
@@ -55,70 +55,80 @@ def ws_new_market_to_record(message: JsonObject) -> MarketRecord:
     ``ws_new_market``) for a missing condition id or question.
     """
     kind = "ws_new_market"
-    message = _mapping(message, kind)
+    message = payload_mapping(message, kind)
     active = message.get("active", True)
     if not isinstance(active, bool):
-        raise _fail(f"field 'active' must be true or false, got {active!r}", kind)
-    _, raw_tokens = _first(message, ("clob_token_ids", "assets_ids"))
-    return _build(
+        raise payload_error(f"field 'active' must be true or false, got {active!r}", kind)
+    _, raw_tokens = first_present(message, ("clob_token_ids", "assets_ids"))
+    return build_record(
         MarketRecord,
         kind,
-        condition_id=_req_str(message, kind, "condition_id", "market"),
-        question=_req_str(message, kind, "question"),
-        slug=_opt_str(message, kind, "slug"),
-        outcomes=_str_list(message.get("outcomes"), "outcomes", kind),
-        clob_token_ids=_token_list(raw_tokens, "clob_token_ids", kind),
+        condition_id=required_str(message, kind, "condition_id", "market"),
+        question=required_str(message, kind, "question"),
+        slug=optional_str(message, kind, "slug"),
+        outcomes=str_list(message.get("outcomes"), "outcomes", kind),
+        clob_token_ids=token_list(raw_tokens, "clob_token_ids", kind),
         active=active,
         closed=False,
     )
 
 
-def _top_price(entry: JsonObject, kind: str) -> float:
+def best_midpoint(entry: JsonObject, kind: str) -> float:
     """Midpoint of ``best_bid``/``best_ask``; PayloadError when a side is absent."""
     bid_raw, ask_raw = entry.get("best_bid"), entry.get("best_ask")
     if bid_raw in (None, "") and ask_raw in (None, ""):
-        raise _fail(
+        raise payload_error(
             NO_TOP_OF_BOOK if kind == "ws_price_change" else "missing best_bid and best_ask", kind
         )
     if bid_raw in (None, ""):
-        raise _fail("one-sided top of book: best_bid is missing, no midpoint", kind)
+        raise payload_error("one-sided top of book: best_bid is missing, no midpoint", kind)
     if ask_raw in (None, ""):
-        raise _fail("one-sided top of book: best_ask is missing, no midpoint", kind)
-    bid = _decimal(bid_raw, "best_bid", kind)
-    ask = _decimal(ask_raw, "best_ask", kind)
+        raise payload_error("one-sided top of book: best_ask is missing, no midpoint", kind)
+    bid = decimal_value(bid_raw, "best_bid", kind)
+    ask = decimal_value(ask_raw, "best_ask", kind)
     if bid <= 0:
-        raise _fail(f"one-sided top of book: best_bid {bid_raw!r} means no bids, no midpoint", kind)
+        raise payload_error(
+            f"one-sided top of book: best_bid {bid_raw!r} means no bids, no midpoint", kind
+        )
     if ask >= 1:
-        raise _fail(f"one-sided top of book: best_ask {ask_raw!r} means no asks, no midpoint", kind)
+        raise payload_error(
+            f"one-sided top of book: best_ask {ask_raw!r} means no asks, no midpoint", kind
+        )
     return float((bid + ask) / 2)
 
 
-def _price_change(message: JsonObject) -> tuple[list[PriceSnapshot], list[tuple[str, str]]]:
+def price_change_parts(message: JsonObject) -> tuple[list[PriceSnapshot], list[tuple[str, str]]]:
     """Snapshots per asset, and (asset_id, reason) for the assets rejected."""
     kind = "ws_price_change"
-    message = _mapping(message, kind)
+    message = payload_mapping(message, kind)
     changes = message.get("price_changes")
     if changes is None:
         # Flat (to 2024) or changes[] (late 2024 to mid-Sept 2025): one level, no top.
         shape = "changes[]" if "changes" in message else "flat"
-        raise _fail(f"{NO_TOP_OF_BOOK} (old {shape} shape)", kind)
+        raise payload_error(f"{NO_TOP_OF_BOOK} (old {shape} shape)", kind)
     if not isinstance(changes, list):
-        raise _fail(f"field 'price_changes' must be a list, got {type(changes).__name__}", kind)
-    ts = _req_ts(message, kind, "timestamp")
+        raise payload_error(
+            f"field 'price_changes' must be a list, got {type(changes).__name__}", kind
+        )
+    ts = required_ts(message, kind, "timestamp")
     last: dict[str, JsonObject] = {}
     for i, entry in enumerate(changes):
         if not isinstance(entry, Mapping):
-            raise _fail(f"price_changes[{i}] must be an object, got {type(entry).__name__}", kind)
-        _, raw_asset = _first(entry, ("asset_id",))
+            raise payload_error(
+                f"price_changes[{i}] must be an object, got {type(entry).__name__}", kind
+            )
+        _, raw_asset = first_present(entry, ("asset_id",))
         if raw_asset is None:
-            raise _fail(f"missing required field 'price_changes[{i}].asset_id'", kind)
-        last[_token_id(raw_asset, f"price_changes[{i}].asset_id", kind)] = entry
+            raise payload_error(f"missing required field 'price_changes[{i}].asset_id'", kind)
+        last[checked_token_id(raw_asset, f"price_changes[{i}].asset_id", kind)] = entry
     snapshots: list[PriceSnapshot] = []
     problems: list[tuple[str, str]] = []
     for asset_id, entry in last.items():
         try:
-            price = _top_price(entry, kind)
-            snapshots.append(_build(PriceSnapshot, kind, ts=ts, token_id=asset_id, price=price))
+            price = best_midpoint(entry, kind)
+            snapshots.append(
+                build_record(PriceSnapshot, kind, ts=ts, token_id=asset_id, price=price)
+            )
         except PayloadError as exc:
             problems.append((asset_id, exc.reason))
     return snapshots, problems
@@ -132,10 +142,10 @@ def price_change_to_snapshots(message: JsonObject) -> list[PriceSnapshot]:
     shapes (no top of book) and when any asset's top of book is unusable;
     :func:`convert` keeps the good assets and rejects only the bad ones.
     """
-    snapshots, problems = _price_change(message)
+    snapshots, problems = price_change_parts(message)
     if problems:
         asset_id, reason = problems[0]
-        raise _fail(f"asset_id {asset_id}: {reason}", "ws_price_change")
+        raise payload_error(f"asset_id {asset_id}: {reason}", "ws_price_change")
     return snapshots
 
 
@@ -146,13 +156,13 @@ def best_bid_ask_to_snapshot(message: JsonObject) -> PriceSnapshot:
     one-sided top of book.
     """
     kind = "ws_best_bid_ask"
-    message = _mapping(message, kind)
-    return _build(
+    message = payload_mapping(message, kind)
+    return build_record(
         PriceSnapshot,
         kind,
-        ts=_req_ts(message, kind, "timestamp"),
-        token_id=_req_token(message, kind, "asset_id"),
-        price=_top_price(message, kind),
+        ts=required_ts(message, kind, "timestamp"),
+        token_id=required_token(message, kind, "asset_id"),
+        price=best_midpoint(message, kind),
     )
 
 
@@ -163,13 +173,13 @@ def last_trade_price_to_snapshot(message: JsonObject) -> PriceSnapshot:
     ``ws_last_trade_price``) for a missing ``asset_id``, ``price`` or ``timestamp``.
     """
     kind = "ws_last_trade_price"
-    message = _mapping(message, kind)
-    return _build(
+    message = payload_mapping(message, kind)
+    return build_record(
         PriceSnapshot,
         kind,
-        ts=_req_ts(message, kind, "timestamp"),
-        token_id=_req_token(message, kind, "asset_id"),
-        price=float(_req_number(message, kind, "price")),
+        ts=required_ts(message, kind, "timestamp"),
+        token_id=required_token(message, kind, "asset_id"),
+        price=float(required_number(message, kind, "price")),
     )
 
 
@@ -181,8 +191,8 @@ def last_trade_price_to_trade(message: JsonObject) -> TradeRecord:
     ``ws_last_trade_price``) for a missing asset, side, price, size or timestamp.
     """
     kind = "ws_last_trade_price"
-    message = _mapping(message, kind)
-    return _fill(
+    message = payload_mapping(message, kind)
+    return fill_record(
         message,
         kind,
         token_keys=("asset_id",),
@@ -200,14 +210,14 @@ def ws_market_resolved_to_resolution(message: JsonObject) -> ResolutionRecord:
     ``timestamp`` is missing.
     """
     kind = "ws_market_resolved"
-    message = _mapping(message, kind)
-    return _build(
+    message = payload_mapping(message, kind)
+    return build_record(
         ResolutionRecord,
         kind,
-        condition_id=_req_str(message, kind, "market", "condition_id"),
-        outcome=_opt_str(message, kind, "winning_outcome"),
-        winner_token_id=_req_token(message, kind, "winning_asset_id"),
-        resolved_at=_req_ts(message, kind, "timestamp"),
+        condition_id=required_str(message, kind, "market", "condition_id"),
+        outcome=optional_str(message, kind, "winning_outcome"),
+        winner_token_id=required_token(message, kind, "winning_asset_id"),
+        resolved_at=required_ts(message, kind, "timestamp"),
         payout_price=1.0,
         detection_method="ws_market_resolved",
         status="resolved",

@@ -1,0 +1,31 @@
+"""The one gateway to pmstore's optional libraries: pyarrow, polars and pandas.
+
+pmstore imports none of them until a frame is passed or asked for; ``require``
+imports one then, or raises ConfigurationError naming the pmstore extra that
+installs it (``pip install 'pmstore[arrow]'``, ``[polars]``, ``[pandas]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Final
+
+from pmstore.errors import ConfigurationError
+
+__all__ = ["EXTRA_OF", "require"]
+
+EXTRA_OF: Final = {"pyarrow": "arrow", "polars": "polars", "pandas": "pandas"}
+"""The pmstore extra that installs each optional library."""
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` (pyarrow, polars or pandas), or raise ConfigurationError naming
+    the pmstore extra that installs it. Costs an import the first time."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = EXTRA_OF.get(module, module)
+        raise ConfigurationError(
+            f"{module} is not installed: pip install 'pmstore[{extra}]'"
+        ) from exc
