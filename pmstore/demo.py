@@ -1,15 +1,16 @@
-"""``pmstore demo``: pmstore's main job on synthetic data, end to end, with a summary.
+"""``pmstore demo``: pmstore's main job on synthetic data, end to end, as a report.
 
 Applies the migrations, generates ``minutes`` of realistic Polymarket data
 (``tokens`` price snapshots every minute, order books of realistic depth for
 a share of the tokens, trades with ~5% duplicates, the markets, a few
-resolutions including a 50/50), ingests it minute by minute through the
-Writer with a progress bar, refreshes the continuous aggregates and
-compresses the data where the edition allows, then prints rows per table,
-ingest speed and batch latency, table and index sizes, hourly candles of one
-token and the compression ratio.
+resolutions including a 50/50), writes it minute by minute through the
+Writer, refreshes the continuous aggregates and compresses the data where the
+edition allows, then reads back what a summary needs: rows per table, ingest
+speed and batch latency, table and index sizes, hourly candles of one token
+and the compression ratio. ``run_demo`` returns all of it as a ``DemoReport``;
+``pmstore demo`` prints it (``pmstore.cli.demo``).
 
-The simulated period ends at the start of the current hour (or ``--end``),
+The simulated period ends at the start of the current hour (or ``end``),
 so running the demo twice within the same hour writes nothing the second time
 (every batch is already in the ingest log). On a server given by DSN the demo
 refuses a database that already holds price snapshots unless forced: it
@@ -18,186 +19,213 @@ writes synthetic rows and compresses chunks.
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Final
 
 import numpy as np
 import psycopg
-from tqdm import tqdm
 
 from pmstore import migrations
-from pmstore.edition import features, server_info
+from pmstore._read.queries import Candle
+from pmstore._utc import HOUR, aware_utc, floor_hour
+from pmstore.edition import Feature, ServerInfo, features, server_info
 from pmstore.errors import ConfigurationError
 from pmstore.reader import Reader
-from pmstore.status import collect
+from pmstore.refresh import REFRESH_SQL
+from pmstore.status import Status, collect
 from pmstore.synthetic import MarketSimulator, token_ids
 from pmstore.writer import Writer
 
-__all__ = ["run_demo"]
+__all__ = [
+    "DEFAULT_MINUTES",
+    "DEFAULT_SEED",
+    "DEFAULT_TOKENS",
+    "DemoReport",
+    "DemoWrites",
+    "run_demo",
+]
 
-BOOK_SHARE = 0.05
+DEFAULT_MINUTES: Final = 60
+DEFAULT_TOKENS: Final = 8000
+DEFAULT_SEED: Final = 7
+BOOK_SHARE: Final = 0.05
 """Share of the tokens whose order book is snapshotted each minute."""
-TRADES_PER_MINUTE_PER_1K_TOKENS = 50
+TRADES_PER_MINUTE_PER_1K_TOKENS: Final = 50
+RESOLUTIONS: Final = 4
+"""Resolutions the demo writes (the simulator makes one of them a 50/50)."""
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else 0.0
+@dataclass(slots=True)
+class DemoWrites:
+    """What the demo's Writer calls wrote."""
+
+    prices: int = 0
+    orderbooks: int = 0
+    trades: int = 0
+    duplicates: int = 0
+    """Trades already stored, skipped."""
+    price_batches_already_written: int = 0
+    price_seconds: list[float] = field(default_factory=list)
+    """Each price batch's ``WriteResult.seconds`` (one batch a minute)."""
+
+    def price_latency(self, percentile: float) -> float:
+        """The price batches' latency at ``percentile`` (0-100), in seconds; 0 without any."""
+        if not self.price_seconds:
+            return 0.0
+        return float(np.percentile(np.asarray(self.price_seconds), percentile))
+
+    @property
+    def price_rows_per_second(self) -> float:
+        """Price rows written per second of ``copy_prices`` (0 when nothing was written)."""
+        seconds = sum(self.price_seconds)
+        return self.prices / seconds if seconds > 0 else 0.0
 
 
-def _mb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**20:,.1f} MB"
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    """What ``run_demo`` did and found: ``pmstore demo`` prints it."""
+
+    where: str
+    server: ServerInfo
+    start: datetime
+    minutes: int
+    tokens: int
+    writes: DemoWrites
+    seconds: float
+    """Wall time of the writes, data generation included."""
+    status: Status
+    """The database after the demo (tables, sizes, compression)."""
+    token: str
+    """The token whose candles are shown."""
+    candles: list[Candle]
+    aggregated: bool
+    """Whether the candles come from the continuous aggregate (else computed live)."""
+    compression: Feature | None
+    warnings: tuple[str, ...] = ()
+    """The migrations' server warnings (features this edition lacks)."""
+
+    @property
+    def real_time_factor(self) -> float:
+        """Simulated time per wall-clock time of the writes."""
+        return self.minutes * 60 / self.seconds if self.seconds > 0 else 0.0
 
 
 def run_demo(
     dsn: str,
     where: str,
     *,
-    minutes: int = 60,
-    tokens: int = 8000,
-    seed: int = 7,
-    progress: bool = True,
+    minutes: int = DEFAULT_MINUTES,
+    tokens: int = DEFAULT_TOKENS,
+    seed: int = DEFAULT_SEED,
     end: datetime | None = None,
     require_empty: bool = False,
-    out: Any = None,
-) -> int:
-    """Run the demo against ``dsn`` and print its summary to ``out`` (stdout). Returns 0.
+    progress: Callable[[int, int], object] | None = None,
+) -> DemoReport:
+    """Run the demo against ``dsn`` (described as ``where``); return its report.
 
     The simulated period ends at ``end`` (default: the start of the current
     hour, UTC). With ``require_empty`` the demo refuses a database whose
     ``price_snapshots`` already holds rows (it writes synthetic data and
-    compresses chunks: keep it away from real data). Raises
+    compresses chunks: keep it away from real data). ``progress(done,
+    minutes)`` is called after each simulated minute. Raises
     ConfigurationError for bad arguments or a non-empty database, other
-    PmstoreError subclasses (migration, write, connection) on failure.
-    Costs about 10-20 seconds for the default hour of 8,000 tokens on 2 cores.
+    PmstoreError subclasses (migration, write, connection) on failure. Costs
+    one Writer call per table and minute (see benchmarks/README.md).
     """
-    out = out or sys.stdout
     if minutes < 1 or tokens < 2:
         raise ConfigurationError("the demo needs --minutes >= 1 and --tokens >= 2")
-
-    def say(text: str = "") -> None:
-        print(text, file=out)
-
+    end = floor_hour(datetime.now(UTC)) if end is None else aware_utc("end", end)
     applied = migrations.apply(dsn)
-    for warning in dict.fromkeys(applied.warnings):
-        print(f"warning: {warning}", file=sys.stderr)
-
     if require_empty:
-        with psycopg.connect(dsn) as conn:
-            if conn.execute("SELECT EXISTS (SELECT 1 FROM price_snapshots)").fetchone() == (True,):
-                raise ConfigurationError(
-                    "this database already holds price snapshots and the demo writes synthetic "
-                    "data into it: use an empty database or the embedded server, or pass --force"
-                )
-    if end is None:
-        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    elif end.tzinfo is None:
-        raise ConfigurationError("the demo's end time must be timezone-aware (e.g. ...Z)")
+        _require_empty(dsn)
     start = end - timedelta(minutes=minutes)
     ids = token_ids(tokens, seed=seed)
     sim = MarketSimulator(ids, seed=seed)
-    books_per_minute = max(1, int(tokens * BOOK_SHARE))
-    trades_per_minute = max(1, tokens * TRADES_PER_MINUTE_PER_1K_TOKENS // 1000)
-
-    price_latency: list[float] = []
-    written = {"prices": 0, "orderbooks": 0, "trades": 0, "duplicates": 0, "skipped_batches": 0}
     started = time.perf_counter()
-    with Writer(dsn) as writer:
-        writer.upsert_markets(sim.markets())
-        writer.upsert_resolutions(sim.resolutions(4))
-        for minute_index in tqdm(
-            range(minutes), desc="demo", unit=" min", disable=not progress, file=sys.stderr
-        ):
-            minute = start + timedelta(minutes=minute_index)
-            result = writer.copy_prices(sim.prices(minute))
-            price_latency.append(result.seconds)
-            written["prices"] += result.rows_written
-            written["skipped_batches"] += int(result.already_written)
-            result = writer.copy_orderbooks(sim.orderbooks(minute, books_per_minute))
-            written["orderbooks"] += result.rows_written
-            result = writer.copy_trades(sim.trades(minute, trades_per_minute))
-            written["trades"] += result.rows_written
-            written["duplicates"] += result.duplicates_skipped
-    elapsed = time.perf_counter() - started
-
+    writes = _write(dsn, sim, start, minutes, tokens, progress)
+    seconds = time.perf_counter() - started
     with psycopg.connect(dsn, autocommit=True) as conn:
-        info = server_info(conn)
         have = features(conn)
         aggregates = have.get("continuous_aggregates")
-        if aggregates and aggregates.available:
-            for view in ("price_candles_1h", "trade_volume_1h"):
-                conn.execute(
-                    f"CALL refresh_continuous_aggregate('{view}', "
-                    "%s::timestamptz, %s::timestamptz)",
-                    (start - timedelta(hours=1), end + timedelta(hours=1)),
-                )
+        aggregated = bool(aggregates and aggregates.available)
         compression = have.get("compression")
-        if compression and compression.available:
-            conn.execute(
-                "SELECT compress_chunk(c, if_not_compressed => true) "
-                "FROM show_chunks('price_snapshots') c"
-            )
-        state = collect(conn, dsn)
+        _finish(conn, start, end, aggregated, bool(compression and compression.available))
         token = str(ids[0])
-        candles = Reader(conn).candles(token, start - timedelta(hours=1), end + timedelta(hours=1))
+        return DemoReport(
+            where=where,
+            server=server_info(conn),
+            start=start,
+            minutes=minutes,
+            tokens=tokens,
+            writes=writes,
+            seconds=seconds,
+            status=collect(conn, dsn),
+            token=token,
+            candles=Reader(conn).candles(token, start - HOUR, end + HOUR),
+            aggregated=aggregated,
+            compression=compression,
+            warnings=tuple(dict.fromkeys(applied.warnings)),
+        )
 
-    say(f"pmstore demo on {where}")
-    say(f"  {info}")
-    say(
-        f"  simulated {minutes} minute(s) from {start:%Y-%m-%d %H:%M} UTC, "
-        f"{tokens:,} tokens a minute"
-    )
-    say("")
-    price_seconds = sum(price_latency)
-    rows_per_s = written["prices"] / price_seconds if price_seconds > 0 else 0.0
-    say("ingest (this run)")
-    say(f"  price snapshots   {written['prices']:>12,} rows")
-    say(f"  order books       {written['orderbooks']:>12,} rows")
-    say(
-        f"  trades            {written['trades']:>12,} rows "
-        f"({written['duplicates']:,} duplicates skipped)"
-    )
-    if written["skipped_batches"]:
-        say(
-            f"  {written['skipped_batches']} price batch(es) were already written by an earlier run"
+
+def _require_empty(dsn: str) -> None:
+    """ConfigurationError when ``price_snapshots`` already holds rows."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM price_snapshots)").fetchone() == (True,):
+            raise ConfigurationError(
+                "this database already holds price snapshots and the demo writes synthetic "
+                "data into it: use an empty database or the embedded server, or pass --force"
+            )
+
+
+def _write(
+    dsn: str,
+    sim: MarketSimulator,
+    start: datetime,
+    minutes: int,
+    tokens: int,
+    progress: Callable[[int, int], object] | None,
+) -> DemoWrites:
+    """The markets, a few resolutions, then every minute's prices, books and trades."""
+    books_per_minute = max(1, int(tokens * BOOK_SHARE))
+    trades_per_minute = max(1, tokens * TRADES_PER_MINUTE_PER_1K_TOKENS // 1000)
+    writes = DemoWrites()
+    with Writer(dsn) as writer:
+        writer.upsert_markets(sim.markets())
+        writer.upsert_resolutions(sim.resolutions(RESOLUTIONS))
+        for k in range(minutes):
+            minute = start + timedelta(minutes=k)
+            result = writer.copy_prices(sim.prices(minute))
+            writes.price_seconds.append(result.seconds)
+            writes.prices += result.rows_written
+            writes.price_batches_already_written += int(result.already_written)
+            result = writer.copy_orderbooks(sim.orderbooks(minute, books_per_minute))
+            writes.orderbooks += result.rows_written
+            result = writer.copy_trades(sim.trades(minute, trades_per_minute))
+            writes.trades += result.rows_written
+            writes.duplicates += result.duplicates_skipped
+            if progress is not None:
+                progress(k + 1, minutes)
+    return writes
+
+
+def _finish(
+    conn: psycopg.Connection[tuple[object, ...]],
+    start: datetime,
+    end: datetime,
+    aggregated: bool,
+    compressed: bool,
+) -> None:
+    """Refresh the aggregates over the period and compress the price chunks, where the
+    edition has them (an autocommit connection)."""
+    if aggregated:
+        for view in ("price_candles_1h", "trade_volume_1h"):
+            conn.execute(REFRESH_SQL, {"view": view, "start": start - HOUR, "end": end + HOUR})
+    if compressed:
+        conn.execute(
+            "SELECT compress_chunk(c, if_not_compressed => true) "
+            "FROM show_chunks('price_snapshots') c"
         )
-    say(
-        f"  wall time         {elapsed:>12.1f} s for all tables (data generation included), "
-        f"{minutes * 60 / elapsed if elapsed > 0 else 0:,.0f}x real time"
-    )
-    say(
-        f"  price batches     {rows_per_s:,.0f} rows/s in copy_prices, "
-        f"p50 {_percentile(price_latency, 50) * 1000:,.1f} ms, "
-        f"p99 {_percentile(price_latency, 99) * 1000:,.1f} ms a batch"
-    )
-    say("")
-    say("tables (rows in the database)")
-    for h in state.hypertables:
-        say(
-            f"  {h.name:<20} {h.rows:>12,} rows  {h.chunks:>3} chunk(s)  "
-            f"total {_mb(h.total_bytes):>10}  indexes {_mb(h.index_bytes):>10}"
-        )
-    for name, rows in state.table_rows.items():
-        say(f"  {name:<20} {rows:>12,} rows")
-    say("")
-    source = "continuous aggregate" if aggregates and aggregates.available else "computed live"
-    say(f"hourly candles of token {token[:12]}...{token[-6:]} ({source})")
-    say(f"  {'bucket (UTC)':<17} {'open':>7} {'high':>7} {'low':>7} {'close':>7}")
-    for c in candles:
-        say(
-            f"  {c.bucket:%Y-%m-%d %H:%M} {c.open:>7.4f} {c.high:>7.4f} "
-            f"{c.low:>7.4f} {c.close:>7.4f}"
-        )
-    say("")
-    prices = next((h for h in state.hypertables if h.name == "price_snapshots"), None)
-    if prices and prices.before_compression_bytes and prices.after_compression_bytes:
-        ratio = prices.before_compression_bytes / prices.after_compression_bytes
-        say(
-            f"compression of price_snapshots: {_mb(prices.before_compression_bytes)} -> "
-            f"{_mb(prices.after_compression_bytes)} ({ratio:.1f}x)"
-        )
-    else:
-        detail = compression.detail if compression else "not recorded"
-        say(f"compression: not available here ({detail})")
-    return 0

@@ -33,7 +33,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from pmstore._read.coverage import Coverage, coverage_async
+from pmstore._read.coverage import DEFAULT_STEP, Coverage, coverage_async
 from pmstore._read.queries import (
     CANDLES_AGGREGATE_SQL,
     CANDLES_LIVE_SQL,
@@ -436,7 +436,7 @@ class AsyncReader:
         token_ids: Sequence[str],
         start: datetime,
         end: datetime,
-        step: timedelta = timedelta(minutes=1),
+        step: timedelta = DEFAULT_STEP,
     ) -> Coverage:
         """Report the runs of ``step``-long steps without a snapshot, per token, and the
         tokens without any, over [start, end). See ``pmstore._read.coverage.coverage_async``."""

@@ -37,12 +37,16 @@ from pmstore.models import UtcDatetime
 __all__ = [
     "ACTIVE_MARKET_TOKENS_SQL",
     "COVERAGE_GAPS_SQL",
+    "DEFAULT_STEP",
     "Coverage",
     "Gap",
     "active_market_tokens",
     "coverage",
     "coverage_async",
 ]
+
+DEFAULT_STEP: Final = timedelta(minutes=1)
+"""The default step: the seed plan's cadence of one price snapshot a minute."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -204,7 +208,7 @@ def coverage(
     token_ids: Sequence[str],
     start: datetime,
     end: datetime,
-    step: timedelta = timedelta(minutes=1),
+    step: timedelta = DEFAULT_STEP,
 ) -> Coverage:
     """Report each token's runs of steps without a price snapshot in [start, end).
 
@@ -226,7 +230,7 @@ async def coverage_async(
     token_ids: Sequence[str],
     start: datetime,
     end: datetime,
-    step: timedelta = timedelta(minutes=1),
+    step: timedelta = DEFAULT_STEP,
 ) -> Coverage:
     """``coverage`` on an ``AsyncConnection``: the same query, checks and report."""
     request = _checked(token_ids, start, end, step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
+from pmstore._read.coverage import DEFAULT_STEP
 from pmstore.cli._target import connect, resolve
 from pmstore.cli._times import utc_time
 from pmstore.errors import ConfigurationError
@@ -30,7 +31,12 @@ def add_parser(
     cov.add_argument(
         "--end", required=True, help="end instant (excluded), ISO with zone, or a date"
     )
-    cov.add_argument("--step", type=float, default=60.0, help="step in seconds (default 60)")
+    cov.add_argument(
+        "--step",
+        type=float,
+        default=DEFAULT_STEP.total_seconds(),
+        help="step in seconds (default %(default)s)",
+    )
     cov.add_argument("--limit", type=int, default=50, help="gaps and tokens listed (default 50)")
     cov.set_defaults(func=run)
 

@@ -27,6 +27,8 @@ def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     """Add ``ingest`` to the subcommands."""
+    from pmstore.ingest import FlushPolicy
+
     ingest = sub.add_parser(
         "ingest",
         parents=[common],
@@ -39,9 +41,17 @@ def add_parser(
         "--rejects", metavar="FILE", help="append rejected payloads here (JSON lines)"
     )
     ingest.add_argument("--jobs", "-j", type=int, default=1, help="files ingested in parallel")
-    ingest.add_argument("--batch-rows", type=int, default=50_000, help="records per write batch")
     ingest.add_argument(
-        "--flush-seconds", type=float, default=5.0, help="write a batch at least this often"
+        "--batch-rows",
+        type=int,
+        default=FlushPolicy().batch_rows,
+        help="records per write batch (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--flush-seconds",
+        type=float,
+        default=FlushPolicy().flush_seconds,
+        help="write a batch at least this often (default %(default)s)",
     )
     ingest.add_argument(
         "--beyond-retention",
