@@ -5,33 +5,39 @@
     with Writer(dsn) as w:
         w.copy_prices({"ts": ts, "token_id": tokens, "price": prices})
 
-Modules, one per responsibility:
+The public modules (an underscore marks an internal module, as in psycopg):
 
 - ``pmstore.models``        pydantic records of the five tables
-- ``pmstore.batches``       columnar batches and their vectorized validation
-- ``pmstore._write.encoding`` binary COPY encoding (numpy, orjson)
-- ``pmstore._write.pipeline`` batches -> byte-bounded COPY chunks, encoded ahead in a thread
+- ``pmstore.batches``       columnar batches and their vectorized validation (any input form,
+                            DataFrames included)
 - ``pmstore.writer_async``  AsyncWriter, the source of ``pmstore.writer`` (Writer, generated)
-- ``pmstore._write.connection_async`` the writers' connection and retried transactions (base class)
-- ``pmstore._write.plan``    the writers' I/O-free parts: checks, plans, SQL, WriteResult
 - ``pmstore.reader_async``  AsyncReader, the source of ``pmstore.reader`` (Reader, generated)
-- ``pmstore._read.queries``  the readers' SQL and result models
-- ``pmstore.frames``        DataFrames in and out (pyarrow, polars, pandas; optional)
-- ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
-- ``pmstore._read.coverage``      gaps in the price snapshots (``pmstore coverage``)
-- ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
-- ``pmstore._write.retention``     retention horizons: rows older than the policy's
+- ``pmstore.frames``        DataFrames out (pyarrow, polars, pandas; optional extras)
 - ``pmstore.migrations``    apply / roll back / inspect the schema, drift
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
-- ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
+- ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
+- ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
+- ``pmstore.status``        the state of a deployment (``pmstore status``)
+- ``pmstore.demo``          the main job on synthetic data, as a report (``pmstore demo``)
 - ``pmstore.polymarket``    Polymarket API payloads -> records (one module per source)
 - ``pmstore.ingest``        recorded files of payloads -> the Writer (``pmstore ingest``)
-- ``pmstore.synthetic``     realistic synthetic market data (demo, benchmarks)
-- ``pmstore.demo``          ``pmstore demo``: the main job on synthetic data
-- ``pmstore.status``        ``pmstore status``: the state of a deployment
+- ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself
+- ``pmstore.synthetic``     realistic synthetic market data (demo, benchmarks, tests)
 - ``pmstore.dsn``           connection strings: sources, redaction, yoyo URLs
-- ``pmstore.cli``           the ``pmstore`` command line, one module per command
-- ``pmstore.errors``        the error hierarchy
+- ``pmstore.errors``        the one error hierarchy
+- ``pmstore.cli``           the ``pmstore`` command line: one module per command, and the
+                            only place anything is printed
+
+The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
+``_write/plan`` (the checked batch, its id and statements) -> ``_write/retention`` and
+``_write/touched`` -> ``_write/pipeline`` (a worker thread encodes ahead) ->
+``_write/encoding`` -> ``_write/engines`` (COPY tuples, in the wire format of
+``_pgcopy``) -> ``_write/connection_async`` (one transaction, retried after a
+drop). The read path: ``Reader`` (``reader_async``) -> ``_read/queries`` (SQL
+and result models) and ``_read/coverage``, with ``frames`` for DataFrames.
+Shared internals: ``_twins`` (the sync/async pairs the generator maps),
+``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
+the optional libraries).
 
 ``import pmstore`` loads only the error hierarchy; every other name here is
 imported on first use (PEP 562), so the embedded server (subprocess,
@@ -47,7 +53,10 @@ from pmstore.errors import (
     BatchValidationError,
     ConfigurationError,
     ConnectionLostError,
+    CopyDecodeError,
     FeatureUnavailableError,
+    IngestError,
+    MigrationDriftError,
     MigrationError,
     MigrationLockError,
     PayloadError,
@@ -82,9 +91,12 @@ __all__ = [
     "BatchValidationError",
     "ConfigurationError",
     "ConnectionLostError",
+    "CopyDecodeError",
     "EmbeddedServer",
     "FeatureUnavailableError",
+    "IngestError",
     "MarketRecord",
+    "MigrationDriftError",
     "MigrationError",
     "MigrationLockError",
     "OrderbookBatch",

@@ -8,10 +8,14 @@
     │   └── MigrationDriftError   applied migrations whose files changed since
     ├── BatchValidationError      bad input: rows and columns named, nothing written
     ├── PayloadError              a Polymarket payload cannot be converted (the reason says why)
+    ├── IngestError               ``pmstore ingest``'s reader process ended without a word
     ├── WriteError                a batch could not be written (nothing was written)
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
     └── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+
+``ConfigurationError``, ``BatchValidationError``, ``PayloadError`` and
+``CopyDecodeError`` are also ``ValueError`` s.
 
 Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``,
 and a chained psycopg error is a redacted copy (``pmstore.dsn.redact_error``).
@@ -47,8 +51,7 @@ def _rebuild(cls: type[PmstoreError], args: tuple[Any, ...]) -> PmstoreError:
 class ConfigurationError(PmstoreError, ValueError):
     """A DSN, option, argument or environment setting is missing or invalid.
 
-    Also a ValueError, for callers that caught the ValueError that pmstore's
-    argument checks (e.g. in ``pmstore.synthetic``) used to raise.
+    Also a ValueError: a bad argument is one.
     """
 
 

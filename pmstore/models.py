@@ -45,6 +45,7 @@ from pmstore.errors import ConfigurationError
 __all__ = [
     "BookLevel",
     "MarketRecord",
+    "ModelT",
     "OrderbookSnapshot",
     "PriceSnapshot",
     "ResolutionRecord",
@@ -217,6 +218,7 @@ class ResolutionRecord(BaseModel):
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+"""Any pydantic model (a record type): the type variable of the calls generic over one."""
 
 
 def record_to_model(row: Any, model: type[ModelT]) -> ModelT:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, overload
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import BaseModel
 
-from pmstore._read.coverage import DEFAULT_STEP, Coverage, coverage_async
+from pmstore._read.coverage import DEFAULT_STEP, Coverage, Gap, coverage_async
 from pmstore._read.queries import (
     CANDLES_AGGREGATE_SQL,
     CANDLES_LIVE_SQL,
@@ -67,39 +66,24 @@ from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, fetch_frame_async
 from pmstore.models import (
     MarketRecord,
+    ModelT,
     OrderbookSnapshot,
     PriceSnapshot,
     ResolutionRecord,
     record_to_model,
 )
 
-# The queries are re-exported: each is run by the one method naming it.
 __all__ = [
-    "CANDLES_AGGREGATE_SQL",
-    "CANDLES_LIVE_SQL",
-    "LATEST_PRICES_ALL_SETTINGS_SQL",
-    "LATEST_PRICES_ALL_SQL",
-    "LATEST_PRICES_OF_TOKENS_SQL",
-    "MARKETS_SQL",
-    "MARKET_SQL",
-    "ORDERBOOK_AT_SQL",
-    "PRICE_CHUNKS_SPAN_SQL",
-    "PRICE_HISTORY_BUCKETED_SQL",
-    "PRICE_HISTORY_RAW_SQL",
-    "RESOLUTION_SQL",
-    "RESTORE_SETTINGS_SQL",
-    "TRADE_VOLUME_AGGREGATE_SQL",
-    "TRADE_VOLUME_LIVE_SQL",
     "AsyncReader",
     "Candle",
+    "Coverage",
+    "Gap",
     "PricePoint",
     "TradeVolume",
 ]
 
 FETCH_ROWS: Final = 10_000
 """Rows fetched and turned into models at a time (bounds the event loop's share of a read)."""
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _models_of(rows: Sequence[Mapping[str, Any]], model: type[ModelT]) -> list[ModelT]:

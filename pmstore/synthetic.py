@@ -12,7 +12,7 @@ Used by the benchmarks and by ``pmstore demo``::
     trades = sim.trades(minute, 2_000)          # TradeBatch: 5% repeated fills
     markets, resolutions = sim.markets(), sim.resolutions(10)
 
-What is realistic about it (see /work/shared/polymarket/README.md):
+What is realistic about it (see tests/fixtures/polymarket/README.md, facts about the real data):
 
 - token ids are 74-78 decimal digits, distributed like uniform 256-bit
   integers (the real ids are): ~78% have 77 digits, ~14% 78, ~8% 76, ~1% 75,

@@ -50,8 +50,8 @@ from pmstore._write.plan import (
     UPSERT_MARKETS_SQL,
     UPSERT_RESOLUTIONS_SQL,
     CopyPlan,
+    CopyProgress,
     OnInvalid,
-    Progress,
     Statements,
     WriteResult,
     market_rows,
@@ -105,7 +105,7 @@ class Writer(WriteConnection):
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         index_order: bool | None = None,
-        progress: Progress | None = None,
+        progress: CopyProgress | None = None,
         beyond_retention: BeyondRetention = "raise",
     ) -> None:
         if retries < 0 or backoff < 0 or chunk_rows < 1 or chunk_bytes < 1:
@@ -399,10 +399,10 @@ class Writer(WriteConnection):
     ) -> WriteResult:
         """``executemany`` (pipelined by psycopg) of one upsert per row, in one transaction.
 
-        Measured on 10,000 markets (2 cores): 0.34-0.41 s, against 0.22-0.23 s
-        for COPY into a staging table plus one merge. Market and resolution
-        batches are small (a full Gamma refresh is ~10k rows), so the simpler
-        statement won; switch to staging if they grow by orders of magnitude.
+        Slower than COPY into a staging table plus one merge (benchmarks/README.md,
+        "Upserts"), but market and resolution batches are small (a full Gamma
+        refresh is ~10k rows), so the simpler statement won; switch to staging
+        if they grow by orders of magnitude.
         """
         started = time.perf_counter()
 

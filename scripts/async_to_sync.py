@@ -12,7 +12,8 @@ The steps, in order:
    ``async``/``await`` and renames names through ``RENAMES`` (plus its own
    table: ``__aenter__`` -> ``__enter__``, ``AsyncIterator`` -> ``Iterator``, ...);
 2. the same ``RENAMES`` as whole words in strings and comments, so that
-   docstrings and messages name the sync classes;
+   docstrings and messages name the sync classes, with the article before a
+   renamed word fixed ("an AsyncWriter" -> "a Writer");
 3. a comment line ``# sync: CODE`` becomes the line ``CODE`` (e.g. ``@property``
    over an accessor that the async class has as a coroutine method);
 4. a header naming the source, then ruff (import and ``__all__`` order, format).
@@ -64,6 +65,16 @@ HEADER = "# generated from {source} by scripts/async_to_sync.py: do not edit\n"
 
 _SYNC_LINE = re.compile(r"^(?P<indent>[ \t]*)# sync: (?P<code>.*)$", re.MULTILINE)
 _WORDS = re.compile(r"\b(" + "|".join(map(re.escape, RENAMES)) + r")\b")
+_ARTICLE = re.compile(
+    r"\b(?P<article>[Aa]n?) (?P<word>" + "|".join(map(re.escape, set(RENAMES.values()))) + r")\b"
+)
+
+
+def _article(match: re.Match[str]) -> str:
+    """ "a"/"an" (capital kept) as the renamed word after it is spoken: by its first letter."""
+    article, word = match["article"], match["word"]
+    fitting = "an" if word[0].lower() in "aeiou" else "a"
+    return f"{article[0]}{fitting[1:]} {word}"
 
 
 def unasync_source(source: Path, target: Path) -> None:
@@ -78,6 +89,7 @@ def unasync_source(source: Path, target: Path) -> None:
 def finish(text: str, source: str) -> str:
     """Steps 2-4 on unasync's output of ``source``: the generated module's text."""
     text = _WORDS.sub(lambda m: RENAMES[m.group(1)], text)
+    text = _ARTICLE.sub(_article, text)
     text = _SYNC_LINE.sub(r"\g<indent>\g<code>", text)
     text = HEADER.format(source=source) + text
     filename = str(ROOT / SOURCES.get(source, source))

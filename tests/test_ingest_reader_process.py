@@ -2,7 +2,7 @@
 
 The reader process is forced (``reader_process=True``, ``--reader-process``)
 on small files; on a real server. Kills are the resume test's deterministic
-``PMSTORE_INGEST_FAULT=kill-after-commit:N``.
+``fault_proxy`` (SIGKILL once the server committed the N-th writing transaction).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import orjson
 import psycopg
 import pytest
 from conftest import TestServer
+from fault_proxy import pg_proxy
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore.cli.ingest import IngestProgress
+from pmstore.cli.ingest import IngestBar
 from pmstore.errors import IngestError, PayloadError
 from pmstore.ingest import FlushPolicy, RejectsFile, ingest_file
-from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._cursor import ResumePoint
 from pmstore.ingest._reader_process import ReaderProcess, StartMethod, default_start_method
 from pmstore.ingest._reading import read_segments
 from pmstore.ingest._sources import open_source
@@ -138,13 +139,17 @@ def test_killed_with_a_reader_process_then_rerun_writes_every_row_once(
     try:
         assert ingest(clean, str(path), "--batch-rows", "400").returncode == 0
         env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
-        env.update(PMSTORE_INGEST_FAULT=f"kill-after-commit:{kill_after}")
         env["PMSTORE_TEST_MARK"] = mark.partition("=")[2]
-        killed = subprocess.run(
-            [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress",
-             "--reader-process", "--batch-rows", "400", str(path)],
-            capture_output=True, text=True, env=env, timeout=600, check=False,
-        )  # fmt: skip
+        with pg_proxy(dsn) as proxy:
+            proxy.kill_after_writes(kill_after, Writer.APPLICATION_NAME)
+            proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", proxy.dsn(dsn),
+                 "--no-progress", "--reader-process", "--batch-rows", "400", str(path)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            )  # fmt: skip
+            proxy.victim(proc.pid)
+            out, err = proc.communicate(timeout=600)
+        killed = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         # The child gets SIGKILL as its parent exits: wait for each one's exit (pidfd).
         for pid in _reader_processes(mark):
@@ -193,9 +198,13 @@ def _reader(
     with open_source(path) as source:
         head, form = source.identity, source.format
     return ReaderProcess(
-        path, identity or head, form, 0, 0, 0, dict.fromkeys(TRACKED, 0),
-        policy or FlushPolicy(batch_rows=100), start_method,
-    )  # fmt: skip
+        path,
+        ResumePoint(),
+        policy or FlushPolicy(batch_rows=100),
+        identity=identity or head,
+        source_format=form,
+        start_method=start_method,
+    )
 
 
 START_METHODS: list[StartMethod] = (
@@ -239,7 +248,7 @@ def test_a_forked_reader_leaves_the_parents_connection_alone(
 
 def test_the_progress_bar_starts_no_thread(tmp_path: Path) -> None:
     before = threading.active_count()
-    with IngestProgress([tmp_path], out=io.StringIO()) as bar:
+    with IngestBar([tmp_path], out=io.StringIO()) as bar:
         bar(10, 1, 1)
         assert threading.active_count() == before  # no tqdm monitor: forking stays possible
 
@@ -283,7 +292,7 @@ def test_a_runs_first_segments_ramp_up_and_both_readers_cut_them_alike(
     path = _write_file(tmp_path / "a.jsonl", lines)
     policy = FlushPolicy(batch_rows=400, flush_seconds=3600.0)
     with open_source(path) as source:
-        here = list(read_segments(source, 0, 0, 0, dict.fromkeys(TRACKED, 0), policy))
+        here = list(read_segments(source, ResumePoint(), policy))
     counts = [sum(n for t, n in s.counts().items() if t != "rejects") for s in here]
     assert len(counts) > 6
     for cut, count in zip([50, 100, 200, 400, 400, 400], counts, strict=False):

@@ -25,7 +25,7 @@ from test_ingest_resume import archive_lines, ingest, state
 import pmstore.ingest._sources as sources
 from pmstore.ingest import FlushPolicy, ingest_file
 from pmstore.ingest._batcher import Segment
-from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._cursor import TRACKED, ResumePoint
 from pmstore.ingest._reader_process import ReaderProcess
 from pmstore.ingest._reading import Stretches, read_segments, read_stretches
 from pmstore.ingest._sources import open_source
@@ -53,15 +53,12 @@ def _shared(
     path: Path, readers: int, start: int = 0, start_line: int = 0, **kw: Any
 ) -> list[Segment]:
     """The segments of every reader of ``readers``, put in file order."""
-    caught_up = kw.get("caught_up", 0)
-    positions = kw.get("positions", dict.fromkeys(TRACKED, 0))
+    resume = _resume(start, start_line, **kw)
     per_reader = []
     for k in range(readers):
         with open_source(path) as source:
             stretches = Stretches(kw.get("policy", POLICY), readers)
-            got = list(
-                read_stretches(source, start, start_line, caught_up, positions, stretches, k)
-            )
+            got = list(read_stretches(source, resume, stretches, k))
             per_reader.append(got)
     ordered = []
     for j in range(sum(len(r) for r in per_reader)):
@@ -70,11 +67,15 @@ def _shared(
 
 
 def _single(path: Path, start: int = 0, start_line: int = 0, **kw: Any) -> list[Segment]:
-    caught_up = kw.get("caught_up", 0)
-    positions = kw.get("positions", dict.fromkeys(TRACKED, 0))
-    policy = kw.get("policy", POLICY)
+    resume = _resume(start, start_line, **kw)
     with open_source(path) as source:
-        return list(read_segments(source, start, start_line, caught_up, positions, policy))
+        return list(read_segments(source, resume, kw.get("policy", POLICY)))
+
+
+def _resume(start: int, start_line: int, **kw: Any) -> ResumePoint:
+    return ResumePoint(
+        start, start_line, kw.get("caught_up", 0), kw.get("positions", dict.fromkeys(TRACKED, 0))
+    )
 
 
 def test_stretches_ramp_up_then_span_batch_rows() -> None:
@@ -166,11 +167,14 @@ def test_a_limit_reads_the_file_as_it_was(
 def test_a_reader_out_of_range_or_of_a_non_lines_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_bytes(b'{"event_type": "mystery"}\n')
-    args = (path, b"", "lines", 0, 0, 0, dict.fromkeys(TRACKED, 0), POLICY)
     with pytest.raises(ValueError, match="reader 2 of 2"):
-        ReaderProcess(*args, reader=2, readers=2)
+        ReaderProcess(
+            path, ResumePoint(), POLICY, identity=b"", source_format="lines", reader=2, readers=2
+        )
     with pytest.raises(ValueError, match="only a JSON-lines file"):
-        ReaderProcess(path, b"", "array", *args[3:], reader=0, readers=2)
+        ReaderProcess(
+            path, ResumePoint(), POLICY, identity=b"", source_format="array", reader=0, readers=2
+        )
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +230,7 @@ def test_killed_with_two_readers_then_rerun_writes_every_row_once(
     db = f"t_readers_kill_{kill_after}"
     dsn = server.migrated_database(db)
     try:
-        killed = ingest(dsn, str(path), *SHARED, fault=f"kill-after-commit:{kill_after}")
+        killed = ingest(dsn, str(path), *SHARED, kill_after_commit=kill_after)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         assert state(dsn) != clean_big  # it did stop half way
         done = ingest(dsn, str(path), *resume)  # two readers again, or the defaults

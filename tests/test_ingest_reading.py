@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from test_ingest_resume import archive_lines
 import pmstore.ingest._sources as sources
 from pmstore.ingest import FlushPolicy
 from pmstore.ingest._batcher import Segment
-from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._cursor import TRACKED, ResumePoint
 from pmstore.ingest._reading import item_segments, line_segments
 from pmstore.ingest._sources import open_source
 
@@ -42,11 +43,12 @@ def _awkward(lines: list[bytes], *, final_newline: bool) -> bytes:
 def _segments(path: Path, start: int, start_line: int, inline: bool, **kw: object) -> list[str]:
     policy = FlushPolicy(batch_rows=60, flush_seconds=3600.0)
     caught_up = int(kw.get("caught_up", 0))  # type: ignore[call-overload]
-    positions = kw.get("positions", dict.fromkeys(TRACKED, 0))
+    positions: Any = kw.get("positions", dict.fromkeys(TRACKED, 0))
+    resume = ResumePoint(start, start_line, caught_up, positions)
     loop = line_segments if inline else item_segments
     with open_source(path) as source:
         assert source.format == "lines"
-        got = list(loop(source, start, start_line, caught_up, positions, policy, None))  # type: ignore[arg-type]
+        got = list(loop(source, resume, policy, None))
         tail = source.incomplete_tail
     return [_describe(s) for s in got] + [f"incomplete_tail={tail}"]
 

@@ -1,9 +1,10 @@
 """``pmstore ingest`` streams, resumes exactly once and continues grown files, on a real server.
 
-Every run is the real command in a subprocess. Kills are deterministic:
-``PMSTORE_INGEST_FAULT=kill-after-commit:N`` makes the process SIGKILL itself
-right after its N-th commit, and a lock held by the test stops it inside a
-transaction (rows and cursor written, not committed) until the test kills it.
+Every run is the real command in a subprocess. Kills are deterministic and come
+from the tests: the command talks to the server through ``fault_proxy``, which
+SIGKILLs it once the server committed its N-th writing transaction (before the
+command hears so), and a lock held by the test stops it inside a transaction
+(rows and cursor written, not committed) until the test kills it.
 Each result is compared with one clean run of the same content: row counts
 and a digest of every stored value.
 """
@@ -23,7 +24,10 @@ import orjson
 import psycopg
 import pytest
 from conftest import TestServer
+from fault_proxy import pg_proxy
 from test_ingest_columnar import realistic
+
+from pmstore.writer import Writer
 
 TABLES = ("price_snapshots", "orderbook_snapshots", "trades", "markets", "resolutions")
 DIGESTS = {
@@ -45,10 +49,8 @@ NEW_MARKET = {
 }
 
 
-def command(dsn: str, *args: str, fault: str | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PMSTORE_DSN", "PMSTORE_INGEST_FAULT")}
-    if fault:
-        env["PMSTORE_INGEST_FAULT"] = fault
+def command(dsn: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PMSTORE_DSN"}
     return subprocess.Popen(
         [sys.executable, "-P", "-m", "pmstore", "ingest", "--dsn", dsn, "--no-progress", *args],
         stdout=subprocess.PIPE,
@@ -58,9 +60,20 @@ def command(dsn: str, *args: str, fault: str | None = None) -> subprocess.Popen[
     )
 
 
-def ingest(dsn: str, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = command(dsn, *args, fault=fault)
-    out, err = proc.communicate(timeout=600)
+def ingest(
+    dsn: str, *args: str, kill_after_commit: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``pmstore ingest ARGS``; with ``kill_after_commit=N`` it is killed (SIGKILL) once the
+    server committed its N-th writing transaction, before it hears so (``fault_proxy``)."""
+    if kill_after_commit is None:
+        proc = command(dsn, *args)
+        out, err = proc.communicate(timeout=600)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    with pg_proxy(dsn) as proxy:
+        proxy.kill_after_writes(kill_after_commit, Writer.APPLICATION_NAME)
+        proc = command(proxy.dsn(dsn), *args)
+        proxy.victim(proc.pid)
+        out, err = proc.communicate(timeout=600)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -130,9 +143,7 @@ def test_killed_after_any_commit_then_rerun_writes_every_row_once(
     path.write_bytes(gzip.compress(data) if gz else data)
     dsn = fresh(server, f"t_ingest_kill_{kill_after}_{int(gz)}")
     try:
-        killed = ingest(
-            dsn, str(path), "--batch-rows", "400", fault=f"kill-after-commit:{kill_after}"
-        )
+        killed = ingest(dsn, str(path), "--batch-rows", "400", kill_after_commit=kill_after)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         partial = state(dsn)
         assert partial != clean  # it did stop half way
@@ -174,7 +185,7 @@ def test_killed_inside_a_transaction_after_its_rows_and_cursor(
     path.write_bytes(b"\n".join(lines) + b"\n")
     dsn = fresh(server, "t_ingest_kill_inside")
     try:
-        first = ingest(dsn, str(path), "--batch-rows", "400", fault="kill-after-commit:3")
+        first = ingest(dsn, str(path), "--batch-rows", "400", kill_after_commit=3)
         assert first.returncode == -signal.SIGKILL
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(KILL_ONCE_SQL)
@@ -244,7 +255,7 @@ def test_array_document_and_lines_give_the_same_rows_and_rejects(
     dsn = fresh(server, "t_ingest_array")
     rejects = tmp_path / "rejects.jsonl"
     try:
-        killed = ingest(dsn, str(array), "--batch-rows", "400", fault="kill-after-commit:2")
+        killed = ingest(dsn, str(array), "--batch-rows", "400", kill_after_commit=2)
         assert killed.returncode == -signal.SIGKILL
         done = ingest(dsn, str(array), "--batch-rows", "250", "--rejects", str(rejects))
         assert done.returncode == 0, done.stderr

@@ -30,7 +30,7 @@ from pmstore import (
     ResolutionRecord,
     Writer,
 )
-from pmstore import reader as rd
+from pmstore._read import queries as rd
 from pmstore.edition import features
 from pmstore.reader import Candle, PricePoint, Reader, TradeVolume
 

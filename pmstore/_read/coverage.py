@@ -158,7 +158,9 @@ class _Request:
         }
 
 
-def _checked(token_ids: Sequence[str], start: datetime, end: datetime, step: timedelta) -> _Request:
+def _checked_request(
+    token_ids: Sequence[str], start: datetime, end: datetime, step: timedelta
+) -> _Request:
     """The request of ``coverage``'s arguments; ConfigurationError as it documents."""
     lo, hi = aware_utc("start", start), aware_utc("end", end)
     if lo >= hi:
@@ -218,7 +220,7 @@ def coverage(
     ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
     module notes (one query; about 1 µs of server time per snapshot read).
     """
-    request = _checked(token_ids, start, end, step)
+    request = _checked_request(token_ids, start, end, step)
     if not request.tokens:
         return _report(request, [])
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
@@ -233,7 +235,7 @@ async def coverage_async(
     step: timedelta = DEFAULT_STEP,
 ) -> Coverage:
     """``coverage`` on an ``AsyncConnection``: the same query, checks and report."""
-    request = _checked(token_ids, start, end, step)
+    request = _checked_request(token_ids, start, end, step)
     if not request.tokens:
         return _report(request, [])
     cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)

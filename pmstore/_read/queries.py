@@ -144,9 +144,11 @@ def checked_positive(name: str, value: timedelta) -> timedelta:
 
 # -- the queries ----------------------------------------------------------------
 
-LATEST_PRICES_OF_TOKENS_SQL: Final = """
+# Each token's latest snapshot in (since, at]: a LIMIT 1 probe of its (token_id, ts DESC)
+# index, joined to the tokens ``t``.
+_LATEST_OF_EACH_TOKEN: Final = """
     SELECT p.ts, p.token_id, p.price, p.volume_24h
-    FROM unnest(%(token_ids)s::text[]) AS t(token_id)
+    FROM tokens t
     CROSS JOIN LATERAL (
         SELECT s.ts, s.token_id, s.price, s.volume_24h
         FROM price_snapshots s
@@ -154,8 +156,11 @@ LATEST_PRICES_OF_TOKENS_SQL: Final = """
         ORDER BY s.ts DESC
         LIMIT 1
     ) AS p
-    ORDER BY p.token_id
 """
+
+_GIVEN_TOKENS: Final = "WITH tokens(token_id) AS (SELECT unnest(%(token_ids)s::text[]))"
+_BY_TOKEN: Final = "    ORDER BY p.token_id\n"
+LATEST_PRICES_OF_TOKENS_SQL: Final = _GIVEN_TOKENS + _LATEST_OF_EACH_TOKEN + _BY_TOKEN
 
 # The time span of the chunks of price_snapshots holding (since, at]: whole chunks.
 PRICE_CHUNKS_SPAN_SQL: Final = """
@@ -172,7 +177,7 @@ PRICE_CHUNKS_SPAN_SQL: Final = """
 # chunk. (A bound inside a chunk, e.g. ts <= at, would make each step read past
 # every entry of that chunk failing it, over and over: rows x tokens.) Rows come
 # out in token order; the Reader sorts them anyway (no Sort node, see below).
-LATEST_PRICES_ALL_SQL: Final = """
+_TOKENS_BY_SKIP_SCAN: Final = """
     WITH RECURSIVE tokens(token_id) AS (
         (SELECT s.token_id
          FROM price_snapshots s
@@ -188,17 +193,8 @@ LATEST_PRICES_ALL_SQL: Final = """
                 LIMIT 1)
         FROM tokens t
         WHERE t.token_id IS NOT NULL
-    )
-    SELECT p.ts, p.token_id, p.price, p.volume_24h
-    FROM tokens t
-    CROSS JOIN LATERAL (
-        SELECT s.ts, s.token_id, s.price, s.volume_24h
-        FROM price_snapshots s
-        WHERE s.token_id = t.token_id AND s.ts <= %(at)s AND s.ts > %(since)s
-        ORDER BY s.ts DESC
-        LIMIT 1
-    ) AS p
-"""
+    )"""
+LATEST_PRICES_ALL_SQL: Final = _TOKENS_BY_SKIP_SCAN + _LATEST_OF_EACH_TOKEN
 
 # For LATEST_PRICES_ALL_SQL, transaction-local: TimescaleDB under-costs sorting a
 # compressed chunk (Community edition, chunks older than 7 days), so each skip

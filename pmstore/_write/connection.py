@@ -1,5 +1,5 @@
 # generated from pmstore/_write/connection_async.py by scripts/async_to_sync.py: do not edit
-"""The connection an Writer works on, and its transactions with reconnect and retry.
+"""The connection a Writer works on, and its transactions with reconnect and retry.
 
 Given a DSN, the connection is owned: opened on first use, and when it
 drops the whole transaction is retried on a new one, up to ``retries``

@@ -55,11 +55,9 @@ __all__ = [
 DEFAULT_CHUNK_BYTES: Final = 4 << 20
 """Encoded bytes per chunk (an estimate): ~35,000 price rows, ~1,500 books of 36 levels a side.
 
-Measured (benchmarks/README.md, 500k rows into a bare hypertable, 2 busy
-cores): the sender waited for the worker 0.13-0.18 s with 4 MiB chunks,
-0.5-1.5 s with 1 MiB and 1.7-2.5 s with 256 KiB (every hand-over between
-the threads costs a GIL switch); a minute batch (8,000 prices, ~1 MB) is
-one chunk, encoded inline."""
+Fewer, bigger chunks overlap the worker and the sender better: every hand-over
+between the threads costs a GIL switch (benchmarks/README.md, "Chunks of 4 MiB").
+A minute batch (8,000 prices, ~1 MB) is one chunk, encoded inline."""
 ENCODE_BLOCK: Final = 4_096
 """Rows encoded per encoder call: each of its numpy passes then holds the GIL well under
 a millisecond, and the GIL is handed over between blocks (an event loop beside the

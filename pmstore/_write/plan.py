@@ -15,27 +15,28 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from psycopg.sql import SQL, Identifier
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
 from pmstore._write.pipeline import CopyStream, index_order
 from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 from pmstore._write.touched import touched_ranges
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
+from pmstore.batches._column_batch import BatchT
 from pmstore.batches._from_frame import FrameLike
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
-from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.models import MarketRecord, ModelT, ResolutionRecord
 
 __all__ = [
     "CopyPlan",
+    "CopyProgress",
     "Encoder",
     "OnInvalid",
-    "Progress",
     "Statements",
     "WriteResult",
     "market_rows",
@@ -57,10 +58,8 @@ Encoder = Callable[[Any, Rows, bytes, bool], bytes]
 Statements = Sequence[tuple[str, Sequence[Any]]]
 """``extra_statements``: (SQL, parameters) pairs run inside a call's transaction."""
 
-Progress = Callable[[str, int, int], object]
+CopyProgress = Callable[[str, int, int], object]
 """``progress(table, rows_sent, rows_total)``, called after each COPY chunk is sent."""
-
-BatchT = TypeVar("BatchT", bound=ColumnBatch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +252,7 @@ def send_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
         raise
 
 
-def _checked(
+def _checked_batch(
     batch_type: type[BatchT],
     data: BatchT | Mapping[str, Any] | Sequence[Any] | FrameLike,
     batch_id: str | None,
@@ -298,7 +297,7 @@ def plan_prices(
     Raises BatchValidationError (``on_invalid="skip"`` aside, structural
     problems only) / ConfigurationError. Costs the batch's conversion.
     """
-    batch, validate, rejected, kept = _checked(PriceBatch, data, batch_id, on_invalid)
+    batch, validate, rejected, kept = _checked_batch(PriceBatch, data, batch_id, on_invalid)
     return CopyPlan(
         batch, batch_id, validate, rejected, _price_chunk, sortable=True, kept_rows=kept
     )
@@ -310,7 +309,7 @@ def plan_orderbooks(
     on_invalid: OnInvalid,
 ) -> CopyPlan:
     """Build an order-book batch; see ``Writer.copy_orderbooks``."""
-    batch, validate, rejected, kept = _checked(OrderbookBatch, data, batch_id, on_invalid)
+    batch, validate, rejected, kept = _checked_batch(OrderbookBatch, data, batch_id, on_invalid)
     return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk, kept_rows=kept)
 
 
@@ -320,7 +319,7 @@ def plan_trades(
     on_invalid: OnInvalid,
 ) -> CopyPlan:
     """Build a trade batch (COPY through a staging table); see ``Writer.copy_trades``."""
-    batch, validate, rejected, kept = _checked(TradeBatch, data, batch_id, on_invalid)
+    batch, validate, rejected, kept = _checked_batch(TradeBatch, data, batch_id, on_invalid)
     return CopyPlan(
         batch,
         batch_id,
@@ -403,9 +402,6 @@ def resolution_rows(
     return [
         _RESOLUTION_PARAMS(r) for r in _validate_records("resolutions", ResolutionRecord, records)
     ]
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _validate_records(

@@ -20,7 +20,7 @@ from pmstore.errors import ConfigurationError
 if TYPE_CHECKING:
     from pmstore.ingest import IngestSummary
 
-__all__ = ["IngestProgress", "add_parser", "run", "summary_lines"]
+__all__ = ["IngestBar", "add_parser", "run", "summary_lines"]
 
 
 def add_parser(
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     migrations.apply(target.dsn)
     policy = FlushPolicy(batch_rows=args.batch_rows, flush_seconds=args.flush_seconds)
     rejects = Path(args.rejects) if args.rejects else None
-    with IngestProgress(paths, disable=args.no_progress) as bar:
+    with IngestBar(paths, disable=args.no_progress) as bar:
         if args.jobs > 1 and len(paths) > 1:
             summary = ingest_parallel(
                 target.dsn,
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class IngestProgress:
+class IngestBar:
     """A bar over the bytes of ``paths``; call it with (bytes, payloads, rows) done.
 
     It starts no thread (``QuietBar``), so the ingest can fork its reader processes.
@@ -166,7 +166,7 @@ class IngestProgress:
         """Close the bar."""
         self._bar.close()
 
-    def __enter__(self) -> IngestProgress:
+    def __enter__(self) -> IngestBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,6 @@ lost); rows are written exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -148,55 +147,41 @@ def flush_segment(
     segment: Segment,
     rejects: RejectsFile | None,
     written: Written,
-    after_commit: Callable[[], None] = lambda: None,
 ) -> None:
     """Write ``segment`` and move ``cursor``'s rows to its end (see the module docstring).
 
-    ``after_commit`` is called after each committed transaction (progress,
-    fault injection in tests). Raises what the Writer raises; what was
-    committed before stays committed, with its cursors.
+    Raises what the Writer raises; what was committed before stays committed,
+    with its cursors (``written.commits`` counts the transactions, ``written.seconds``
+    the time spent).
     """
     started = time.perf_counter()
     try:
-        _flush(writer, cursor, segment, rejects, written, after_commit)
+        counts = segment.counts()
+        moves = {
+            t: (segment.end, segment.end_line, counts[t])
+            for t in TRACKED
+            if cursor.positions[t] < segment.end
+        }
+        if not moves:
+            return
+        tables = [t for t in WRITE_ORDER if counts[t] and t in moves]
+        riding = {t: m for t, m in moves.items() if t not in tables}
+        if rejects is not None and "rejects" in moves and segment.columns.rejects:
+            rejects.write(str(cursor.path), segment.reject_places, segment.columns.rejects)
+        register = not cursor.known
+        if not tables:
+            writer.execute_statements(statements_for(cursor, riding, register=register))
+            commit_moves(cursor, riding)
+            written.commits += 1
+            return
+        for index, table in enumerate(tables):
+            these: dict[str, tuple[int, int, int]] = {table: moves[table]}
+            if index == 0:
+                these.update(riding)
+            extra = statements_for(cursor, these, register=register and index == 0)
+            batch_id = f"ingest:{cursor.file_id}:{table}:{cursor.positions[table]}-{segment.end}"
+            written.add(table, _write(writer, table, segment, batch_id, extra))
+            commit_moves(cursor, these)
+            written.commits += 1
     finally:
         written.seconds += time.perf_counter() - started
-
-
-def _flush(
-    writer: Writer,
-    cursor: FileCursor,
-    segment: Segment,
-    rejects: RejectsFile | None,
-    written: Written,
-    after_commit: Callable[[], None],
-) -> None:
-    counts = segment.counts()
-    moves = {
-        t: (segment.end, segment.end_line, counts[t])
-        for t in TRACKED
-        if cursor.positions[t] < segment.end
-    }
-    if not moves:
-        return
-    tables = [t for t in WRITE_ORDER if counts[t] and t in moves]
-    riding = {t: m for t, m in moves.items() if t not in tables}
-    if rejects is not None and "rejects" in moves and segment.columns.rejects:
-        rejects.write(str(cursor.path), segment.reject_places, segment.columns.rejects)
-    register = not cursor.known
-    if not tables:
-        writer.execute_statements(statements_for(cursor, riding, register=register))
-        commit_moves(cursor, riding)
-        written.commits += 1
-        after_commit()
-        return
-    for index, table in enumerate(tables):
-        these: dict[str, tuple[int, int, int]] = {table: moves[table]}
-        if index == 0:
-            these.update(riding)
-        extra = statements_for(cursor, these, register=register and index == 0)
-        batch_id = f"ingest:{cursor.file_id}:{table}:{cursor.positions[table]}-{segment.end}"
-        written.add(table, _write(writer, table, segment, batch_id, extra))
-        commit_moves(cursor, these)
-        written.commits += 1
-        after_commit()

@@ -12,7 +12,7 @@ run is killed at, the rows it committed and its cursors agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -20,7 +20,13 @@ import psycopg
 
 from pmstore.ingest._sources import Format, Source, identity_digest
 
-__all__ = ["TRACKED", "FileCursor", "load_cursor", "statements_for"]
+__all__ = [
+    "TRACKED",
+    "FileCursor",
+    "ResumePoint",
+    "load_cursor",
+    "statements_for",
+]
 
 TRACKED: Final = (
     "price_snapshots",
@@ -76,16 +82,32 @@ class FileCursor:
     lines: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRACKED, 0))
     records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRACKED, 0))
 
-    @property
-    def start(self) -> tuple[int, int]:
-        """(position, lines before it) where reading must start: the least advanced table."""
-        table = min(TRACKED, key=lambda t: self.positions[t])
-        return self.positions[table], self.lines[table]
+    def resume_point(self) -> ResumePoint:
+        """Where a run of this file starts reading, as loaded (later moves not included)."""
+        table = min(TRACKED, key=lambda t: self.positions[t])  # the least advanced table
+        return ResumePoint(
+            offset=self.positions[table],
+            line=self.lines[table],
+            caught_up=max(self.positions.values()),
+            positions=dict(self.positions),
+        )
 
-    @property
-    def caught_up(self) -> int:
-        """The position from which every table takes records again (the most advanced)."""
-        return max(self.positions.values())
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a run starts reading a file, and what a killed run had written past it.
+
+    Reading starts at ``offset`` (``line`` lines before it): the least advanced
+    table's position. A killed run may have committed some tables of a segment
+    and not others: a record ending at or before ``caught_up`` (the most
+    advanced table's position) goes only to the tables whose ``positions`` are
+    before it. A file never seen starts at ``ResumePoint()``.
+    """
+
+    offset: int = 0
+    line: int = 0
+    caught_up: int = 0
+    positions: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(TRACKED, 0))
 
 
 def load_cursor(conn: psycopg.Connection[Any], source: Source) -> FileCursor:

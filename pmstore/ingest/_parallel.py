@@ -19,8 +19,8 @@ from typing import Any
 from pmstore._write.retention import BeyondRetention
 from pmstore.errors import PayloadError
 from pmstore.ingest._batcher import FlushPolicy
-from pmstore.ingest._rejects import RejectsFile
-from pmstore.ingest._run import FileSummary, IngestSummary, Progress, ingest_file
+from pmstore.ingest._rejects import rejects_file
+from pmstore.ingest._run import FileSummary, IngestProgress, IngestSummary, ingest_file
 from pmstore.writer import Writer
 
 __all__ = ["ingest_parallel"]
@@ -37,21 +37,14 @@ def _ingest_one(
     def report(raw: int, payloads: int, rows: int) -> None:
         reports.put((raw, payloads, rows))
 
-    out = RejectsFile(Path(rejects)) if rejects is not None else None
-    try:
-        with Writer(dsn, beyond_retention=beyond_retention) as writer:
-            # A job is a process already: it reads its files itself.
-            return ingest_file(
-                writer,
-                Path(path),
-                policy=policy,
-                rejects=out,
-                progress=report,
-                reader_process=False,
-            )
-    finally:
-        if out is not None:
-            out.close()
+    with (
+        rejects_file(Path(rejects) if rejects is not None else None) as out,
+        Writer(dsn, beyond_retention=beyond_retention) as writer,
+    ):
+        # A job is a process already: it reads its files itself.
+        return ingest_file(
+            writer, Path(path), policy=policy, rejects=out, progress=report, reader_process=False
+        )
 
 
 def ingest_parallel(
@@ -61,7 +54,7 @@ def ingest_parallel(
     *,
     policy: FlushPolicy | None = None,
     rejects: Path | None = None,
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
     beyond_retention: BeyondRetention = "raise",
 ) -> IngestSummary:
     """Ingest ``paths`` in up to ``jobs`` processes; summaries in the order of ``paths``.
@@ -112,7 +105,7 @@ def ingest_parallel(
     return IngestSummary([summaries[p] for p in paths])
 
 
-def _drain(reports: Any, progress: Progress | None) -> None:
+def _drain(reports: Any, progress: IngestProgress | None) -> None:
     while True:
         try:
             raw, payloads, rows = reports.get_nowait()

@@ -40,7 +40,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,10 +51,11 @@ from numpy.typing import NDArray
 
 from pmstore.batches import OrderbookBatch
 from pmstore.batches._levels import BookLevels
-from pmstore.errors import IngestError, PayloadError
+from pmstore.errors import ConfigurationError, IngestError, PayloadError
 from pmstore.ingest._batcher import Batches, FlushPolicy, Segment
+from pmstore.ingest._cursor import ResumePoint
 from pmstore.ingest._reading import Stretches, read_segments, read_stretches
-from pmstore.ingest._sources import Source, open_source
+from pmstore.ingest._sources import Format, Source, open_source
 from pmstore.polymarket._columnar import Columns
 
 __all__ = ["ReaderProcess", "SourceFacts", "StartMethod", "default_start_method", "interleaved"]
@@ -91,11 +92,8 @@ class _Start:
 
     path: str
     identity: bytes
-    format: str
-    start: int
-    start_line: int
-    caught_up: int
-    positions: dict[str, int]
+    source_format: Format
+    resume: ResumePoint
     policy: FlushPolicy
     parent: int
     reader: int
@@ -204,7 +202,10 @@ def _child(start: _Start, out: Connection) -> None:
     try:
         try:
             with open_source(Path(start.path), start.limit) as source:
-                if not _same_file(source.identity, start.identity) or source.format != start.format:
+                if (
+                    not _same_file(source.identity, start.identity)
+                    or source.format != start.source_format
+                ):
                     raise PayloadError(
                         f"{start.path}: was replaced while being ingested (its first bytes "
                         "changed): run again"
@@ -235,14 +236,9 @@ def _same_file(identity: bytes, parents: bytes) -> bool:
 def _segments_of(source: Source, start: _Start) -> Iterator[Segment]:
     """The segments this child reads: the whole file's, or its share of the stretches."""
     if start.readers == 1:
-        return read_segments(
-            source, start.start, start.start_line, start.caught_up, start.positions, start.policy
-        )
+        return read_segments(source, start.resume, start.policy)
     stretches = Stretches(start.policy, start.readers)
-    return read_stretches(
-        source, start.start, start.start_line, start.caught_up, start.positions, stretches,
-        start.reader,
-    )  # fmt: skip
+    return read_stretches(source, start.resume, stretches, start.reader)
 
 
 def _fork_without_gc_copies(process: multiprocessing.process.BaseProcess) -> None:
@@ -265,30 +261,31 @@ class ReaderProcess:
     KeyboardInterrupt) and waits for it. ``reader``/``readers``: this child's
     share of a JSON-lines file (see the module docstring); ``limit``: read
     the file as if it ended after that many bytes (``sources.open_source``).
-    Raises ValueError for a share out of range, or several readers of a file
+    ``path`` is read from ``resume``; ``identity`` and ``source_format`` are what the
+    parent found in it (the child refuses a file replaced since). Raises
+    ConfigurationError for a share out of range, or several readers of a file
     that is not JSON lines.
     """
 
     def __init__(
         self,
         path: Path,
-        identity: bytes,
-        format: str,
-        start: int,
-        start_line: int,
-        caught_up: int,
-        positions: Mapping[str, int],
+        resume: ResumePoint,
         policy: FlushPolicy,
-        start_method: StartMethod | None = None,
         *,
+        identity: bytes,
+        source_format: Format,
+        start_method: StartMethod | None = None,
         reader: int = 0,
         readers: int = 1,
         limit: int | None = None,
     ) -> None:
         if not 0 <= reader < readers:
-            raise ValueError(f"reader {reader} of {readers}: expected 0 <= reader < readers")
-        if readers > 1 and format != "lines":
-            raise ValueError(f"{path}: only a JSON-lines file is read by several processes")
+            raise ConfigurationError(
+                f"reader {reader} of {readers}: expected 0 <= reader < readers"
+            )
+        if readers > 1 and source_format != "lines":
+            raise ConfigurationError(f"{path}: only a JSON-lines file is read by several processes")
         self.path = path
         self.facts: SourceFacts | None = None
         """What the child found at the end of the file (after ``segments`` ended)."""
@@ -301,9 +298,16 @@ class ReaderProcess:
         )
         self._conn, theirs = context.Pipe(duplex=False)
         spec = _Start(
-            str(path), identity, format, start, start_line, caught_up, dict(positions), policy,
-            os.getpid(), reader, readers, limit,
-        )  # fmt: skip
+            str(path),
+            identity,
+            source_format,
+            resume,
+            policy,
+            parent=os.getpid(),
+            reader=reader,
+            readers=readers,
+            limit=limit,
+        )
         self._process = context.Process(
             target=_child, args=(spec, theirs), name="pmstore-ingest-reader", daemon=True
         )

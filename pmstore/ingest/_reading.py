@@ -24,7 +24,7 @@ from typing import Final
 import orjson
 
 from pmstore.ingest._batcher import FlushPolicy, Segment
-from pmstore.ingest._cursor import TRACKED
+from pmstore.ingest._cursor import TRACKED, ResumePoint
 from pmstore.ingest._sources import BadLine, Item, Source
 from pmstore.polymarket import Reject
 from pmstore.polymarket._columnar import Columns, append_hot_line, convert_into, convert_line
@@ -37,43 +37,38 @@ PROGRESS_EVERY: Final = 2_048
 
 def read_segments(
     source: Source,
-    start: int,
-    start_line: int,
-    caught_up: int,
-    positions: Mapping[str, int],
+    resume: ResumePoint,
     policy: FlushPolicy,
     tick: Callable[[], object] | None = None,
 ) -> Iterator[Segment]:
-    """Yield the segments of ``source`` after ``start``, each when ``policy`` says it is due
+    """Yield the segments of ``source`` from ``resume``, each when ``policy`` says it is due
     (the first ones smaller: ``FlushPolicy.rows_for``).
 
-    ``start_line`` is the number of lines before ``start``; items ending at or
-    before ``caught_up`` keep only the tables whose loaded cursor position
-    (``positions``) is before them (a run killed between the transactions
-    of one segment). The last segment is always yielded, possibly empty.
-    ``tick`` is called every ``PROGRESS_EVERY`` payloads between segments.
-    Raises what ``Source.items`` raises (PayloadError); costs one parse and
-    one conversion per payload (lines of the hot kinds: one typed decode,
-    ``columnar.append_hot_line``, in a loop over the file's raw lines; an
-    unusual one is decoded again on the general path, then parsed by orjson).
+    Items ending at or before ``resume.caught_up`` keep only the tables whose
+    loaded cursor position is before them (a run killed between the
+    transactions of one segment: ``ResumePoint``). The last segment is
+    always yielded, possibly empty. ``tick`` is called every ``PROGRESS_EVERY``
+    payloads between segments. Raises what ``Source.items`` raises
+    (PayloadError); costs one parse and one conversion per payload (lines of
+    the hot kinds: one typed decode, ``_columnar.append_hot_line``, in a loop
+    over the file's raw lines; an unusual one is decoded again on the general
+    path, then parsed by orjson).
     """
     if source.format == "lines":
-        return line_segments(source, start, start_line, caught_up, positions, policy, tick)
-    return item_segments(source, start, start_line, caught_up, positions, policy, tick)
+        return line_segments(source, resume, policy, tick)
+    return item_segments(source, resume, policy, tick)
 
 
 def line_segments(
     source: Source,
-    start: int,
-    start_line: int,
-    caught_up: int,
-    positions: Mapping[str, int],
+    resume: ResumePoint,
     policy: FlushPolicy,
     tick: Callable[[], object] | None,
 ) -> Iterator[Segment]:
     """``read_segments`` of a JSON-lines file: the same segments as ``item_segments``
     would cut, with the per-line work inlined (no ``Item`` per line; hot lines go
     straight to ``append_hot_line``)."""
+    start, start_line = resume.offset, resume.line
     segment = Segment(start, start, start_line)
     columns = segment.columns
     index, rows, countdown, payloads = 0, policy.rows_for(0), PROGRESS_EVERY, 0
@@ -85,7 +80,7 @@ def line_segments(
             offset += len(line) + newline
             if not line or line.isspace():
                 continue
-            _take(line, offset, number, caught_up, positions, segment)
+            _take(line, offset, number, resume, segment)
             end, end_line = offset, number
             payloads += 1
             countdown -= 1
@@ -144,10 +139,7 @@ class Stretches:
 
 def read_stretches(
     source: Source,
-    start: int,
-    start_line: int,
-    caught_up: int,
-    positions: Mapping[str, int],
+    resume: ResumePoint,
     stretches: Stretches,
     reader: int,
 ) -> Iterator[Segment]:
@@ -163,6 +155,7 @@ def read_stretches(
     a read and a ``bytes.count`` each.
     """
     readers = stretches.readers
+    start, start_line = resume.offset, resume.line
     segment = Segment(start, start, start_line)
     current, pending = -1, False
     for lines, offset, number, chunk, final in source.line_blocks(
@@ -178,7 +171,7 @@ def read_stretches(
             offset += len(line) + newline
             if not line or line.isspace():
                 continue
-            _take(line, offset, number, caught_up, positions, segment)
+            _take(line, offset, number, resume, segment)
             payloads += 1
         segment.end, segment.end_line = offset, number
         segment.payloads += payloads
@@ -189,41 +182,32 @@ def read_stretches(
         yield segment
 
 
-def _take(
-    line: bytes,
-    end: int,
-    number: int,
-    caught_up: int,
-    positions: Mapping[str, int],
-    segment: Segment,
-) -> None:
+def _take(line: bytes, end: int, number: int, resume: ResumePoint, segment: Segment) -> None:
     """Convert a non-blank JSON-lines line ending at ``end`` into ``segment``: only the
-    tables still behind it when a killed run got past it (``caught_up``), else by the
+    tables still behind it when a killed run got past it (``resume.caught_up``), else by the
     fast path, else the general one."""
-    if end <= caught_up:  # after a kill: some tables are past this line
-        _catch_up(Item(line, end, number, "line"), segment, positions)
+    if end <= resume.caught_up:  # after a kill: some tables are past this line
+        _catch_up(Item(line, end, number, "line"), segment, resume.positions)
     elif not append_hot_line(line, segment.columns):  # not hot, or unusual: general path
         _convert(Item(line, end, number, "line"), segment.columns, segment)
 
 
 def item_segments(
     source: Source,
-    start: int,
-    start_line: int,
-    caught_up: int,
-    positions: Mapping[str, int],
+    resume: ResumePoint,
     policy: FlushPolicy,
     tick: Callable[[], object] | None,
 ) -> Iterator[Segment]:
     """``read_segments`` of a JSON array or document, payload by payload."""
+    start, start_line = resume.offset, resume.line
     segment = Segment(start, start, start_line)
     columns = segment.columns
     countdown = PROGRESS_EVERY
     index = 0
     rows = policy.rows_for(index)
     for item in source.items(start, start_line):
-        if item.end <= caught_up:  # after a kill: some tables are past this item
-            _catch_up(item, segment, positions)
+        if item.end <= resume.caught_up:  # after a kill: some tables are past this item
+            _catch_up(item, segment, resume.positions)
         else:
             _convert(item, columns, segment)
         segment.end, segment.end_line = item.end, item.number

@@ -9,6 +9,7 @@ interleave their lines and a re-run never loses earlier ones.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,3 +60,8 @@ class RejectsFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rejects_file(path: Path | None) -> contextlib.AbstractContextManager[RejectsFile | None]:
+    """``RejectsFile(path)`` as a context manager, or one giving None when ``path`` is None."""
+    return RejectsFile(path) if path is not None else contextlib.nullcontext()

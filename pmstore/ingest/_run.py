@@ -9,16 +9,12 @@ thread (``pipeline``), or for large files in reader processes
 (``reader_process``; two share a JSON-lines file by default,
 ``default_readers``) while this one only writes: then they do not share
 one GIL.
-
-Fault injection for tests: ``PMSTORE_INGEST_FAULT=kill-after-commit:N``
-makes the process SIGKILL itself right after its N-th committed transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,20 +28,19 @@ from pmstore.ingest._cursor import FileCursor, load_cursor
 from pmstore.ingest._pipeline import BackgroundFlusher
 from pmstore.ingest._reader_process import ReaderProcess, SourceFacts, interleaved
 from pmstore.ingest._reading import read_segments
-from pmstore.ingest._rejects import RejectsFile
+from pmstore.ingest._rejects import RejectsFile, rejects_file
 from pmstore.ingest._sources import Source, open_source
 from pmstore.writer import Writer
 
 __all__ = [
     "FileSummary",
+    "IngestProgress",
     "IngestSummary",
-    "Progress",
     "default_readers",
     "ingest_file",
     "ingest_files",
 ]
 
-FAULT_ENV: Final = "PMSTORE_INGEST_FAULT"
 READER_PROCESS_BYTES: Final = 32 << 20
 """Files at least this large (on disk) are read in a reader process by default."""
 
@@ -56,7 +51,7 @@ def default_readers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-Progress = Callable[[int, int, int], object]
+IngestProgress = Callable[[int, int, int], object]
 """Called with (raw bytes read, payloads, rows) done since the last call."""
 
 
@@ -129,17 +124,6 @@ class IngestSummary:
         return total
 
 
-def _fault_from_env() -> int | None:
-    """The commit count after which to SIGKILL this process (tests), or None."""
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return None
-    name, _, count = spec.partition(":")
-    if name != "kill-after-commit" or not count.isdigit():
-        raise ConfigurationError(f"{FAULT_ENV}={spec!r}: expected kill-after-commit:N")
-    return int(count)
-
-
 class _Run:
     """One file's ingest: the source, its cursor, the segment being filled."""
 
@@ -150,24 +134,16 @@ class _Run:
         cursor: FileCursor,
         policy: FlushPolicy,
         rejects: RejectsFile | None,
-        progress: Progress | None,
-        commits: list[int],
-        kill_after: int | None,
+        progress: IngestProgress | None,
     ) -> None:
         self.writer, self.source, self.cursor, self.policy = writer, source, cursor, policy
         self.rejects, self.progress = rejects, progress
-        self.commits, self.kill_after = commits, kill_after
         self.written = Written()
-        self.loaded_positions = dict(cursor.positions)  # the flusher moves cursor's own
+        self.resume = cursor.resume_point()  # as loaded: the flusher moves the cursor
         self.summary = FileSummary(str(source.path), cursor.file_id, cursor.format)
         self._bytes_reported = 0
         self._rows_reported = 0
         self._payloads_reported = 0
-
-    def _after_commit(self) -> None:
-        self.commits[0] += 1
-        if self.kill_after is not None and self.commits[0] >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _report(self, raw: int) -> None:
         if self.progress is None:
@@ -184,19 +160,13 @@ class _Run:
 
     def _write(self, segment: Segment) -> None:
         """Write ``segment`` (in the flusher's thread, the Writer's only user)."""
-        flush_segment(
-            self.writer, self.cursor, segment, self.rejects, self.written, self._after_commit
-        )
+        flush_segment(self.writer, self.cursor, segment, self.rejects, self.written)
 
     def run(self, reader_process: bool, readers: int) -> FileSummary:
         started = time.perf_counter()
-        start, start_line = self.cursor.start
         self.summary.resumed = self.cursor.known
-        self.summary.resumed_from = start
-        if reader_process:
-            facts = self._read_in_children(start, start_line, readers)
-        else:
-            facts = self._read_here(start, start_line)
+        self.summary.resumed_from = self.resume.offset
+        facts = self._read_in_children(readers) if reader_process else self._read_here()
         self._report(facts.raw_bytes_read)
         s = self.summary
         s.rows, s.duplicates = self.written.rows, self.written.duplicates
@@ -208,7 +178,7 @@ class _Run:
         s.write_seconds = self.written.seconds
         return s
 
-    def _read_here(self, start: int, start_line: int) -> SourceFacts:
+    def _read_here(self) -> SourceFacts:
         """Read and convert in this thread; write in a background thread."""
         source = self.source
 
@@ -217,10 +187,7 @@ class _Run:
 
         flusher = BackgroundFlusher(self._write)
         try:
-            for segment in read_segments(
-                source, start, start_line, self.cursor.caught_up, self.loaded_positions,
-                self.policy, tick,
-            ):  # fmt: skip
+            for segment in read_segments(source, self.resume, self.policy, tick):
                 self._count(segment)
                 flusher.submit(segment)
                 tick()
@@ -228,7 +195,7 @@ class _Run:
             flusher.close()
         return SourceFacts(source.incomplete_tail, source.truncated_gzip, source.raw_bytes_read)
 
-    def _read_in_children(self, start: int, start_line: int, readers: int) -> SourceFacts:
+    def _read_in_children(self, readers: int) -> SourceFacts:
         """Read and convert in ``readers`` reader processes (one unless JSON lines); write
         here, segment by segment, in file order. Several readers read the file as it was
         when this run opened it (``limit``): what is appended meanwhile is for the next
@@ -239,12 +206,17 @@ class _Run:
             pool: list[ReaderProcess] = []
             for k in range(n):
                 reader = ReaderProcess(
-                    source.path, source.identity, source.format, start, start_line,
-                    self.cursor.caught_up, self.loaded_positions, self.policy,
-                    reader=k, readers=n, limit=source.size if n > 1 else None,
-                )  # fmt: skip
+                    source.path,
+                    self.resume,
+                    self.policy,
+                    identity=source.identity,
+                    source_format=source.format,
+                    reader=k,
+                    readers=n,
+                    limit=source.size if n > 1 else None,
+                )
                 pool.append(stack.enter_context(reader))
-            for segment, raw in interleaved(pool, start):
+            for segment, raw in interleaved(pool, self.resume.offset):
                 self._count(segment)
                 self._write(segment)
                 self._report(raw)
@@ -267,17 +239,15 @@ def ingest_file(
     *,
     policy: FlushPolicy | None = None,
     rejects: RejectsFile | None = None,
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
     reader_process: bool | None = False,
     readers: int | None = None,
-    _commits: list[int] | None = None,
 ) -> FileSummary:
     """Ingest one file from where its cursor is; return what was done.
 
     ``reader_process``: True reads and converts in a child process while this
-    one writes (``pmstore.ingest._reader_process``; measured on 2 cores shared
-    with the server: 1.0-1.6x the rate on plain JSON lines, 1.2x on a 2 GB
-    gzip archive, ~50 MB more memory); False (the default) in this process
+    one writes (``pmstore.ingest._reader_process``; faster on large files at
+    the cost of a second process's memory); False (the default) in this process
     with a writer thread; None picks the child for files of
     ``READER_PROCESS_BYTES`` or more (what ``pmstore ingest`` does). On
     Linux the child is forked while this process runs one thread; otherwise
@@ -288,8 +258,9 @@ def ingest_file(
     ``readers``-th stretch of it (``reading.Stretches``: segments then cut
     by chunk counts, about ``batch_rows`` records each, not by exact
     record counts or by time); None: ``default_readers()``. Other forms
-    are read by one. Two readers on the 2-core VM: 1.1-1.3x the rate of
-    one (README, "Ingest figures"). Raises ValueError when ``readers`` < 1.
+    are read by one. What each choice gains is measured in
+    benchmarks/README.md ("ingest"). Raises ConfigurationError when
+    ``readers`` < 1.
     Raises PayloadError when the file is missing, not JSON, or changed
     (not only grown) since its last run; WriteError / ConnectionLostError
     from the Writer. Everything committed before an error stays committed
@@ -298,9 +269,7 @@ def ingest_file(
     if readers is None:
         readers = default_readers()
     elif readers < 1:
-        raise ValueError(f"readers={readers}: expected at least 1")
-    commits = _commits if _commits is not None else [0]
-    kill_after = _fault_from_env()
+        raise ConfigurationError(f"readers={readers}: expected at least 1")
     with open_source(path) as source:
         if not source.identity.strip():
             return FileSummary(str(path), format=source.format)  # empty: nothing to remember
@@ -310,9 +279,7 @@ def ingest_file(
                 f"{path}: was ingested before as {cursor.format}, now reads as {source.format}: "
                 "it was rewritten since"
             )
-        run = _Run(
-            writer, source, cursor, policy or FlushPolicy(), rejects, progress, commits, kill_after
-        )
+        run = _Run(writer, source, cursor, policy or FlushPolicy(), rejects, progress)
         if reader_process is None:
             reader_process = source.size >= READER_PROCESS_BYTES
         return run.run(reader_process, readers)
@@ -324,7 +291,7 @@ def ingest_files(
     *,
     policy: FlushPolicy | None = None,
     rejects: Path | None = None,
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
     reader_process: bool | None = False,
     readers: int | None = None,
 ) -> IngestSummary:
@@ -339,9 +306,7 @@ def ingest_files(
         if not path.is_file():
             raise PayloadError(f"{path}: no such file")
     summary = IngestSummary()
-    commits = [0]
-    out = RejectsFile(rejects) if rejects is not None else None
-    try:
+    with rejects_file(rejects) as out:
         for path in paths:
             summary.files.append(
                 ingest_file(
@@ -352,10 +317,6 @@ def ingest_files(
                     progress=progress,
                     reader_process=reader_process,
                     readers=readers,
-                    _commits=commits,
                 )
             )
-    finally:
-        if out is not None:
-            out.close()
     return summary

@@ -19,10 +19,10 @@ whatever the file's size. Its form is decided from its first line:
   (decompressed), read whole; position 1 once consumed. A larger document
   is refused with a PayloadError saying how to stream it.
 
-gzip is decompressed by ISA-L (``isal.igzip``, ~2.8x the standard
-library's zlib: 1,038 against 376 MB/s of output, measured on the 2-core VM
-of the README), with the same behaviour (a stream that breaks off, seeking,
-errors); where isal has no wheel the standard library's ``gzip`` does it.
+gzip is decompressed by ISA-L (``isal.igzip``, several times the standard
+library's zlib: benchmarks/README.md, "gzip by ISA-L"), with the same
+behaviour (a stream that breaks off, seeking, errors); where isal has no wheel
+the standard library's ``gzip`` does it.
 
 Costs: reading a plain file from a position is a seek; a gzip file has no
 index, so resuming it decompresses everything before the position again

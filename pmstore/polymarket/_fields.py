@@ -9,16 +9,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pmstore.errors import PayloadError
+from pmstore.models import ModelT
 
 JsonObject = Mapping[str, Any]
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def payload_error(reason: str, kind: str | None) -> PayloadError:
