@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import ClassVar, Protocol
 
 import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
 from pmstore.batches._blocks import Items, all_of_types, block_items, block_map, row_blocks
+from pmstore.batches._levels import FlatLevels
+from pmstore.batches._spec import ColumnSpec
 
-if TYPE_CHECKING:
-    from pmstore.batches._column_batch import ColumnBatch
+
+class Digestible(Protocol):
+    """What the digest reads of a batch (``ColumnBatch`` is one): its table, columns, rows."""
+
+    TABLE: ClassVar[str]
+    SPEC: ClassVar[tuple[ColumnSpec, ...]]
+    naive_ts: NDArray[np.bool_] | None
+
+    def __len__(self) -> int: ...
+
+    def flat_form(self, name: str) -> FlatLevels | None: ...
+
 
 _STR = frozenset({str})
 
@@ -44,7 +56,7 @@ def _level_numbers(
 
 
 def _levels_numbers(
-    batch: ColumnBatch, name: str
+    batch: Digestible, name: str
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
     """``_level_numbers`` of a levels column, from the batch's flat form when it has one
     (the same counts and numbers, without a pass over per-level tuples)."""
@@ -59,8 +71,8 @@ def _levels_numbers(
     return np.ascontiguousarray(flat.counts, dtype="<i8"), pairs
 
 
-def batch_digest(batch: ColumnBatch) -> str:
-    """The digest :meth:`ColumnBatch.content_digest` returns (see its docstring)."""
+def batch_digest(batch: Digestible) -> str:
+    """The digest ``ColumnBatch.content_digest`` returns (see its docstring)."""
     digest = xxhash.xxh3_128()
     digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())
     for col in batch.SPEC:
