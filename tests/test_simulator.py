@@ -28,7 +28,7 @@ from conftest import polymarket_fixture
 from pmstore.errors import ConfigurationError, WaitTimeoutError
 from pmstore.polymarket import convert, detect_kind, gamma_market_to_resolution
 from pmstore.polymarket.columnar import Columns, append_hot_line, convert_line
-from pmstore.simulator import Connection, Faults, Simulator, SimulatorConfig
+from pmstore.simulator import Chaos, Connection, Faults, Simulator, SimulatorConfig
 
 aio = pytest.mark.asyncio
 
@@ -795,7 +795,18 @@ async def test_a_new_market_is_on_gamma_at_once_and_bookable_after_its_delay() -
         status, books = await post_books(sim, [{"token_id": yes}])
         assert status == 200 and books[0]["bids"] == opened[0]["bids"]
         assert sim.market(info.condition_id).booked
-        assert await sim.step(5)  # now it trades
+        stepped = await sim.step(5)  # now it trades
+        assert stepped and events(await c.until_pong()) == stepped
+        # A CLOB request (or a subscription) opens books that are due, too.
+        later = await sim.list_market(bookable_delay=1.0)
+        await c.send({"operation": "subscribe", "assets_ids": list(later.token_ids)})
+        assert [e["event_type"] for e in events(await c.until_pong())] == ["new_market"]
+        clock.advance(1)
+        status, books = await post_books(sim, [{"token_id": later.token_ids[1]}])
+        assert status == 200 and [b["asset_id"] for b in books] == [later.token_ids[1]]
+        opened = events(await c.until_pong())
+        assert [e["asset_id"] for e in opened] == list(later.token_ids)
+        assert opened[1]["bids"] == books[0]["bids"]
 
 
 # -- faults ---------------------------------------------------------------------------------
@@ -1126,6 +1137,44 @@ async def test_bad_arguments_are_configuration_errors() -> None:
             await sim.change_tick_size(sim.markets()[0].condition_id, "0.1")
 
 
+@aio
+async def test_chaos_freezes_drops_lists_resolves_and_pauses_on_a_timer() -> None:
+    chaos = Chaos(freeze_every=0.05, maintenance_every=0.05, maintenance_seconds=0.05)
+    async with running(chaos=chaos) as sim, client(sim) as c:
+        await c.subscribe(sim.token_ids())
+        [conn] = await sim.wait_connections(1)
+        await sim.wait_for(lambda: conn.frozen, what="a chaos freeze")
+        await sim.wait_for(
+            lambda: [f.detail for f in sim.facts if f.kind == "maintenance"][-1:] == ["ends"],
+            what="a chaos maintenance",
+        )
+        assert await c.until_pong() != []  # the snapshots; the socket still answers PING
+    chaos = Chaos(drop_every=0.05, new_market_every=0.05, resolve_every=0.05)
+    async with running(chaos=chaos) as sim, client(sim) as c:
+        await c.subscribe(sim.token_ids())
+        [conn] = await sim.wait_connections(1)
+        await sim.wait_for(lambda: conn.state == "closed", what="a chaos drop")
+        assert conn.closed_by == "dropped"
+        await sim.wait_for(
+            lambda: len(sim.markets()) > 15 and len(sim.markets(closed=True)) > 3,
+            what="a chaos listing and resolution",
+        )
+
+
+@aio
+async def test_closing_the_simulator_closes_every_socket_with_1001() -> None:
+    sim = Simulator(config())
+    await sim.start()
+    async with client(sim) as c:
+        await c.subscribe([])
+        await c.until_pong()
+        closing = asyncio.create_task(sim.close())
+        msg = await c.closed()
+        assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, 1001, "server shutdown")
+        await closing
+    assert sim.connections[0].state == "closed" and sim.connections[0].closed_by == "server"
+
+
 # -- the command line -----------------------------------------------------------------------
 
 
@@ -1146,6 +1195,8 @@ def test_pmstore_simulate_serves_until_sigterm() -> None:
             "0",
             "--seed",
             "2",
+            "--reject-handshakes",
+            "1",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1168,6 +1219,9 @@ def test_pmstore_simulate_serves_until_sigterm() -> None:
                 async with session.get(f"{urls['gamma-url']}/markets/keyset") as r:
                     markets = (await r.json())["markets"]
                 tokens = [t for m in markets for t in json.loads(m["clobTokenIds"])]
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(urls["ws-url"])
+                assert refused.value.status == 429  # the fault flag reached the simulator
                 async with session.ws_connect(urls["ws-url"]) as ws:
                     await ws.send_str(
                         json.dumps(

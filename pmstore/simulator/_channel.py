@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -76,8 +77,15 @@ class MarketChannel:
     """The ``/ws/market`` handler (see the module docstring)."""
 
     def __init__(
-        self, config: SimulatorConfig, faults: Faults, router: Router, journal: Journal
+        self,
+        config: SimulatorConfig,
+        faults: Faults,
+        router: Router,
+        journal: Journal,
+        open_due: Callable[[], object],
     ) -> None:
+        self.open_due = open_due
+        """Opens the books whose listing delay has passed (before a subscription's snapshots)."""
         self.config = config
         self.faults = faults
         self.router = router
@@ -167,6 +175,7 @@ class MarketChannel:
         conn.initial_dump = dump
         self.router.set_custom(conn, custom)
         snapshots = dump if dump is not None else config.dump_without_flag
+        self.open_due()
         self.router.subscribe(conn, assets, snapshots=snapshots)
         conn.state = "subscribed"
         conn.subscribed.set()
@@ -227,6 +236,7 @@ class MarketChannel:
         if isinstance(custom, bool):
             self.router.set_custom(conn, custom)
         if operation == "subscribe":
+            self.open_due()
             new = self.router.subscribe(conn, assets, snapshots=self.config.snapshot_on_subscribe)
             if not new and self.config.no_new_assets_text:
                 self.router.control(conn, NO_NEW_ASSETS)

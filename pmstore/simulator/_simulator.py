@@ -74,9 +74,11 @@ class Simulator:
             empty_book_fraction=self.config.empty_book_fraction,
         )
         self.router = Router(self.config, self.faults, self.exchange, self.clock)
-        self.channel = MarketChannel(self.config, self.faults, self.router, self.journal)
+        self.channel = MarketChannel(
+            self.config, self.faults, self.router, self.journal, self._open_due
+        )
         self._gamma = GammaApi(self.config, self.exchange, self.journal)
-        self._clob = ClobApi(self.config, self.exchange, self.journal)
+        self._clob = ClobApi(self.config, self.exchange, self.journal, self._open_due)
         self._runner: web.AppRunner | None = None
         self._rate_task: asyncio.Task[None] | None = None
         self._chaos_task: asyncio.Task[None] | None = None
@@ -257,6 +259,12 @@ class Simulator:
 
     # -- driving -------------------------------------------------------------------------
 
+    def _open_due(self) -> list[Payload]:
+        """Open the books whose listing delay has passed; their snapshots are queued."""
+        if not self.exchange.pending:
+            return []
+        return self._route(self.exchange.open_due(self.clock()))
+
     def _route(self, emissions: Iterable[Emission]) -> list[Payload]:
         out = []
         for emission in emissions:
@@ -296,7 +304,7 @@ class Simulator:
             raise ConfigurationError(f"n must be >= 0, not {n}")
         if self.faults.maintenance:
             return []
-        out = self._route(self.exchange.open_due(self.clock()))
+        out = self._open_due()
         trading = list(self.exchange.trading.values())
         if only_subscribed:
             subscribed = self.router.by_asset
@@ -366,8 +374,9 @@ class Simulator:
 
     async def list_market(self, *, bookable_delay: float | None = None) -> MarketInfo:
         """List a new market: on Gamma at once, ``new_market`` to every custom-feature socket,
-        its books open after ``bookable_delay`` seconds of the clock (default: the config's)
-        at the next :meth:`step`/:meth:`open_books` (0: now)."""
+        its books open once ``bookable_delay`` seconds of the clock have passed (default: the
+        config's; 0: at once), at the next :meth:`step`, :meth:`open_books`, rate-mode tick,
+        CLOB book request or subscription, whichever comes first."""
         delay = self.config.bookable_delay if bookable_delay is None else bookable_delay
         if delay < 0:
             raise ConfigurationError("bookable_delay must be >= 0")
@@ -378,8 +387,11 @@ class Simulator:
 
     async def open_books(self) -> list[Payload]:
         """Open the books of listed markets whose delay has passed (a ``book`` of each token
-        to its subscribers); :meth:`step` and the rate mode do this too."""
-        return await self._send(self.exchange.open_due(self.clock()))
+        to its subscribers); :meth:`step`, the rate mode, CLOB book requests and
+        subscriptions do this too."""
+        out = self._open_due()
+        await self.router.flush()
+        return out
 
     async def resolve_market(self, condition_id: str, winner: int = 0) -> list[Payload]:
         """Resolve a market to outcome ``winner`` (0 or 1): Gamma shows it closed and
@@ -497,7 +509,7 @@ class Simulator:
             if due > 0:
                 done += due
                 if not self.faults.maintenance:
-                    self._route(self.exchange.open_due(self.clock()))
+                    self._open_due()
                     self._random(list(self.exchange.trading.values()), due)
             await asyncio.sleep(tick)
 
