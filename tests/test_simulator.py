@@ -468,7 +468,7 @@ async def test_operations_add_and_remove_assets_without_acknowledgement() -> Non
         conn = sim.connections[0]
         assert conn.asset_ids == (b,)
         # From now on only b's events arrive: b's own market moves, a's is not sent here.
-        market_a = sim.exchange.token(a)[0]
+        market_a = sim.market_of(a)
         await sim.set_level(a, "BUY", bid_below_ask(sim, a), "10")
         await sim.trade(market_a.token_ids[0], "BUY", "1")
         got_after = events(await c.until_pong())
@@ -480,12 +480,11 @@ async def test_operations_add_and_remove_assets_without_acknowledgement() -> Non
 
 def bid_below_ask(sim: Simulator, token: str) -> str:
     """A price one tick below the token's best ask (a new best bid unless it is the bid)."""
-    market, outcome = sim.exchange.token(token)
-    ask = market.book.best(outcome)[1]
-    assert ask is not None
-    price = ask - market.tick
+    ask = Decimal(sim.best(token)[1])
+    assert ask < 1
+    price = ask - Decimal(str(sim.market_of(token).tick_size))
     assert price > 0
-    return str(Decimal(price) / 1000)
+    return str(price)
 
 
 @aio
@@ -744,7 +743,7 @@ async def test_custom_features_go_only_to_sockets_that_enabled_them() -> None:
             record = convert(announced).markets[0]
             assert record.condition_id == info.condition_id and not record.closed
         assert await plain.until_pong() == []
-        condition_id = sim.exchange.token(yes)[0].condition_id
+        condition_id = sim.market_of(yes).condition_id
         [resolved] = await sim.resolve_market(condition_id, winner=0)
         assert set(resolved) == set(
             fixture_json("nautilus_trader/rs_ws_market_resolved_msg.json")
@@ -846,7 +845,7 @@ async def test_drop_closes_without_a_close_frame() -> None:
         assert c.ws.close_code == 1006
         conn = sim.connections[0]
         assert conn.state == "closed" and conn.closed_by == "dropped" and conn.close_code == 1006
-        assert sim.router.by_asset == {}
+        assert sim.subscribed_assets() == set()
 
 
 async def handshake(sim: Simulator) -> int:
@@ -893,7 +892,7 @@ async def test_market_resolved_can_be_dropped() -> None:
         yes, no = sim.token_ids()[:2]
         await c.subscribe([yes, no])
         await c.until_pong()
-        condition_id = sim.exchange.token(yes)[0].condition_id
+        condition_id = sim.market_of(yes).condition_id
         assert await sim.resolve_market(condition_id) == []
         assert await c.until_pong() == []
         assert sim.market(condition_id).closed  # Gamma still tells
@@ -924,7 +923,7 @@ async def test_empty_books() -> None:
         yes, no = sim.token_ids()[:2]
         await c.subscribe([yes, no])
         await c.until_pong()
-        cleared = await sim.clear_book(sim.exchange.token(yes)[0].condition_id)
+        cleared = await sim.clear_book(sim.market_of(yes).condition_id)
         got = events(await c.until_pong())
         assert got == cleared
         assert [(e["event_type"], e.get("bids"), e.get("asks")) for e in got[:2]] == [
@@ -948,9 +947,8 @@ async def test_tick_size_changes() -> None:
         assert all(set(e) == set(real) for e in refined)
         yes = coarse.token_ids[0]
         # An off-grid level, then back to 0.01: it is dropped and fresh books follow.
-        market = sim.exchange.token(yes)[0]
-        bid, ask = market.book.best(0)
-        assert bid is not None and ask is not None
+        bid, ask = (round(Decimal(p) * 1000) for p in sim.best(yes))
+        assert 0 < bid < ask < 1000
         off_grid = next(p for p in range(bid + 1, ask) if p % 10)
         await sim.set_level(yes, "BUY", str(Decimal(off_grid) / 1000), "7")
         coarsened = await sim.change_tick_size(coarse.condition_id, "0.01")
@@ -973,9 +971,8 @@ async def test_a_top_beyond_096_refines_the_tick_by_itself() -> None:
         yes = coarse.token_ids[0]
         await c.subscribe([yes])
         await c.until_pong()
-        market = sim.exchange.token(yes)[0]
-        for price in sorted(market.book.asks):  # clear the asks, then bid 0.97
-            await sim.set_level(yes, "SELL", str(Decimal(price) / 1000), "0")
+        for level in sim.book(yes)["asks"]:  # clear the asks, then bid 0.97
+            await sim.set_level(yes, "SELL", level["price"], "0")
         out = await sim.set_level(yes, "BUY", "0.97", "10")
         kinds = [e["event_type"] for e in out]
         assert "tick_size_change" in kinds and sim.market(coarse.condition_id).tick_size == 0.001
