@@ -3,7 +3,8 @@
 - Handshake: HTTP 429 while ``Faults.reject_handshakes`` counts down, or beyond
   ``Faults.connect_limit``.
 - The first client frame must be the initial subscription, a JSON object
-  with ``"type": "market"`` and an ``assets_ids`` list of strings
+  with ``"type": "market"`` (in any case: a client sending ``"Market"`` gets
+  data from Polymarket) and an ``assets_ids`` list of strings
   (``initial_dump``, ``custom_feature_enabled`` booleans when present).
   Anything else first, the text ``PING`` included, closes the socket with
   1008 ``invalid subscription payload``; no frame within
