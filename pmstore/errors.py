@@ -12,7 +12,8 @@
     ├── WriteError                a batch could not be written (nothing was written)
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
-    └── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    ├── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    └── WaitTimeoutError          a wait for a condition ran out of time (also a TimeoutError)
 
 ``ConfigurationError``, ``BatchValidationError``, ``PayloadError`` and
 ``CopyDecodeError`` are also ``ValueError`` s.
@@ -170,3 +171,8 @@ class CopyDecodeError(PmstoreError, ValueError):
 
     A bug or a wrong schema for the query, not bad user input (the message says which).
     """
+
+
+class WaitTimeoutError(PmstoreError, TimeoutError):
+    """A wait for a condition (e.g. ``Simulator.wait_for``) ran out of time; the message
+    names what was awaited."""

@@ -28,6 +28,7 @@ from pmstore.errors import (
     PmstoreError,
     RowProblem,
     ServerError,
+    WaitTimeoutError,
     WriteError,
 )
 from pmstore.ingest._sources import BadLine, open_source
@@ -63,6 +64,7 @@ SAMPLES: list[PmstoreError] = [
         message_primary="terminating connection due to administrator command",
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
+    WaitTimeoutError("a subscription on connection 3 did not come true within 5.0 s"),
 ]
 
 
