@@ -27,7 +27,7 @@ from conftest import polymarket_fixture
 
 from pmstore.errors import ConfigurationError, WaitTimeoutError
 from pmstore.polymarket import convert, detect_kind, gamma_market_to_resolution
-from pmstore.polymarket.columnar import Columns, append_hot_line, convert_line
+from pmstore.polymarket._columnar import Columns, append_hot_line, convert_line
 from pmstore.simulator import Chaos, Connection, Faults, Simulator, SimulatorConfig
 
 aio = pytest.mark.asyncio

@@ -8,12 +8,15 @@
     pmstore refresh [--start T] [--end T] [--pending]
     pmstore export TABLE --start T --end T --out DIR
     pmstore coverage [TOKEN...] --start T --end T [--step SECONDS]
+    pmstore simulate [--port P]        a Polymarket simulator (Gamma, CLOB, market channel)
     pmstore --version
 
 One module per command (``db``, ``migrate``, ``status``, ``demo``,
-``ingest``, ``refresh``, ``export``, ``coverage``), each with ``add_parser``
-and ``run``; ``target`` picks the server they work on, ``times`` parses
-``--start``/``--end``, ``parser`` builds the argument parser and runs ``main``.
+``ingest``, ``refresh``, ``export``, ``coverage``, ``simulate``), each with
+``add_parser`` and ``run``, and the only place anything is printed or drawn;
+``_target`` picks the server they work on, ``_times`` parses
+``--start``/``--end``, ``_render`` draws progress bars and sizes,
+``_parser`` builds the argument parser and runs ``main``.
 
 Every command uses the server named by ``--dsn``, else ``PMSTORE_DSN``, else
 the standard libpq variables (PGHOST, ...), else the embedded server (started
