@@ -6,7 +6,7 @@ into :class:`pmstore.errors.PayloadError` (rules in docs/polymarket.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -153,20 +153,28 @@ def json_list(value: object, name: str, kind: str) -> list[Any] | None:
 
 
 def str_list(value: object, name: str, kind: str) -> list[str] | None:
-    items = json_list(value, name, kind)
-    if items is None:
-        return None
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise payload_error(f"field {name!r}[{i}] must be a string, got {item!r}", kind)
-    return items
+    """A Gamma JSON-encoded (or real) list of strings; PayloadError naming the bad item."""
+    return _list_of(value, name, kind, _string)
 
 
 def token_list(value: object, name: str, kind: str) -> list[str] | None:
+    """A Gamma JSON-encoded (or real) list of token ids; PayloadError naming the bad item."""
+    return _list_of(value, name, kind, checked_token_id)
+
+
+def _list_of(
+    value: object, name: str, kind: str, item: Callable[[object, str, str], str]
+) -> list[str] | None:
     items = json_list(value, name, kind)
     if items is None:
         return None
-    return [checked_token_id(item, f"{name}[{i}]", kind) for i, item in enumerate(items)]
+    return [item(value, f"{name}[{i}]", kind) for i, value in enumerate(items)]
+
+
+def _string(value: object, name: str, kind: str) -> str:
+    if not isinstance(value, str):
+        raise payload_error(f"field {name!r} must be a string, got {value!r}", kind)
+    return value
 
 
 def date_part(value: str, name: str, kind: str) -> str:
