@@ -31,6 +31,7 @@ import psycopg
 from pmstore import migrations
 from pmstore._read.queries import Candle
 from pmstore._utc import HOUR, aware_utc, floor_hour
+from pmstore._write.retry import DEFAULT_RETRY_FOR
 from pmstore.edition import Feature, ServerInfo, features, server_info
 from pmstore.errors import ConfigurationError
 from pmstore.reader import Reader
@@ -123,6 +124,7 @@ def run_demo(
     end: datetime | None = None,
     require_empty: bool = False,
     progress: Callable[[int, int], object] | None = None,
+    retry_for: float | None = DEFAULT_RETRY_FOR,
 ) -> DemoReport:
     """Run the demo against ``dsn`` (described as ``where``); return its report.
 
@@ -130,7 +132,8 @@ def run_demo(
     hour, UTC). With ``require_empty`` the demo refuses a database whose
     ``price_snapshots`` already holds rows (it writes synthetic data and
     compresses chunks: keep it away from real data). ``progress(done,
-    minutes)`` is called after each simulated minute. Raises
+    minutes)`` is called after each simulated minute. ``retry_for`` is the
+    Writer's retry budget in seconds (see ``pmstore.writer.Writer``). Raises
     ConfigurationError for bad arguments or a non-empty database, other
     PmstoreError subclasses (migration, write, connection) on failure. Costs
     one Writer call per table and minute (see benchmarks/README.md).
@@ -145,7 +148,7 @@ def run_demo(
     ids = token_ids(tokens, seed=seed)
     sim = MarketSimulator(ids, seed=seed)
     started = time.perf_counter()
-    writes = _write(dsn, sim, start, minutes, tokens, progress)
+    writes = _write(dsn, sim, start, minutes, tokens, progress, retry_for)
     seconds = time.perf_counter() - started
     with psycopg.connect(dsn, autocommit=True) as conn:
         have = features(conn)
@@ -188,12 +191,13 @@ def _write(
     minutes: int,
     tokens: int,
     progress: Callable[[int, int], object] | None,
+    retry_for: float | None,
 ) -> DemoWrites:
     """The markets, a few resolutions, then every minute's prices, books and trades."""
     books_per_minute = max(1, int(tokens * BOOK_SHARE))
     trades_per_minute = max(1, tokens * TRADES_PER_MINUTE_PER_1K_TOKENS // 1000)
     writes = DemoWrites()
-    with Writer(dsn) as writer:
+    with Writer(dsn, retry_for=retry_for) as writer:
         writer.upsert_markets(sim.markets())
         writer.upsert_resolutions(sim.resolutions(RESOLUTIONS))
         for k in range(minutes):

@@ -11,6 +11,7 @@ anything meant for people (logs, errors, reprs).
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -149,14 +150,42 @@ def with_dbname(dsn: str, dbname: str) -> str:
 
 
 def describe(dsn: str) -> str:
-    """Return a short, password-free description of ``dsn`` such as ``user@host:port/db``."""
+    """Return a short, password-free description of ``dsn`` such as ``user@host:port/db``.
+
+    A DSN naming several servers (``host=a,b port=5432,5433``, or
+    ``postgresql://a:5432,b:5433/db``) shows each as ``host:port``, in the
+    order libpq tries them: ``user@a:5432,b:5433/db``. A single port applies
+    to every host, as in libpq; an IPv6 address is bracketed (``[::1]:5432``).
+    Values missing from ``dsn`` come from the libpq variables (PGHOST, ...),
+    else libpq's defaults. Costs one parse of ``dsn``.
+    """
     try:
         params = conninfo_to_dict(normalize(dsn))
     except ConfigurationError:
         return "<unparseable connection string>"
-    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
-    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    hosts = _listed(params.get("host") or params.get("hostaddr"), "PGHOST", "localhost")
+    ports = _listed(params.get("port"), "PGPORT", "5432")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    servers = ",".join(
+        f"{_bracketed(host)}:{port}"
+        for host, port in itertools.zip_longest(hosts, ports, fillvalue="?")
+    )
     user = str(params.get("user") or os.environ.get("PGUSER") or "")
     db = str(params.get("dbname") or os.environ.get("PGDATABASE") or user)
     at = f"{user}@" if user else ""
-    return f"{at}{host}:{port}/{db}"
+    return f"{at}{servers}/{db}"
+
+
+def _listed(value: object, variable: str, default: str) -> list[str]:
+    """A comma-separated libpq list (hosts, ports), from ``value``, the variable or ``default``.
+
+    An empty item means libpq's default, as in libpq.
+    """
+    text = str(value or os.environ.get(variable) or default)
+    return [item.strip() or default for item in text.split(",")]
+
+
+def _bracketed(host: str) -> str:
+    """``host`` as it goes before ``:port``: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("/") else host

@@ -18,10 +18,13 @@ One Writer serves one caller at a time. For concurrency, give each
 thread, task or process its own Writer: separate connections write
 concurrently without losing or duplicating rows.
 
-Given a DSN, the Writer owns its connection: when it drops, the
-Writer reconnects and retries the whole batch, up to ``retries`` times
-with exponential backoff, then raises ConnectionLostError. Given a
-connection it cannot replace it, and raises ConnectionLostError at once.
+Given a DSN, the Writer owns its connection: when it drops (or the
+server is read-only: a standby), the Writer reconnects and retries the
+whole batch while its retry budget lasts (``retry_for`` seconds, 60 by
+default, enough to ride out a failover; see ``pmstore._write.retry``), then
+raises ConnectionLostError. Given a connection it cannot replace it, and
+raises ConnectionLostError at once. ``logged`` says which batches a server
+holds: after a failover under asynchronous replication, those to write again.
 
 CPU work (building a batch, sorting it, and waiting for each COPY chunk
 from the pipeline's worker) runs through ``call_inline`` (see
@@ -31,7 +34,7 @@ from the pipeline's worker) runs through ``call_inline`` (see
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,7 @@ from pmstore._write.encoding import DEFAULT_CHUNK_ROWS
 from pmstore._write.pipeline import DEFAULT_CHUNK_BYTES, CopyStream
 from pmstore._write.plan import (
     LOG_BATCH_SQL,
+    LOGGED_BATCHES_SQL,
     LOGGED_ROWS_SQL,
     TOKEN_INDEX_SQL,
     UPSERT_MARKETS_SQL,
@@ -64,6 +68,12 @@ from pmstore._write.plan import (
     with_retention,
 )
 from pmstore._write.retention import TABLE_POLICY_SQL, BeyondRetention, TablePolicy, check_mode
+from pmstore._write.retry import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_RETRY_FOR,
+    RetryBudget,
+)
 from pmstore._write.touched import RECORD_TOUCHED_SQL
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.batches._from_frame import FrameLike
@@ -78,8 +88,16 @@ class Writer(WriteConnection):
 
     ``target`` is a DSN (the Writer connects, and reconnects after a
     drop) or an open psycopg Connection (used as is; it must not be
-    inside a transaction, and each call commits on it). ``retries`` and
-    ``backoff`` (seconds, doubled each time) bound reconnect attempts. COPY
+    inside a transaction, and each call commits on it). A DSN may list
+    several servers with ``target_session_attrs=read-write``: each new
+    connection goes to the one that is the primary. The retry budget
+    (``pmstore._write.retry.RetryBudget``): after a call's first connection
+    loss, or a read-only server, the Writer reconnects and retries the
+    whole transaction for up to ``retry_for`` seconds (None: no time limit)
+    and at most ``retries`` times (None, the default: no count limit),
+    whichever ends first, waiting ``backoff`` seconds before the first retry,
+    doubled each time up to ``max_backoff``, each wait jittered between half
+    and all of that. ConfigurationError for a negative setting. COPY
     data is encoded in chunks of about ``chunk_bytes`` (and at most
     ``chunk_rows`` rows) by a worker thread while the previous chunk is
     being sent (``pmstore._write.pipeline``). ``index_order`` sends price rows
@@ -100,21 +118,24 @@ class Writer(WriteConnection):
         self,
         target: str | Conn,
         *,
-        retries: int = 3,
-        backoff: float = 0.5,
+        retry_for: float | None = DEFAULT_RETRY_FOR,
+        retries: int | None = None,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         index_order: bool | None = None,
         progress: CopyProgress | None = None,
         beyond_retention: BeyondRetention = "raise",
     ) -> None:
-        if retries < 0 or backoff < 0 or chunk_rows < 1 or chunk_bytes < 1:
-            raise ConfigurationError(
-                "retries and backoff must be >= 0, chunk_rows and chunk_bytes >= 1"
-            )
+        if chunk_rows < 1 or chunk_bytes < 1:
+            raise ConfigurationError("chunk_rows and chunk_bytes must be >= 1")
+        budget = RetryBudget(
+            retry_for=retry_for, retries=retries, backoff=backoff, max_backoff=max_backoff
+        )
         self.beyond_retention = check_mode(beyond_retention)
         self._policies: dict[str, TablePolicy] = {}  # per table, read at most once a minute
-        super().__init__(target, retries=retries, backoff=backoff)
+        super().__init__(target, retry_budget=budget)
         self.chunk_rows = chunk_rows
         self.chunk_bytes = chunk_bytes
         self.index_order = index_order
@@ -393,6 +414,35 @@ class Writer(WriteConnection):
             _execute(conn, statements)
 
         self._transaction("statements", body)
+
+    def logged(self, batch_ids: Iterable[str]) -> set[str]:
+        """The ids among ``batch_ids`` that are in the ingest log: the batches the server holds.
+
+        After a failover under asynchronous replication, batches committed
+        on the old primary but not yet replicated are missing on the new one:
+        the ids given but not returned are those to write again, with the
+        same ids (a batch is still stored once: the log sees to it). Give
+        the ids you chose (``batch_id=``) or the results' ``batch_id``
+        (content digests). One query, retried like a write, none for no
+        ids. Raises ConfigurationError for ids that are not strings (a lone
+        string too: give a collection), WriteError / ConnectionLostError like
+        the other calls.
+        """
+        if isinstance(batch_ids, str):
+            raise ConfigurationError("logged() takes a collection of batch ids, not one string")
+        ids = list(batch_ids)
+        strange = [i for i in ids if not isinstance(i, str)]
+        if strange:
+            raise ConfigurationError(f"batch ids are strings, not {type(strange[0]).__name__}")
+        if not ids:
+            return set()
+
+        def body(conn: Conn) -> set[str]:
+            found = conn.execute(LOGGED_BATCHES_SQL, (list(dict.fromkeys(ids)),))
+            return {str(row[0]) for row in found.fetchall()}
+
+        logged, _ = self._transaction("pmstore_ingest_log", body)
+        return logged
 
     def _upsert(
         self, table: str, sql: str, rows: list[tuple[Any, ...]], extra_statements: Statements = ()

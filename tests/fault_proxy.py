@@ -15,6 +15,15 @@ committed the n-th writing transaction of a connection with that
 (``victim(pid)``) before the client hears of the commit, the moment where the
 outcome is unknown to the client. The proxy waits for ``victim`` to be named
 before it kills, so nothing depends on timing.
+
+For failovers (tests/test_failover.py), two more faults, both driven by the test:
+
+- ``hold_connection(n)``: the n-th connection accepted from now waits in the
+  proxy, not yet relayed (``held`` is set), until ``release()``: the test acts
+  (e.g. promotes a standby) while a client's connection attempt is in flight;
+  ``accepted`` counts the connections accepted since;
+- ``pause()`` / ``resume()``: stop / restart relaying the server's bytes to
+  every client (a streaming replica behind the proxy then receives no WAL).
 """
 
 from __future__ import annotations
@@ -48,6 +57,14 @@ class PgProxy:
         self._writes = 0
         self.killed = threading.Event()
         """Set once the victim was killed."""
+        self.accepted = 0
+        """Connections accepted since the proxy started, or since ``hold_connection``."""
+        self._hold_at: int | None = None
+        self.held = threading.Event()
+        """Set when the connection ``hold_connection`` named arrived and waits."""
+        self._released = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._closing = False
         self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -70,6 +87,25 @@ class PgProxy:
         with self._lock:
             self._armed, self._writes = (n, application_name), 0
 
+    def hold_connection(self, n: int) -> None:
+        """Hold the n-th connection accepted from now until ``release()`` (count restarts)."""
+        with self._lock:
+            self.accepted, self._hold_at = 0, n
+            self.held.clear()
+            self._released.clear()
+
+    def release(self) -> None:
+        """Let the held connection through to the server."""
+        self._released.set()
+
+    def pause(self) -> None:
+        """Stop relaying the server's bytes to the clients (received bytes wait in the proxy)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Relay the server's bytes again, those that waited first."""
+        self._flowing.set()
+
     def victim(self, pid: int) -> None:
         """The process to kill."""
         self._victim = pid
@@ -78,7 +114,9 @@ class PgProxy:
     def close(self) -> None:
         """Stop accepting and close every relayed connection."""
         self._closing = True
-        self._listener.close()
+        self._released.set()
+        self._flowing.set()
+        _close(self._listener)  # shutdown wakes the accepting thread (close alone does not)
         for sock in list(self._sockets):
             _close(sock)
         self._thread.join(timeout=10)
@@ -91,6 +129,15 @@ class PgProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self.accepted += 1
+                hold = self.accepted == self._hold_at
+            if hold:
+                self.held.set()
+                self._released.wait()
+                if self._closing:
+                    _close(client)
+                    return
             try:
                 server = _connect(self._target)
             except OSError:
@@ -128,6 +175,7 @@ class PgProxy:
         buffer = b""
         try:
             while data := server.recv(1 << 16):
+                self._flowing.wait()  # after the bytes came: a pause holds back all that follows
                 buffer += data
                 out = bytearray()
                 while len(buffer) >= 5:

@@ -10,6 +10,8 @@
 - ``engines``          fields -> COPY tuples (the three layouts)
 - ``connection_base``  what the connection layer shares with the planner: the
                        errors it raises (``write_failure``, ``AlreadyLoggedError``)
+- ``retry``            ``RetryBudget``: how long a lost or read-only connection is retried
+                       (the defaults: 60 s, waits from 0.5 s doubling to 5 s, jittered)
 - ``connection_async`` the owned or given connection and its retried transactions
                        (``connection`` is generated from it)
 

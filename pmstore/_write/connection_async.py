@@ -1,22 +1,34 @@
 """The connection an AsyncWriter works on, and its transactions with reconnect and retry.
 
-Given a DSN, the connection is owned: opened on first use, and when it
-drops the whole transaction is retried on a new one, up to ``retries``
-times with exponential backoff, then ConnectionLostError. Given a
-connection, it is used as is and a drop raises ConnectionLostError at once.
-Every psycopg error leaves as a WriteError (or ConnectionLostError) naming
-the table, with the server's SQLSTATE and a redacted copy of the cause.
+Given a DSN, the connection is owned: opened on first use (with
+``connection_base.writer_conninfo``), and when it drops, or the server turns
+out read-only (a standby, through a load balancer or an address that moved),
+the whole transaction is retried on a new one while the retry budget lasts
+(``pmstore._write.retry``), then ConnectionLostError. A multi-host DSN with
+``target_session_attrs=read-write`` makes every new connection find the
+primary (libpq tries the hosts in turn; psycopg makes one attempt per host).
+Given a connection, it is used as is and a drop raises ConnectionLostError at
+once. Every psycopg error leaves as a WriteError (or ConnectionLostError)
+naming the table, with the server's SQLSTATE and a redacted copy of the cause.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from typing import Self, TypeVar
 
 import psycopg
 
 from pmstore._twins import AsyncConn, AsyncConnFunction, async_sleep
-from pmstore._write.connection_base import AlreadyLoggedError, write_failure
+from pmstore._write.connection_base import (
+    READ_ONLY_SQLSTATE,
+    AlreadyLoggedError,
+    write_failure,
+    writer_conninfo,
+)
+from pmstore._write.retry import RetryBudget
 from pmstore.dsn import describe, normalize, redact, redact_error
 from pmstore.errors import ConfigurationError, ConnectionLostError, WriteError
 
@@ -31,20 +43,23 @@ class AsyncWriteConnection:
     """An owned (DSN) or given (AsyncConnection) connection and its retried transactions.
 
     The base of ``AsyncWriter``: ``connection``, ``backend_pid``, ``aclose``
-    and the context manager are the writer's. Raises ConfigurationError for
-    a target that is neither.
+    and the context manager are the writer's; ``retry_budget`` says how long
+    a transaction is retried. Raises ConfigurationError for a target that is
+    neither.
     """
 
     APPLICATION_NAME = "pmstore-writer"
     """``application_name`` of the connections it opens (pg_stat_activity shows it)."""
 
-    def __init__(self, target: str | AsyncConn, *, retries: int, backoff: float) -> None:
-        self.retries = retries
-        self.backoff = backoff
+    def __init__(self, target: str | AsyncConn, *, retry_budget: RetryBudget) -> None:
+        self.retry_budget = retry_budget
+        self._jitter = random.Random()  # the waits' jitter; not the process's generator
         self._dsn: str | None
         self._conn: AsyncConn | None
+        self._conninfo = ""  # the DSN with the writer's connection options (password included)
         if isinstance(target, str):
             self._dsn = normalize(target)
+            self._conninfo = writer_conninfo(self._dsn, self.APPLICATION_NAME)
             self._conn = None
         elif isinstance(target, psycopg.AsyncConnection):
             self._dsn = None
@@ -64,9 +79,7 @@ class AsyncWriteConnection:
     async def _open(self) -> AsyncConn:
         """A new connection to the DSN; psycopg.OperationalError if refused."""
         assert self._dsn is not None
-        return await psycopg.AsyncConnection.connect(
-            self._dsn, autocommit=False, application_name=self.APPLICATION_NAME
-        )
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=False)
 
     async def _connected(self) -> AsyncConn:
         if self._conn is None or (self._conn.closed and self._dsn is not None):
@@ -110,13 +123,15 @@ class AsyncWriteConnection:
     # -- the transaction with retries ----------------------------------------
 
     async def _transaction(self, table: str, body: AsyncConnFunction[T]) -> tuple[T, int]:
-        """Run ``body`` in one transaction, retrying on connection loss.
+        """Run ``body`` in one transaction, retrying on connection loss or a read-only server.
 
-        Returns what ``body`` returned and the attempts it took. An
+        Returns what ``body`` returned and the attempts it took. Retries
+        while ``retry_budget`` lasts, counted from the first failure. An
         ``AlreadyLoggedError`` from ``body`` rolls the transaction back and
         leaves, carrying the attempts.
         """
         attempt = 0
+        first_failure: float | None = None
         while True:
             attempt += 1
             try:
@@ -127,8 +142,12 @@ class AsyncWriteConnection:
             except AlreadyLoggedError as exc:  # the transaction was rolled back
                 exc.attempts = attempt
                 raise
-            except psycopg.OperationalError as exc:
-                if self._conn is not None and not (self._conn.closed or self._conn.broken):
+            except psycopg.Error as exc:
+                lost = isinstance(exc, psycopg.OperationalError) and (
+                    self._conn is None or self._conn.closed or self._conn.broken
+                )
+                read_only = exc.sqlstate == READ_ONLY_SQLSTATE and self._dsn is not None
+                if not (lost or read_only):
                     raise write_failure(
                         WriteError, self._describe_error(table, exc), table, exc
                     ) from redact_error(exc)
@@ -141,29 +160,52 @@ class AsyncWriteConnection:
                         table,
                         exc,
                     ) from redact_error(exc)
-                if attempt > self.retries:
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                failed_for = now - first_failure
+                wait = self.retry_budget.wait(attempt, failed_for, self._jitter.random())
+                what = (
+                    f"connection to {describe(self._dsn)} lost"
+                    if lost
+                    else f"{describe(self._dsn)} is read-only (a hot standby?)"
+                )
+                if wait is None:
+                    hint = (
+                        ""
+                        if lost
+                        else "; to follow the primary, list every server in the DSN with "
+                        "target_session_attrs=read-write"
+                    )
                     raise write_failure(
                         ConnectionLostError,
-                        f"connection to {describe(self._dsn)} lost while writing {table}, "
-                        f"gave up after {attempt} attempt(s): {reason}",
+                        f"{what} while writing {table}, gave up after {attempt} attempt(s) "
+                        f"in {failed_for:.1f} s (retry budget: {self.retry_budget}){hint}: "
+                        f"{reason}",
                         table,
                         exc,
                     ) from redact_error(exc)
-                delay = self.backoff * 2 ** (attempt - 1)
+                budget = self.retry_budget
+                of = "" if budget.retries is None else f" of {budget.retries + 1}"
+                left = budget.retry_for
+                left_text = "" if left is None else f", {left - failed_for:.1f} s left"
                 logger.warning(
-                    "connection lost while writing %s (attempt %d of %d), retrying in %.2fs: %s",
+                    "%s while writing %s (attempt %d%s%s), retrying in %.2fs: %s",
+                    what,
                     table,
                     attempt,
-                    self.retries + 1,
-                    delay,
+                    of,
+                    left_text,
+                    wait,
                     reason,
                 )
-                self._conn = None
-                await async_sleep(delay)
-            except psycopg.Error as exc:
-                raise write_failure(
-                    WriteError, self._describe_error(table, exc), table, exc
-                ) from redact_error(exc)
+                await self._discard()
+                await async_sleep(wait)
+
+    async def _discard(self) -> None:
+        """Close the owned connection (lost, or read-only) so that the next attempt opens one."""
+        if self._conn is not None:
+            await self._conn.close()
+        self._conn = None
 
     async def _usable_connection(self) -> AsyncConn:
         """The connection, (re)opened when owned; psycopg.OperationalError if it cannot be."""

@@ -108,6 +108,12 @@ LOG_BATCH_SQL: Final = """
 
 LOGGED_ROWS_SQL: Final = "UPDATE pmstore_ingest_log SET rows_written = %s WHERE batch_id = %s"
 
+LOGGED_BATCHES_SQL: Final = (
+    "SELECT batch_id FROM pmstore_ingest_log WHERE batch_id = ANY(%s::text[])"
+)
+"""Which of the given batch ids are logged (``Writer.logged``): one probe of the primary key
+per id."""
+
 TRADES_STAGING_SQL: Final = """
     CREATE TEMP TABLE IF NOT EXISTS pmstore_trades_staging
         (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS

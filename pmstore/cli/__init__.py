@@ -2,9 +2,10 @@
 
     pmstore db start|stop|status|url   the embedded local TimescaleDB
     pmstore migrate [--status] [--rollback N | --rollback-all] [--break-lock] [--allow-drift]
-    pmstore demo [--minutes N] [--tokens N]
+    pmstore demo [--minutes N] [--tokens N] [--retry-for SECONDS]
     pmstore status
     pmstore ingest PATH... [--rejects FILE] [--jobs N] [--beyond-retention MODE]
+                       [--retry-for SECONDS]
     pmstore refresh [--start T] [--end T] [--pending]
     pmstore export TABLE --start T --end T --out DIR
     pmstore coverage [TOKEN...] --start T --end T [--step SECONDS]
@@ -15,7 +16,8 @@ One module per command (``db``, ``migrate``, ``status``, ``demo``,
 ``ingest``, ``refresh``, ``export``, ``coverage``, ``simulate``), each with
 ``add_parser`` and ``run``, and the only place anything is printed or drawn;
 ``_target`` picks the server they work on, ``_times`` parses
-``--start``/``--end``, ``_render`` draws progress bars and sizes,
+``--start``/``--end``, ``_writing`` adds the options of the commands that
+write (``--retry-for``), ``_render`` draws progress bars and sizes,
 ``_parser`` builds the argument parser and runs ``main``.
 
 Every command uses the server named by ``--dsn``, else ``PMSTORE_DSN``, else

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pmstore.cli._target import resolve
 from pmstore.cli._times import utc_time
+from pmstore.cli._writing import add_write_options
 
 if TYPE_CHECKING:
     from pmstore.demo import DemoReport
@@ -57,6 +58,7 @@ def add_parser(
         action="store_true",
         help="write into a given server's database even if it already holds data",
     )
+    add_write_options(demo)
     demo.set_defaults(func=run)
 
 
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             end=end,
             require_empty=target.embedded is None and not args.force,
             progress=step,
+            retry_for=args.retry_for,
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from pmstore import migrations
 from pmstore.cli._target import resolve
+from pmstore.cli._writing import add_write_options
 from pmstore.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def add_parser(
         "--batch-rows records each), not by --flush-seconds",
     )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_write_options(ingest)
     ingest.set_defaults(func=run)
 
 
@@ -108,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
                 rejects=rejects,
                 progress=bar,
                 beyond_retention=args.beyond_retention,
+                retry_for=args.retry_for,
             )
         else:
-            with Writer(target.dsn, beyond_retention=args.beyond_retention) as writer:
+            writer = Writer(
+                target.dsn, beyond_retention=args.beyond_retention, retry_for=args.retry_for
+            )
+            with writer:
                 summary = ingest_files(
                     writer,
                     paths,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pmstore._write.retention import BeyondRetention
+from pmstore._write.retry import DEFAULT_RETRY_FOR
 from pmstore.errors import PayloadError
 from pmstore.ingest._batcher import FlushPolicy
 from pmstore.ingest._rejects import rejects_file
@@ -33,13 +34,14 @@ def _ingest_one(
     rejects: str | None,
     reports: Any,
     beyond_retention: BeyondRetention,
+    retry_for: float | None,
 ) -> FileSummary:
     def report(raw: int, payloads: int, rows: int) -> None:
         reports.put((raw, payloads, rows))
 
     with (
         rejects_file(Path(rejects) if rejects is not None else None) as out,
-        Writer(dsn, beyond_retention=beyond_retention) as writer,
+        Writer(dsn, beyond_retention=beyond_retention, retry_for=retry_for) as writer,
     ):
         # A job is a process already: it reads its files itself.
         return ingest_file(
@@ -56,11 +58,13 @@ def ingest_parallel(
     rejects: Path | None = None,
     progress: IngestProgress | None = None,
     beyond_retention: BeyondRetention = "raise",
+    retry_for: float | None = DEFAULT_RETRY_FOR,
 ) -> IngestSummary:
     """Ingest ``paths`` in up to ``jobs`` processes; summaries in the order of ``paths``.
 
     ``beyond_retention`` is each worker's Writer option for rows older than
-    the retention horizon (see ``pmstore._write.retention``).
+    the retention horizon (see ``pmstore._write.retention``), ``retry_for``
+    its retry budget in seconds (see ``pmstore.writer.Writer``).
 
     Raises the first worker's error (after the other files finished: what
     they committed stays, with its cursors), PayloadError before anything
@@ -87,6 +91,7 @@ def ingest_parallel(
                 None if rejects is None else str(rejects),
                 reports,
                 beyond_retention,
+                retry_for,
             ): path
             for path in paths
         }
