@@ -11,7 +11,8 @@
     ├── WriteError                a batch could not be written (nothing was written)
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
-    └── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    ├── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    └── RecorderError             ``pmstore record`` had to stop (its archive cannot be written)
 
 Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``,
 and a chained psycopg error is a redacted copy (``pmstore.dsn.redact_error``).
@@ -167,3 +168,16 @@ class CopyDecodeError(PmstoreError, ValueError):
 
     A bug or a wrong schema for the query, not bad user input (the message says which).
     """
+
+
+class RecorderError(PmstoreError):
+    """The live recorder had to stop: its raw archive cannot be written (disk full, file
+    too large, permissions), so nothing more can be recorded without losing data silently.
+
+    ``path`` is the archive file (or directory) concerned. The records written before
+    stay in the archive (a ``.part`` file is closed by the next run) and in the database.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None):
+        super().__init__(message)
+        self.path = path
