@@ -12,6 +12,7 @@
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
     ├── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    ├── WaitTimeoutError          a wait for a condition ran out of time (also a TimeoutError)
     └── RecorderError             ``pmstore record`` had to stop (its archive cannot be written)
 
 Messages never contain passwords: DSNs are shown through ``pmstore.dsn.redact``,
@@ -168,6 +169,11 @@ class CopyDecodeError(PmstoreError, ValueError):
 
     A bug or a wrong schema for the query, not bad user input (the message says which).
     """
+
+
+class WaitTimeoutError(PmstoreError, TimeoutError):
+    """A wait for a condition (e.g. ``Simulator.wait_for``) ran out of time; the message
+    names what was awaited."""
 
 
 class RecorderError(PmstoreError):

@@ -26,8 +26,10 @@ from pmstore.errors import (
     MigrationLockError,
     PayloadError,
     PmstoreError,
+    RecorderError,
     RowProblem,
     ServerError,
+    WaitTimeoutError,
     WriteError,
 )
 from pmstore.ingest.sources import BadLine, open_source
@@ -63,6 +65,8 @@ SAMPLES: list[PmstoreError] = [
         message_primary="terminating connection due to administrator command",
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
+    WaitTimeoutError("a subscription on connection 3 did not come true within 5.0 s"),
+    RecorderError("cannot write the archive a.jsonl.gz.part: File too large", path="a.part"),
 ]
 
 
