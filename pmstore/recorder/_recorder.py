@@ -651,7 +651,10 @@ class Recorder:
                 await self._set_tokens(wanted)
             else:
                 await self._add_tokens(wanted)
-        await self._poll_closed()
+        try:
+            await self._poll_closed()
+        except RestError as exc:
+            logger.warning("closed-markets poll failed, retrying later: %s", exc)
 
     async def _poll_closed(self) -> None:
         """Ask Gamma which subscribed markets closed (a missed ``market_resolved``)."""

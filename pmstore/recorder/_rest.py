@@ -8,9 +8,9 @@ counted and logged.
 - Discovery: Gamma ``GET /markets/keyset?limit=100&closed=false`` (plus the
   filters), following ``next_cursor`` as ``after_cursor`` until the last
   page (no ``next_cursor``) or enough tokens.
-- Closed poll: Gamma ``GET /markets?closed=true&condition_ids=...`` (at
-  most 100 ids per call) for the subscribed markets: a ``market_resolved``
-  the socket never delivered is found this way.
+- Closed poll: Gamma ``GET /markets/keyset?closed=true&condition_ids=...``
+  (at most 100 ids, so one page, per call) for the subscribed markets: a
+  ``market_resolved`` the socket never delivered is found this way.
 - Reseed: CLOB ``POST /books`` with ``[{"token_id": ...}, ...]``.
 """
 
@@ -182,7 +182,7 @@ class Rest:
         for k in range(0, len(ids), IDS_PER_CALL):
             params = [("closed", "true"), ("limit", str(IDS_PER_CALL))]
             params += [("condition_ids", c) for c in ids[k : k + IDS_PER_CALL]]
-            text = await self._call("GET", f"{self.gamma_url}/markets", "gamma_closed",
+            text = await self._call("GET", f"{self.gamma_url}/markets/keyset", "gamma_closed",
                                     params=params)  # fmt: skip
             try:
                 body = orjson.loads(text)

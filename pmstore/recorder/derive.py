@@ -15,8 +15,10 @@ Rules (docs/recorder.md states them for users):
   a disagreement, a ``tick_size_change`` (to another tick size), the
   connection closing or going silent, or a clean stop make it invalid
   until a fresh book arrives. A reseed is taken only for an invalid book on
-  an open connection, and only when its timestamp is not older than the
-  token's last event.
+  an open connection that has sent data since the token's subscription (a
+  socket that sends nothing would leave the reseeded book unchanged
+  forever), and only when its timestamp is not older than the token's last
+  event.
 - **Gaps** (``feed_gaps``). Continuity is lost when a valid book becomes
   invalid: the gap starts at the record that broke it, or for a lost
   connection at its last data frame (never before the book became valid).
@@ -295,15 +297,16 @@ class Deriver:
         return s is not None and s.valid_since is not None
 
     def invalid_tokens(self, older_than_ns: int) -> list[str]:
-        """Tracked tokens on an open connection whose book has been invalid (or missing) since
-        at least ``older_than_ns`` (and subscribed since then): reseed candidates."""
+        """Tracked tokens whose book has been invalid (or missing) since at least
+        ``older_than_ns`` (and subscribed since then), on an open connection that sent data
+        since their subscription: the reseed candidates."""
         out = []
         for token, s in self.tokens.items():
             if s.valid_since is not None or s.conn is None:
                 continue
             conn = self.conns.get(s.conn)
-            if conn is None or not conn.open:
-                continue
+            if conn is None or not conn.open or conn.last_data < s.sub_at:
+                continue  # a socket that sent nothing since the subscription: no reseed
             if max(s.sub_at, s.invalid_at) <= older_than_ns:
                 out.append(token)
         return out
@@ -648,8 +651,8 @@ class Deriver:
             return
         assert isinstance(token, str)
         conn = self.conns.get(s.conn)
-        if conn is None or not conn.open:
-            return
+        if conn is None or not conn.open or conn.last_data < s.sub_at:
+            return  # its socket sent nothing since the subscription: nothing would follow
         ms = _ms(event.get("timestamp"))
         if ms < s.last_event_ms:
             return  # older than what the socket said since: stale
