@@ -265,3 +265,60 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class CliRecorder:
+    """``pmstore record`` in a subprocess (``-v``: its debug log says each commit), its
+    stderr read line by line; ``wait_line`` waits for a line containing a text."""
+
+    def __init__(self, args: list[str], *, preexec: Any = None) -> None:
+        self.args = args
+        self.preexec = preexec
+        self.lines: list[str] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import sys
+
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pmstore", "record", *self.args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=self.preexec,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+            self._changed.set()
+        self._changed.set()
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
+
+    async def wait_line(self, text: str, count: int = 1) -> None:
+        """Wait until ``count`` lines contain ``text``; AssertionError if the process ends
+        first (with its output)."""
+        assert self._reader is not None
+        while self.count(text) < count:
+            if self._reader.done():
+                raise AssertionError(
+                    f"pmstore record ended before {count} x {text!r}:\n" + "\n".join(self.lines)
+                )
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def finish(self) -> int:
+        """Wait for the process to exit; its exit code (output fully read)."""
+        assert self.proc is not None and self._reader is not None
+        code = await self.proc.wait()
+        await self._reader
+        return code
+
+    def output(self) -> str:
+        return "\n".join(self.lines)

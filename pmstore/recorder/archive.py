@@ -358,15 +358,18 @@ def read_header(path: Path) -> ArchiveHeader:
 
 
 def is_archive(path: Path) -> bool:
-    """True when ``path`` is a pmstore archive file (gzip, its first line a header)."""
+    """True when ``path`` is a pmstore archive file: gzip whose content starts with the
+    header's marker (reads at most a few KiB of it)."""
+    prefix = b'{"' + ARCHIVE_KEY.encode() + b'":'
     try:
         with open(path, "rb") as f:
-            if f.read(2) != b"\x1f\x8b":
-                return False
-        read_header(path)
-    except (OSError, PayloadError):
+            head = f.read(1 << 12)
+        if head[:2] != b"\x1f\x8b":
+            return False
+        data = _inflate_lib.decompressobj(31).decompress(head)
+    except Exception:  # OSError, or a gzip stream that is not one (zlib's / isal's error)
         return False
-    return True
+    return bytes(data[: len(prefix)]) == prefix
 
 
 def read_archive(path: Path) -> tuple[ArchiveHeader, Iterator[dict[str, Any]]]:

@@ -351,8 +351,7 @@ class Deriver:
         elif kind == "unsub":
             self._unsub(record, t, rows)
         elif kind == "open":
-            c = int(record["c"])
-            self.conns[c] = _Conn(int(record["e"]), True, t)
+            self.conns[int(record["c"])] = _Conn(int(record["e"]), True, 0)  # no data yet
         elif kind == "silence":
             self._conn_lost(int(record["c"]), t, "silence", rows)
         elif kind == "close":
