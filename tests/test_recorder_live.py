@@ -441,3 +441,52 @@ async def test_database_down_recording_goes_on_and_catches_up_exactly_once(
     assert len(list(tmp_path.glob("pmrec-*.jsonl.gz"))) >= 2  # rotated for the catch-up
     assert_every_frame_kept(view, sim)
     await assert_replay_equal(live, replay, tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_metrics_endpoint_and_the_health_and_gap_queries(
+    dbs: tuple[str, str], tmp_path: Path
+) -> None:
+    import aiohttp
+
+    from pmstore.recorder.health import feed_gaps, open_gaps, recorder_health
+
+    live, _ = dbs
+    started = now()
+    async with recording(tmp_path, live, metrics_port=0, metrics_addr="127.0.0.1") as (sim, rec):
+        await all_valid(rec)
+        await sim.step(30)
+        await settle(sim, rec)
+        assert rec.metrics_port
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{rec.metrics_port}/metrics"
+            async with session.get(url) as resp:
+                text = await resp.text()
+        updates = rec.stats.health_updates
+        await rec.until(lambda: rec.stats.health_updates > updates)
+        with psycopg.connect(live) as conn:
+            [running] = recorder_health(conn)
+        assert running.state == "running" and running.sockets == 2
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["pmstore_recorder_sockets_connected"] == 2.0
+    assert values["pmstore_recorder_tokens"] == 12.0
+    assert values["pmstore_recorder_frames_total"] >= 30
+    assert 'pmstore_recorder_last_frame_age_seconds{socket="0"}' in values
+    for name in ("open_gaps", "db_lag_records", "reconnects_total"):
+        assert f"pmstore_recorder_{name}" in values
+    assert "pmstore_recorder_commit_latency_seconds_count" in values
+    with psycopg.connect(live) as conn:
+        [stopped] = recorder_health(conn)
+        assert stopped.state == "stopped" and stopped.run_id == rec.run
+        assert stopped.tokens == 12
+        shutdown = open_gaps(conn)
+        assert len(shutdown) == 12 and {g.reason for g in shutdown} == {"shutdown"}
+        token = shutdown[0].token_id
+        assert feed_gaps(conn, datetime(2000, 1, 1, tzinfo=UTC), now(), [token]) == [
+            g for g in shutdown if g.token_id == token
+        ]
+        assert feed_gaps(conn, datetime(2000, 1, 1, tzinfo=UTC), started, None) == []

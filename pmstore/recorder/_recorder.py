@@ -184,6 +184,7 @@ class RecorderStats:
     files_closed: int
     reseed_books: int
     rest_failures: int
+    health_updates: int
     last_frame_age: dict[int, float] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
 
@@ -306,6 +307,7 @@ class Recorder:
         self._db_ok = True
         self._db_failures = 0
         self._reseed_books = 0
+        self._health_updates = 0
         self._started_ns = 0
         self._started = False
         self._stopping = False
@@ -361,6 +363,7 @@ class Recorder:
             files_closed=self._files_closed,
             reseed_books=self._reseed_books,
             rest_failures=rest.failures if rest is not None else 0,
+            health_updates=self._health_updates,
             last_frame_age={
                 s.conn: now - (s.last_data_mono if s.last_data_mono is not None else now)
                 for s in shards
@@ -890,6 +893,9 @@ class Recorder:
             await self._health_writer.execute_statements([(HEALTH_UPSERT_SQL, params)])
         except WriteError as exc:
             logger.debug("health row not written: %s", exc)
+            return
+        self._health_updates += 1
+        self._bump()
 
     # -- stop ------------------------------------------------------------------
 

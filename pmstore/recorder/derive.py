@@ -280,8 +280,10 @@ class Deriver:
         self.next_snapshot = int(state["next_snapshot"])
         self.conns = {int(c): _Conn(int(e), bool(o), int(d)) for c, e, o, d in state["conns"]}
         self.tokens = {str(t): _Token.from_json(v) for t, v in state["tokens"].items()}
-        self.awaiting = {
-            t: s.sub_at for t, s in self.tokens.items() if s.valid_since is None and s.gap is None
+        self.awaiting = {  # subscribed, never valid, no gap: since their first subscription
+            t: s.invalid_at
+            for t, s in self.tokens.items()
+            if s.valid_since is None and s.gap is None
         }
 
     # -- questions the recorder asks -----------------------------------------
@@ -408,7 +410,7 @@ class Deriver:
         due = [tok for tok, at in self.awaiting.items() if t - at >= self._no_snapshot_after]
         for token in due:
             s = self.tokens[token]
-            self._open_gap(token, s, s.sub_at, "no_snapshot", rows)
+            self._open_gap(token, s, self.awaiting[token], "no_snapshot", rows)
 
     # -- gaps ----------------------------------------------------------------
 
