@@ -127,8 +127,7 @@ def assert_every_frame_kept(view: ArchiveView, sim: Simulator) -> int:
         sent = conn.texts()
         got = view.frames.get(matched[conn.id], [])
         assert got == sent, (
-            f"socket {conn.id} -> {matched[conn.id]}: {len(sent)} frames sent, "
-            f"{len(got)} archived"
+            f"socket {conn.id} -> {matched[conn.id]}: {len(sent)} frames sent, {len(got)} archived"
         )
         compared += len(sent)
     return compared
@@ -178,10 +177,10 @@ async def recording(
     directory: Path, dsn: str, sim_config: SimulatorConfig | None = None, **kw: Any
 ) -> AsyncIterator[tuple[Simulator, Recorder]]:
     """A simulator and a recorder on it (ready: first subscriptions sent)."""
-    async with Simulator(sim_config or SimulatorConfig(markets=6, seed=11)) as sim:
-        async with Recorder(config(sim, directory, dsn, **kw)) as rec:
-            await rec.ready.wait()
-            yield sim, rec
+    sim = Simulator(sim_config or SimulatorConfig(markets=6, seed=11))
+    async with sim, Recorder(config(sim, directory, dsn, **kw)) as rec:
+        await rec.ready.wait()
+        yield sim, rec
 
 
 async def all_valid(rec: Recorder) -> None:
@@ -220,12 +219,12 @@ class TcpProxy:
         passfile = info.pop("passfile", None)
         if passfile and "password" not in info:
             for line in Path(str(passfile)).read_text().splitlines():
-                host, port, _db, user, password = line.split(":", 4)
+                _host, port, _db, user, password = line.split(":", 4)
                 if port in ("*", str(self.target_port)) and user in ("*", info.get("user")):
                     info["password"] = password
                     break
         info["host"], info["port"] = "127.0.0.1", str(self.port)
-        return make_conninfo(**info)
+        return make_conninfo("", **info)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:

@@ -158,7 +158,7 @@ def test_shard_size_above_500_is_refused(tmp_path: Path) -> None:
     from pmstore.errors import ConfigurationError
     from pmstore.recorder import RecorderConfig
 
-    with pytest.raises(ConfigurationError, match="at most|1 to 500"):
+    with pytest.raises(ConfigurationError, match="must be 1 to 500"):
         RecorderConfig(archive_dir=tmp_path, dsn="", shard_size=501).check()
 
 
@@ -190,7 +190,7 @@ async def test_silent_freeze_rebuilds_the_socket_and_records_the_gap(
     assert_every_frame_kept(read_dir(tmp_path), sim)
     silence = [g for g in gaps(live) if g[3] == "silence"]
     assert {g[0] for g in silence} == frozen_tokens
-    for token, started, ended, _ in silence:
+    for _token, started, ended, _ in silence:
         assert started <= before, "the gap starts at the last data frame before the freeze"
         assert ended is not None and ended <= after
     await assert_replay_equal(live, replay, tmp_path)
@@ -268,9 +268,10 @@ async def test_missed_market_resolved_is_found_by_the_gamma_poll(
     live, replay = dbs
     sim_config = SimulatorConfig(markets=4, seed=8)
     sim_config.faults.drop_market_resolved = True
-    async with recording(
-        tmp_path, live, sim_config, discovery_every=0.2, drop_grace=0.0
-    ) as (sim, rec):
+    async with recording(tmp_path, live, sim_config, discovery_every=0.2, drop_grace=0.0) as (
+        sim,
+        rec,
+    ):
         await all_valid(rec)
         target = sim.markets()[0]
         await sim.resolve_market(target.condition_id, winner=1)
@@ -283,9 +284,9 @@ async def test_missed_market_resolved_is_found_by_the_gamma_poll(
             (target.condition_id,),
         ).fetchone()
     assert row == (target.token_ids[1], "resolved", "gamma_outcome_prices")
-    assert not any(
-        '"market_resolved"' in t for c in sim.connections for t in c.texts()
-    ), "the fault dropped market_resolved"
+    assert not any('"market_resolved"' in t for c in sim.connections for t in c.texts()), (
+        "the fault dropped market_resolved"
+    )
     assert_every_frame_kept(read_dir(tmp_path), sim)
     await assert_replay_equal(live, replay, tmp_path)
 
@@ -327,9 +328,7 @@ async def test_duplicate_frames_are_kept_and_write_no_duplicate_rows(
     assert dups > 10
     assert_every_frame_kept(read_dir(tmp_path), sim)
     with psycopg.connect(live) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (trade_id, ts)) FROM trades"
-        ).fetchone()
+        row = conn.execute("SELECT count(*), count(DISTINCT (trade_id, ts)) FROM trades").fetchone()
     assert row is not None and row[0] == row[1] > 0
     await assert_replay_equal(live, replay, tmp_path)
 

@@ -42,7 +42,9 @@ def add_parser(
         "--archive", metavar="DIR", default="pmstore-archive",
         help="archive directory (default ./pmstore-archive)",
     )  # fmt: skip
-    urls = p.add_argument_group("endpoints (also PMSTORE_GAMMA_URL, PMSTORE_CLOB_URL, PMSTORE_WS_URL)")
+    urls = p.add_argument_group(
+        "endpoints (also PMSTORE_GAMMA_URL, PMSTORE_CLOB_URL, PMSTORE_WS_URL)"
+    )
     urls.add_argument("--gamma-url", help=f"Gamma base URL (default {GAMMA_URL})")
     urls.add_argument("--clob-url", help=f"CLOB base URL (default {CLOB_URL})")
     urls.add_argument("--ws-url", help=f"market channel URL (default {WS_URL})")

@@ -676,7 +676,9 @@ class Recorder:
     def _schedule_drop(self, market: DiscoveredMarket) -> None:
         tokens = market.tokens or self._markets.get(market.condition_id, ())
         if not tokens:
-            tokens = tuple(t for t in self._where if self._deriver.market_of(t) == market.condition_id)
+            tokens = tuple(
+                t for t in self._where if self._deriver.market_of(t) == market.condition_id
+            )
         at = time.monotonic() + self.config.drop_grace
         for t in tokens:
             if t in self._where and t not in self._dropping:

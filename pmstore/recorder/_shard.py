@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -177,20 +178,16 @@ class Shard:
         """Stop reading (the receive loop is cancelled first) and wait for the task."""
         self.cancel()
         if self._task is not None:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def close_socket(self) -> None:
         """Close the current socket (after ``stop``), without waiting long for the server."""
         ws, self._ws = self._ws, None
         if ws is not None and not ws.closed:
-            try:
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
                 await asyncio.wait_for(ws.close(), timeout=1.0)
-            except (TimeoutError, aiohttp.ClientError, ConnectionError):
-                pass
         self.connected = self.subscribed = False
 
     def backoff_delay(self) -> float:
@@ -222,10 +219,8 @@ class Shard:
                 self._ws = None
                 self.connected = self.subscribed = False
                 if not ws.closed:
-                    try:
+                    with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
                         await asyncio.wait_for(ws.close(), timeout=1.0)
-                    except (TimeoutError, aiohttp.ClientError, ConnectionError):
-                        pass
                 self.on_state()
             if not self._stopping:
                 self.reconnects += 1

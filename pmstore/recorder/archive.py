@@ -27,6 +27,7 @@ record; a flush every commit interval; an fsync per closed file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -187,10 +188,8 @@ class ArchiveFile:
 
     def abandon(self) -> None:
         """Close the file without finishing it (after a write error): it stays a ``.part``."""
-        try:
+        with contextlib.suppress(OSError):
             self._raw.close()
-        except OSError:
-            pass
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -310,9 +309,7 @@ def closed_files(directory: Path) -> list[ClosedFile]:
     for path in directory.glob(f"{PREFIX}*{SUFFIX}"):
         m = _CLOSED.match(path.name)
         if m:
-            found.append(
-                ClosedFile(path, m["stamp"], m["run"], int(m["file"]), int(m["count"]))
-            )
+            found.append(ClosedFile(path, m["stamp"], m["run"], int(m["file"]), int(m["count"])))
     found.sort(key=lambda f: (f.stamp, f.run, f.index))
     return found
 

@@ -687,4 +687,3 @@ def _agrees(book: Book, entry: Mapping[str, Any]) -> bool:
         elif kept != ask:
             return False
     return True
-

@@ -118,9 +118,24 @@ def recorder_health(conn: Conn) -> list[RecorderHealth]:
          last, gaps, archived, committed, reconnects, detail, age) = r  # fmt: skip
         out.append(
             RecorderHealth(
-                rid, run, host, pid, adir, state, started, updated, tokens, sockets,
-                connected, last, gaps, archived, committed, reconnects, detail,
+                rid,
+                run,
+                host,
+                pid,
+                adir,
+                state,
+                started,
+                updated,
+                tokens,
+                sockets,
+                connected,
+                last,
+                gaps,
+                archived,
+                committed,
+                reconnects,
+                detail,
                 age.total_seconds(),
-            )  # fmt: skip
+            )
         )
     return out
