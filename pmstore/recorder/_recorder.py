@@ -693,6 +693,11 @@ class Recorder:
             return
         for t in due:
             del self._dropping[t]
+            self._reseeded.pop(t, None)
+        gone = set(due)
+        for market, tokens in list(self._markets.items()):
+            if tokens and gone.issuperset(tokens):
+                del self._markets[market]
         by_shard: dict[int, list[str]] = {}
         for t in due:
             shard = self._where.pop(t, None)
