@@ -48,6 +48,7 @@ class _StatsCollector(Collector):
             ("committed_records", "archive records committed to the database",
              s.committed_records),
             ("archive_files_closed", "archive files closed", s.files_closed),
+            ("archive_bytes", "compressed bytes written to the archive", s.archive_bytes),
         )  # fmt: skip
         for name, doc, value in counters:
             c = CounterMetricFamily(p + name, doc)

@@ -185,6 +185,8 @@ class RecorderStats:
     reseed_books: int
     rest_failures: int
     health_updates: int
+    archive_bytes: int
+    """Compressed bytes written to the archive by this run (closed files and the open one)."""
     last_frame_age: dict[int, float] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
 
@@ -364,6 +366,8 @@ class Recorder:
             reseed_books=self._reseed_books,
             rest_failures=rest.failures if rest is not None else 0,
             health_updates=self._health_updates,
+            archive_bytes=self._archive.bytes_written
+            + (self._file.compressed_bytes if self._file is not None else 0),
             last_frame_age={
                 s.conn: now - (s.last_data_mono if s.last_data_mono is not None else now)
                 for s in shards
