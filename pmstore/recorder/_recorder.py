@@ -699,8 +699,8 @@ class Recorder:
             del self._dropping[t]
             self._reseeded.pop(t, None)
         gone = set(due)
-        for market, tokens in list(self._markets.items()):
-            if tokens and gone.issuperset(tokens):
+        for market, market_tokens in list(self._markets.items()):
+            if market_tokens and gone.issuperset(market_tokens):
                 del self._markets[market]
         by_shard: dict[int, list[str]] = {}
         for t in due:
