@@ -148,9 +148,10 @@ async def test_backoff_resets_only_after_a_data_frame(dbs: tuple[str, str], tmp_
         await rec.until(lambda: shard.epoch >= 4)
         assert shard.attempt >= 3  # connected four times, never reset
         sim.faults.max_assets_per_socket = None
+        sim.start_rate(100.0)  # data from now on: no more silences
         await all_valid(rec)
         assert shard.attempt == 0
-        # TCP connects alone never reset it: the refused handshakes count up from there.
+        await sim.stop_rate()
     assert_every_frame_kept(read_dir(tmp_path), sim)
 
 

@@ -289,7 +289,7 @@ class Shard:
                 if text and is_data(text):
                     deadline = time.monotonic() + self.options.silence_timeout
                     self.last_data_mono = time.monotonic()
-                    self.last_data_ns = int(record["t"])
+                    self.last_data_ns = int(record.get("t", 0))  # none: nothing archived
                     if not got_data:
                         got_data = True
                         self.attempt = 0  # backoff resets on data, not on connect
