@@ -107,6 +107,21 @@ def test_a_delta_that_disagrees_opens_a_gap_and_a_fresh_book_closes_it() -> None
     ]
 
 
+def test_the_legacy_shape_is_applied_and_an_unknown_shape_invalidates() -> None:
+    run = Run()
+    started(run, A)
+    run.feed(frame(T0 + 3, book(A, BIDS, ASKS, 1)))
+    legacy = {"event_type": "price_change", "asset_id": A, "market": M, "timestamp": "2",
+              "hash": "h", "changes": [{"price": "0.47", "side": "BUY", "size": "3"}]}  # fmt: skip
+    run.feed(frame(T0 + S, legacy))
+    assert run.deriver.is_valid(A)
+    run.feed(frame(T0 + 2 * S, change(A, "0.47", "3", "BUY", "0.47", "0.5", 3)))  # agrees
+    assert run.deriver.is_valid(A) and run.gaps() == []
+    unknown = {"event_type": "price_change", "asset_id": A, "market": M, "deltas": []}
+    run.feed(frame(T0 + 3 * S, unknown))
+    assert run.gaps() == [(A, T0 + 3 * S, None, "book_mismatch")]
+
+
 def test_tick_size_change_invalidates_unless_it_changes_nothing() -> None:
     run = Run()
     started(run, A)

@@ -10,7 +10,9 @@ Rules (docs/recorder.md states them for users):
 
 - **Books.** A token's book is kept from its ``book`` events (and accepted
   ``POST /books`` reseeds) plus the ``price_change`` deltas since, on the
-  connection that subscribed it. After each message the last entry's
+  connection that subscribed it (the pre-2025-09-15 ``changes[]`` shape is
+  applied too, unchecked; a ``price_change`` of any other shape invalidates
+  the book). After each message the last entry's
   ``best_bid``/``best_ask`` of each asset are checked against the kept book;
   a disagreement, a ``tick_size_change`` (to another tick size), the
   connection closing or going silent, or a clean stop make it invalid
@@ -558,7 +560,12 @@ class Deriver:
     def _price_change(self, event: Mapping[str, Any], c: int, t: int, rows: Rows) -> None:
         changes = event.get("price_changes")
         if not isinstance(changes, list):
-            return
+            changes = _legacy_changes(event)
+            if changes is None:  # a shape not known: the book can no longer be trusted
+                mine = self._mine(event, c)
+                if mine is not None:
+                    self._lose(mine[0], mine[1], t, "book_mismatch", rows)
+                return
         ms = _ms(event.get("timestamp"))
         last: dict[str, Mapping[str, Any]] = {}
         for entry in changes:
@@ -665,6 +672,16 @@ class Deriver:
             s.market = market
         s.last_event_ms = max(s.last_event_ms, ms)
         self._fresh(token, s, Book.from_levels(bids, asks), t, rows)
+
+
+def _legacy_changes(event: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The entries of a ``price_change`` in its late-2024 to 2025-09-15 shape (top-level
+    ``asset_id``, ``changes[]`` of price/side/size, no best bid/ask: applied unchecked);
+    None for any other shape."""
+    token, changes = event.get("asset_id"), event.get("changes")
+    if not isinstance(token, str) or not isinstance(changes, list):
+        return None
+    return [{**ch, "asset_id": token} for ch in changes if isinstance(ch, dict)]
 
 
 def _agrees(book: Book, entry: Mapping[str, Any]) -> bool:
