@@ -29,6 +29,7 @@ from recorder_support import (
     read_dir,
     recording,
 )
+from recorder_support import config as recorder_config
 
 from pmstore.recorder import Recorder
 from pmstore.simulator import Simulator, SimulatorConfig
@@ -490,3 +491,44 @@ async def test_metrics_endpoint_and_the_health_and_gap_queries(
             g for g in shutdown if g.token_id == token
         ]
         assert feed_gaps(conn, datetime(2000, 1, 1, tzinfo=UTC), started, None) == []
+
+
+@pytest.mark.asyncio
+async def test_fixed_tokens_without_discovery(dbs: tuple[str, str], tmp_path: Path) -> None:
+    live, replay = dbs
+    async with Simulator(SimulatorConfig(markets=6, seed=13)) as sim:
+        chosen = sim.markets()[1].token_ids + sim.markets()[4].token_ids
+        config = recorder_config(sim, tmp_path, live, tokens=chosen)
+        async with Recorder(config) as rec:
+            await rec.ready.wait()
+            await all_valid(rec)
+            await sim.step(40, only_subscribed=False)
+            await settle(sim, rec)
+            assert set(rec.deriver.tracked()) == set(chosen)
+    assert not any(r.path.endswith("/markets/keyset") and "closed=false" in r.query
+                   for r in sim.requests)  # fmt: skip
+    assert {c.asset_ids for c in sim.connections} == {chosen}
+    assert_every_frame_kept(read_dir(tmp_path), sim)
+    await assert_replay_equal(live, replay, tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_maintenance_silence_rebuilds_every_socket_and_every_token_has_its_gap(
+    dbs: tuple[str, str], tmp_path: Path
+) -> None:
+    live, replay = dbs
+    async with recording(tmp_path, live, silence_timeout=0.5) as (sim, rec):
+        await all_valid(rec)
+        tokens = set(rec.deriver.tracked())
+        sim.faults.maintenance = True  # no events; sockets open, PING answered
+        await rec.until(lambda: rec.stats.silences >= 2)
+        sim.faults.maintenance = False
+        sim.start_rate(200.0)
+        await rec.until(lambda: rec.stats.sockets_connected == 2)
+        await all_valid(rec)
+        await sim.stop_rate()
+        await settle(sim, rec)
+    silence = [g for g in gaps(live) if g[3] == "silence"]
+    assert {g[0] for g in silence} == tokens
+    assert_every_frame_kept(read_dir(tmp_path), sim)
+    await assert_replay_equal(live, replay, tmp_path)

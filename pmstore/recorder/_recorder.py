@@ -313,6 +313,7 @@ class Recorder:
         self._started_ns = 0
         self._started = False
         self._stopping = False
+        self._stop_deadline = float("inf")
         self._stopped = asyncio.Event()
         self._failure: RecorderError | None = None
         self._watch: asyncio.Event | None = None
@@ -540,7 +541,10 @@ class Recorder:
                 self.metrics_port = self.metrics.serve(
                     self.config.metrics_port, self.config.metrics_addr
                 )
-            self._session = aiohttp.ClientSession()
+            # A handshake that hangs counts as a failed connect (REST calls set their own).
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=15.0, sock_connect=15.0)
+            )
             self._rest = Rest(
                 self._session,
                 self.emit,
@@ -846,7 +850,7 @@ class Recorder:
             return
 
     def _stop_deadline_passed(self) -> bool:
-        return time.monotonic() >= getattr(self, "_stop_deadline", float("inf"))
+        return time.monotonic() >= self._stop_deadline
 
     async def _catch_up(self) -> None:
         """Write every closed archive file not fully committed (oldest first)."""
