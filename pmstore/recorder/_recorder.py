@@ -248,9 +248,10 @@ class Recorder:
     ``async with Recorder(config) as rec:`` starts it (raises
     ConfigurationError for a bad config or a locked directory, RecorderError
     when the archive cannot be written); ``await rec.ready.wait()`` waits
-    for the first subscriptions; ``await rec.until(lambda: ...)`` waits for
-    any condition on ``rec.stats`` (re-checked after every record and
-    commit); ``await rec.wait()`` runs until ``stop()`` (SIGTERM in the
+    until the first token set is known and every socket sent its initial
+    frame; ``await rec.until(lambda: ...)`` waits for any condition on
+    ``rec.stats`` (re-checked after every record, commit and socket state
+    change); ``await rec.wait()`` runs until ``stop()`` (SIGTERM in the
     CLI) and raises the RecorderError that stopped it, if any. Leaving the
     context stops it cleanly: the last snapshots, the archive closed, the
     last batches committed (``stop_timeout``). ``on_commit`` is called with
@@ -748,6 +749,7 @@ class Recorder:
         if gone:
             self.emit({"k": "unsub", "c": -1, "e": 0, "a": gone})
         await self._add_tokens(wanted)
+        await self.until(lambda: all(s.subscriptions for s in self._shards))
         self.ready.set()
         self._bump()
 

@@ -108,6 +108,8 @@ class Shard:
         self.connected = False
         self.subscribed = False
         """The initial frame has been sent on the current socket."""
+        self.subscriptions = 0
+        """Initial frames sent (one per socket)."""
         self.attempt = 0
         self.reconnects = 0
         self.connect_failures = 0
@@ -245,6 +247,7 @@ class Shard:
                        "custom_feature_enabled": True}  # fmt: skip
             await self._send(ws, orjson.dumps(initial).decode())
             self.subscribed = True
+            self.subscriptions += 1
         self.on_state()
         pinger = asyncio.create_task(self._ping(ws), name=f"pmstore-ping-{self.conn}")
         why, code = "closed", None
