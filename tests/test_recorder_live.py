@@ -300,6 +300,9 @@ async def test_market_resolved_event_is_stored_and_the_market_dropped(
     live, replay = dbs
     async with recording(tmp_path, live, drop_grace=0.0) as (sim, rec):
         await all_valid(rec)
+        # The first closed-markets poll is done (the next is an hour away): the socket's
+        # market_resolved is the only news of the resolution.
+        await sim.wait_for(lambda: any("closed=true" in r.query for r in sim.requests))
         target = sim.markets()[1]
         await sim.resolve_market(target.condition_id, winner=0)
         await rec.until(lambda: not any(t in rec.deriver.tokens for t in target.token_ids))
