@@ -3,7 +3,8 @@
 - Handshake: HTTP 429 while ``Faults.reject_handshakes`` counts down, or beyond
   ``Faults.connect_limit``.
 - The first client frame must be the initial subscription, a JSON object
-  with ``"type": "market"`` and an ``assets_ids`` list of strings
+  with ``"type": "market"`` (in any case: a client sending ``"Market"`` gets
+  data from Polymarket) and an ``assets_ids`` list of strings
   (``initial_dump``, ``custom_feature_enabled`` booleans when present).
   Anything else first, the text ``PING`` included, closes the socket with
   1008 ``invalid subscription payload``; no frame within
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -76,8 +78,15 @@ class MarketChannel:
     """The ``/ws/market`` handler (see the module docstring)."""
 
     def __init__(
-        self, config: SimulatorConfig, faults: Faults, router: Router, journal: Journal
+        self,
+        config: SimulatorConfig,
+        faults: Faults,
+        router: Router,
+        journal: Journal,
+        open_due: Callable[[], object],
     ) -> None:
+        self.open_due = open_due
+        """Opens the books whose listing delay has passed (before a subscription's snapshots)."""
         self.config = config
         self.faults = faults
         self.router = router
@@ -167,6 +176,7 @@ class MarketChannel:
         conn.initial_dump = dump
         self.router.set_custom(conn, custom)
         snapshots = dump if dump is not None else config.dump_without_flag
+        self.open_due()
         self.router.subscribe(conn, assets, snapshots=snapshots)
         conn.state = "subscribed"
         conn.subscribed.set()
@@ -227,6 +237,7 @@ class MarketChannel:
         if isinstance(custom, bool):
             self.router.set_custom(conn, custom)
         if operation == "subscribe":
+            self.open_due()
             new = self.router.subscribe(conn, assets, snapshots=self.config.snapshot_on_subscribe)
             if not new and self.config.no_new_assets_text:
                 self.router.control(conn, NO_NEW_ASSETS)

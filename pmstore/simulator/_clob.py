@@ -10,6 +10,7 @@ requests per 10 s; ``book_rate_limit``: 1,500): beyond it, HTTP 429.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,10 +31,18 @@ NO_BOOK = "No orderbook exists for the requested token id"
 class ClobApi:
     """The CLOB handlers (see the module docstring)."""
 
-    def __init__(self, config: SimulatorConfig, exchange: Exchange, journal: Journal) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        exchange: Exchange,
+        journal: Journal,
+        open_due: Callable[[], object],
+    ) -> None:
         self.config = config
         self.exchange = exchange
         self.journal = journal
+        self.open_due = open_due
+        """Opens the books whose listing delay has passed (announcing them on the channel)."""
         self.books_window = RateWindow(*config.books_rate_limit)
         self.book_window = RateWindow(*config.book_rate_limit)
 
@@ -43,6 +52,7 @@ class ClobApi:
         )
 
     def _book(self, token_id: str, now_ms: int) -> Payload | None:
+        self.open_due()
         found = self.exchange.by_token.get(token_id)
         if found is None or not found[0].booked or found[0].closed:
             return None

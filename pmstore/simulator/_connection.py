@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ class Connection:
         self.id = conn_id
         self.remote = request.remote or ""
         self.opened_at_ms = opened_at_ms
+        """When the handshake completed, by the simulator's clock."""
+        self.opened_monotonic = time.monotonic()
+        """When the handshake completed, by ``time.monotonic()`` (real time, e.g. to check
+        that a client staggers its connects)."""
         self.state: ConnectionState = "connected"
         self.assets: dict[str, None] = {}
         self.custom_features = False

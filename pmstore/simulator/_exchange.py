@@ -96,6 +96,8 @@ class Exchange:
         self.by_token: dict[str, tuple[Market, int]] = {}
         self.trading: dict[str, Market] = {}
         """The markets whose books are open, in listing order (random events pick from them)."""
+        self.pending: dict[str, Market] = {}
+        """Listed markets whose books are not open yet."""
         self._serial = 0
         self._listed = 0
         setup = random.Random(seed * 1_000_003 + 17)
@@ -300,14 +302,18 @@ class Exchange:
             fill=False,
         )
         self._add(market)
+        self.pending[market.condition_id] = market
         return market, [Emission(new_market(market, now_ms), market.token_ids, broadcast=True)]
 
     def open_due(self, now_ms: int) -> list[Emission]:
         """Open the books of listed markets whose delay has passed: market makers quote, and a
         ``book`` of each token goes to its subscribers."""
         out: list[Emission] = []
-        for market in self.markets.values():
-            if not market.booked and market.bookable(now_ms):
+        for market in list(self.pending.values()):
+            if market.closed:
+                del self.pending[market.condition_id]
+            elif market.bookable(now_ms):
+                del self.pending[market.condition_id]
                 market.booked = True
                 fair = self.rng.randint(100, 900)
                 fill_book(market.book, self.rng, fair, market.tick)

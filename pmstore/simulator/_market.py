@@ -16,7 +16,19 @@ from typing import Final
 from pmstore.simulator._book import COARSE_TICK, FINE_TICK, HIGH_PRICE, LOW_PRICE, ONE, Book
 from pmstore.synthetic import token_ids
 
-__all__ = ["FIRST_MARKET_ID", "TAGS", "Market", "MarketInfo", "Tag", "draw_market", "iso_ms"]
+__all__ = [
+    "FIRST_MARKET_ID",
+    "TAGS",
+    "Market",
+    "MarketInfo",
+    "Tag",
+    "draw_market",
+    "fill_book",
+    "initial_tokens",
+    "iso_ms",
+    "new_token_pair",
+    "random_size",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,18 +65,20 @@ class Simulator:
         self.faults: Faults = dataclasses.replace(self.config.faults)
         """The live fault switches (change them at any time)."""
         self.clock = self.config.clock
-        self.journal = Journal(self.clock)
-        self.exchange = Exchange(
+        self._journal = Journal(self.clock)
+        self._exchange = Exchange(
             seed=self.config.seed,
             markets=self.config.markets,
             closed_markets=self.config.closed_markets,
             now_ms=self.clock(),
             empty_book_fraction=self.config.empty_book_fraction,
         )
-        self.router = Router(self.config, self.faults, self.exchange, self.clock)
-        self.channel = MarketChannel(self.config, self.faults, self.router, self.journal)
-        self._gamma = GammaApi(self.config, self.exchange, self.journal)
-        self._clob = ClobApi(self.config, self.exchange, self.journal)
+        self._router = Router(self.config, self.faults, self._exchange, self.clock)
+        self._channel = MarketChannel(
+            self.config, self.faults, self._router, self._journal, self._open_due
+        )
+        self._gamma = GammaApi(self.config, self._exchange, self._journal)
+        self._clob = ClobApi(self.config, self._exchange, self._journal, self._open_due)
         self._runner: web.AppRunner | None = None
         self._rate_task: asyncio.Task[None] | None = None
         self._chaos_task: asyncio.Task[None] | None = None
@@ -95,7 +97,7 @@ class Simulator:
         app.router.add_get(f"{GAMMA_PREFIX}/markets/keyset", self._gamma.markets_keyset)
         app.router.add_post(f"{CLOB_PREFIX}/books", self._clob.books)
         app.router.add_get(f"{CLOB_PREFIX}/book", self._clob.book)
-        app.router.add_get(WS_PATH, self.channel.handle)
+        app.router.add_get(WS_PATH, self._channel.handle)
         return app
 
     async def start(self) -> None:
@@ -103,9 +105,11 @@ class Simulator:
         the port cannot be bound."""
         if self._runner is not None:
             return
-        runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self.app(), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.config.host, self.config.port)
         try:
             await site.start()
         except BaseException:
@@ -178,102 +182,118 @@ class Simulator:
     @property
     def connections(self) -> list[Connection]:
         """Every socket opened so far, in order (closed ones too)."""
-        return list(self.router.connections)
+        return list(self._router.connections)
 
     @property
     def open_connections(self) -> list[Connection]:
         """The sockets not closed yet."""
-        return [conn for conn in self.router.connections if conn.state != "closed"]
+        return [conn for conn in self._router.connections if conn.state != "closed"]
 
     @property
     def facts(self) -> list[Fact]:
         """Every fact observed, in order (see ``FactKind``)."""
-        return list(self.journal.facts)
+        return list(self._journal.facts)
 
     @property
     def requests(self) -> list[ServedRequest]:
         """Every REST request served, in order."""
-        return list(self.journal.requests)
+        return list(self._journal.requests)
 
     def add_listener(self, listener: Callable[[Fact], None]) -> None:
         """Call ``listener(fact)`` for every fact from now on (synchronously, in the server's
         loop: keep it short; its exceptions are logged, not raised)."""
-        self.journal.listeners.append(listener)
+        self._journal.listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Fact], None]) -> None:
         """Stop calling ``listener``."""
-        self.journal.listeners.remove(listener)
+        self._journal.listeners.remove(listener)
 
     async def wait_for(
         self, condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
     ) -> None:
         """Return once ``condition()`` holds; it is checked now and after every fact and every
         frame written. Raises WaitTimeoutError after ``timeout`` seconds."""
-        await self.journal.wait_for(condition, timeout, what)
+        await self._journal.wait_for(condition, timeout, what)
 
     async def wait_connections(self, count: int, timeout: float = 10.0) -> list[Connection]:
         """Return the sockets that subscribed, once at least ``count`` have (closed ones count).
         Raises WaitTimeoutError."""
 
         def enough() -> bool:
-            return sum(conn.subscribed.is_set() for conn in self.router.connections) >= count
+            return sum(conn.subscribed.is_set() for conn in self._router.connections) >= count
 
         await self.wait_for(enough, timeout, f"{count} subscribed connection(s)")
-        return [conn for conn in self.router.connections if conn.subscribed.is_set()]
+        return [conn for conn in self._router.connections if conn.subscribed.is_set()]
 
     # -- the model -----------------------------------------------------------------------
 
     def markets(self, *, closed: bool | None = None) -> list[MarketInfo]:
         """Every market (or only the open / closed ones), in listing order."""
         return [
-            m.info() for m in self.exchange.markets.values() if closed is None or m.closed == closed
+            m.info()
+            for m in self._exchange.markets.values()
+            if closed is None or m.closed == closed
         ]
 
     def market(self, condition_id: str) -> MarketInfo:
         """One market; ConfigurationError when unknown."""
-        return self.exchange.market(condition_id).info()
+        return self._exchange.market(condition_id).info()
 
     def token_ids(self, *, booked_only: bool = True) -> list[str]:
         """The tokens of open markets (only those whose books are open, by default)."""
         return [
             token
-            for m in self.exchange.markets.values()
+            for m in self._exchange.markets.values()
             if not m.closed and (m.booked or not booked_only)
             for token in m.token_ids
         ]
 
+    def market_of(self, token_id: str) -> MarketInfo:
+        """The market a token belongs to; ConfigurationError when unknown."""
+        return self._exchange.token(token_id)[0].info()
+
+    def subscribed_assets(self) -> set[str]:
+        """Every asset some open socket is subscribed to."""
+        return self._router.subscribed()
+
     def book(self, token_id: str) -> Payload:
         """A token's current book in CLOB ``/book`` shape; ConfigurationError when unknown."""
-        market, outcome = self.exchange.token(token_id)
+        market, outcome = self._exchange.token(token_id)
         return rest_book(market, outcome, self.clock())
 
     def best(self, token_id: str) -> tuple[str, str]:
         """A token's best bid and ask as ``price_change`` states them (``"0"``/``"1"`` for an
         empty side); ConfigurationError when unknown."""
-        market, outcome = self.exchange.token(token_id)
+        market, outcome = self._exchange.token(token_id)
         return market.book.best_texts(outcome)
 
     # -- driving -------------------------------------------------------------------------
+
+    def _open_due(self) -> list[Payload]:
+        """Open the books whose listing delay has passed; their snapshots are queued."""
+        if not self._exchange.pending:
+            return []
+        return self._route(self._exchange.open_due(self.clock()))
 
     def _route(self, emissions: Iterable[Emission]) -> list[Payload]:
         out = []
         for emission in emissions:
             if emission.event_type == "market_resolved" and self.faults.drop_market_resolved:
                 continue
-            self.router.route(emission)
+            self._router.route(emission)
             out.append(emission.payload)
         return out
 
     def _random(self, candidates: list[Market], n: int) -> list[Payload]:
         out: list[Payload] = []
-        rng = self.exchange.rng
+        rng = self._exchange.rng
         faults = self.faults
         events = 0
         attempts = 0
         while events < n and candidates and attempts < 4 * n:
             attempts += 1
             market = rng.choice(candidates)
-            emissions = self.exchange.random_events(
+            emissions = self._exchange.random_events(
                 market,
                 self.clock(),
                 tick_change_rate=faults.tick_size_change_rate,
@@ -294,13 +314,13 @@ class Simulator:
             raise ConfigurationError(f"n must be >= 0, not {n}")
         if self.faults.maintenance:
             return []
-        out = self._route(self.exchange.open_due(self.clock()))
-        trading = list(self.exchange.trading.values())
+        out = self._open_due()
+        trading = list(self._exchange.trading.values())
         if only_subscribed:
-            subscribed = self.router.by_asset
+            subscribed = self._router.by_asset
             trading = [m for m in trading if any(t in subscribed for t in m.token_ids)]
         out += self._random(trading, n)
-        await self.router.flush()
+        await self._router.flush()
         return out
 
     async def set_level(
@@ -321,7 +341,7 @@ class Simulator:
             raise ConfigurationError(f"a bid at {price} would cross the best ask")
         if side == "SELL" and bid is not None and milli <= bid and hundredths:
             raise ConfigurationError(f"an ask at {price} would cross the best bid")
-        emissions = self.exchange.set_levels(
+        emissions = self._exchange.set_levels(
             market,
             [(outcome, side, milli, hundredths)],
             self.clock(),
@@ -336,55 +356,59 @@ class Simulator:
         market, outcome = self._trading_token(token_id)
         if side not in ("BUY", "SELL"):
             raise ConfigurationError(f"side must be BUY or SELL, not {side!r}")
-        emissions = self.exchange.trade(market, outcome, side, parse_size(size), self.clock())
+        emissions = self._exchange.trade(market, outcome, side, parse_size(size), self.clock())
         return await self._send(emissions)
 
     async def change_tick_size(self, condition_id: str, tick_size: str | float) -> list[Payload]:
         """Set a market's tick (``"0.01"`` or ``"0.001"``): ``tick_size_change`` per token,
         and when coarsening the levels off the grid go and a ``book`` of each follows."""
-        market = self.exchange.market(condition_id)
+        market = self._exchange.market(condition_id)
         tick = {"0.01": COARSE_TICK, "0.001": FINE_TICK}.get(str(tick_size))
         if tick is None:
             raise ConfigurationError(f"tick_size must be 0.01 or 0.001, not {tick_size!r}")
-        return await self._send(self.exchange.change_tick(market, tick, self.clock()))
+        return await self._send(self._exchange.change_tick(market, tick, self.clock()))
 
     async def clear_book(self, condition_id: str) -> list[Payload]:
         """Empty a market's books (the empty-books fault): an empty ``book`` of each token."""
-        market = self.exchange.market(condition_id)
-        return await self._send(self.exchange.clear_book(market, self.clock()))
+        market = self._exchange.market(condition_id)
+        return await self._send(self._exchange.clear_book(market, self.clock()))
 
     async def send_books(self, token_ids: Iterable[str]) -> list[Payload]:
         """Send the current ``book`` of each token to its subscribers (as after a trade)."""
         now = self.clock()
         emissions = []
         for token in token_ids:
-            market, outcome = self.exchange.token(token)
+            market, outcome = self._exchange.token(token)
             emissions.append(Emission(ws_book(market, outcome, now, first=False), (token,)))
         return await self._send(emissions)
 
     async def list_market(self, *, bookable_delay: float | None = None) -> MarketInfo:
         """List a new market: on Gamma at once, ``new_market`` to every custom-feature socket,
-        its books open after ``bookable_delay`` seconds of the clock (default: the config's)
-        at the next :meth:`step`/:meth:`open_books` (0: now)."""
+        its books open once ``bookable_delay`` seconds of the clock have passed (default: the
+        config's; 0: at once), at the next :meth:`step`, :meth:`open_books`, rate-mode tick,
+        CLOB book request or subscription, whichever comes first."""
         delay = self.config.bookable_delay if bookable_delay is None else bookable_delay
         if delay < 0:
             raise ConfigurationError("bookable_delay must be >= 0")
-        market, emissions = self.exchange.list_market(self.clock(), round(delay * 1000))
-        emissions += self.exchange.open_due(self.clock())
+        market, emissions = self._exchange.list_market(self.clock(), round(delay * 1000))
+        emissions += self._exchange.open_due(self.clock())
         await self._send(emissions)
         return market.info()
 
     async def open_books(self) -> list[Payload]:
         """Open the books of listed markets whose delay has passed (a ``book`` of each token
-        to its subscribers); :meth:`step` and the rate mode do this too."""
-        return await self._send(self.exchange.open_due(self.clock()))
+        to its subscribers); :meth:`step`, the rate mode, CLOB book requests and
+        subscriptions do this too."""
+        out = self._open_due()
+        await self._router.flush()
+        return out
 
     async def resolve_market(self, condition_id: str, winner: int = 0) -> list[Payload]:
         """Resolve a market to outcome ``winner`` (0 or 1): Gamma shows it closed and
         resolved, its books are gone, ``market_resolved`` goes to custom-feature sockets
         of its tokens (unless ``faults.drop_market_resolved``)."""
-        market = self.exchange.market(condition_id)
-        return await self._send(self.exchange.resolve(market, winner, self.clock()))
+        market = self._exchange.market(condition_id)
+        return await self._send(self._exchange.resolve(market, winner, self.clock()))
 
     async def emit(
         self,
@@ -403,8 +427,8 @@ class Simulator:
         else:
             data = orjson.dumps(frame)
         for conn in self._targets(to, asset_id):
-            self.router.data(conn, data)
-        await self.router.flush()
+            self._router.data(conn, data)
+        await self._router.flush()
 
     async def send_text(
         self, text: str, *, to: Connection | Iterable[Connection] | None = None
@@ -412,8 +436,8 @@ class Simulator:
         """Send a control text frame (e.g. ``NO NEW ASSETS``), never suppressed by faults, to
         ``to`` or every subscribed socket. Returns once written."""
         for conn in self._targets(to, None):
-            self.router.control(conn, text)
-        await self.router.flush()
+            self._router.control(conn, text)
+        await self._router.flush()
 
     def _targets(
         self, to: Connection | Iterable[Connection] | None, asset_id: str | None
@@ -423,18 +447,18 @@ class Simulator:
         if to is not None:
             return list(to)
         if asset_id is not None:
-            return list(self.router.by_asset.get(asset_id, ()))
-        return [c for c in self.router.connections if c.state == "subscribed"]
+            return list(self._router.by_asset.get(asset_id, ()))
+        return [c for c in self._router.connections if c.state == "subscribed"]
 
     def _trading_token(self, token_id: str) -> tuple[Market, int]:
-        market, outcome = self.exchange.token(token_id)
+        market, outcome = self._exchange.token(token_id)
         if market.closed or not market.booked:
             raise ConfigurationError(f"token {token_id} has no open book")
         return market, outcome
 
     async def _send(self, emissions: Iterable[Emission]) -> list[Payload]:
         out = self._route(emissions)
-        await self.router.flush()
+        await self._router.flush()
         return out
 
     # -- faults over time ----------------------------------------------------------------
@@ -443,7 +467,7 @@ class Simulator:
         """A maintenance silence of ``seconds`` (Polymarket's weekly restart: ~90 s): no events
         happen, sockets stay open and answer PING. Needs the running loop."""
         self.faults.maintenance = True
-        self.journal.note("maintenance", None, f"begins for {seconds} s")
+        self._journal.note("maintenance", None, f"begins for {seconds} s")
         if self._maintenance_end is not None:
             self._maintenance_end.cancel()
         self._maintenance_end = asyncio.get_running_loop().call_later(seconds, self.end_maintenance)
@@ -455,7 +479,7 @@ class Simulator:
             self._maintenance_end = None
         if self.faults.maintenance:
             self.faults.maintenance = False
-            self.journal.note("maintenance", None, "ends")
+            self._journal.note("maintenance", None, "ends")
 
     async def drop_all(self) -> None:
         """Drop every open socket abruptly (no close frame)."""
@@ -495,8 +519,8 @@ class Simulator:
             if due > 0:
                 done += due
                 if not self.faults.maintenance:
-                    self._route(self.exchange.open_due(self.clock()))
-                    self._random(list(self.exchange.trading.values()), due)
+                    self._open_due()
+                    self._random(list(self._exchange.trading.values()), due)
             await asyncio.sleep(tick)
 
     async def _chaos_loop(self) -> None:
@@ -531,7 +555,7 @@ class Simulator:
         elif name == "new_market":
             await self.list_market()
         elif name == "resolve":
-            trading = list(self.exchange.trading.values())
+            trading = list(self._exchange.trading.values())
             if trading:
                 market = rng.choice(trading)
                 await self.resolve_market(market.condition_id, rng.randint(0, 1))
@@ -540,11 +564,11 @@ class Simulator:
 
     def tokens_of(self, condition_id: str) -> tuple[str, str]:
         """A market's two token ids; ConfigurationError when unknown."""
-        return self.exchange.market(condition_id).token_ids
+        return self._exchange.market(condition_id).token_ids
 
     def describe(self) -> dict[str, Any]:
         """A summary for logs and the command line: markets, tokens, URLs, rate."""
-        markets = self.exchange.markets.values()
+        markets = self._exchange.markets.values()
         return {
             "markets": sum(not m.closed for m in markets),
             "closed_markets": sum(m.closed for m in markets),
