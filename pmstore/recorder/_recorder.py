@@ -283,6 +283,7 @@ class Recorder:
         self._frame_times: list[int] = []
         self._batch_start = 0
         self._seq = 0
+        self._last_t = 0
         self._feed = _LiveFeed(config.queue_batches, config.queue_rows)
         self._sink = Sink(
             config.dsn,
@@ -393,7 +394,9 @@ class Recorder:
         to the deriver. After an archive failure nothing more is recorded."""
         if self._failure is not None or self._file is None:
             return
-        t = record["t"] = time.time_ns()
+        # Strictly increasing: archive time never goes back (a clock step) and no two
+        # records share an instant (a gap's key is its token and start).
+        t = record["t"] = self._now()
         record["q"] = self._seq
         try:
             index = self._file.append(record)
@@ -447,8 +450,13 @@ class Recorder:
         self._pending[ref.file_id] = end
         self._feed.offer(batch)
 
+    def _now(self) -> int:
+        """The archive clock: strictly increasing nanoseconds."""
+        self._last_t = max(time.time_ns(), self._last_t + 1)
+        return self._last_t
+
     def _open_file(self) -> None:
-        now = time.time_ns()
+        now = self._now()
         try:
             f = self._archive.open(now)
             self._file = f
@@ -469,7 +477,7 @@ class Recorder:
         f = self._file
         if f is None or self._failure is not None:
             return
-        now = time.time_ns()
+        now = self._now()
         state = {"k": "state", "t": now, "q": self._seq, "s": self._deriver.checkpoint()}
         try:
             index = f.append(state)
@@ -531,6 +539,7 @@ class Recorder:
         try:
             state = await asyncio.to_thread(self._recover)
             self._deriver = Deriver(self.config.params, state)
+            self._last_t = self._deriver.now  # the archive clock goes on from the last run
             self._open_file()
             if self._failure is not None:
                 raise self._failure
