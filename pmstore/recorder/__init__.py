@@ -6,7 +6,7 @@ rows is appended verbatim to a gzip JSON-lines archive
 deriver (:mod:`~pmstore.recorder.derive`) turns the archive's records into
 rows (markets, resolutions, trades, price and order-book snapshots, feed
 gaps); the rows go through the AsyncWriter with a cursor per archive file
-and table (:mod:`~pmstore.recorder.sink`), so they are written exactly
+and table (``pmstore.recorder._sink``), so they are written exactly
 once, live or by ``pmstore ingest`` of the archive, which gives the same
 rows. docs/recorder.md describes the format, the rules and running it.
 
@@ -19,10 +19,10 @@ Gaps and the recorder's health for other commands: :mod:`~pmstore.recorder.healt
 """
 
 from pmstore.recorder._recorder import Recorder, RecorderConfig, RecorderStats
+from pmstore.recorder._sink import CommitInfo
 from pmstore.recorder.archive import ArchiveHeader, is_archive, read_archive
 from pmstore.recorder.derive import GAP_REASONS, DeriveParams, Deriver, Rows
 from pmstore.recorder.replay import ArchiveSummary, ingest_archives
-from pmstore.recorder.sink import CommitInfo
 
 __all__ = [
     "GAP_REASONS",

@@ -46,6 +46,7 @@ from pmstore.errors import ConfigurationError, PayloadError, RecorderError, Writ
 from pmstore.recorder._metrics import RecorderMetrics
 from pmstore.recorder._rest import DiscoveredMarket, Rest, RestError, market_facts
 from pmstore.recorder._shard import ConnectGate, Shard, ShardOptions
+from pmstore.recorder._sink import Batch, CommitInfo, FileRef, Sink, load_cursors, ns_to_datetime
 from pmstore.recorder.archive import (
     ArchiveFile,
     ArchiveLock,
@@ -56,7 +57,6 @@ from pmstore.recorder.archive import (
     recover,
 )
 from pmstore.recorder.derive import NS, TABLES, DeriveParams, Deriver, Rows
-from pmstore.recorder.sink import Batch, CommitInfo, FileRef, Sink, load_cursors, ns_to_datetime
 from pmstore.writer_async import AsyncWriter
 
 __all__ = ["Recorder", "RecorderConfig", "RecorderStats"]

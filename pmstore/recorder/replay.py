@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pmstore.recorder._sink import CommitInfo, Sink, derive_file
 from pmstore.recorder.archive import read_header
 from pmstore.recorder.derive import TABLES
-from pmstore.recorder.sink import CommitInfo, Sink, derive_file
 from pmstore.writer_async import BeyondRetention
 
 __all__ = ["ArchiveSummary", "ingest_archives"]
