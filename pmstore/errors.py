@@ -13,7 +13,8 @@
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
     ├── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
-    └── WaitTimeoutError          a wait for a condition ran out of time (also a TimeoutError)
+    ├── WaitTimeoutError          a wait for a condition ran out of time (also a TimeoutError)
+    └── RecorderError             ``pmstore record`` had to stop (its archive cannot be written)
 
 ``ConfigurationError``, ``BatchValidationError``, ``PayloadError`` and
 ``CopyDecodeError`` are also ``ValueError`` s.
@@ -176,3 +177,16 @@ class CopyDecodeError(PmstoreError, ValueError):
 class WaitTimeoutError(PmstoreError, TimeoutError):
     """A wait for a condition (e.g. ``Simulator.wait_for``) ran out of time; the message
     names what was awaited."""
+
+
+class RecorderError(PmstoreError):
+    """The live recorder had to stop: its raw archive cannot be written (disk full, file
+    too large, permissions), so nothing more can be recorded without losing data silently.
+
+    ``path`` is the archive file (or directory) concerned. The records written before
+    stay in the archive (a ``.part`` file is closed by the next run) and in the database.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None):
+        super().__init__(message)
+        self.path = path

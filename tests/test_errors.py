@@ -26,6 +26,7 @@ from pmstore.errors import (
     MigrationLockError,
     PayloadError,
     PmstoreError,
+    RecorderError,
     RowProblem,
     ServerError,
     WaitTimeoutError,
@@ -65,6 +66,7 @@ SAMPLES: list[PmstoreError] = [
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
     WaitTimeoutError("a subscription on connection 3 did not come true within 5.0 s"),
+    RecorderError("cannot write the archive a.jsonl.gz.part: File too large", path="a.part"),
 ]
 
 

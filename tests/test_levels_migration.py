@@ -28,10 +28,13 @@ SIDES: list[tuple[list[list[float]], list[list[float]]]] = [
 ]
 
 
-def _before_the_step(dsn: str) -> None:
-    """Every migration applied but 0013 (rolled back: it is the newest)."""
+def _before_the_step(dsn: str) -> list[str]:
+    """Every migration applied but 0013 and those after it (rolled back); those steps."""
     migrations.apply(dsn)
-    assert migrations.rollback(dsn, 1).migrations == [STEP]
+    applied = migrations.status(dsn).applied
+    steps = applied[applied.index(STEP) :]
+    assert migrations.rollback(dsn, len(steps)).migrations == steps[::-1]
+    return steps
 
 
 def _insert_jsonb_books(conn: psycopg.Connection[Any], at: datetime) -> None:
@@ -57,12 +60,12 @@ def _column_types(conn: psycopg.Connection[Any]) -> set[str]:
 
 
 def test_levels_become_float8_arrays_and_go_back(empty_db: str) -> None:
-    _before_the_step(empty_db)
+    steps = _before_the_step(empty_db)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"jsonb"}
         _insert_jsonb_books(conn, NOW - timedelta(days=1))
 
-    assert migrations.apply(empty_db).migrations == [STEP]
+    assert migrations.apply(empty_db).migrations == steps
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"double precision[]"}
         assert _sides(conn) == [(bids, asks) for bids, asks in SIDES]  # every double exact
@@ -81,7 +84,7 @@ def test_levels_become_float8_arrays_and_go_back(empty_db: str) -> None:
                     (TOKEN, bad),
                 )
 
-    assert migrations.rollback(empty_db, 1).migrations == [STEP]
+    assert migrations.rollback(empty_db, len(steps)).migrations == steps[::-1]
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"jsonb"}
         back = _sides(conn)
@@ -94,7 +97,7 @@ def test_compressed_books_are_converted_and_compressed_again(
 ) -> None:
     dsn = community_server.create_database("t_levels_migration_compressed")
     try:
-        _before_the_step(dsn)
+        steps = _before_the_step(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             _insert_jsonb_books(conn, NOW - timedelta(days=30))
             compressed = conn.execute(
@@ -102,7 +105,7 @@ def test_compressed_books_are_converted_and_compressed_again(
             ).fetchone()
             assert compressed is not None and compressed[0] >= 1
 
-        assert migrations.apply(dsn).migrations == [STEP]
+        assert migrations.apply(dsn).migrations == steps
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert _column_types(conn) == {"double precision[]"}
             assert _sides(conn) == [(bids, asks) for bids, asks in SIDES]

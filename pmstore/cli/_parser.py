@@ -11,13 +11,24 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 import pmstore
-from pmstore.cli import coverage, db, demo, export, ingest, migrate, refresh, simulate, status
+from pmstore.cli import (
+    coverage,
+    db,
+    demo,
+    export,
+    ingest,
+    migrate,
+    record,
+    refresh,
+    simulate,
+    status,
+)
 from pmstore.dsn import redact
 from pmstore.errors import PmstoreError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (db, migrate, demo, status, ingest, refresh, export, coverage, simulate)
+COMMANDS = (db, migrate, demo, status, ingest, record, refresh, export, coverage, simulate)
 """The command modules, in the order ``pmstore --help`` lists them."""
 
 

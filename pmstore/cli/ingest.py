@@ -35,7 +35,8 @@ def add_parser(
         parents=[common],
         help="write files of Polymarket payloads",
         description="JSON lines, JSON arrays or JSON documents, gzip too; streamed, and "
-        "resumed where the last run stopped (a grown file is continued).",
+        "resumed where the last run stopped (a grown file is continued). Archive files of "
+        "`pmstore record` are derived by the recorder's own rules (the rows it writes live).",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument(
@@ -96,8 +97,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "--jobs, --batch-rows and --readers must be >= 1, --flush-seconds > 0"
         )
+    from pmstore.recorder import is_archive
+
+    archives = [p for p in paths if is_archive(p)]  # `pmstore record` files: its deriver
+    paths = [p for p in paths if p not in archives]
     target = resolve(args)
     migrations.apply(target.dsn)
+    if archives:
+        _ingest_archives(target.dsn, archives, args.beyond_retention, target.where)
+        if not paths:
+            return 0
     policy = FlushPolicy(batch_rows=args.batch_rows, flush_seconds=args.flush_seconds)
     rejects = Path(args.rejects) if args.rejects else None
     with IngestBar(paths, disable=args.no_progress) as bar:
@@ -220,3 +229,19 @@ def summary_lines(summary: IngestSummary, where: str) -> list[str]:
     for reason, n in summary.reasons.most_common(15):
         lines.append(f"    {n:>5} x {reason}")
     return lines
+
+
+def _ingest_archives(dsn: str, paths: list[Path], beyond_retention: str, where: str) -> None:
+    """Ingest ``pmstore record`` archive files (the recorder's deriver, its cursors)."""
+    import asyncio
+
+    from pmstore.recorder import ingest_archives
+
+    summaries = asyncio.run(
+        ingest_archives(dsn, paths, beyond_retention=beyond_retention)  # type: ignore[arg-type]
+    )
+    print(f"recorder archives into {where}:")
+    for s in summaries:
+        rows = ", ".join(f"{t} {n:,}" for t, n in s.rows.items() if n)
+        resumed = f" (resumed at record {s.resumed_from:,})" if s.resumed_from else ""
+        print(f"  {s.path}: {s.records:,} records{resumed}; rows: {rows or 'none new'}")
