@@ -21,6 +21,8 @@ import psycopg
 from pmstore.ingest._sources import Format, Source, identity_digest
 
 __all__ = [
+    "ADVANCE_CURSORS_SQL",
+    "REGISTER_FILE_SQL",
     "TRACKED",
     "FileCursor",
     "ResumePoint",
@@ -50,13 +52,13 @@ _ROWS = """
     WHERE file_id = %s
 """
 
-_REGISTER = """
+REGISTER_FILE_SQL: Final = """
     INSERT INTO pmstore_ingest_files (file_id, identity_bytes, format, path)
     VALUES (%s, %s, %s, %s)
     ON CONFLICT (file_id) DO UPDATE SET path = EXCLUDED.path, last_seen_at = now()
 """
 
-_ADVANCE = """
+ADVANCE_CURSORS_SQL: Final = """
     SELECT pmstore_ingest_advance(%s, t, f, e, l, r)
     FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
         AS u(t, f, e, l, r)
@@ -155,12 +157,14 @@ def statements_for(
     """
     out: list[Statement] = []
     if register:
-        out.append((_REGISTER, (cursor.file_id, cursor.identity_bytes, cursor.format, cursor.path)))
+        out.append(
+            (REGISTER_FILE_SQL, (cursor.file_id, cursor.identity_bytes, cursor.format, cursor.path))
+        )
     if moves:
         tables = list(moves)
         out.append(
             (
-                _ADVANCE,
+                ADVANCE_CURSORS_SQL,
                 (
                     cursor.file_id,
                     tables,

@@ -35,16 +35,15 @@ import psycopg
 
 from pmstore.dsn import describe, redact, redact_error
 from pmstore.errors import ConnectionLostError, WriteError
+from pmstore.ingest._cursor import ADVANCE_CURSORS_SQL, REGISTER_FILE_SQL
 from pmstore.models import MarketRecord, ResolutionRecord
 from pmstore.recorder.archive import read_archive
 from pmstore.recorder.derive import TABLES, DeriveParams, Deriver, Rows
 from pmstore.writer_async import AsyncWriter, BeyondRetention
 
 __all__ = [
-    "ADVANCE_SQL",
     "CURSORS_SQL",
     "GAPS_UPSERT_SQL",
-    "REGISTER_SQL",
     "Batch",
     "CommitInfo",
     "FileRef",
@@ -54,18 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("pmstore.recorder")
-
-REGISTER_SQL: Final = """
-    INSERT INTO pmstore_ingest_files (file_id, identity_bytes, format, path)
-    VALUES (%s, %s, 'lines', %s)
-    ON CONFLICT (file_id) DO UPDATE SET path = EXCLUDED.path, last_seen_at = now()
-"""
-
-ADVANCE_SQL: Final = """
-    SELECT pmstore_ingest_advance(%s, t, f, e, l, r)
-    FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
-        AS u(t, f, e, l, r)
-"""
 
 CURSORS_SQL: Final = """
     SELECT file_id, table_name, position FROM pmstore_ingest_cursors
@@ -276,7 +263,7 @@ class Sink:
         register: list[Statement] = []
         if file_id not in self._registered:
             ref = batch.file
-            register = [(REGISTER_SQL, (file_id, ref.identity_bytes, ref.path))]
+            register = [(REGISTER_FILE_SQL, (file_id, ref.identity_bytes, "lines", ref.path))]
         if not tables:
             await self.writer.execute_statements(
                 [*register, self._advance(file_id, cursors, riding, batch.end, counts)]
@@ -308,7 +295,7 @@ class Sink:
         counts: Mapping[str, int],
     ) -> Statement:
         return (
-            ADVANCE_SQL,
+            ADVANCE_CURSORS_SQL,
             (
                 file_id,
                 tables,
