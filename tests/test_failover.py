@@ -37,7 +37,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replication import DATABASE, Pair, replicated_pair
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore import AsyncReader
+from pmstore import AsyncReader, migrations
 from pmstore._write.connection_base import CONNECT_TIMEOUT, writer_conninfo
 from pmstore._write.retry import (
     DEFAULT_BACKOFF,
@@ -47,7 +47,13 @@ from pmstore._write.retry import (
 )
 from pmstore.cli import build_parser
 from pmstore.dsn import describe
-from pmstore.errors import ConfigurationError, ConnectionLostError, ServerError, WriteError
+from pmstore.errors import (
+    ConfigurationError,
+    ConnectionLostError,
+    MigrationError,
+    ServerError,
+    WriteError,
+)
 from pmstore.reader import Reader
 from pmstore.refresh import refresh_range
 from pmstore.server import find_bindir
@@ -451,6 +457,42 @@ def test_libpq_picks_the_server_by_target_session_attrs(pair: tuple[Pair, Any, s
     servers.replicated()
     with Writer(servers.standby.dsn(DATABASE)) as on_standby:  # logged() reads: a standby serves
         assert on_standby.logged(["via-multi-host", "nowhere"]) == {"via-multi-host"}
+
+
+def test_migrations_refuse_a_hot_standby_at_once(
+    pair: tuple[Pair, Any, str], tmp_path: Path
+) -> None:
+    """``pmstore migrate`` (and ingest and demo, which migrate first) against a standby: a
+    MigrationError naming the server, not yoyo's lock wait ending in a "locked" error (a
+    lock timeout of 1 s here would end in MigrationLockError)."""
+    servers, _, _ = pair
+    port = int(servers.standby.port or 0)
+    dsn = servers_dsn([port], servers.password)
+    for call in (
+        lambda: migrations.apply(dsn, lock_timeout=1),
+        lambda: migrations.rollback(dsn, 1, lock_timeout=1),
+        lambda: migrations.break_lock(dsn),
+    ):
+        with pytest.raises(MigrationError) as info:
+            call()
+        assert type(info.value) is MigrationError
+        message = str(info.value)
+        assert f"{describe(dsn)} is a read-only standby (in recovery)" in message, message
+        assert "primary" in message and "target_session_attrs=read-write" in message
+        assert servers.password not in message
+    state = migrations.status(dsn)  # reading the state needs no writes: a standby answers
+    assert state.pending == [] and state.drifted == [] and state.applied
+    archive = tmp_path / "a.jsonl"
+    archive.write_bytes(orjson.dumps(NEW_MARKET) + b"\n")
+    for args in (
+        ["migrate", "--dsn", dsn, "--lock-timeout", "1"],
+        ["ingest", "--dsn", dsn, "--no-progress", str(archive)],
+        ["demo", "--dsn", dsn, "--no-progress", "--force", "--minutes", "1"],
+    ):
+        done = pmstore_command(*args)
+        assert done.returncode == 1, (args[0], done.stderr)
+        assert "is a read-only standby (in recovery)" in done.stderr, (args[0], done.stderr)
+        assert "locked" not in done.stderr and servers.password not in done.stderr
 
 
 # -- the failover ---------------------------------------------------------------------
