@@ -31,7 +31,7 @@ import orjson
 import psycopg
 import pytest
 from async_adapter import Kind, kind
-from conftest import RECENT_DAY, TestServer
+from conftest import APACHE_ONLY, RECENT_DAY, TestServer, tsl_module_installed
 from fault_proxy import PgProxy, pg_proxy
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replication import DATABASE, Pair, replicated_pair
@@ -331,9 +331,12 @@ def bindir_of(server: TestServer) -> Path:
         try:
             bindir = find_bindir()
         except ServerError as exc:
-            pytest.skip(f"needs PostgreSQL server binaries on this machine for a standby: {exc}")
+            pytest.skip(
+                "needs PostgreSQL server binaries on this machine to start a primary and a "
+                f"standby: {exc}"
+            )
     if not (bindir / "pg_basebackup").exists():
-        pytest.skip(f"needs pg_basebackup beside the server binaries in {bindir}")
+        pytest.skip(f"needs pg_basebackup beside the server binaries in {bindir} for a standby")
     return bindir
 
 
@@ -371,10 +374,14 @@ def market_data(writer: Writer) -> MarketSimulator:
 @pytest.fixture(scope="module", params=["apache", "community"])
 def pair(request: pytest.FixtureRequest, server: TestServer) -> Iterator[tuple[Pair, Any, str]]:
     """A primary holding market data, and its hot standby; on each TimescaleDB edition."""
-    if request.param == "community":
-        request.getfixturevalue("community_server")  # skips, naming the edition found
+    bindir = bindir_of(server)
+    if request.param == "community" and not tsl_module_installed(bindir):
+        pytest.skip(
+            "needs binaries with the TimescaleDB Community edition to start a primary and "
+            f"a standby with it; the binaries in {bindir} {APACHE_ONLY}"
+        )
     license = "apache" if request.param == "apache" else "timescale"
-    with replicated_pair(bindir_of(server), license) as pair:
+    with replicated_pair(bindir, license) as pair:
         with Writer(pair.primary.dsn(DATABASE)) as writer:
             sim = market_data(writer)
         with psycopg.connect(pair.primary.dsn(DATABASE), autocommit=True) as conn:

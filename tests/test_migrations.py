@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import TestServer, _tsl_module_installed
+from conftest import APACHE_ONLY, TestServer, tsl_module_installed
 from yoyo import read_migrations
 
 from pmstore import migrations
@@ -273,7 +273,7 @@ def test_full_schema_on_community(community_db: str) -> None:
 
 @pytest.fixture(params=["community", "apache"])
 def edition_server(request: pytest.FixtureRequest) -> TestServer:
-    """Each edition in turn (the Community one skips where only Apache is installed)."""
+    """Each edition in turn (the Community one skips, naming what is missing, where none is)."""
     server: TestServer = request.getfixturevalue(f"{request.param}_server")
     return server
 
@@ -378,9 +378,18 @@ def test_apache_edition_applies_with_warnings_and_records_missing_features(
 def test_server_that_gains_the_community_edition_gets_the_missing_features(
     server: TestServer,
 ) -> None:
-    bindir = server.embedded.bindir if server.embedded else None
-    if bindir is None or not _tsl_module_installed(bindir):
-        pytest.skip(f"needs the TimescaleDB Community edition; found {server.info}")
+    if server.embedded is None:
+        pytest.skip(
+            "needs an embedded server it can restart with another license, started from "
+            "binaries with the TimescaleDB Community edition; the suite's server is not one "
+            f"it started ({server.source})"
+        )
+    bindir = server.embedded.bindir
+    if not tsl_module_installed(bindir):
+        pytest.skip(
+            "needs binaries with the TimescaleDB Community edition to restart a server with "
+            f"it; the suite's binaries in {bindir} {APACHE_ONLY}"
+        )
     with EmbeddedServer.throwaway(bindir=bindir, license="apache") as embedded:
         dsn = embedded.dsn()
         migrations.apply(dsn)
