@@ -146,14 +146,17 @@ class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]  # yoyo has no t
         return self.renewed if self.renewed is not None else super().connection
 
     def connect(self, dburi: Any) -> Any:
+        """A new autocommit connection (yoyo's), with the notice handler."""
         connection = super().connect(dburi)
         connection.add_notice_handler(self.on_notice)
         return connection
 
     def copy(self) -> _Backend:
+        """The backend yoyo runs a migration's steps on: a new connection, same handler."""
         return _Backend(self.uri, self.on_notice)
 
     def log_migration(self, migration: Any, operation: str) -> None:
+        """yoyo's log row; after a rollback step, on a session opened after the step."""
         if operation == "rollback":
             self.renew()
         super().log_migration(migration, operation)

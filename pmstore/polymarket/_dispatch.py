@@ -138,6 +138,7 @@ def _ident(payload: object) -> str:
             "event_type",
             "condition_id",
             "conditionId",
+            "question_id",
             "market",
             "asset_id",
             "asset",
