@@ -14,7 +14,8 @@ on the socket). The run ends once ``seconds`` have passed, the gap has
 closed and a price and a book snapshot boundary have passed since (so every
 table has rows of after the fault). Then the report is read back from the
 database: the run's rows per table, its feed gaps and the price-snapshot
-coverage (``Reader.coverage``, with the feed gaps), beside the recorder's
+coverage (``Reader.coverage``, with the feed gaps, from the first boundary
+after every token had its first book), beside the recorder's
 own figures (frames archived, reconnects, silences, receipt-to-commit
 latency).
 
@@ -155,6 +156,8 @@ class LiveReport:
 
     started: datetime
     stopped: datetime
+    books_at: datetime
+    """When every token had its first book (the coverage starts at the boundary after)."""
     markets: int
     tokens: list[str]
     rate: float
@@ -193,8 +196,8 @@ class LiveReport:
     feed_gaps: list[FeedGap]
     """``feed_gaps`` rows of the simulator's tokens overlapping [started, stopped]."""
     coverage: Coverage | None
-    """Price snapshots of the simulator's tokens, in ``snapshot_every`` steps from the run's
-    first snapshot boundary to its last (None without any snapshot)."""
+    """Price snapshots of the simulator's tokens, in ``snapshot_every`` steps from the first
+    snapshot boundary after ``books_at`` to the run's last (None without any)."""
 
     @property
     def seconds(self) -> float:
@@ -383,6 +386,7 @@ class _Recorded:
 
     started: datetime
     stopped: datetime
+    books_at: datetime
     tokens: list[str]
     condition_ids: list[str]
     shard_size: int
@@ -437,6 +441,7 @@ async def _record(
                     rec.until(lambda: rec.stats.valid_books >= len(tokens)),
                     "a book of every token from the simulator",
                 )
+                books_at = datetime.now(UTC)
                 sim.start_rate(options.rate)
                 await _sleep_until(t0 + options.seconds / 3)
                 fault_at, victims, recovered = await _inject(sim, rec, options.fault)
@@ -464,6 +469,7 @@ async def _record(
     return _Recorded(
         started=started,
         stopped=datetime.now(UTC),
+        books_at=books_at,
         tokens=tokens,
         condition_ids=condition_ids,
         shard_size=shard_size,
@@ -545,11 +551,12 @@ RUN_ROWS_SQL: Final = """
         (SELECT count(*) FROM markets WHERE condition_id = ANY(%(markets)s)),
         (SELECT count(*) FROM resolutions WHERE condition_id = ANY(%(markets)s)),
         (SELECT min(ts) FROM price_snapshots
-         WHERE token_id = ANY(%(tokens)s) AND ts BETWEEN %(start)s AND %(end)s),
+         WHERE token_id = ANY(%(tokens)s) AND ts BETWEEN %(books)s AND %(end)s),
         (SELECT max(ts) FROM price_snapshots
          WHERE token_id = ANY(%(tokens)s) AND ts BETWEEN %(start)s AND %(end)s)
 """
-"""A run's rows: the simulator's tokens within the run's window, its markets."""
+"""A run's rows: the simulator's tokens within the run's window, its markets; the first
+price boundary after every token had a book, and the last."""
 
 
 def _live_report(
@@ -557,7 +564,13 @@ def _live_report(
 ) -> LiveReport:
     """Stage 1's report: the run's rows, gaps and coverage from the database."""
     r, s = recorded, recorded.stats
-    params = {"tokens": r.tokens, "markets": r.condition_ids, "start": r.started, "end": r.stopped}
+    params = {
+        "tokens": r.tokens,
+        "markets": r.condition_ids,
+        "start": r.started,
+        "books": r.books_at,
+        "end": r.stopped,
+    }
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(RUN_ROWS_SQL, params).fetchone()
         assert row is not None
@@ -570,6 +583,7 @@ def _live_report(
     return LiveReport(
         started=r.started,
         stopped=r.stopped,
+        books_at=r.books_at,
         markets=options.markets,
         tokens=r.tokens,
         rate=options.rate,
