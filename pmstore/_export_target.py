@@ -31,7 +31,7 @@ readers ignore. One server-side ``CopyObject`` takes at most 5 GiB: a day's file
 that fails (with the previous file kept).
 
 Memory: the batch being written, the Parquet writer's buffers of one row group and, on
-S3, one upload part (pyarrow's part buffer, from 5 MiB up; synchronous uploads,
+S3, one upload part (pyarrow 26 uploads 10 MiB parts; synchronous uploads,
 ``background_writes`` off, so parts never pile up behind a slow network).
 
 Credentials are never pmstore's: the filesystem finds them itself (for S3 the AWS SDK's
