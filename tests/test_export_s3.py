@@ -310,3 +310,52 @@ def test_export_to_an_fsspec_filesystem(conn: Conn, monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(__import__("sys").modules, "fsspec", None)  # fsspec not installed
     with pytest.raises(ConfigurationError, match=r"pip install 'pmstore\[fsspec\]'"):
         export_table(conn, "trades", START, END, out)
+
+
+class ShortWrites(pafs.FSSpecHandler):  # type: ignore[misc]  # pyarrow has no type information
+    """fsspec's memory filesystem, except that every file written keeps only its first
+    ``keep`` bytes while the writer is told all went through: a store that "completed"
+    an upload short, as pyarrow's S3 stream does when closed after a failed part."""
+
+    keep = 1_000
+
+    def open_output_stream(self, path: str, metadata: Any) -> Any:
+        from pyarrow import PythonFile
+
+        return PythonFile(Truncating(self.fs.open(path, mode="wb"), self.keep), mode="w")
+
+
+class Truncating:
+    def __init__(self, raw: Any, keep: int) -> None:
+        self.raw, self.left, self.closed = raw, keep, False
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(bytes(data)[: max(self.left, 0)])
+        self.left -= len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.closed = True
+        self.raw.close()
+
+    def writable(self) -> bool:
+        return True
+
+
+def test_a_short_upload_is_refused_and_leaves_the_previous_file(conn: Conn) -> None:
+    write_data(conn)
+    memory = fsspec.filesystem("memory")
+    folder = f"/pmstore-{uuid.uuid4().hex[:8]}/lake"
+    export_table(conn, "trades", START, END, f"memory://{folder}")
+    day_files = sorted(memory.glob(f"{folder}/trades/*/part.parquet"))
+    before = {p: memory.cat_file(p) for p in day_files}
+    conn.execute("DELETE FROM trades WHERE token_id = %s", (TOKENS[2],))
+    short = pafs.PyFileSystem(ShortWrites(memory))
+    with pytest.raises(OSError, match=r"upload of memory://.*\.tmp is incomplete: 1000 of \d+"):
+        export_table(conn, "trades", START, END, folder, filesystem=short)
+    assert sorted(memory.glob(f"{folder}/trades/*/part.parquet")) == day_files
+    assert {p: memory.cat_file(p) for p in day_files} == before
+    assert memory.glob(f"{folder}/_pmstore_tmp/*") == []  # the short temporary is gone
