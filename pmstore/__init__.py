@@ -16,7 +16,8 @@ The public modules (an underscore marks an internal module, as in psycopg):
 - ``pmstore.migrations``    apply / roll back / inspect the schema, drift
 - ``pmstore.edition``       server versions, TimescaleDB edition and features
 - ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
-- ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
+- ``pmstore.export``        Parquet export per UTC day (``pmstore export``), to a folder
+                            or object storage (``_export_target``: where files go)
 - ``pmstore.status``        the state of a deployment (``pmstore status``)
 - ``pmstore.demo``          the main job, the live recorder against the simulator, as a
                             report (``pmstore demo``)

@@ -2,6 +2,8 @@
 
     export_table(conn, "price_snapshots", start, end, Path("out"))
     # out/price_snapshots/date=2026-11-20/part.parquet, date=2026-11-21/..., hive style
+    export_table(conn, "price_snapshots", start, end, "s3://bucket/prefix")
+    # the same layout under s3://bucket/prefix/price_snapshots/ (pmstore._export_target)
 
 Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOUT``
 (``EXPORT_SQL``), decoded ``batch_rows`` rows at a time by
@@ -9,11 +11,13 @@ Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOU
 (zstd) through ``pyarrow.parquet.ParquetWriter``: memory holds one batch,
 whatever the day's size. The server sorts each day by every column
 (ts first), so a day's file has one content whatever the heap order, and a
-re-run writes the same bytes. A day's file is written to a temporary name
-beside it and renamed over the old one (atomic on POSIX): a reader sees the old
-file or the new one, never half of one; an interrupted run leaves at most a
-``.tmp`` file, which the next run replaces. A day without rows has no file (a
-previous file for it is removed). The first and last day hold only the rows
+re-run writes the same bytes to the same names (idempotent). A day's file is
+written to a hidden temporary name beside it (``.part.parquet.tmp``) and renamed
+over the old one (atomic on POSIX; on S3 and other object stores one server-side
+copy, see ``pmstore._export_target``): a reader sees the old file or the new one,
+never half of one; an interrupted run leaves at most the hidden temporary, which
+the next run replaces. A day without rows has no file (a previous file for it is
+removed). The first and last day hold only the rows
 inside [start, end).
 
 Columns and types are the table's (bids/asks as JSON text, ``[[0.48,1234.5],...]``); timestamps
@@ -24,7 +28,6 @@ that ask for it.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from typing import Any, Final
 
 import psycopg
 
+from pmstore._export_target import open_target
 from pmstore._optional import require
 from pmstore._utc import aware_utc, day_windows
 from pmstore.errors import ConfigurationError
@@ -81,24 +85,24 @@ EXPORT_TABLES: Final = tuple(EXPORT_SQL)
 DEFAULT_BATCH_ROWS: Final = 250_000
 """Rows per Parquet row group (and per decoded batch): ~30 MB of prices in memory."""
 
-PARQUET_FILE: Final = "part.parquet"
-
 
 @dataclass(frozen=True, slots=True)
 class DayExport:
-    """One day's partition: its date, rows written and file (None when it had no rows)."""
+    """One day's partition: its date, rows written and file (None when it had no rows):
+    a Path for a local folder, else ``scheme://path`` (no credentials)."""
 
     day: date
     rows: int
-    path: Path | None
+    path: Path | str | None
 
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:
-    """What ``export_table`` wrote: per-day partitions, total rows, wall time."""
+    """What ``export_table`` wrote: per-day partitions, total rows, wall time; ``root`` is
+    the table's folder (a Path, or ``scheme://path`` off this machine)."""
 
     table: str
-    root: Path
+    root: Path | str
     days: list[DayExport] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -113,21 +117,26 @@ def export_table(
     table: str,
     start: datetime,
     end: datetime,
-    out: Path,
+    out: Path | str,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: ExportProgress | None = None,
+    filesystem: Any = None,
 ) -> ExportResult:
     """Write ``table``'s rows with ``start <= ts < end`` under ``out/table/date=YYYY-MM-DD/``.
 
-    See the module notes for the layout, ordering, atomic replacement and
-    idempotence. ``progress(rows, day_number, days, day)``, when given, is
-    called after each batch written (``rows``: that batch's). Raises
-    ConfigurationError for an unknown table, naive or empty bounds, a bad
-    ``batch_rows``, or pyarrow missing; psycopg errors and OSError unchanged
-    (the day being written keeps its previous file). Costs one COPY per day:
-    a sequential scan of that day's chunk and a server-side sort by ts (on
-    disk for big days), then ~``batch_rows`` rows in memory.
+    ``out`` is a local folder or a URI (``s3://bucket/prefix``, any scheme pyarrow.fs
+    or fsspec knows; credentials from the environment), or a path inside
+    ``filesystem`` (a ``pyarrow.fs.FileSystem``) when that is given. See the module
+    notes for the layout, ordering, atomic replacement and idempotence.
+    ``progress(rows, day_number, days, day)``, when given, is called after each
+    batch written (``rows``: that batch's). Raises ConfigurationError for an
+    unknown table, naive or empty bounds, a bad ``batch_rows``, pyarrow (or, for
+    its scheme, fsspec) missing or a URI that cannot be opened; psycopg errors and
+    OSError unchanged (the day being written keeps its previous file). Costs one
+    COPY per day: a sequential scan of that day's chunk and a server-side sort by
+    ts (on disk for big days), then ~``batch_rows`` rows in memory (plus one
+    upload part off this machine); off this machine also a server-side copy per day.
     """
     if table not in EXPORT_SQL:
         raise ConfigurationError(f"cannot export {table!r}: choose one of {EXPORT_TABLES}")
@@ -138,42 +147,35 @@ def export_table(
         )
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ConfigurationError(f"batch_rows must be a positive integer, not {batch_rows!r}")
-    pq = require("pyarrow.parquet")
+    require("pyarrow.parquet")
     started = time.perf_counter()
-    root = Path(out) / table
+    target = open_target(out, filesystem)
     sql = EXPORT_SQL[table]
     windows = list(day_windows(lo, hi))
     days: list[DayExport] = []
     with conn.cursor() as cur:
         schema = query_schema(cur, sql, {"start": lo, "end": lo})
         for n, (day, day_start, day_end) in enumerate(windows, 1):
-            folder = root / f"date={day.isoformat()}"
-            target = folder / PARQUET_FILE
-            temporary = folder / f"{PARQUET_FILE}.tmp"
             rows = 0
-            writer = None
+            day_file = None
+            written: Path | str | None = None
             try:
                 params = {"start": day_start, "end": day_end}
                 with cur.copy(copy_statement(sql), params) as copy:
                     for batch in iter_record_batches(copy, schema, batch_rows=batch_rows):
-                        if writer is None:
-                            folder.mkdir(parents=True, exist_ok=True)
-                            writer = pq.ParquetWriter(temporary, schema, compression="zstd")
-                        writer.write_batch(batch, row_group_size=batch_rows)
+                        if day_file is None:
+                            day_file = target.open_day(table, day, schema)
+                        day_file.write(batch, row_group_size=batch_rows)
                         rows += batch.num_rows
                         if progress is not None:
                             progress(batch.num_rows, n, len(windows), day)
-                if writer is not None:
-                    writer.close()
-                    writer = None
-                    os.replace(temporary, target)
-                elif target.exists():
-                    target.unlink()  # the day has no rows (any more)
-                    if not any(folder.iterdir()):
-                        folder.rmdir()
+                if day_file is not None:
+                    written = day_file.commit()
+                    day_file = None
+                else:
+                    target.remove_day(table, day)  # the day has no rows (any more)
             finally:
-                if writer is not None:  # failed mid-day: the old file stays
-                    writer.close()
-                    temporary.unlink(missing_ok=True)
-            days.append(DayExport(day, rows, target if rows else None))
-    return ExportResult(table, root, days, time.perf_counter() - started)
+                if day_file is not None:  # failed mid-day: the old file stays
+                    day_file.abort()
+            days.append(DayExport(day, rows, written))
+    return ExportResult(table, target.table_root(table), days, time.perf_counter() - started)

@@ -11,7 +11,7 @@
     pmstore ingest PATH... [--rejects FILE] [--jobs N] [--beyond-retention MODE]
                        [--retry-for SECONDS]
     pmstore refresh [--start T] [--end T] [--pending]
-    pmstore export TABLE --start T --end T --out DIR
+    pmstore export TABLE --start T --end T --out DIR|URI   (URI: s3://bucket/prefix, ...)
     pmstore coverage [TOKEN...] --start T --end T [--step SECONDS]
                                        gaps in the price snapshots, and the feed gaps
     pmstore record [--archive DIR] [--token ID... | --max-tokens N ...]

@@ -1,10 +1,9 @@
-"""``pmstore export TABLE --start T --end T --out DIR``: Parquet files, one per UTC day."""
+"""``pmstore export TABLE --start T --end T --out DIR|URI``: Parquet files, one per UTC day."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import date
-from pathlib import Path
 
 from pmstore.cli._target import connect, resolve
 from pmstore.cli._times import utc_time
@@ -22,7 +21,10 @@ def add_parser(
         "export",
         parents=[common],
         help="write a table's rows as Parquet, one file per UTC day",
-        description="Parquet (zstd) under OUT/TABLE/date=YYYY-MM-DD/part.parquet; "
+        description="Parquet (zstd) under OUT/TABLE/date=YYYY-MM-DD/part.parquet, OUT a "
+        "folder or a URI (s3://bucket/prefix, or any filesystem pyarrow or fsspec knows; "
+        "S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, "
+        "AWS_PROFILE or ~/.aws, an S3-compatible server from AWS_ENDPOINT_URL); "
         "re-running replaces each day's file with the same content.",
     )
     export.add_argument(
@@ -34,7 +36,9 @@ def add_parser(
     export.add_argument(
         "--end", required=True, help="end instant (excluded), ISO with zone, or a date"
     )
-    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument(
+        "--out", required=True, metavar="DIR|URI", help="output folder or URI (s3://bucket/prefix)"
+    )
     export.add_argument(
         "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per Parquet row group"
     )
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             args.table,
             start,
             end,
-            Path(args.out),
+            args.out,
             batch_rows=args.batch_rows,
             progress=step,
         )
