@@ -4,10 +4,10 @@
     # out/price_snapshots/date=2026-11-20/part.parquet, date=2026-11-21/..., hive style
 
 Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOUT``
-(``EXPORT_SQL``), decoded ``batch_rows`` rows at a time by
-``pmstore.frames.copy_decoding`` and written as one Parquet row group per batch
-(zstd) through ``pyarrow.parquet.ParquetWriter``: memory holds one batch,
-whatever the day's size. The server sorts each day by every column
+(``EXPORT_SQL``), read in bulk and decoded ``batch_rows`` rows at a time beside
+the reading by ``pmstore._read.bulk`` (the Reader's ``as_=`` path) and written as
+one Parquet row group per batch (zstd) through ``pyarrow.parquet.ParquetWriter``:
+memory holds up to four batches, whatever the day's size. The server sorts each day by every column
 (ts first), so a day's file has one content whatever the heap order, and a
 re-run writes the same bytes. A day's file is written to a temporary name
 beside it and renamed over the old one (atomic on POSIX): a reader sees the old
@@ -35,10 +35,10 @@ from typing import Any, Final
 import psycopg
 
 from pmstore._optional import require
+from pmstore._read.bulk import copy_batches
 from pmstore._utc import aware_utc, day_windows
 from pmstore.errors import ConfigurationError
-from pmstore.frames.copy_decoding import iter_record_batches
-from pmstore.frames.outbound import copy_statement, query_schema
+from pmstore.frames.outbound import query_schema
 
 __all__ = [
     "EXPORT_SQL",
@@ -154,15 +154,14 @@ def export_table(
             writer = None
             try:
                 params = {"start": day_start, "end": day_end}
-                with cur.copy(copy_statement(sql), params) as copy:
-                    for batch in iter_record_batches(copy, schema, batch_rows=batch_rows):
-                        if writer is None:
-                            folder.mkdir(parents=True, exist_ok=True)
-                            writer = pq.ParquetWriter(temporary, schema, compression="zstd")
-                        writer.write_batch(batch, row_group_size=batch_rows)
-                        rows += batch.num_rows
-                        if progress is not None:
-                            progress(batch.num_rows, n, len(windows), day)
+                for batch in copy_batches(conn, sql, params, schema, batch_rows=batch_rows):
+                    if writer is None:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        writer = pq.ParquetWriter(temporary, schema, compression="zstd")
+                    writer.write_batch(batch, row_group_size=batch_rows)
+                    rows += batch.num_rows
+                    if progress is not None:
+                        progress(batch.num_rows, n, len(windows), day)
                 if writer is not None:
                     writer.close()
                     writer = None
