@@ -34,6 +34,7 @@ Reader turns into models (sorted the same way).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -466,6 +467,8 @@ async def read_now_async(
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query.sql, values, prepare=False)
             rows = await cur.fetchall()
-        return rows_in_order(rows, query.order) if query.order else rows
+        if query.order:
+            return await asyncio.to_thread(rows_in_order, rows, query.order)
+        return rows
     table = await read_table_async(conn, query.sql, values, query.schema())
-    return finished(query, table, kind)
+    return await asyncio.to_thread(finished, query, table, kind)
