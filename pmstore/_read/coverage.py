@@ -14,8 +14,8 @@ token with none is listed in ``missing_tokens`` instead.
 Two ways, same reports (the tests check them against each other): below
 ``SMALL_REQUEST`` tokens x steps the work is on the server; from there on the
 timestamps travel in bulk and numpy finds the gaps (``pmstore._read.gaps``:
-one index-only scan per token, in parallel parts; about as fast as a
-``count(*)`` of the same rows, see benchmarks/README.md).
+one index-only scan per token, in parallel parts; figures in
+benchmarks/README.md).
 
 On the server (``COVERAGE_GAPS_SQL``): for each token, a range
 scan of the ``(token_id, ts DESC)`` index over [start, end) (index-only once
