@@ -355,7 +355,8 @@ class Reader:
         tokens: ``pmstore._read.panel``). ``as_`` ("arrow", "polars",
         "pandas") returns a pyarrow Table or DataFrame (raw: no ``samples``
         column) read by binary COPY in one round trip (``pmstore._read.bulk``;
-        several tokens: three, with the read's settings). Raises
+        several tokens: four small statements more, the savepoint and the
+        read's planner settings set and put back; ``ALL_TOKENS``: five). Raises
         ConfigurationError for naive datetimes, ``start >= end``, a
         non-positive ``bucket`` or a bad ``token_id``; with ``as_``,
         ReadError for a server error (without, psycopg's errors unchanged).

@@ -396,7 +396,8 @@ def fetch_panel(
     an unknown ``as_`` or a missing library; with ``as_``, ReadError for a
     server error (psycopg's errors unchanged without); CopyDecodeError for
     bytes not matching the columns. Costs one round trip (one token), else
-    three or four (the savepoint, its settings, the span of ALL_TOKENS).
+    five or six (the savepoint and its release, the settings set and put back,
+    the chunk span of ALL_TOKENS).
     """
     kind = checked_kind(as_)
     if empty(values):
