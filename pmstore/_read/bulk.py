@@ -205,28 +205,22 @@ class SocketWait:
     def __init__(self, pgconn: pq.abc.PGconn) -> None:
         self.selector = selectors.DefaultSelector()
         self.selector.register(pgconn.socket, selectors.EVENT_READ)
-        self.pair: tuple[socket.socket, socket.socket] | None = None
+        self.waker, self.woken = socket.socketpair()
+        self.woken.setblocking(False)
+        self.selector.register(self.woken, selectors.EVENT_READ)
 
     def __call__(self) -> None:
         self.selector.select()
 
-    def wakeable(self) -> None:
-        """Let ``wake`` interrupt waits (a socket pair, made for a ``ReadAhead`` only)."""
-        if self.pair is None:
-            self.pair = socket.socketpair()
-            self.pair[1].setblocking(False)
-            self.selector.register(self.pair[1], selectors.EVENT_READ)
-
     def wake(self) -> None:
-        """Make a wait under way (or the next one) return (after ``wakeable``)."""
-        if self.pair is not None:
-            with contextlib.suppress(OSError):
-                self.pair[0].send(b"\0")
+        """Make a wait that is under way (or the next one) return."""
+        with contextlib.suppress(OSError):
+            self.waker.send(b"\0")
 
     def close(self) -> None:
         self.selector.close()
-        for end in self.pair or ():
-            end.close()
+        self.waker.close()
+        self.woken.close()
 
 
 def receive(stream: CopyStream, limit: int, wait: SocketWait) -> Received:
@@ -275,7 +269,6 @@ class ReadAhead:
         self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=MAX_PENDING_BATCHES)
         self.stop = threading.Event()
         self.finished = False
-        wait.wakeable()
         self.thread = threading.Thread(target=self.run, name="pmstore-read", daemon=True)
         self.thread.start()
 
