@@ -5,10 +5,9 @@
 
 Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOUT``
 (``EXPORT_SQL``), read in bulk and decoded ``batch_rows`` rows at a time beside
-the reading by ``pmstore._read.bulk`` (the Reader's ``as_=`` path; received in a
-thread of its own while a batch is written) and written as one Parquet row group
-per batch (zstd) through ``pyarrow.parquet.ParquetWriter``: memory holds up to
-five batches, whatever the day's size. The server sorts each day by every column
+the reading by ``pmstore._read.bulk`` (the Reader's ``as_=`` path) and written as
+one Parquet row group per batch (zstd) through ``pyarrow.parquet.ParquetWriter``:
+memory holds up to four batches, whatever the day's size. The server sorts each day by every column
 (ts first), so a day's file has one content whatever the heap order, and a
 re-run writes the same bytes. A day's file is written to a temporary name
 beside it and renamed over the old one (atomic on POSIX): a reader sees the old
@@ -155,10 +154,7 @@ def export_table(
             writer = None
             try:
                 params = {"start": day_start, "end": day_end}
-                batches = copy_batches(
-                    conn, sql, params, schema, batch_rows=batch_rows, read_ahead=True
-                )
-                for batch in batches:
+                for batch in copy_batches(conn, sql, params, schema, batch_rows=batch_rows):
                     if writer is None:
                         folder.mkdir(parents=True, exist_ok=True)
                         writer = pq.ParquetWriter(temporary, schema, compression="zstd")

@@ -10,7 +10,6 @@ leaves it. No password reaches an error's message or its chained cause.
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -244,68 +243,6 @@ def test_a_server_error_at_the_start_keeps_its_sqlstate_and_hides_passwords(conn
     shown += [str(cause), repr(cause)]
     assert all(secret not in text for text in shown), shown
     assert "***" in str(info.value)
-
-
-def test_read_ahead_gives_the_same_batches_errors_and_cancels(conn: Conn, db: str) -> None:
-    values = write_prices(conn, 6_000)
-    expected = fetched(conn, PRICES_SQL, values)
-    for batch_rows in (700, 3_000, 65_536):  # the thread for all but the one-batch result
-        got = list(
-            iter_batches(
-                conn, PRICES_SQL, values, PRICE_SCHEMA, batch_rows=batch_rows, read_ahead=True
-            )
-        )
-        assert rows_of(pa.Table.from_batches(got, schema=PRICE_SCHEMA)) == expected, batch_rows
-        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    threads = {t.name for t in threading.enumerate()}
-    assert "pmstore-read" not in threads  # the thread ended with the stream
-    # A server error mid-stream: raised in the caller's thread, with its sqlstate.
-    got_g: list[int] = []
-    with pytest.raises(ReadError) as info:
-        for batch in iter_batches(
-            conn,
-            SERIES_SQL,
-            {"fail_at": 3_000, "n": 5_000},
-            SERIES_SCHEMA,
-            batch_rows=200,
-            read_ahead=True,
-        ):
-            got_g.extend(batch.column("g").to_pylist())
-    assert info.value.sqlstate == "22012" and got_g == list(range(1, len(got_g) + 1))
-    assert conn.execute("SELECT 7").fetchone() == (7,)
-    # Closed early while the thread reads on: it stops, psycopg cancels the COPY.
-    batches = iter_batches(
-        conn,
-        SERIES_SQL,
-        {"fail_at": 0, "n": 300_000},
-        SERIES_SCHEMA,
-        batch_rows=1_000,
-        read_ahead=True,
-    )
-    assert next(batches).num_rows == 1_000
-    assert next(batches).column("g")[0].as_py() == 1_001
-    batches.close()
-    assert "pmstore-read" not in {t.name for t in threading.enumerate()}
-    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert conn.execute("SELECT 8").fetchone() == (8,)
-    # A wrong schema: the decoding error comes through, the connection recovers.
-    wrong = pa.schema([("g", pa.float64()), ("r", pa.string()), ("x", pa.int32())])
-    with pytest.raises(CopyDecodeError, match="fields"):
-        list(
-            iter_batches(
-                conn, SERIES_SQL, {"fail_at": 0, "n": 5_000}, wrong, batch_rows=100, read_ahead=True
-            )
-        )
-    assert conn.execute("SELECT 9").fetchone() == (9,)
-    with psycopg.connect(db) as tx:  # in a caller's transaction: its rows, then still open
-        table = pa.Table.from_batches(
-            list(
-                iter_batches(tx, PRICES_SQL, values, PRICE_SCHEMA, batch_rows=500, read_ahead=True)
-            ),
-            schema=PRICE_SCHEMA,
-        )
-        assert table.num_rows == 6_000
-        assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
 
 def test_export_with_a_wrong_password_never_prints_it(db: str, tmp_path: Any, capsys: Any) -> None:

@@ -36,11 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import selectors
-import socket
 import struct
-import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,13 +59,11 @@ from pmstore.frames.outbound import copy_statement
 __all__ = [
     "MAX_PENDING_BATCHES",
     "READ_BATCH_ROWS",
-    "ReadAhead",
     "copy_batches",
     "copy_batches_async",
     "iter_batches",
     "iter_batches_async",
     "read_error",
-    "read_rest",
     "read_table",
     "read_table_async",
     "require_utf8",
@@ -199,28 +194,17 @@ def raise_error(results: list[pq.abc.PGresult], encoding: str) -> None:
 
 
 class SocketWait:
-    """Blocks until a connection's socket is readable, or ``wake`` is called from another
-    thread (a selector and a socket pair; ``close`` it)."""
+    """Blocks until a connection's socket is readable (a selector; ``close`` it)."""
 
     def __init__(self, pgconn: pq.abc.PGconn) -> None:
         self.selector = selectors.DefaultSelector()
         self.selector.register(pgconn.socket, selectors.EVENT_READ)
-        self.waker, self.woken = socket.socketpair()
-        self.woken.setblocking(False)
-        self.selector.register(self.woken, selectors.EVENT_READ)
 
     def __call__(self) -> None:
         self.selector.select()
 
-    def wake(self) -> None:
-        """Make a wait that is under way (or the next one) return."""
-        with contextlib.suppress(OSError):
-            self.waker.send(b"\0")
-
     def close(self) -> None:
         self.selector.close()
-        self.waker.close()
-        self.woken.close()
 
 
 def receive(stream: CopyStream, limit: int, wait: SocketWait) -> Received:
@@ -244,81 +228,6 @@ def final_results(pgconn: pq.abc.PGconn, wait: SocketWait) -> list[pq.abc.PGresu
         results.append(result)
 
 
-class ReadAhead:
-    """The rest of a COPY stream received in a thread of its own (``pmstore-read``), each
-    batch handed to the decoder as it comes, so that the caller's work on the batches
-    yielded (e.g. writing Parquet) never stops the socket being read.
-
-    ``items()`` yields the decoded batches' futures in order, at most
-    ``MAX_PENDING_BATCHES`` ahead, then the last batch (for its trailer); an error in
-    the thread is raised there. ``close()`` stops the thread and waits for it: only
-    then may the connection be used again (psycopg's COPY ends or cancels).
-    """
-
-    def __init__(
-        self,
-        stream: CopyStream,
-        limit: int,
-        wait: SocketWait,
-        decoder: CopyDecoder,
-        executor: ThreadPoolExecutor,
-        encoding: str,
-    ) -> None:
-        self.stream, self.limit, self.wait = stream, limit, wait
-        self.decoder, self.executor, self.encoding = decoder, executor, encoding
-        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=MAX_PENDING_BATCHES)
-        self.stop = threading.Event()
-        self.finished = False
-        self.thread = threading.Thread(target=self.run, name="pmstore-read", daemon=True)
-        self.thread.start()
-
-    def receive(self) -> Received | None:
-        """``receive``, or None once asked to stop."""
-        batch = Received()
-        while self.stream.take(batch, self.limit):
-            if self.stop.is_set():
-                return None
-            self.wait()
-            self.stream.pgconn.consume_input()
-        return batch
-
-    def run(self) -> None:
-        try:
-            while (batch := self.receive()) is not None:
-                if batch.ended:
-                    results = final_results(self.stream.pgconn, self.wait)
-                    raise_error(results, self.encoding)
-                last = batch.last
-                self.queue.put(("batch", self.executor.submit(decode, self.decoder, batch)))
-                if last:
-                    self.queue.put(("last", batch))
-                    break
-        except BaseException as exc:  # handed to the caller's thread
-            self.queue.put(("error", exc))
-        finally:
-            self.queue.put(("done", None))
-
-    def items(self) -> Generator[tuple[str, Any], None, None]:
-        """("batch", future) in order, then ("last", batch); raises the thread's error."""
-        while True:
-            kind, value = self.queue.get()
-            if kind == "done":
-                self.finished = True
-                return
-            if kind == "error":
-                raise value
-            yield kind, value
-
-    def close(self) -> None:
-        """Stop the thread (it leaves the stream where it is) and wait for it."""
-        self.stop.set()
-        self.wait.wake()
-        while not self.finished:  # unblock its puts until it says it is done
-            if self.queue.get()[0] == "done":
-                self.finished = True
-        self.thread.join()
-
-
 def checked(batch_rows: int) -> int:
     """``batch_rows`` if a positive int, else ConfigurationError."""
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
@@ -333,13 +242,8 @@ def iter_batches(
     schema: Any,
     *,
     batch_rows: int = READ_BATCH_ROWS,
-    read_ahead: bool = False,
 ) -> Generator[Any, None, None]:
     """Yield the rows of ``sql`` as ``pyarrow.RecordBatch`` es of ``schema``, in order.
-
-    ``read_ahead``: from the second batch on, the stream is received in a thread of
-    its own (``ReadAhead``), so that the caller's work between batches does not stop
-    the reading (for consumers that do real work per batch, e.g. export).
 
     Runs in the caller's transaction (see the module notes). Holds at most
     ``MAX_PENDING_BATCHES`` + 2 batches of bytes at a time, whatever the
@@ -350,9 +254,7 @@ def iter_batches(
     ``schema``. Empty batches are not yielded.
     """
     try:
-        yield from copy_batches(
-            conn, sql, params, schema, batch_rows=batch_rows, read_ahead=read_ahead
-        )
+        yield from copy_batches(conn, sql, params, schema, batch_rows=batch_rows)
     except psycopg.Error as exc:
         raise read_error(exc) from redact_error(exc)
 
@@ -364,7 +266,6 @@ def copy_batches(
     schema: Any,
     *,
     batch_rows: int = READ_BATCH_ROWS,
-    read_ahead: bool = False,
 ) -> Generator[Any, None, None]:
     """``iter_batches`` with the server's errors as psycopg raises them (same class and
     ``sqlstate``), for callers that handle psycopg's errors themselves."""
@@ -395,12 +296,6 @@ def copy_batches(
                 executor = stack.enter_context(
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmstore-decode")
                 )
-            if read_ahead and not last:
-                first = executor.submit(decode, decoder, batch)
-                del batch
-                encoding = conn.info.encoding
-                yield from read_rest(stream, limit, wait, decoder, executor, copy, first, encoding)
-                break
             pending.append(executor.submit(decode, decoder, batch))
             del batch  # the decoder holds the bytes now
             while pending and (last or len(pending) > MAX_PENDING_BATCHES or pending[0].done()):
@@ -409,35 +304,6 @@ def copy_batches(
             if last:
                 break
     decoder.finish()
-
-
-def read_rest(
-    stream: CopyStream,
-    limit: int,
-    wait: SocketWait,
-    decoder: CopyDecoder,
-    executor: ThreadPoolExecutor,
-    copy: psycopg.Copy,
-    first: Future[Any],
-    encoding: str,
-) -> Generator[Any, None, None]:
-    """The rows of ``first`` (the stream's first batch, decoding), then of the rest of
-    the stream, received by a ``ReadAhead`` thread; the end left to psycopg's ``copy``."""
-    ahead = ReadAhead(stream, limit, wait, decoder, executor, encoding)
-    last: Received | None = None
-    try:
-        if (rows := first.result()).num_rows:
-            yield rows
-        del first
-        for kind, value in ahead.items():
-            if kind == "last":
-                last = value
-            elif (rows := value.result()).num_rows:
-                yield rows
-    finally:
-        ahead.close()
-    if last is not None and last.trailer and copy.read():  # the thread has ended
-        raise CopyDecodeError("data after the COPY stream's trailer")
 
 
 def read_table(
