@@ -4,8 +4,9 @@ Each AsyncReader runs its queries on the connection it is given, inside whatever
 transaction the caller has open (it never commits); psycopg errors
 propagate unchanged, except from the bulk reads of ``price_history``,
 ``candles`` and ``trade_volume`` with ``as_=`` (``pmstore._read.bulk``), which
-raise ``pmstore.errors.ReadError`` carrying the server's ``sqlstate``. Every datetime argument must be timezone-aware (naive
-ones raise ConfigurationError); results are in UTC.
+raise ``pmstore.errors.ReadError`` carrying the server's ``sqlstate``. Every
+datetime argument must be timezone-aware (naive ones raise
+ConfigurationError); results are in UTC.
 
 Each query is a module constant (``*_SQL``), run by the one method that
 names it in its docstring, so its plan can be inspected (``EXPLAIN``) as
