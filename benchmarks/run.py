@@ -3,7 +3,12 @@
     python benchmarks/run.py [--rows N] [--day] [--smoke] [--out DIR]
                              [--scenarios 1,2,...] [--repeat N] [--fsync]
                              [--refresh [--refresh-minutes N]]
+    python benchmarks/run.py --reads [--smoke] [--rounds N] [--no-8k] [--out DIR]
     python benchmarks/run.py --async [--rows N] [--smoke] [--repeat N] [--fsync] [--out DIR]
+
+``--reads`` runs only ``bench_reads.py`` (its own options, see its ``--help``):
+panels, the research loop, export and coverage against the server's own COPY TO
+file, ADBC and connectorx.
 
 ``--async`` runs only ``bench_async.py``: AsyncWriter's event-loop lateness
 while it writes a 1M-row batch, and AsyncWriter vs Writer rows/s.
@@ -142,6 +147,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only the data-out benchmarks (bench_frames.py: reads, export, coverage)",
     )
     parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="only the reads benchmark (bench_reads.py: panels, loop, export, coverage)",
+    )
+    parser.add_argument(
         "--refresh", action="store_true", help="the day with/without refresh recording"
     )
     parser.add_argument(
@@ -227,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     if "--frames" in given:  # its own options: see bench_frames.py --help
         return bench_frames.main([a for a in given if a != "--frames"])
+    if "--reads" in given:  # its own options: see bench_reads.py --help
+        import bench_reads
+
+        return bench_reads.main([a for a in given if a != "--reads"])
     args = parse_args(argv)
     if args.async_writer:
         return bench_async.main(sys.argv[1:] if argv is None else argv)

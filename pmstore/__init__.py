@@ -36,7 +36,9 @@ The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
 ``_write/encoding`` -> ``_write/engines`` (COPY tuples, in the wire format of
 ``_pgcopy``) -> ``_write/connection_async`` (one transaction, retried after a
 drop). The read path: ``Reader`` (``reader_async``) -> ``_read/queries`` (SQL
-and result models) and ``_read/coverage``, with ``frames`` for DataFrames.
+and result models), ``_read/panel`` (one token, several or all) -> ``_read/bulk``
+(binary COPY read in bulk through libpq, decoded by ``frames``), and
+``_read/coverage`` -> ``_read/gaps``.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
 the optional libraries).
@@ -63,6 +65,7 @@ from pmstore.errors import (
     MigrationLockError,
     PayloadError,
     PmstoreError,
+    ReadError,
     RowProblem,
     ServerError,
     WriteError,
@@ -107,6 +110,7 @@ __all__ = [
     "PmstoreError",
     "PriceBatch",
     "PriceSnapshot",
+    "ReadError",
     "Reader",
     "ResolutionRecord",
     "RowProblem",

@@ -13,6 +13,7 @@
     │   └── ConnectionLostError   the connection dropped and could not be replaced
     ├── FeatureUnavailableError   the server's TimescaleDB edition lacks a feature
     ├── CopyDecodeError           binary COPY bytes that do not decode as the expected columns
+    ├── ReadError                 the server failed a bulk read (its sqlstate kept)
     ├── WaitTimeoutError          a wait for a condition ran out of time (also a TimeoutError)
     └── RecorderError             ``pmstore record`` had to stop (its archive cannot be written)
 
@@ -172,6 +173,23 @@ class CopyDecodeError(PmstoreError, ValueError):
 
     A bug or a wrong schema for the query, not bad user input (the message says which).
     """
+
+
+class ReadError(PmstoreError):
+    """The server failed a bulk read (a binary COPY of a query's rows), before or mid-stream.
+
+    ``sqlstate`` is the server's SQLSTATE code (e.g. ``"57014"`` for a statement
+    timeout; None when the failure had none, such as a dropped connection) and
+    ``message_primary`` its primary message, passwords redacted. The psycopg
+    error is chained as ``__cause__`` (a redacted copy).
+    """
+
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, message_primary: str | None = None
+    ):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message_primary = message_primary
 
 
 class WaitTimeoutError(PmstoreError, TimeoutError):

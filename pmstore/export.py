@@ -6,11 +6,11 @@
     # the same layout under s3://bucket/prefix/price_snapshots/ (pmstore._export_target)
 
 Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOUT``
-(``EXPORT_SQL``), decoded ``batch_rows`` rows at a time by
-``pmstore.frames.copy_decoding`` and written as one Parquet row group per batch
-(zstd) through ``pyarrow.parquet.ParquetWriter``: memory holds one batch,
-whatever the day's size. The server sorts each day by every column
-(ts first), so a day's file has one content whatever the heap order, and a
+(``EXPORT_SQL``), read in bulk and decoded ``batch_rows`` rows at a time beside
+the reading by ``pmstore._read.bulk`` (the Reader's ``as_=`` path) and written as
+one Parquet row group per batch (zstd) through ``pyarrow.parquet.ParquetWriter``:
+memory holds up to four batches, whatever the day's size. The server sorts each
+day by every column (ts first), so a day's file has one content whatever the heap order, and a
 re-run writes the same bytes to the same names (idempotent). A day's file is
 written to a hidden temporary name beside it (``.part.parquet.tmp``) and renamed
 over the old one (atomic on POSIX; on S3 and other object stores one server-side
@@ -39,10 +39,10 @@ import psycopg
 
 from pmstore._export_target import open_target
 from pmstore._optional import require
+from pmstore._read.bulk import copy_batches
 from pmstore._utc import aware_utc, day_windows
 from pmstore.errors import ConfigurationError
-from pmstore.frames.copy_decoding import iter_record_batches
-from pmstore.frames.outbound import copy_statement, query_schema
+from pmstore.frames.outbound import query_schema
 
 __all__ = [
     "EXPORT_SQL",
@@ -161,14 +161,13 @@ def export_table(
             written: Path | str | None = None
             try:
                 params = {"start": day_start, "end": day_end}
-                with cur.copy(copy_statement(sql), params) as copy:
-                    for batch in iter_record_batches(copy, schema, batch_rows=batch_rows):
-                        if day_file is None:
-                            day_file = target.open_day(table, day, schema)
-                        day_file.write(batch, row_group_size=batch_rows)
-                        rows += batch.num_rows
-                        if progress is not None:
-                            progress(batch.num_rows, n, len(windows), day)
+                for batch in copy_batches(conn, sql, params, schema, batch_rows=batch_rows):
+                    if day_file is None:
+                        day_file = target.open_day(table, day, schema)
+                    day_file.write(batch, row_group_size=batch_rows)
+                    rows += batch.num_rows
+                    if progress is not None:
+                        progress(batch.num_rows, n, len(windows), day)
                 if day_file is not None:
                     written = day_file.commit()
                     day_file = None

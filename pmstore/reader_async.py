@@ -2,8 +2,11 @@
 
 Each AsyncReader runs its queries on the connection it is given, inside whatever
 transaction the caller has open (it never commits); psycopg errors
-propagate unchanged. Every datetime argument must be timezone-aware (naive
-ones raise ConfigurationError); results are in UTC.
+propagate unchanged, except from the bulk reads of ``price_history``,
+``candles`` and ``trade_volume`` with ``as_=`` (``pmstore._read.bulk``), which
+raise ``pmstore.errors.ReadError`` carrying the server's ``sqlstate``. Every
+datetime argument must be timezone-aware (naive ones raise
+ConfigurationError); results are in UTC.
 
 Each query is a module constant (``*_SQL``), run by the one method that
 names it in its docstring, so its plan can be inspected (``EXPLAIN``) as
@@ -33,9 +36,20 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pmstore._read.coverage import DEFAULT_STEP, Coverage, Gap, coverage_async
+from pmstore._read.panel import (
+    ALL_TOKENS,
+    AllTokens,
+    PanelQuery,
+    TokenChoice,
+    candles_query,
+    fetch_panel_async,
+    hour_params,
+    params,
+    price_history_query,
+    tokens,
+    trade_volume_query,
+)
 from pmstore._read.queries import (
-    CANDLES_AGGREGATE_SQL,
-    CANDLES_LIVE_SQL,
     EARLIEST,
     LATEST_PRICES_ALL_SETTINGS_SQL,
     LATEST_PRICES_ALL_SQL,
@@ -44,23 +58,17 @@ from pmstore._read.queries import (
     MARKETS_SQL,
     ORDERBOOK_AT_SQL,
     PRICE_CHUNKS_SPAN_SQL,
-    PRICE_HISTORY_BUCKETED_SQL,
-    PRICE_HISTORY_RAW_SQL,
     RESOLUTION_SQL,
     RESTORE_SETTINGS_SQL,
-    TRADE_VOLUME_AGGREGATE_SQL,
-    TRADE_VOLUME_LIVE_SQL,
     Candle,
     PricePoint,
     TradeVolume,
     at_or_now,
     checked_condition,
     checked_positive,
-    checked_range,
     checked_token,
 )
 from pmstore._twins import AsyncConn, offload
-from pmstore._utc import ceil_hour
 from pmstore.edition import features_async, require_feature_async
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, fetch_frame_async
@@ -74,11 +82,14 @@ from pmstore.models import (
 )
 
 __all__ = [
+    "ALL_TOKENS",
+    "AllTokens",
     "AsyncReader",
     "Candle",
     "Coverage",
     "Gap",
     "PricePoint",
+    "TokenChoice",
     "TradeVolume",
 ]
 
@@ -170,6 +181,19 @@ class AsyncReader:
     ) -> ModelT | None:
         rows = await self._fetch(sql, params, model)
         return rows[0] if rows else None
+
+    async def _panel(
+        self,
+        query: PanelQuery,
+        values: Mapping[str, Any],
+        model: type[ModelT],
+        as_: FrameKind | None,
+    ) -> list[ModelT] | Any:
+        """A panel read (``pmstore._read.panel``): models, or a Table/DataFrame."""
+        found = await fetch_panel_async(self.conn, query, values, as_)
+        if as_ is not None:
+            return found
+        return await offload(_models_of, found, model)
 
     # -- prices ----------------------------------------------------------------
 
@@ -289,7 +313,7 @@ class AsyncReader:
     @overload
     async def price_history(
         self,
-        token_id: str,
+        token_id: TokenChoice,
         start: datetime,
         end: datetime,
         bucket: timedelta | None = None,
@@ -299,7 +323,7 @@ class AsyncReader:
     @overload
     async def price_history(
         self,
-        token_id: str,
+        token_id: TokenChoice,
         start: datetime,
         end: datetime,
         bucket: timedelta | None = None,
@@ -308,18 +332,23 @@ class AsyncReader:
     ) -> Any: ...
     async def price_history(
         self,
-        token_id: str,
+        token_id: TokenChoice,
         start: datetime,
         end: datetime,
         bucket: timedelta | None = None,
         *,
         as_: FrameKind | None = None,
     ) -> list[PricePoint] | Any:
-        """Return a token's snapshots with ``start <= ts < end``, oldest first.
+        """Return the snapshots with ``start <= ts < end`` of one token, several or all.
 
-        Without ``bucket``: every snapshot (``PRICE_HISTORY_RAW_SQL``).
-        With ``bucket``: one point per non-empty ``time_bucket(bucket, ts)``
-        (``PRICE_HISTORY_BUCKETED_SQL``), i.e. buckets on TimescaleDB's
+        ``token_id``: one id (a str), a sequence of ids (duplicates read once;
+        empty: no rows), or ``ALL_TOKENS`` (every token with rows in the
+        chunks covering the range). Rows are sorted by (token_id, ts), token
+        ids in byte order (``COLLATE "C"``); one token's come oldest first.
+
+        Without ``bucket``: every snapshot (``PRICE_HISTORY_RAW_SQL`` for one
+        token). With ``bucket``: one point per non-empty ``time_bucket(bucket,
+        ts)`` (``PRICE_HISTORY_BUCKETED_SQL``), i.e. buckets on TimescaleDB's
         default grid (whole minutes/hours/days in UTC, weeks from Monday
         2000-01-03): ``ts`` is the bucket's start, ``price`` and
         ``volume_24h`` are ``last(…, ts)``, the values of the bucket's latest
@@ -327,31 +356,42 @@ class AsyncReader:
         snapshots. Only snapshots in [start, end) count, so the first and
         last bucket may be partial.
 
-        Cost: one range scan of the ``(token_id, ts DESC)`` index on the
-        chunks overlapping the range. ``as_`` returns a Table or DataFrame
-        (see ``latest_prices``; raw: no ``samples`` column). Raises
-        ConfigurationError for naive datetimes, ``start >= end`` or a
-        non-positive ``bucket``.
+        Cost: one range scan of the ``(token_id, ts DESC)`` index per token
+        on the chunks overlapping the range, in index order (no sort; several
+        tokens: ``pmstore._read.panel``). ``as_`` ("arrow", "polars",
+        "pandas") returns a pyarrow Table or DataFrame (raw: no ``samples``
+        column) read by binary COPY in one round trip (``pmstore._read.bulk``;
+        several tokens: four small statements more, the savepoint and the
+        read's planner settings set and put back; ``ALL_TOKENS``: five). Raises
+        ConfigurationError for naive datetimes, ``start >= end``, a
+        non-positive ``bucket`` or a bad ``token_id``; with ``as_``,
+        ReadError for a server error (without, psycopg's errors unchanged).
         """
-        params: dict[str, Any] = {"token_id": checked_token(token_id)}
-        params["start"], params["end"] = checked_range(start, end)
-        if bucket is None:
-            return await self._fetch_as(PRICE_HISTORY_RAW_SQL, params, PricePoint, as_)
-        params["bucket"] = checked_positive("bucket", bucket)
-        return await self._fetch_as(PRICE_HISTORY_BUCKETED_SQL, params, PricePoint, as_)
+        select = tokens(token_id)
+        values = params(select, start, end)
+        if bucket is not None:
+            values["bucket"] = checked_positive("bucket", bucket)
+        query = price_history_query(select, bucket)
+        return await self._panel(query, values, PricePoint, as_)
 
     @overload
     async def candles(
-        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+        self, token_id: TokenChoice, start: datetime, end: datetime, *, as_: None = None
     ) -> list[Candle]: ...
     @overload
     async def candles(
-        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind
+        self, token_id: TokenChoice, start: datetime, end: datetime, *, as_: FrameKind
     ) -> Any: ...
     async def candles(
-        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+        self,
+        token_id: TokenChoice,
+        start: datetime,
+        end: datetime,
+        *,
+        as_: FrameKind | None = None,
     ) -> list[Candle] | Any:
-        """Return a token's hourly candles whose hour starts in [start, end), oldest first.
+        """Return the hourly candles whose hour starts in [start, end) of one token, several
+        or all (``token_id`` as in ``price_history``), sorted by (token_id, bucket).
 
         An hour is included when its start lies in [start, end), and its
         candle covers the whole hour: with ``start`` at 01:30 the first
@@ -359,8 +399,8 @@ class AsyncReader:
         its snapshots up to 08:59:59.999999. Hours without snapshots have
         no candle.
 
-        From ``price_candles_1h`` (``CANDLES_AGGREGATE_SQL``; its
-        ``(token_id, bucket)`` index, plus the raw rows after its last
+        From ``price_candles_1h`` (``CANDLES_AGGREGATE_SQL`` for one token;
+        its ``(token_id, bucket)`` index, plus the raw rows after its last
         refresh) when the database has continuous aggregates, otherwise
         computed with the aggregate's own SELECT (``CANDLES_LIVE_SQL``: one
         range scan of the ``(token_id, ts DESC)`` index over the whole
@@ -369,49 +409,49 @@ class AsyncReader:
         into hours already materialized (late data, backfills) show in the
         aggregate only after a refresh covering them (see the module notes).
 
-        ``as_`` returns a Table or DataFrame (see ``latest_prices``). Raises
-        ConfigurationError for naive datetimes or ``start >= end``;
-        FeatureUnavailableError with ``aggregates=True`` on a database
-        without them.
+        ``as_`` returns a Table or DataFrame (see ``price_history``). Raises
+        ConfigurationError for naive datetimes, ``start >= end`` or a bad
+        ``token_id``; FeatureUnavailableError with ``aggregates=True`` on a
+        database without them.
         """
-        lo, hi = checked_range(start, end)
-        # Hour buckets starting in [lo, hi) hold exactly the rows of [ceil(lo), ceil(hi)).
-        params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"] and as_ is None:
-            return []
-        sql = CANDLES_AGGREGATE_SQL if await self._aggregates_in_use() else CANDLES_LIVE_SQL
-        return await self._fetch_as(sql, params, Candle, as_)
+        select = tokens(token_id)
+        values = hour_params(select, start, end)
+        query = candles_query(select, await self._aggregates_in_use())
+        return await self._panel(query, values, Candle, as_)
 
     # -- trades ----------------------------------------------------------------
 
     @overload
     async def trade_volume(
-        self, token_id: str, start: datetime, end: datetime, *, as_: None = None
+        self, token_id: TokenChoice, start: datetime, end: datetime, *, as_: None = None
     ) -> list[TradeVolume]: ...
     @overload
     async def trade_volume(
-        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind
+        self, token_id: TokenChoice, start: datetime, end: datetime, *, as_: FrameKind
     ) -> Any: ...
     async def trade_volume(
-        self, token_id: str, start: datetime, end: datetime, *, as_: FrameKind | None = None
+        self,
+        token_id: TokenChoice,
+        start: datetime,
+        end: datetime,
+        *,
+        as_: FrameKind | None = None,
     ) -> list[TradeVolume] | Any:
-        """Return a token's hourly trade volume for hours starting in [start, end), oldest first.
+        """Return the hourly trade volume for hours starting in [start, end) of one token,
+        several or all (``token_id`` as in ``price_history``), sorted by (token_id, bucket).
 
         Hours without trades have no row. From ``trade_volume_1h``
-        (``TRADE_VOLUME_AGGREGATE_SQL``) when the database has continuous
-        aggregates, otherwise computed with its own SELECT from ``trades``
-        (``TRADE_VOLUME_LIVE_SQL``, a range scan of the ``(token_id, ts
-        DESC)`` index): same rows and counts, sums equal but for the last
-        bits. Same bucket rules, caveats, errors and ``as_`` as ``candles``.
+        (``TRADE_VOLUME_AGGREGATE_SQL`` for one token) when the database has
+        continuous aggregates, otherwise computed with its own SELECT from
+        ``trades`` (``TRADE_VOLUME_LIVE_SQL``, a range scan of the
+        ``(token_id, ts DESC)`` index): same rows and counts, sums equal but
+        for the last bits. Same bucket rules, caveats, errors and ``as_`` as
+        ``candles``.
         """
-        lo, hi = checked_range(start, end)
-        params = {"token_id": checked_token(token_id), "start": ceil_hour(lo), "end": ceil_hour(hi)}
-        if params["start"] == params["end"] and as_ is None:
-            return []
-        sql = (
-            TRADE_VOLUME_AGGREGATE_SQL if await self._aggregates_in_use() else TRADE_VOLUME_LIVE_SQL
-        )
-        return await self._fetch_as(sql, params, TradeVolume, as_)
+        select = tokens(token_id)
+        values = hour_params(select, start, end)
+        query = trade_volume_query(select, await self._aggregates_in_use())
+        return await self._panel(query, values, TradeVolume, as_)
 
     # -- coverage --------------------------------------------------------------
 

@@ -54,6 +54,7 @@ RENAMES = {
     "features_async": "features",
     "require_feature_async": "require_feature",
     "fetch_frame_async": "fetch_frame",
+    "fetch_panel_async": "fetch_panel",
     "coverage_async": "coverage",
     "writer_async": "writer",
     "connection_async": "connection",

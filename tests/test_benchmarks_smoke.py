@@ -78,3 +78,42 @@ def test_smoke_run_reports_every_scenario_and_target(server: TestServer, tmp_pat
 
     if importlib.util.find_spec("matplotlib") is not None:
         assert Path(results["files"]["chart"]).exists()
+
+
+def test_reads_smoke_run_verifies_every_method(server: TestServer, tmp_path: Path) -> None:
+    dsn = server.migrated_database("bench_reads_smoke")
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(RUN),
+                "--reads",
+                "--smoke",
+                "--rounds",
+                "1",
+                "--out",
+                str(tmp_path),
+            ],
+            env={**os.environ, "PMSTORE_DSN": dsn},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        server.drop_database("bench_reads_smoke")
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
+    [path] = tmp_path.glob("reads-*-smoke.json")
+    results = json.loads(path.read_text())
+    for key in ("panel", "loop", "export", "coverage_1k", "coverage_8k"):
+        measured = [m for m in results[key] if "seconds" in m]
+        assert measured and all(m["rows"] > 0 or "coverage" in key for m in measured), key
+        assert all(m["verified"] for m in measured), key
+        assert sum("limit" in m["method"] and m["x_of_limit"] == 1.0 for m in measured) == 1
+    names = {t["target"] for t in results["targets"]}
+    assert {
+        "panel into Arrow >= 0.9x of the limit",
+        "coverage_8k: coverage <= 2x count(*)",
+    } <= names
+    assert all(isinstance(t["met"], bool) for t in results["targets"])

@@ -26,6 +26,7 @@ from pmstore.errors import (
     MigrationLockError,
     PayloadError,
     PmstoreError,
+    ReadError,
     RecorderError,
     RowProblem,
     ServerError,
@@ -66,6 +67,11 @@ SAMPLES: list[PmstoreError] = [
     ),
     FeatureUnavailableError("continuous aggregates need the Community edition"),
     WaitTimeoutError("a subscription on connection 3 did not come true within 5.0 s"),
+    ReadError(
+        "reading failed: canceling statement due to statement timeout",
+        sqlstate="57014",
+        message_primary="canceling statement due to statement timeout",
+    ),
     RecorderError("cannot write the archive a.jsonl.gz.part: File too large", path="a.part"),
 ]
 

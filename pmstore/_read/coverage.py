@@ -11,14 +11,19 @@ shorter); a step is covered when the token has at least one snapshot in it.
 A gap is a maximal run of uncovered steps of a token that has some rows; a
 token with none is listed in ``missing_tokens`` instead.
 
-The work is on the server (``COVERAGE_GAPS_SQL``): for each token, a range
+Two ways, same reports (the tests check them against each other): below
+``SMALL_REQUEST`` tokens x steps the work is on the server; from there on the
+timestamps travel in bulk and numpy finds the gaps (``pmstore._read.gaps``:
+one index-only scan per token, in parallel parts; figures in
+benchmarks/README.md).
+
+On the server (``COVERAGE_GAPS_SQL``): for each token, a range
 scan of the ``(token_id, ts DESC)`` index over [start, end) (index-only once
 the chunk is vacuumed) in ts order, ``time_bucket`` with ``origin => start``
 per entry, and ``lag``/``lead`` over that order (no sort, no hash) to find the
 rows that follow a hole. Only those rows travel back. Cost: one index entry
-read per snapshot in the range (11.5M for 8,000 tokens over a day), no
-sequential scan, no per-step probe. (Measured 2.8x faster than taking the
-distinct buckets first and sorting them, see benchmarks/README.md.)
+read per snapshot in the range, no sequential scan, no per-step probe, but a
+window over every row.
 
 The recorder's own account of what it lost (``feed_gaps``, migration 0017:
 why, and from when to when, at the receive-time precision) comes along in
@@ -29,6 +34,7 @@ has no such table.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +43,13 @@ from typing import Any, Final
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
+from pmstore._read.gaps import (
+    DEFAULT_PARTS,
+    TIMESTAMPS_SETTINGS,
+    gap_runs,
+    timestamps_query,
+)
+from pmstore._read.settings import restore_sql, settings_sql
 from pmstore._utc import aware_utc
 from pmstore.errors import ConfigurationError
 from pmstore.models import UtcDatetime
@@ -46,6 +59,7 @@ __all__ = [
     "ACTIVE_MARKET_TOKENS_SQL",
     "COVERAGE_GAPS_SQL",
     "DEFAULT_STEP",
+    "SMALL_REQUEST",
     "Coverage",
     "Gap",
     "active_market_tokens",
@@ -55,6 +69,10 @@ __all__ = [
 
 DEFAULT_STEP: Final = timedelta(minutes=1)
 """The default step: the seed plan's cadence of one price snapshot a minute."""
+
+SMALL_REQUEST: Final = 100_000
+"""Tokens x steps below which coverage runs on the server (``COVERAGE_GAPS_SQL``); from
+here on, by the bulk path (``pmstore._read.gaps``)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -218,21 +236,61 @@ def _report(request: _Request, rows: Sequence[Sequence[Any]]) -> Coverage:
     )
 
 
+def _report_of_runs(
+    request: _Request, rows: Sequence[Sequence[Any]], ordered: list[str]
+) -> Coverage:
+    """The Coverage of ``request`` from the rows of ``timestamps_query`` (the bulk path)."""
+    step = request.step
+    runs, missing = gap_runs(rows, ordered, request.start, step, request.steps)
+    gaps = [
+        Gap.model_construct(
+            token_id=token,
+            start=request.start + first * step,
+            end=min(request.start + after * step, request.end),
+            steps=after - first,
+        )
+        for token, first, after in runs
+    ]
+    return Coverage(
+        start=request.start,
+        end=request.end,
+        step=step,
+        steps=request.steps,
+        tokens=len(request.tokens),
+        gaps=gaps,
+        missing_tokens=missing,
+    )
+
+
+def _bulk(request: _Request, bulk: bool | None) -> bool:
+    """Whether ``request`` takes the bulk path (``bulk`` None: by its size)."""
+    if bulk is None:
+        return len(request.tokens) * request.steps >= SMALL_REQUEST
+    if not isinstance(bulk, bool):
+        raise ConfigurationError(f"bulk must be None, True or False, not {bulk!r}")
+    return bulk
+
+
 def coverage(
     conn: psycopg.Connection[Any],
     token_ids: Sequence[str],
     start: datetime,
     end: datetime,
     step: timedelta = DEFAULT_STEP,
+    *,
+    bulk: bool | None = None,
 ) -> Coverage:
     """Report each token's runs of steps without a price snapshot in [start, end).
 
-    Duplicate token ids are checked once. Runs in the caller's transaction.
-    Raises ConfigurationError for naive or empty bounds, a step that is not a
-    positive whole number of microseconds, more than 10M steps, or
-    ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
-    module notes (one query; about 1 µs of server time per snapshot read; two
-    small ones for the feed gaps).
+    Duplicate token ids are checked once. Runs in the caller's transaction
+    (the bulk path in a savepoint of its own holding its settings). ``bulk``:
+    None chooses by size (``SMALL_REQUEST``), True/False forces the bulk or
+    the server-side path (same report). Raises ConfigurationError for naive
+    or empty bounds, a step that is not a positive whole number of
+    microseconds, more than 10M steps, or ``token_ids`` that is one str or
+    holds a non-str/empty id. Cost: see the module notes (one query; two
+    small ones for the feed gaps; the bulk path: ~24 bytes of memory per
+    snapshot, a bitmap block).
     """
     request = _checked_request(token_ids, start, end, step)
     recorded_gaps = (
@@ -240,6 +298,15 @@ def coverage(
     )
     if not request.tokens:
         return _with_feed_gaps(_report(request, []), recorded_gaps)
+    if _bulk(request, bulk):
+        sql, values, ordered = timestamps_query(
+            request.tokens, request.start, request.end, DEFAULT_PARTS
+        )
+        with conn.transaction(), conn.cursor(binary=True) as cur:
+            saved = conn.execute(settings_sql(TIMESTAMPS_SETTINGS)).fetchone()
+            rows = cur.execute(sql, values, prepare=False).fetchall()
+            conn.execute(*restore_sql(TIMESTAMPS_SETTINGS, saved))
+        return _with_feed_gaps(_report_of_runs(request, rows, ordered), recorded_gaps)
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
     return _with_feed_gaps(_report(request, rows), recorded_gaps)
 
@@ -250,8 +317,10 @@ async def coverage_async(
     start: datetime,
     end: datetime,
     step: timedelta = DEFAULT_STEP,
+    *,
+    bulk: bool | None = None,
 ) -> Coverage:
-    """``coverage`` on an ``AsyncConnection``: the same query, checks and report."""
+    """``coverage`` on an ``AsyncConnection``: the same queries, checks and report."""
     request = _checked_request(token_ids, start, end, step)
     recorded_gaps = (
         await feed_gaps_async(conn, request.start, request.end, request.tokens)
@@ -260,6 +329,17 @@ async def coverage_async(
     )
     if not request.tokens:
         return _with_feed_gaps(_report(request, []), recorded_gaps)
+    if _bulk(request, bulk):
+        sql, values, ordered = timestamps_query(
+            request.tokens, request.start, request.end, DEFAULT_PARTS
+        )
+        async with conn.transaction(), conn.cursor(binary=True) as cur:
+            saved = await (await conn.execute(settings_sql(TIMESTAMPS_SETTINGS))).fetchone()
+            await cur.execute(sql, values, prepare=False)
+            rows = await cur.fetchall()
+            await conn.execute(*restore_sql(TIMESTAMPS_SETTINGS, saved))
+        report = await asyncio.to_thread(_report_of_runs, request, rows, ordered)
+        return _with_feed_gaps(report, recorded_gaps)
     cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)
     return _with_feed_gaps(_report(request, await cur.fetchall()), recorded_gaps)
 

@@ -1,0 +1,146 @@
+"""Coverage's bulk path (pmstore._read.gaps) against its SQL definition and a Python pass.
+
+Same data and expected reports as tests/test_coverage.py, on every case its
+tests cover: the bulk report equals the server-side one (``COVERAGE_GAPS_SQL``,
+the definition) and a plain Python pass; the runs are the same in one part and
+in several (each a Parallel Append branch), with one bitmap block and with
+many; plus snapshots exactly on step boundaries and a microsecond before them,
+where rounding would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from test_coverage import TOKENS, expected_report, to_us, write_minutes
+
+from pmstore import ConfigurationError, Writer
+from pmstore._read.coverage import SMALL_REQUEST, coverage, coverage_async
+from pmstore._read.gaps import TIMESTAMPS_SETTINGS, gap_runs, timestamps_query
+from pmstore._read.settings import settings_sql
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+DAY0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+CASES = [
+    (DAY0, DAY0 + timedelta(hours=10), timedelta(minutes=1)),
+    (DAY0 + timedelta(seconds=30), DAY0 + timedelta(hours=7, seconds=10), timedelta(minutes=1)),
+    (DAY0 + timedelta(hours=1), DAY0 + timedelta(hours=9), timedelta(minutes=5)),
+    (DAY0 - timedelta(hours=1), DAY0 + timedelta(hours=11), timedelta(seconds=90)),
+    (
+        DAY0 + timedelta(microseconds=7),
+        DAY0 + timedelta(hours=3),
+        timedelta(seconds=7, microseconds=3),
+    ),
+]
+
+
+def coverage_today(conn: Conn, *args: Any) -> Any:
+    """The server-side report: the SQL definition of coverage."""
+    return coverage(conn, *args, bulk=False)
+
+
+def runs_of(
+    conn: Conn, tokens: list[str], start: datetime, end: datetime, step: timedelta, **kw: int
+) -> Any:
+    """``gap_runs`` of the bulk rows, read in ``parts`` parts under the path's settings."""
+    sql, values, ordered = timestamps_query(tokens, start, end, kw.pop("parts"))
+    steps = -((start - end) // step)
+    with conn.transaction(), conn.cursor(binary=True) as cur:
+        cur.execute(settings_sql(TIMESTAMPS_SETTINGS))
+        rows = cur.execute(sql, values).fetchall()
+    return gap_runs(rows, ordered, start, step, steps, **kw)
+
+
+def test_the_same_reports_as_the_sql_definition_and_a_python_pass(conn: Conn) -> None:
+    rng = np.random.default_rng(21)
+    times = write_minutes(conn, rng, DAY0, minutes=600, holes=0.02)
+    asked = [*TOKENS, TOKENS[3], "9" * 77]  # a duplicate, and an unknown token
+    unique = list(dict.fromkeys(asked))
+    for start, end, step in CASES:
+        gaps, missing = expected_report(times, asked, start, end, step)
+        today = coverage_today(conn, asked, start, end, step)
+        assert today.gaps == gaps and today.missing_tokens == missing
+        report = coverage(conn, asked, start, end, step, bulk=True)
+        assert report == today, (start, end, step)
+        runs = [(g.token_id, (g.start - start) // step) for g in gaps]
+        for parts in (1, 2, 3):
+            for cells in (1 << 25, 1_000, 1):  # one bitmap block; several; a token a block
+                found, lost = runs_of(
+                    conn, unique, start, end, step, parts=parts, bitmap_cells=cells
+                )
+                assert [(t, first) for t, first, _ in found] == runs, (start, step, parts, cells)
+                assert [after - first for _, first, after in found] == [g.steps for g in gaps]
+                assert lost == missing
+    assert any(g.steps >= 17 for g in gaps)  # the outages are there
+
+
+def test_snapshots_on_step_boundaries(conn: Conn) -> None:
+    start, step = DAY0 + timedelta(seconds=11, microseconds=5), timedelta(seconds=10)
+    token, other = TOKENS[0], TOKENS[1]
+    # Steps 0, 2 (its first µs), 3 (its last µs), 5 (first µs of the last, partial step).
+    at = [start, start + 2 * step, start + 4 * step - timedelta(microseconds=1), start + 5 * step]
+    end = start + 5 * step + timedelta(seconds=3)
+    with Writer(conn) as writer:
+        writer.copy_prices(
+            {
+                "ts": np.array(
+                    [to_us(t) for t in [*at, end, start - timedelta(microseconds=1)]]
+                ).astype("datetime64[us]"),
+                "token_id": np.array([token] * 4 + [other, other], dtype=object),
+                "price": np.full(6, 0.5),
+            }
+        )
+    for bulk in (True, False):
+        report = coverage(conn, [token, other], start, end, step, bulk=bulk)
+        assert report.steps == 6 and report.missing_tokens == [other]  # its rows: just outside
+        assert [(g.start, g.end, g.steps) for g in report.gaps] == [
+            (start + step, start + 2 * step, 1),
+            (start + 4 * step, start + 5 * step, 1),
+        ]
+
+
+def test_empty_bad_arguments_and_async(conn: Conn, db: str) -> None:
+    rng = np.random.default_rng(4)
+    times = write_minutes(conn, rng, DAY0, minutes=120, holes=0.05)
+    start, end = DAY0, DAY0 + timedelta(hours=2)
+    empty = coverage(conn, [], start, end)
+    assert empty.tokens == 0 and empty.gaps == [] and empty.ratio == 0.0
+    bad: list[Callable[[], object]] = [
+        lambda: coverage(conn, TOKENS[0], start, end),
+        lambda: coverage(conn, TOKENS, start, start),
+        lambda: coverage(conn, TOKENS, start.replace(tzinfo=None), end),
+        lambda: coverage(conn, TOKENS, start, end, timedelta(0)),
+        lambda: coverage(conn, TOKENS, start, end, timedelta(microseconds=1)),  # > 10M steps
+        lambda: coverage(conn, ["", TOKENS[0]], start, end),
+        lambda: coverage(conn, TOKENS, start, end, bulk=1),  # type: ignore[arg-type]
+    ]
+    for call in bad:
+        with pytest.raises(ConfigurationError):
+            call()
+    gaps, missing = expected_report(times, TOKENS, start, end, timedelta(minutes=1))
+
+    async def body() -> None:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as aconn:
+            for bulk in (None, True, False):
+                report = await coverage_async(aconn, TOKENS, start, end, bulk=bulk)
+                assert report.gaps == gaps and report.missing_tokens == missing
+            assert (await coverage_async(aconn, [], start, end)).tokens == 0
+
+    asyncio.run(body())
+    # Tokens x steps over SMALL_REQUEST: parts under the settings, in a caller's transaction.
+    second, late = timedelta(seconds=1), end + timedelta(hours=1)
+    seconds = expected_report(times, TOKENS, start, late, second)
+    with psycopg.connect(db) as tx:
+        report = coverage(tx, TOKENS, start, late, second)
+        assert report.steps * len(TOKENS) >= SMALL_REQUEST
+        assert (report.gaps, report.missing_tokens) == seconds
+        row = tx.execute("SELECT current_setting('parallel_setup_cost')").fetchone()
+        assert row is not None and row[0] == "1000"  # the savepoint's settings are gone
+        assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
