@@ -34,14 +34,20 @@ SIDES: list[tuple[list[list[float]], list[list[float]]]] = [
     ([[round(0.99 - i / 100, 2), float(i + 1)] for i in range(60)], [[0.995, 5.5]]),
 ]
 
-# The README's level queries on the stored shape (best-first [price, size] number pairs).
-BEST_BID = "(bids -> 0 ->> 0)::numeric"
-BEST_ASK = "(asks -> 0 ->> 0)::numeric"
+# The level queries proposed for the README, on the stored shape (best-first [price, size]).
+BEST_BID = "(bids -> 0 -> 0)::numeric"
+BEST_ASK = "(asks -> 0 -> 0)::numeric"
 DEPTH = "jsonb_array_length(bids) + jsonb_array_length(asks)"
+BID_SIZE_WITHIN_5C = """
+    (SELECT sum((l -> 1)::numeric) FROM jsonb_array_elements(bids) AS l
+     WHERE (l -> 0)::numeric >= (bids -> 0 -> 0)::numeric - 0.05)
+"""
 LEVEL_ROWS = """
-    SELECT level.place, (level.pair ->> 0)::numeric AS price, (level.pair ->> 1)::numeric AS size
-    FROM orderbook_snapshots o, jsonb_array_elements(o.bids) WITH ORDINALITY AS level(pair, place)
-    WHERE o.ts = %s ORDER BY level.place
+    SELECT s.side, l.level, (l.pair -> 0)::numeric AS price, (l.pair -> 1)::numeric AS size
+    FROM orderbook_snapshots o
+    CROSS JOIN LATERAL (VALUES ('bid', o.bids), ('ask', o.asks)) AS s(side, levels)
+    CROSS JOIN LATERAL jsonb_array_elements(s.levels) WITH ORDINALITY AS l(pair, level)
+    WHERE o.ts = %s ORDER BY s.side DESC, l.level
 """
 
 
@@ -125,19 +131,33 @@ def test_levels_become_jsonb_exactly_and_go_back(
             assert _sides(conn, old) == SIDES  # json.loads gives back every double
             _exact_decimals(conn, old)
             queried = conn.execute(
-                f"SELECT {BEST_BID}, {BEST_ASK}, {DEPTH} FROM orderbook_snapshots ORDER BY ts"
+                f"SELECT {BEST_BID}, {BEST_ASK}, {DEPTH}, {BID_SIZE_WITHIN_5C} "
+                "FROM orderbook_snapshots ORDER BY ts"
             ).fetchall()
             assert queried == [
                 (
                     Decimal(repr(bids[0][0])) if bids else None,
                     Decimal(repr(asks[0][0])) if asks else None,
                     len(bids) + len(asks),
+                    sum(
+                        (
+                            Decimal(repr(s))
+                            for p, s in bids
+                            if Decimal(repr(p)) >= Decimal(repr(bids[0][0])) - Decimal("0.05")
+                        ),
+                        start=Decimal(0),
+                    )
+                    if bids
+                    else None,
                 )
                 for bids, asks in SIDES
             ]
             rows = conn.execute(LEVEL_ROWS, (old,)).fetchall()
+            bids, asks = SIDES[0]
             assert rows == [
-                (k + 1, Decimal(repr(p)), Decimal(repr(s))) for k, (p, s) in enumerate(SIDES[0][0])
+                (side, k + 1, Decimal(repr(p)), Decimal(repr(s)))
+                for side, levels in (("bid", bids), ("ask", asks))
+                for k, (p, s) in enumerate(levels)
             ]
 
             # Decimals written as JSON text are kept exactly as written, trailing zeros too.
