@@ -133,6 +133,10 @@ def client(books: BookData, repeat: int) -> list[dict[str, Any]]:
             lambda: orderbook_batch_from_strings(raw).validated(),  # type: ignore[union-attr]
         ),
         (
+            "orderbook_batch_from_strings(threads=True) + validated() (bids in a 2nd thread)",
+            lambda: orderbook_batch_from_strings(raw, threads=True).validated(),  # type: ignore[union-attr]
+        ),
+        (
             "  of which decimal_levels (both sides)",
             lambda: (
                 decimal_levels(list(raw["bids"]), True),
@@ -327,6 +331,10 @@ def server(books: BookData, repeat: int, folder: Path) -> dict[str, Any]:
         jsonb_file, f8_file = server_copy(folder / "jsonb.bin"), server_copy(folder / "f8.bin")
         _ = books.rows
         proto_build: Callable[[Any], Any] = orderbook_batch_from_strings
+
+        def threaded_build(raw: Any) -> Any:
+            return orderbook_batch_from_strings(raw, threads=True)
+
         methods: list[tuple[str, str, Callable[[Target], None]]] = [
             ("server binary COPY FROM file, JSONB (baseline)", "public", jsonb_file),
             ("server binary COPY FROM file, float8[] (0013)", "bench_f8", f8_file),
@@ -366,6 +374,11 @@ def server(books: BookData, repeat: int, folder: Path) -> dict[str, Any]:
                 "proto string batch + Writer.copy_orderbooks, JSONB (texts passed through)",
                 "public",
                 writer_load(books.raw, jsonb=True, build=proto_build),
+            ),
+            (
+                "the same, the batch built in 2 threads (bids beside asks)",
+                "public",
+                writer_load(books.raw, jsonb=True, build=threaded_build),
             ),
         ]
         runs: dict[str, list[float]] = {name: [] for name, _, _ in methods}

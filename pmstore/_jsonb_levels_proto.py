@@ -36,6 +36,7 @@ the digits sent. So what the client sends decides exactness:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,6 +57,7 @@ from pmstore.copy_engines import Blob
 __all__ = [
     "JSONB_VERSION",
     "MAX_DECIMAL_WIDTH",
+    "ORJSON_BLOCK",
     "DecimalLevels",
     "DecimalTexts",
     "decimal_levels",
@@ -71,6 +73,8 @@ MAX_DECIMAL_WIDTH: Final = 40
 """The longest level string taken in bulk (the values are parsed column by column, one pass
 per character of the longest; longer ones: the per-row path)."""
 
+ORJSON_BLOCK: Final = 8_192
+"""Levels per orjson call (~1 ms): orjson holds the GIL for a whole call."""
 _OPEN: Final = ord("[")
 _CLOSE: Final = ord("]")
 _COMMA: Final = ord(",")
@@ -84,19 +88,24 @@ Rows = slice | NDArray[np.intp]
 # -- from float64 levels ------------------------------------------------------------------------
 
 
-def sides_from_floats(flat: FlatLevels, rows: Rows) -> Blob:
+def sides_from_floats(flat: FlatLevels, rows: Rows, *, block: int = ORJSON_BLOCK) -> Blob:
     """jsonb values ``\\x01[[p,s],[p,s],...]`` of the sides of ``rows`` from float64 levels.
 
-    One orjson call writes every level of the chunk as ``[[p,s],[p,s],...]``
-    (shortest round-trip decimals); each row's levels are consecutive there,
+    orjson writes every level of the chunk as ``[[p,s],[p,s],...]`` (shortest
+    round-trip decimals; ``block`` levels a call, as orjson holds the GIL
+    while it runs); each row's levels are consecutive there,
     commas included, so its value is ``\\x01[`` + that slice + ``]``, located
     from the brackets' positions. No Python object per level. Finite values
     only (validated batches have no others: orjson writes NaN as null).
     """
     taken = flat.take(rows)
-    text = orjson.dumps(
-        np.column_stack((taken.prices, taken.sizes)), option=orjson.OPT_SERIALIZE_NUMPY
-    )
+    pairs = np.column_stack((taken.prices, taken.sizes))
+    # orjson holds the GIL: in blocks, so that a sending thread waits at most one block.
+    blocks = [
+        orjson.dumps(pairs[k : k + block], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        for k in range(0, len(pairs), block)
+    ]
+    text = b"[" + b",".join(blocks) + b"]"
     counts = taken.counts
     n = len(counts)
     starts = np.zeros(n, dtype=np.int64)
@@ -273,17 +282,28 @@ def decimal_levels(sides: list[Any], descending: bool) -> DecimalLevels | None:
     return DecimalLevels(counts, flat.prices, flat.sizes, price_text, size_text)
 
 
-def orderbook_batch_from_strings(columns: dict[str, Any]) -> OrderbookBatch | None:
+def orderbook_batch_from_strings(
+    columns: dict[str, Any], *, threads: bool = False
+) -> OrderbookBatch | None:
     """An OrderbookBatch of ``ts``/``token_id``/``bids``/``asks`` columns whose levels are
     Polymarket's decimal strings, carrying them as ``DecimalLevels`` (the encoder passes the
     texts through); spread and midpoint derived from the best levels. None when a side is
     unusual (then ``OrderbookBatch.from_columns`` parses and names the row).
 
-    Prototype of what ``OrderbookBatch._complete`` would do for string levels.
-    Raises ``BatchValidationError`` like ``from_flat``.
+    ``threads``: the bids in a second thread while this one does the asks
+    (most of ``decimal_levels`` is numpy, which releases the GIL). Prototype
+    of what ``OrderbookBatch._complete`` would do for string levels. Raises
+    ``BatchValidationError`` like ``from_flat``.
     """
-    bids = decimal_levels(list(columns["bids"]), descending=True)
-    asks = decimal_levels(list(columns["asks"]), descending=False)
+    bid_sides, ask_sides = list(columns["bids"]), list(columns["asks"])
+    if threads:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(decimal_levels, bid_sides, True)
+            asks = decimal_levels(ask_sides, descending=False)
+            bids = pending.result()
+    else:
+        bids = decimal_levels(bid_sides, descending=True)
+        asks = decimal_levels(ask_sides, descending=False)
     if bids is None or asks is None:
         return None
     n = len(bids.counts)

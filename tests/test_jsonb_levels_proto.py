@@ -101,6 +101,11 @@ def test_floats_are_stored_as_their_shortest_decimals(db: str) -> None:
             "FROM proto_sides, jsonb_array_elements(v) l ORDER BY k"
         ).fetchall()
         assert numbers == [(Decimal(repr(p)), Decimal(repr(s))) for side in sides for p, s in side]
+        # orjson in blocks of levels (any size) gives the same values.
+        for block in (1, 2, 3):
+            assert _values(sides_from_floats(flat, slice(None), block=block)) == _values(
+                sides_from_floats(flat, slice(None))
+            )
         # sides_field picks the floats for plain levels, the texts when they are kept.
         assert _values(sides_field(flat, slice(None))) == _values(
             sides_from_floats(flat, slice(None))
@@ -155,4 +160,9 @@ def test_string_batch_matches_the_parsed_batch() -> None:
     np.testing.assert_array_equal(proto.spread, parsed.spread)
     np.testing.assert_array_equal(proto.midpoint, parsed.midpoint)
     assert proto.content_digest() == parsed.content_digest()
+    threaded = orderbook_batch_from_strings(columns, threads=True)
+    assert threaded is not None and threaded.content_digest() == proto.content_digest()
+    assert _values(sides_field(threaded.levels.bids, slice(None))) == _values(  # type: ignore[union-attr]
+        sides_field(proto.levels.bids, slice(None))  # type: ignore[union-attr]
+    )
     assert proto.validated() is not None
