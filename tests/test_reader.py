@@ -742,7 +742,7 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     unindexed = explain(conn, log, log[-1][0])
     assert len(seq_scans(unindexed, data.protected)) == 5
 
-    check_plans(conn, log, data, Reader(conn, aggregates=False), data.protected, "_token_ts_idx")
+    check_plans(conn, log, data, Reader(conn, aggregates=False), data.protected, "_token_time")
     # `at` in the middle of a chunk, and just after a chunk starts: a time bound
     # inside a chunk in the skip scan would read its entries once per token.
     check_latest_of_all(conn, log, data, data.at, 4)
@@ -787,7 +787,7 @@ def check_community_plans(conn: Conn) -> None:
     data = load_plan_data(conn)
     log = recorded_queries(conn)
     # The aggregates before a refresh (real-time: the raw chunks) ...
-    check_plans(conn, log, data, Reader(conn, aggregates=True), data.protected, "_token_ts_idx")
+    check_plans(conn, log, data, Reader(conn, aggregates=True), data.protected, "_token_time")
     # ... and after (the materialized rows, by their (token_id, bucket) index).
     for view in ("price_candles_1h", "trade_volume_1h"):
         conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
