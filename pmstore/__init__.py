@@ -18,7 +18,8 @@ The public modules (an underscore marks an internal module, as in psycopg):
 - ``pmstore.refresh``       continuous aggregates under late data (``pmstore refresh``)
 - ``pmstore.export``        Parquet export per UTC day (``pmstore export``)
 - ``pmstore.status``        the state of a deployment (``pmstore status``)
-- ``pmstore.demo``          the main job on synthetic data, as a report (``pmstore demo``)
+- ``pmstore.demo``          the main job, the live recorder against the simulator, as a
+                            report (``pmstore demo``)
 - ``pmstore.polymarket``    Polymarket API payloads -> records (one module per source)
 - ``pmstore.ingest``        recorded files of payloads -> the Writer (``pmstore ingest``)
 - ``pmstore.server``        EmbeddedServer: a local TimescaleDB pmstore starts itself

@@ -22,7 +22,12 @@ adds what the yoyo command line does not do:
 - server WARNINGs (e.g. features left out on the Apache-2 edition) are
   logged and returned;
 - a lock held by another or a killed process raises MigrationLockError with
-  the way out instead of waiting forever.
+  the way out instead of waiting forever;
+- a read-only server (a hot standby in recovery, or ``transaction_read_only``
+  on) is refused at once with MigrationError instead of a lock wait;
+- yoyo's own session is renewed after each rollback step, so that a session
+  which missed the drop of TimescaleDB (migration 0001) never writes yoyo's
+  log row or releases its lock (see ``_Backend``).
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from yoyo import get_backend, read_migrations
+from yoyo import default_migration_table, read_migrations
+from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+from yoyo.connections import parse_uri
 from yoyo.exceptions import LockTimeout
 
 from pmstore.dsn import describe, redact, redact_error, to_yoyo_url
@@ -111,14 +118,81 @@ class MigrationResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def _backend(dsn: str, result: MigrationResult | None = None) -> Iterator[Any]:
-    try:
-        backend = get_backend(to_yoyo_url(dsn))
-    except psycopg.Error as exc:
+_NoticeHandler = Callable[[psycopg.errors.Diagnostic], None]
+
+
+class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]  # yoyo has no type hints
+    """yoyo's psycopg 3 backend, plus: the server's notices go to ``on_notice`` on every
+    connection it opens, and its own session is renewed after each rollback step.
+
+    yoyo runs a migration's steps on a new connection (a copy of the backend), then
+    writes its log row, unmarks the migration and at the end releases its lock on the
+    session it opened first. Rolling back 0001 drops TimescaleDB. A session that missed
+    that drop (the server's invalidation queue was reset under it, which happens to an
+    idle session on a busy machine) keeps TimescaleDB's catalog ids, and its next
+    statement fails with "could not open relation with OID" (issue 23). So before the
+    log row of every rollback step, that session is replaced by one opened after the
+    step: one extra connection per migration rolled back.
+    """
+
+    def __init__(self, uri: Any, on_notice: _NoticeHandler) -> None:
+        self.on_notice = on_notice
+        self.renewed: Any = None
+        super().__init__(uri, default_migration_table)
+
+    @property
+    def connection(self) -> Any:
+        """The session in use: the renewed one once there is one."""
+        return self.renewed if self.renewed is not None else super().connection
+
+    def connect(self, dburi: Any) -> Any:
+        """A new autocommit connection (yoyo's), with the notice handler."""
+        connection = super().connect(dburi)
+        connection.add_notice_handler(self.on_notice)
+        return connection
+
+    def copy(self) -> _Backend:
+        """The backend yoyo runs a migration's steps on: a new connection, same handler."""
+        return _Backend(self.uri, self.on_notice)
+
+    def log_migration(self, migration: Any, operation: str) -> None:
+        """yoyo's log row; after a rollback step, on a session opened after the step."""
+        if operation == "rollback":
+            self.renew()
+        super().log_migration(migration, operation)
+
+    def renew(self) -> None:
+        """Replace the session by a new one (yoyo's lock is a row: it stays held)."""
+        stale = self.connection
+        fresh = self.connect(self.uri)
+        self.init_connection(fresh)
+        self.renewed = fresh
+        with contextlib.suppress(psycopg.Error):
+            stale.close()
+
+
+def _refuse_read_only(backend: Any, dsn: str) -> None:
+    """Raise MigrationError at once when the server takes no writes (not after a lock wait)."""
+    row = backend.execute(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+    ).fetchone()
+    in_recovery, read_only = bool(row[0]), row[1] == "on"
+    if in_recovery:
         raise MigrationError(
-            f"cannot connect to {describe(dsn)}: {redact(str(exc))}"
-        ) from redact_error(exc)
+            f"{describe(dsn)} is a read-only standby (in recovery): migrations write, so "
+            "run them against the primary (a DSN naming several servers can add "
+            "target_session_attrs=read-write)"
+        )
+    if read_only:
+        raise MigrationError(
+            f"{describe(dsn)} accepts no writes (transaction_read_only is on, e.g. through "
+            "default_transaction_read_only): migrations need a writable session"
+        )
+
+
+@contextlib.contextmanager
+def _backend(dsn: str, result: MigrationResult | None = None, *, writes: bool) -> Iterator[Any]:
+    """yoyo's backend on ``dsn`` (refused at once when ``writes`` and the server is read-only)."""
 
     def on_notice(diag: psycopg.errors.Diagnostic) -> None:
         if diag.severity_nonlocalized in ("WARNING",) and diag.message_primary:
@@ -126,18 +200,16 @@ def _backend(dsn: str, result: MigrationResult | None = None) -> Iterator[Any]:
             if result is not None:
                 result.warnings.append(diag.message_primary)
 
-    backend.connection.add_notice_handler(on_notice)
-    # yoyo applies each migration on a copy of the backend (a new connection):
-    # give every copy the same notice handler.
-    make_copy = backend.copy
-
-    def copy_with_notices() -> Any:
-        copied = make_copy()
-        copied.connection.add_notice_handler(on_notice)
-        return copied
-
-    backend.copy = copy_with_notices
     try:
+        backend = _Backend(parse_uri(to_yoyo_url(dsn)), on_notice)
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"cannot connect to {describe(dsn)}: {redact(str(exc))}"
+        ) from redact_error(exc)
+    try:
+        if writes:
+            _refuse_read_only(backend, dsn)
+        backend.init_database()
         yield backend
     finally:
         with contextlib.suppress(Exception):
@@ -232,17 +304,17 @@ def _state(backend: Any, dsn: str, migrations: Any) -> MigrationStatus:
     return state
 
 
-def _run(dsn: str, action: str, step: Any) -> MigrationResult:
+def _run(dsn: str, action: str, step: Any, *, writes: bool = True) -> MigrationResult:
     result = MigrationResult()
-    with _backend(dsn, result) as backend:
-        try:
+    try:
+        with _backend(dsn, result, writes=writes) as backend:
             step(backend, result)
-        except (MigrationLockError, MigrationError):
-            raise
-        except psycopg.Error as exc:
-            raise MigrationError(
-                f"{action} failed on {describe(dsn)}: {redact(str(exc)).strip()}"
-            ) from redact_error(exc)
+    except MigrationError:
+        raise
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"{action} failed on {describe(dsn)}: {redact(str(exc)).strip()}"
+        ) from redact_error(exc)
     return result
 
 
@@ -262,7 +334,9 @@ def apply(
     ``allow_drift`` (then the current files become the new reference and the
     drift is returned as a warning). Raises MigrationLockError when the lock
     stays held for ``lock_timeout`` seconds, MigrationError when a migration
-    fails (that migration is rolled back; earlier ones stay applied).
+    fails (that migration is rolled back; earlier ones stay applied), and
+    MigrationError at once, before the lock, when the server takes no writes
+    (a hot standby, or ``transaction_read_only`` on).
     ``source``: another migrations folder or yoyo source (default: pmstore's).
     """
 
@@ -303,7 +377,8 @@ def rollback(
     """Roll back the last ``count`` applied migrations (all when ``count`` is None).
 
     Newest first, respecting dependencies; their checksums are forgotten.
-    Raises MigrationLockError or MigrationError like ``apply``.
+    Raises MigrationLockError or MigrationError like ``apply``. Costs one
+    extra connection per migration rolled back (see ``_Backend``).
     """
     if count is not None and count < 1:
         raise MigrationError(f"rollback count must be at least 1, not {count}")
@@ -321,16 +396,23 @@ def rollback(
 
 
 def status(dsn: str, *, source: str | Path | None = None) -> MigrationStatus:
-    """Return the applied, pending, drifted and unrecorded migrations (no lock, no writes)."""
+    """Return the applied, pending, drifted and unrecorded migrations (no lock, no writes).
+
+    Works on a hot standby of a migrated primary. Raises MigrationError when
+    the server cannot be read.
+    """
     out: list[MigrationStatus] = []
 
     def step(backend: Any, result: MigrationResult) -> None:
         out.append(_state(backend, dsn, _load(source)))
 
-    _run(dsn, "reading migration status", step)
+    _run(dsn, "reading migration status", step, writes=False)
     return out[0]
 
 
 def break_lock(dsn: str) -> None:
-    """Remove yoyo's migration lock (use only when no migration is running)."""
+    """Remove yoyo's migration lock (use only when no migration is running).
+
+    Raises MigrationError when the server takes no writes, like ``apply``.
+    """
     _run(dsn, "breaking the lock", lambda backend, result: backend.break_lock())

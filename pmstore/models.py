@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -43,6 +43,7 @@ from pydantic import (
 from pmstore.errors import ConfigurationError
 
 __all__ = [
+    "FIFTY_FIFTY_PAYOUT",
     "BookLevel",
     "MarketRecord",
     "ModelT",
@@ -196,12 +197,18 @@ class TradeRecord(BaseModel):
     trade_id: Annotated[str, Field(min_length=1)] | None = None
 
 
+FIFTY_FIFTY_PAYOUT: Final = 0.5
+"""The ``payout_price`` of a 50/50 resolution (no winner: each outcome pays half)."""
+
+
 class ResolutionRecord(BaseModel):
     """A row of ``resolutions``: how (and whether yet) a market resolved.
 
-    ``status`` follows the resolution through its life (``proposed``,
-    ``disputed``, ``resolved``). A 50/50 resolution has no winner and a
-    payout of 0.5.
+    ``status`` follows the resolution through its life (``pending``,
+    ``proposed``, ``disputed``, ... ``resolved``); until it resolves there is
+    no payout and no winner. A record never replaces a stored one that is
+    further along (docs/polymarket.md, *Resolutions*). A 50/50 resolution has
+    no winner and a payout of ``FIFTY_FIFTY_PAYOUT``.
     """
 
     model_config = _FROZEN

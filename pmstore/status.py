@@ -12,6 +12,10 @@ ones and the chunk is marked PARTIAL until the compression policy (or
 ``compress_chunk``) recompresses it (``partially_compressed_chunks``). Trades
 stay de-duplicated there: ``INSERT ... ON CONFLICT (trade_id, ts) DO NOTHING``
 checks the compressed rows too (tested on 2.28).
+
+The live recorder (``pmstore record``): ``Status.recorder`` holds each
+recorder's health row and the feed gaps open now (``pmstore.recorder.health``),
+or None where the database has no recorder tables (migration 0017 not applied).
 """
 
 from __future__ import annotations
@@ -24,15 +28,18 @@ import psycopg
 
 from pmstore import migrations
 from pmstore.edition import Feature, ServerInfo, features, server_info
+from pmstore.recorder.health import FeedGap, RecorderHealth, open_gaps, recorded, recorder_health
 from pmstore.refresh import PendingRefreshes, pending
 
 __all__ = [
     "EXACT_COUNT_BELOW",
     "HYPERTABLES",
     "PARTIAL_CHUNKS_SQL",
+    "STALE_AFTER",
     "HypertableState",
     "JobState",
     "PartialChunk",
+    "RecorderState",
     "Status",
     "collect",
     "partially_compressed_chunks",
@@ -42,6 +49,9 @@ HYPERTABLES = ("price_snapshots", "orderbook_snapshots", "trades")
 EXACT_COUNT_BELOW = 10_000_000
 """Hypertables whose estimated row count is below this are counted exactly."""
 PLAIN_TABLES = ("markets", "resolutions", "pmstore_ingest_log")
+STALE_AFTER: Final = 30.0
+"""A recorder's health row not updated for this many seconds while it says 'running' means
+the recorder is gone (a running one updates it every 5 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,32 @@ class JobState:
     total_failures: int
 
 
+@dataclass(frozen=True, slots=True)
+class RecorderState:
+    """What the live recorders stored about themselves (migration 0017).
+
+    ``recorders``: each recorder's last health row (sockets, last frame, open
+    gaps, database lag), the most recently updated first; ``open_gaps``: every
+    feed gap open now, oldest first.
+    """
+
+    recorders: list[RecorderHealth]
+    open_gaps: list[FeedGap]
+
+    @staticmethod
+    def stale(health: RecorderHealth) -> bool:
+        """Whether ``health`` says 'running' but was not updated for ``STALE_AFTER`` seconds
+        (the recorder died without stopping)."""
+        return health.state == "running" and health.age_seconds > STALE_AFTER
+
+    def open_by_reason(self) -> dict[str, int]:
+        """Open gaps per reason, the most frequent first."""
+        counts: dict[str, int] = {}
+        for gap in self.open_gaps:
+            counts[gap.reason] = counts.get(gap.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 @dataclass(slots=True)
 class Status:
     """Everything ``pmstore status`` reports."""
@@ -86,6 +122,8 @@ class Status:
     jobs: list[JobState] = field(default_factory=list)
     partial_chunks: list[PartialChunk] = field(default_factory=list)
     refresh_queue: PendingRefreshes | None = None
+    recorder: RecorderState | None = None
+    """None: the database has no recorder tables (migrated by a pmstore before 0017)."""
 
 
 # Bit 8 of a chunk's status is PARTIAL (compressed, with uncompressed rows beside).
@@ -164,7 +202,8 @@ def _hypertable(conn: psycopg.Connection[Any], name: str, compression: bool) -> 
 
 
 def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
-    """Gather the server's and the schema's state. Costs about a dozen catalog queries."""
+    """Gather the server's and the schema's state. Costs about a dozen catalog queries,
+    plus a read of the open feed gaps (at most one per recorded token)."""
     info = server_info(conn)
     state = migrations.status(dsn)
     have = features(conn) if _exists(conn, "pmstore_features") else {}
@@ -177,6 +216,8 @@ def collect(conn: psycopg.Connection[Any], dsn: str) -> Status:
         status.partial_chunks = partially_compressed_chunks(conn)
     if _exists(conn, "pmstore_refresh_queue"):
         status.refresh_queue = pending(conn)
+    if recorded(conn):
+        status.recorder = RecorderState(recorder_health(conn), open_gaps(conn))
     for name in PLAIN_TABLES:
         if _exists(conn, name):
             row = conn.execute(f"SELECT count(*) FROM {name}").fetchone()  # noqa: S608 - fixed names

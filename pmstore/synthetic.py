@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.errors import ConfigurationError
-from pmstore.models import MarketRecord, ResolutionRecord
+from pmstore.models import FIFTY_FIFTY_PAYOUT, MarketRecord, ResolutionRecord
 
 __all__ = [
     "MAX_LEVELS",
@@ -467,7 +467,7 @@ class MarketSimulator:
                         outcome="50-50",
                         winner_token_id=None,
                         resolved_at=resolved_at,
-                        payout_price=0.5,
+                        payout_price=FIFTY_FIFTY_PAYOUT,
                         detection_method=method,
                         status="resolved",
                     )

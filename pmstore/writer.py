@@ -392,9 +392,11 @@ class Writer(WriteConnection):
     ) -> WriteResult:
         """Insert or update resolutions by condition_id, in one transaction.
 
-        A resolution changes over time (proposed, disputed, resolved): the
-        latest write wins, except that a row whose status is ``resolved`` is
-        not changed back by a record with another status (a stale message).
+        A resolution changes over time (pending, proposed, disputed, ...,
+        resolved): the latest write wins unless it is less far along than the
+        stored row (a stale message: ``pending`` after ``proposed``, anything
+        but ``resolved`` after ``resolved``, a ``resolved`` without its winner
+        after one with it; pmstore._write.precedence has the rule).
         Raises BatchValidationError (nothing written) naming row and field.
         ``extra_statements`` as in ``copy_prices``.
         """

@@ -19,8 +19,9 @@ missing or changed. No test reads outside the repository.
 
 Edition-specific fixtures: ``apache_server`` always exists where binaries do
 (a Community build started with ``timescaledb.license=apache`` behaves as the
-Apache-2 edition); ``community_server`` skips, naming the edition found, when
-only the Apache-2 edition is installed.
+Apache-2 edition); ``community_server`` skips, naming what is missing, when the
+suite's server has the Apache-2 edition and no binaries with the Community one
+are at hand.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def _describe_server(conn_dsn: str, source: str, embedded: EmbeddedServer | None
     return TestServer(conn_dsn, source, info, embedded)
 
 
-def _tsl_module_installed(bindir: Path) -> bool:
+def tsl_module_installed(bindir: Path) -> bool:
+    """Whether the PostgreSQL binaries in ``bindir`` have the TimescaleDB Community edition
+    (its ``timescaledb-tsl`` module beside the Apache-2 one)."""
     pg_config = bindir / "pg_config"
     out = subprocess.run(
         [str(pg_config if pg_config.exists() else "pg_config"), "--pkglibdir"],
@@ -179,6 +182,13 @@ def _tsl_module_installed(bindir: Path) -> bool:
         check=False,
     )
     return any(Path(out.stdout.strip()).glob("timescaledb-tsl-*.so"))
+
+
+APACHE_ONLY = (
+    "have only the TimescaleDB Apache-2 edition (no timescaledb-tsl module); "
+    "PMSTORE_PG_BINDIR can name binaries with the Community edition"
+)
+"""Why binaries cannot start a Community edition server: ends a skip reason."""
 
 
 @pytest.fixture(scope="session")
@@ -229,13 +239,22 @@ def apache_server(server: TestServer) -> Iterator[TestServer]:
 
 @pytest.fixture(scope="session")
 def community_server(server: TestServer) -> Iterator[TestServer]:
-    """A server with the TimescaleDB Community edition; skips naming the edition found."""
+    """A server with the TimescaleDB Community edition; skips naming what is missing."""
     if server.info.edition == "community":
         yield server
         return
-    bindir = server.embedded.bindir if server.embedded else None
-    if bindir is None or not _tsl_module_installed(bindir):
-        pytest.skip(f"needs the TimescaleDB Community edition; found {server.info}")
+    if server.embedded is None:
+        pytest.skip(
+            "needs a server with the TimescaleDB Community edition: the suite's server "
+            f"({server.source}) is {server.info}, and the suite starts a second server only "
+            "from the binaries of an embedded server of its own"
+        )
+    bindir = server.embedded.bindir
+    if not tsl_module_installed(bindir):
+        pytest.skip(
+            "needs a server with the TimescaleDB Community edition: the suite's binaries in "
+            f"{bindir} {APACHE_ONLY}"
+        )
     with EmbeddedServer.throwaway(bindir=bindir, license="timescale") as embedded:
         yield _describe_server(embedded.dsn("postgres"), "embedded (license=timescale)", embedded)
 

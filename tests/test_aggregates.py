@@ -1,7 +1,7 @@
 """Aggregates stay true under late and historical data: backfill, catch-up, compression, retention.
 
-The Community-edition tests need the ``community_server`` fixture (they skip
-naming the edition found elsewhere). Test servers run no job scheduler
+The Community-edition tests need the ``community_server`` fixture (elsewhere they
+skip, naming what is missing). Test servers run no job scheduler
 (``timescaledb.max_background_workers=0``), so nothing happens behind a
 test's back: the tests run the refresh policies and pmstore's drain job
 themselves with ``CALL run_job(...)`` (or ``CALL pmstore_refresh_pending()``),

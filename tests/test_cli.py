@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -191,43 +192,111 @@ def test_version_is_the_package_version() -> None:
     assert done.stdout.strip() == f"pmstore {pmstore_package.__version__}"
 
 
-def test_demo_summary_matches_the_database(server: TestServer) -> None:
+def report_number(text: str, pattern: str) -> int:
+    """The number the demo's report prints where ``pattern`` (one group) matches."""
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"{pattern!r} not in:\n{text}"
+    return int(found.group(1).replace(",", ""))
+
+
+def archived_frames(directory: Path, run: str) -> int:
+    """Frames in the closed archive files of one recorder run."""
+    from pmstore.recorder import read_archive
+    from pmstore.recorder.archive import closed_files
+
+    frames = 0
+    for f in closed_files(directory):
+        if f.run == run:
+            _, records = read_archive(f.path)
+            frames += sum(1 for r in records if r.get("k") == "frame")
+    return frames
+
+
+def test_demo_summary_matches_the_database(server: TestServer, tmp_path: Path) -> None:
+    """The demo records the simulator (a socket frozen mid-run), then writes a short history;
+    what its report names is what the database and the archive hold."""
     dsn = server.create_database("t_cli_demo")
+    archive = tmp_path / "archive"
+    history_end = RECENT_DAY.replace(hour=12)
+    live_from = RECENT_DAY + timedelta(days=1)  # the history ends two days ago, noon
     try:
-        demo = ["demo", "--dsn", dsn, "--minutes", "3", "--tokens", "400", "--no-progress"]
-        demo += ["--end", RECENT_DAY.replace(hour=12).isoformat()]
+        demo = ["demo", "--dsn", dsn, "--seconds", "3", "--snapshot-every", "2",
+                "--markets", "6", "--minutes", "3", "--tokens", "400", "--archive",
+                str(archive), "--no-progress", "--end", history_end.isoformat()]  # fmt: skip
         done = pmstore(*demo)
         assert done.returncode == 0, done.stderr
         text = done.stdout
+        live = {
+            table: report_number(text, rf"^    {table}\s+([\d,]+)$")
+            for table in ("price_snapshots", "orderbook_snapshots", "trades", "markets",
+                          "resolutions", "feed_gaps")
+        }  # fmt: skip
         with psycopg.connect(dsn) as conn:
-            counts = {
-                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                for t in (
-                    "price_snapshots",
-                    "orderbook_snapshots",
-                    "trades",
-                    "markets",
-                    "resolutions",
-                )
-            }
-            fifty = conn.execute(
+
+            def count(sql: str, *params: object) -> int:
+                row = conn.execute(sql, params).fetchone()
+                assert row is not None
+                return int(row[0])
+
+            for table in ("price_snapshots", "orderbook_snapshots", "trades"):
+                in_db = count(f"SELECT count(*) FROM {table} WHERE ts >= %s", live_from)
+                assert in_db == live[table] > 0, table
+            tokens = [str(r[0]) for r in conn.execute("SELECT DISTINCT token_id FROM feed_gaps")]
+            assert len(tokens) == 12  # only the recorder writes gaps: every token has one
+            markets_sql = "SELECT count(*) FROM markets WHERE clob_token_ids && %s::text[]"
+            assert count(markets_sql, tokens) == live["markets"] == 6
+            resolved_sql = (
+                "SELECT count(*) FROM resolutions JOIN markets USING (condition_id) "
+                "WHERE clob_token_ids && %s::text[]"
+            )
+            assert count(resolved_sql, tokens) == live["resolutions"] == 1
+            # Every gap is the run's (a fresh database); the freeze's closed, one open per token.
+            assert count("SELECT count(*) FROM feed_gaps") == live["feed_gaps"]
+            silenced = report_number(text, r"(\d+) silence gap\(s\) opened and closed")
+            closed_silence = (
+                "SELECT count(*) FROM feed_gaps WHERE reason = 'silence' AND ended_at IS NOT NULL"
+            )
+            assert count(closed_silence) == silenced > 0
+            open_sql = "SELECT token_id, started_at FROM feed_gaps WHERE ended_at IS NULL"
+            first_open = conn.execute(open_sql).fetchall()
+            assert sorted(str(r[0]) for r in first_open) == sorted(tokens)
+            # The history: synthetic rows through the Writer, before the live ones.
+            history_prices = count("SELECT count(*) FROM price_snapshots WHERE ts < %s", live_from)
+            fifty = count(
                 "SELECT count(*) FROM resolutions "
                 "WHERE winner_token_id IS NULL AND payout_price = 0.5"
-            ).fetchone()
-        assert counts["price_snapshots"] == 3 * 400
-        assert re.search(rf"price snapshots\s+{counts['price_snapshots']:,} rows", text)
-        assert re.search(rf"order books\s+{counts['orderbook_snapshots']:,} rows", text)
-        assert re.search(rf"trades\s+{counts['trades']:,} rows", text)
-        assert counts["markets"] == 200 and counts["resolutions"] >= 2 and fifty == (1,)
-        assert "hourly candles" in text and "p99" in text
-        # The same hour again: every batch is already in the ingest log.
+            )
+        assert history_prices == 3 * 400 and fifty == 1
+        assert re.search(rf"price snapshots\s+{history_prices:,} rows", text)
+        assert (
+            "hourly candles" in text
+            and "p99" in text
+            and "coverage    price snapshots of 12" in text
+        )
+        run = re.search(r"run ([0-9a-f]{16})\)", text)
+        assert run, text
+        assert archived_frames(archive, run.group(1)) == report_number(
+            text, r"archived\s+([\d,]+) frames verbatim"
+        )
+        # A given server's database with data: refused without --force.
         refused = pmstore(*demo)
         assert refused.returncode == 1 and "--force" in refused.stderr
-        again = pmstore(*demo, "--force")
+        # Again on the same archive (a drop this time): the history is in the ingest log
+        # already, and the first run's open gaps are closed by the second run's fresh books.
+        again = pmstore(*demo, "--fault", "drop", "--force")
         assert again.returncode == 0, again.stderr
         assert "3 price batch(es) were already written" in again.stdout
+        assert re.search(r"\d+ disconnect gap\(s\) opened and closed", again.stdout)
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT count(*) FROM price_snapshots").fetchone() == (1200,)
+            assert conn.execute(
+                "SELECT count(*) FROM price_snapshots WHERE ts < %s", (live_from,)
+            ).fetchone() == (1200,)
+            still_open = conn.execute(
+                "SELECT count(*) FROM feed_gaps WHERE ended_at IS NULL AND (token_id, started_at) "
+                "IN (SELECT * FROM unnest(%s::text[], %s::timestamptz[]))",
+                ([r[0] for r in first_open], [r[1] for r in first_open]),
+            ).fetchone()
+        assert still_open == (0,)
     finally:
         server.drop_database("t_cli_demo")
 

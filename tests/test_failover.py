@@ -31,13 +31,13 @@ import orjson
 import psycopg
 import pytest
 from async_adapter import Kind, kind
-from conftest import RECENT_DAY, TestServer
+from conftest import APACHE_ONLY, RECENT_DAY, TestServer, tsl_module_installed
 from fault_proxy import PgProxy, pg_proxy
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replication import DATABASE, Pair, replicated_pair
 from test_ingest_resume import archive_lines, ingest, state
 
-from pmstore import AsyncReader
+from pmstore import AsyncReader, migrations
 from pmstore._write.connection_base import CONNECT_TIMEOUT, writer_conninfo
 from pmstore._write.retry import (
     DEFAULT_BACKOFF,
@@ -47,7 +47,13 @@ from pmstore._write.retry import (
 )
 from pmstore.cli import build_parser
 from pmstore.dsn import describe
-from pmstore.errors import ConfigurationError, ConnectionLostError, ServerError, WriteError
+from pmstore.errors import (
+    ConfigurationError,
+    ConnectionLostError,
+    MigrationError,
+    ServerError,
+    WriteError,
+)
 from pmstore.reader import Reader
 from pmstore.refresh import refresh_range
 from pmstore.server import find_bindir
@@ -325,9 +331,12 @@ def bindir_of(server: TestServer) -> Path:
         try:
             bindir = find_bindir()
         except ServerError as exc:
-            pytest.skip(f"needs PostgreSQL server binaries on this machine for a standby: {exc}")
+            pytest.skip(
+                "needs PostgreSQL server binaries on this machine to start a primary and a "
+                f"standby: {exc}"
+            )
     if not (bindir / "pg_basebackup").exists():
-        pytest.skip(f"needs pg_basebackup beside the server binaries in {bindir}")
+        pytest.skip(f"needs pg_basebackup beside the server binaries in {bindir} for a standby")
     return bindir
 
 
@@ -365,10 +374,14 @@ def market_data(writer: Writer) -> MarketSimulator:
 @pytest.fixture(scope="module", params=["apache", "community"])
 def pair(request: pytest.FixtureRequest, server: TestServer) -> Iterator[tuple[Pair, Any, str]]:
     """A primary holding market data, and its hot standby; on each TimescaleDB edition."""
-    if request.param == "community":
-        request.getfixturevalue("community_server")  # skips, naming the edition found
+    bindir = bindir_of(server)
+    if request.param == "community" and not tsl_module_installed(bindir):
+        pytest.skip(
+            "needs binaries with the TimescaleDB Community edition to start a primary and "
+            f"a standby with it; the binaries in {bindir} {APACHE_ONLY}"
+        )
     license = "apache" if request.param == "apache" else "timescale"
-    with replicated_pair(bindir_of(server), license) as pair:
+    with replicated_pair(bindir, license) as pair:
         with Writer(pair.primary.dsn(DATABASE)) as writer:
             sim = market_data(writer)
         with psycopg.connect(pair.primary.dsn(DATABASE), autocommit=True) as conn:
@@ -451,6 +464,42 @@ def test_libpq_picks_the_server_by_target_session_attrs(pair: tuple[Pair, Any, s
     servers.replicated()
     with Writer(servers.standby.dsn(DATABASE)) as on_standby:  # logged() reads: a standby serves
         assert on_standby.logged(["via-multi-host", "nowhere"]) == {"via-multi-host"}
+
+
+def test_migrations_refuse_a_hot_standby_at_once(
+    pair: tuple[Pair, Any, str], tmp_path: Path
+) -> None:
+    """``pmstore migrate`` (and ingest and demo, which migrate first) against a standby: a
+    MigrationError naming the server, not yoyo's lock wait ending in a "locked" error (a
+    lock timeout of 1 s here would end in MigrationLockError)."""
+    servers, _, _ = pair
+    port = int(servers.standby.port or 0)
+    dsn = servers_dsn([port], servers.password)
+    for call in (
+        lambda: migrations.apply(dsn, lock_timeout=1),
+        lambda: migrations.rollback(dsn, 1, lock_timeout=1),
+        lambda: migrations.break_lock(dsn),
+    ):
+        with pytest.raises(MigrationError) as info:
+            call()
+        assert type(info.value) is MigrationError
+        message = str(info.value)
+        assert f"{describe(dsn)} is a read-only standby (in recovery)" in message, message
+        assert "primary" in message and "target_session_attrs=read-write" in message
+        assert servers.password not in message
+    state = migrations.status(dsn)  # reading the state needs no writes: a standby answers
+    assert state.pending == [] and state.drifted == [] and state.applied
+    archive = tmp_path / "a.jsonl"
+    archive.write_bytes(orjson.dumps(NEW_MARKET) + b"\n")
+    for args in (
+        ["migrate", "--dsn", dsn, "--lock-timeout", "1"],
+        ["ingest", "--dsn", dsn, "--no-progress", str(archive)],
+        ["demo", "--dsn", dsn, "--no-progress", "--force", "--minutes", "1"],
+    ):
+        done = pmstore_command(*args)
+        assert done.returncode == 1, (args[0], done.stderr)
+        assert "is a read-only standby (in recovery)" in done.stderr, (args[0], done.stderr)
+        assert "locked" not in done.stderr and servers.password not in done.stderr
 
 
 # -- the failover ---------------------------------------------------------------------

@@ -87,3 +87,14 @@ def test_lazy_names_match_the_imports_mypy_sees() -> None:
     assert typed == pmstore._LAZY
     eager = set(pmstore.__all__) - set(pmstore._LAZY)
     assert all(getattr(pmstore, n).__module__ == "pmstore.errors" for n in eager)
+
+
+def test_reading_feed_gaps_loads_none_of_the_recorders_clients() -> None:
+    """The Reader, status and ``pmstore.recorder.health`` read the recorder's tables without
+    loading the recorder itself (aiohttp, prometheus-client): ``pmstore.recorder`` is lazy."""
+    loaded = modules_after("import pmstore.reader, pmstore.status, pmstore.recorder.health")
+    assert {"pmstore.recorder", "pmstore.recorder.health"} <= loaded
+    heavy = {"aiohttp", "prometheus_client", "pmstore.recorder._recorder", "pmstore.simulator"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    recorder = modules_after("from pmstore.recorder import Recorder, GAP_REASONS")
+    assert {"aiohttp", "pmstore.recorder._recorder", "pmstore.recorder.derive"} <= recorder

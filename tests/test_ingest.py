@@ -134,3 +134,51 @@ def test_ingest_json_lines_gzip_and_bad_files(server: TestServer, tmp_path: Path
         assert table_counts(dsn) == counts
     finally:
         server.drop_database("t_ingest_formats")
+
+
+def test_ingest_data_api_v2_resolutions_keeps_each_status_and_never_goes_back(
+    server: TestServer, tmp_path: Path
+) -> None:
+    """Issue 23: v2 rows without payouts are stored with their status; the stale polls of
+    the lifecycle file never move its condition back, whether the file is one batch
+    (ingest keeps the record that is furthest along) or one transaction per payload
+    (the upsert's guard)."""
+    by_condition = json.loads(
+        polymarket_fixture("data_api_v2/resolutions_by_condition.json").read_text()
+    )["data"]
+    lifecycle = json.loads(
+        polymarket_fixture("data_api_v2/resolution_lifecycle_one_condition.json").read_text()
+    )
+    lines = tmp_path / "polls.jsonl"  # one poll's response per line, in arrival order
+    lines.write_text("".join(json.dumps(page) + "\n" for page in lifecycle))
+    files = [
+        str(polymarket_fixture(f"data_api_v2/{name}.json"))
+        for name in ("resolutions_by_condition", "resolutions_by_question")
+    ]
+    for db, extra in (("t_ingest_v2_batch", ()), ("t_ingest_v2_each", ("--batch-rows", "1"))):
+        dsn = server.migrated_database(db)
+        try:
+            rejects = tmp_path / f"{db}.rejects.jsonl"
+            done = run_ingest(dsn, *files, str(lines), "--rejects", str(rejects), *extra)
+            assert done.returncode == 0, done.stderr
+            with psycopg.connect(dsn) as conn:
+                stored = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        "SELECT condition_id, status, payout_price, winner_token_id "
+                        "FROM resolutions"
+                    ).fetchall()
+                }
+            for row in by_condition:
+                status, payout, winner = stored[row["condition_id"]]
+                assert status == row["status"] and winner is None
+                if row.get("payouts") is None:
+                    assert payout is None
+            cid = lifecycle[0]["data"][0]["condition_id"]
+            assert stored[cid] == ("resolved", 1.0, None), db
+            assert len(stored) == len(by_condition) + 1
+            (reject,) = [json.loads(x) for x in rejects.read_text().splitlines()]
+            assert reject["kind"] == "data_resolution"
+            assert reject["reason"].startswith("question-keyed row")
+        finally:
+            server.drop_database(db)

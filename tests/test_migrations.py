@@ -8,18 +8,24 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import TestServer, _tsl_module_installed
+from conftest import APACHE_ONLY, TestServer, tsl_module_installed
 from yoyo import read_migrations
 
 from pmstore import migrations
-from pmstore.dsn import to_yoyo_url
+from pmstore.dsn import describe, to_yoyo_url
 from pmstore.edition import FEATURES, features, require_feature, server_info
-from pmstore.errors import FeatureUnavailableError, MigrationDriftError, MigrationLockError
+from pmstore.errors import (
+    FeatureUnavailableError,
+    MigrationDriftError,
+    MigrationError,
+    MigrationLockError,
+)
 from pmstore.server import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,7 +273,7 @@ def test_full_schema_on_community(community_db: str) -> None:
 
 @pytest.fixture(params=["community", "apache"])
 def edition_server(request: pytest.FixtureRequest) -> TestServer:
-    """Each edition in turn (the Community one skips where only Apache is installed)."""
+    """Each edition in turn (the Community one skips, naming what is missing, where none is)."""
     server: TestServer = request.getfixturevalue(f"{request.param}_server")
     return server
 
@@ -372,9 +378,18 @@ def test_apache_edition_applies_with_warnings_and_records_missing_features(
 def test_server_that_gains_the_community_edition_gets_the_missing_features(
     server: TestServer,
 ) -> None:
-    bindir = server.embedded.bindir if server.embedded else None
-    if bindir is None or not _tsl_module_installed(bindir):
-        pytest.skip(f"needs the TimescaleDB Community edition; found {server.info}")
+    if server.embedded is None:
+        pytest.skip(
+            "needs an embedded server it can restart with another license, started from "
+            "binaries with the TimescaleDB Community edition; the suite's server is not one "
+            f"it started ({server.source})"
+        )
+    bindir = server.embedded.bindir
+    if not tsl_module_installed(bindir):
+        pytest.skip(
+            "needs binaries with the TimescaleDB Community edition to restart a server with "
+            f"it; the suite's binaries in {bindir} {APACHE_ONLY}"
+        )
     with EmbeddedServer.throwaway(bindir=bindir, license="apache") as embedded:
         dsn = embedded.dsn()
         migrations.apply(dsn)
@@ -393,6 +408,98 @@ def test_server_that_gains_the_community_edition_gets_the_missing_features(
             assert {r[0] for r in views} == AGGREGATES
 
 
+# -- a session that missed the drop of TimescaleDB ----------------------------
+
+_MISSED_DROP = """\
+\"\"\"0001_extensions for one test: its rollback drops TimescaleDB while every other
+session of the database (yoyo's own) is stopped, then floods the server's invalidation
+queue, so that those sessions miss the drop (a queue reset) when they wake up.\"\"\"
+
+import os
+import signal
+
+from yoyo import step
+
+__transactional__ = False
+APPLY = {apply!r}
+ROLLBACK = {rollback!r}
+FLOOD = (
+    "DO $$ BEGIN FOR i IN 1..2000 LOOP"
+    " CREATE TEMP TABLE pmstore_flood (a int); DROP TABLE pmstore_flood;"
+    " END LOOP; END $$"
+)
+
+
+def apply(conn):
+    conn.cursor().execute(APPLY)
+
+
+def rollback(conn):
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    others = [row[0] for row in cur.fetchall()]
+    assert others, "no other session: yoyo's own should be connected"
+    for pid in others:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        cur.execute(ROLLBACK)
+        cur.execute(FLOOD)
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGCONT)
+
+
+steps = [step(apply, rollback)]
+"""
+
+
+def test_rollback_survives_a_session_that_missed_the_drop_of_timescaledb(
+    edition_server: TestServer, tmp_path: Path
+) -> None:
+    """Issue 23 item 5: yoyo writes its log row and releases its lock on the session it
+    opened first. A session that missed DROP EXTENSION timescaledb (the server's
+    invalidation queue was reset under it, e.g. while it waited for a CPU) keeps
+    TimescaleDB's catalog ids and fails with "could not open relation with OID". The
+    test stops that session during the drop (SIGSTOP, deterministic) instead of
+    waiting for the race."""
+    if edition_server.embedded is None:
+        pytest.skip(
+            "needs a server process on this machine whose backends the test may stop "
+            f"(an embedded server the suite started); the server is {edition_server.source}"
+        )
+    source = tmp_path / "migrations"
+    shutil.copytree(migrations.migrations_dir(), source)
+    first = source / "0001_extensions.sql"
+    undo = source / "0001_extensions.rollback.sql"
+    (source / "0001_extensions.py").write_text(
+        _MISSED_DROP.format(apply=first.read_text(), rollback=undo.read_text())
+    )
+    first.unlink()
+    undo.unlink()
+    dsn = edition_server.create_database("t_migrations_missed_drop")
+    try:
+        for _ in range(2):  # and the schema comes back over the same database
+            applied = migrations.apply(dsn, source=source).migrations
+            assert applied[0] == "0001_extensions"
+            rolled = migrations.rollback(dsn, source=source).migrations
+            assert sorted(rolled) == sorted(applied) and rolled[-1] == "0001_extensions"
+            assert migrations.status(dsn, source=source).applied == []
+            with psycopg.connect(dsn) as conn:
+                assert _rows(conn, "SELECT 1 FROM pg_extension WHERE extname='timescaledb'") == []
+                assert _rows(conn, "SELECT pid FROM yoyo_lock") == []  # the lock was released
+                logged = _rows(
+                    conn,
+                    "SELECT operation FROM _yoyo_log WHERE migration_id = '0001_extensions' "
+                    "ORDER BY created_at_utc DESC LIMIT 1",
+                )
+                assert logged == [("rollback",)]
+    finally:
+        edition_server.drop_database("t_migrations_missed_drop")
+
+
 # -- the lock ---------------------------------------------------------------
 
 
@@ -406,6 +513,33 @@ def test_stale_lock_is_reported_with_the_way_out(empty_db: str) -> None:
     message = str(info.value)
     assert "999999" in message and "break-lock" in message
     migrations.break_lock(empty_db)
+    assert migrations.apply(empty_db, lock_timeout=1).migrations == []
+
+
+def test_a_database_that_takes_no_writes_is_refused_at_once(empty_db: str) -> None:
+    """Not a standby, but read-only all the same: refused before yoyo's lock (a lock timeout
+    of 1 s would end in MigrationLockError); reading the state still works. A real hot
+    standby: tests/test_failover.py."""
+    applied = migrations.apply(empty_db).migrations
+    name = str(psycopg.conninfo.conninfo_to_dict(empty_db)["dbname"])
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    calls: list[Callable[[], object]] = [
+        lambda: migrations.apply(empty_db, lock_timeout=1),
+        lambda: migrations.rollback(empty_db, 1, lock_timeout=1),
+    ]
+    for call in calls:
+        with pytest.raises(MigrationError) as info:
+            call()
+        assert type(info.value) is MigrationError
+        assert str(info.value) == (
+            f"{describe(empty_db)} accepts no writes (transaction_read_only is on, e.g. "
+            "through default_transaction_read_only): migrations need a writable session"
+        )
+    assert migrations.status(empty_db).applied == applied
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
     assert migrations.apply(empty_db, lock_timeout=1).migrations == []
 
 

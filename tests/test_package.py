@@ -34,7 +34,11 @@ def test_shipped_migrations_are_the_checkouts() -> None:
     assert "post-apply.sql" in shipped and len(shipped) >= 21
 
 
-@pytest.mark.skipif(not INSTALLED, reason="only when ./dev test runs on the installed wheel")
+@pytest.mark.skipif(
+    not INSTALLED,
+    reason="needs pmstore installed from its wheel, not the checkout "
+    "(PMSTORE_TEST_INSTALLED=1, set by ./dev test)",
+)
 def test_the_installed_copy_is_under_test_not_the_checkout() -> None:
     module = Path(pmstore.__file__).resolve()
     assert REPO not in module.parents, module
@@ -49,7 +53,11 @@ def test_the_installed_copy_is_under_test_not_the_checkout() -> None:
     )
 
 
-@pytest.mark.skipif(not INSTALLED, reason="only when ./dev test runs on the installed wheel")
+@pytest.mark.skipif(
+    not INSTALLED,
+    reason="needs pmstore installed from its wheel, not the checkout "
+    "(PMSTORE_TEST_INSTALLED=1, set by ./dev test)",
+)
 def test_the_commands_the_tests_run_are_the_installed_copy_too() -> None:
     # What tests/test_cli.py and test_ingest.py run, from the repository root.
     done = subprocess.run(
@@ -67,7 +75,8 @@ def test_the_commands_the_tests_run_are_the_installed_copy_too() -> None:
 
 
 @pytest.mark.skipif(
-    not os.environ.get("PMSTORE_TEST_WHEEL"), reason="needs PMSTORE_TEST_WHEEL (./dev test)"
+    not os.environ.get("PMSTORE_TEST_WHEEL"),
+    reason="needs the built wheel, named by PMSTORE_TEST_WHEEL (set by ./dev test)",
 )
 def test_the_wheel_carries_schema_types_and_license() -> None:
     with zipfile.ZipFile(os.environ["PMSTORE_TEST_WHEEL"]) as wheel:

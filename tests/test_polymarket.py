@@ -463,6 +463,82 @@ def closed_clob_market_file(raw: Any) -> None:
     assert conv.resolutions[0].outcome == winner["outcome"]
 
 
+V2_UNRESOLVED = {
+    "initialized",
+    "posed",
+    "proposed",
+    "challenged",
+    "reproposed",
+    "disputed",
+    "active",
+    "arbitration",
+}
+"""The documented v2 statuses before ``resolved`` (docs: "Get resolution state")."""
+
+
+def check_v2_row(row: dict[str, Any], res: ResolutionRecord) -> None:
+    """One data-API v2 row against its record, from the documented schema: status kept
+    (lower-case), a payout only from payouts in micro-USDC, never a winner token (the
+    row has no token ids), ``resolved_at`` from the RFC3339 field."""
+    assert detect_kind(row) == "data_resolution"
+    assert res.condition_id == row["condition_id"] and res.status == row["status"]
+    assert res.detection_method == "data_api_resolutions"
+    assert res.winner_token_id is None and res.outcome is None
+    payouts = row.get("payouts")
+    if row["status"] in V2_UNRESOLVED:
+        assert payouts is None and res.payout_price is None and res.resolved_at is None
+        return
+    assert row["status"] == "resolved"
+    if payouts is None:
+        assert res.payout_price is None
+    elif sorted(payouts) == [0, 1_000_000]:
+        assert res.payout_price == 1.0
+    else:
+        assert payouts == [500_000, 500_000] and res.payout_price == 0.5
+    assert res.resolved_at == iso(row["resolved_at"])
+
+
+def v2_by_condition_file(raw: Any) -> None:
+    assert detect_kind(raw) == "page"
+    rows = raw["data"]
+    conv = convert(raw)
+    only(conv, resolutions=len(rows))
+    for row, res in zip(rows, conv.resolutions, strict=True):
+        check_v2_row(row, res)
+    # every documented condition-keyed status is there, each with and without the
+    # optional fields around it
+    assert {r["status"] for r in rows} == V2_UNRESOLVED | {"resolved"}
+    paid = [r for r in conv.resolutions if r.payout_price is not None]
+    assert sorted(r.payout_price for r in paid) == [0.5, 1.0, 1.0]  # type: ignore[type-var]
+
+
+def v2_by_question_file(raw: Any) -> None:
+    rows = raw["data"]
+    conv = convert(raw)
+    only(conv, rejects=len(rows))
+    for row, reject in zip(rows, conv.rejects, strict=True):
+        assert detect_kind(row) == "data_resolution" and "condition_id" not in row
+        assert reject.kind == "data_resolution"
+        assert reject.reason.startswith(f"question-keyed row (question_id {row['question_id']})")
+        assert "stored by condition" in reject.reason
+
+
+def v2_lifecycle_file(raw: Any) -> None:
+    rows = [page["data"][0] for page in raw]
+    conv = convert(raw)
+    only(conv, resolutions=len(rows))
+    assert {r.condition_id for r in conv.resolutions} == {rows[0]["condition_id"]}
+    for row, res in zip(rows, conv.resolutions, strict=True):
+        check_v2_row(row, res)
+    statuses = [r.status for r in conv.resolutions]  # what arrived, stale polls too
+    assert statuses[statuses.index("disputed") + 1 :] == [
+        "challenged",
+        "resolved",
+        "disputed",
+        "proposed",
+    ]
+
+
 EXPECTATIONS: dict[str, Callable[[Any], None]] = {
     # CLOB /book (real) and WebSocket book events (real): worst-first levels
     "nautilus_trader/py_http_responses__book.json": book_file(worst_first=True, kind="clob_book"),
@@ -512,6 +588,10 @@ EXPECTATIONS: dict[str, Callable[[Any], None]] = {
     "nautilus_trader/py_ws_messages__tick_size_change.json": ws_tick_size_file,
     "nautilus_trader/rs_ws_market_new_market_msg.json": ws_new_market_file,
     "nautilus_trader/rs_ws_market_resolved_msg.json": ws_market_resolved_file,
+    # data API v2 /v2/resolutions (hand-written from the documented schema)
+    "data_api_v2/resolutions_by_condition.json": v2_by_condition_file,
+    "data_api_v2/resolutions_by_question.json": v2_by_question_file,
+    "data_api_v2/resolution_lifecycle_one_condition.json": v2_lifecycle_file,
 }
 
 
@@ -831,6 +911,55 @@ def test_data_resolutions() -> None:
     only(conv, rejects=1)
     assert conv.rejects[0].kind == "data_resolution"
     assert conv.rejects[0].reason == "missing required field 'status'"
+
+
+def _v2(**fields: Any) -> dict[str, Any]:
+    """A condition-keyed data-API v2 row with the documented required fields."""
+    row: dict[str, Any] = {
+        "condition_id": "0x" + "5a" * 32,
+        "status": "proposed",
+        "extended_review": False,
+        "was_disputed": False,
+        "new_version_q": False,
+        "transaction_hash": "0x" + "77" * 32,
+        "log_index": "12",
+        "last_update_timestamp": "2026-06-03T07:41:33Z",
+    }
+    row.update(fields)
+    return row
+
+
+@pytest.mark.parametrize("status", ["pending", "initialized", "proposed", "Disputed"])
+def test_data_resolutions_v2_without_payouts_are_their_status(status: str) -> None:
+    # Issue 23: these were "unrecognised object" rejects (no payouts key to go by).
+    for row in (_v2(status=status), _v2(status=status, payouts=None)):
+        assert detect_kind(row) == "data_resolution"
+        conv = convert({"data": [row]})
+        only(conv, resolutions=1)
+        res = conv.resolutions[0]
+        assert res.status == status.lower() and res.condition_id == row["condition_id"]
+        assert (res.payout_price, res.winner_token_id, res.outcome, res.resolved_at) == (
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def test_data_resolutions_v2_pay_in_micro_usdc() -> None:
+    won = data_resolution_to_record(_v2(status="resolved", payouts=[0, 1_000_000]))
+    assert (won.payout_price, won.winner_token_id, won.status) == (1.0, None, "resolved")
+    fifty = data_resolution_to_record(_v2(status="resolved", payouts=[500_000, 500_000]))
+    assert fifty.payout_price == 0.5 and fifty.winner_token_id is None
+    # numerators that are not micro-USDC are not read as a winner (an older row's
+    # [1, 0] is: it has no v2 fields, see test_data_resolutions)
+    with pytest.raises(PayloadError, match="micro-USDC per share") as info:
+        data_resolution_to_record(_v2(status="resolved", payouts=[1, 0]))
+    assert info.value.kind == "data_resolution"
+    missing = convert(_v2(condition_id=None, question_id="0x" + "9b" * 32))
+    only(missing, rejects=1)
+    assert missing.rejects[0].reason.startswith("question-keyed row (question_id 0x9b9b")
+    only(convert({"data": []}))  # a documented miss: nothing, and nothing rejected
 
 
 # --------------------------------------------------------------------------- dispatch and errors

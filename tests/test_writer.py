@@ -6,6 +6,7 @@ both Writer and AsyncWriter from one body in tests/test_async_writer.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import numpy as np
 import psycopg
 import psycopg.copy
 import pytest
-from conftest import RECENT_DAY
+from conftest import RECENT_DAY, polymarket_fixture
 from psycopg.abc import Buffer, Params, Query
 
 from pmstore import (
@@ -34,6 +35,7 @@ from pmstore import (
     record_to_model,
 )
 from pmstore.dsn import describe, redact
+from pmstore.polymarket import convert
 
 TOKEN_78 = "1" * 78
 TOKEN_74 = "9" * 74
@@ -310,6 +312,125 @@ def test_resolutions_change_over_time_but_never_back_from_resolved(db: str, conn
         "SELECT winner_token_id, payout_price FROM resolutions WHERE outcome='50/50'"
     ).fetchone()
     assert half == (None, 0.5)
+
+
+LIFECYCLE = [
+    ["pending", "initialized", "active"],  # nothing proposed yet
+    ["posed"],
+    ["proposed"],
+    ["challenged"],
+    ["reproposed"],
+    ["disputed"],
+    ["arbitration"],
+    ["resolved"],
+]
+"""The data API v2's statuses in lifecycle order (docs: "Get resolution state"; "pending"
+from issue 23), those of one stage together. A status not listed stands before all."""
+
+
+def _stage(status: str) -> int:
+    return next((i + 1 for i, group in enumerate(LIFECYCLE) if status in group), 0)
+
+
+def test_a_resolution_never_goes_back_in_its_lifecycle(db: str, conn: Conn) -> None:
+    """Every status written after every other one, on a real server: the later write is
+    kept unless it is less far along (a stale message), whatever the order."""
+    statuses = [s for group in LIFECYCLE for s in group] + ["something-new"]
+    pairs = [(a, b) for a in statuses for b in statuses]
+
+    def record(k: int, status: str) -> ResolutionRecord:
+        return ResolutionRecord(
+            condition_id=f"0x{k:064x}", detection_method="data_api_resolutions", status=status
+        )
+
+    with Writer(db) as writer:
+        writer.upsert_resolutions([record(k, a) for k, (a, _) in enumerate(pairs)])
+        writer.upsert_resolutions([record(k, b) for k, (_, b) in enumerate(pairs)])
+    stored: dict[Any, Any] = dict(
+        conn.execute("SELECT condition_id, status FROM resolutions").fetchall()
+    )
+    for k, (a, b) in enumerate(pairs):
+        want = b if _stage(b) >= _stage(a) else a
+        assert stored[f"0x{k:064x}"] == want, (a, b)
+    # and within one call, in order
+    cid = "0x" + "ab" * 32
+    with Writer(db) as writer:
+        writer.upsert_resolutions(
+            [record(0, s).model_copy(update={"condition_id": cid}) for s in statuses[::-1]]
+        )
+    assert conn.execute(
+        "SELECT status FROM resolutions WHERE condition_id = %s", (cid,)
+    ).fetchone() == ("resolved",)
+
+
+def test_a_resolved_row_keeps_what_a_later_one_does_not_know(db: str, conn: Conn) -> None:
+    """A data-API v2 row (payout per outcome index, no token ids) after a WebSocket
+    market_resolved (the winner token): the winner stays. A payout-less resolved row
+    never replaces one with a payout; a full result (another winner, a 50/50) does."""
+    cid = "0x" + "c1" * 32
+    ws = ResolutionRecord(
+        condition_id=cid,
+        outcome="Yes",
+        winner_token_id=TOKEN_77,
+        resolved_at=T0,
+        payout_price=1.0,
+        detection_method="ws_market_resolved",
+        status="resolved",
+    )
+    v2_paid = ResolutionRecord(
+        condition_id=cid,
+        resolved_at=T0 + timedelta(seconds=2),
+        payout_price=1.0,
+        detection_method="data_api_resolutions",
+        status="resolved",
+    )
+    v2_bare = v2_paid.model_copy(update={"payout_price": None})
+    fifty = v2_paid.model_copy(update={"payout_price": 0.5})
+
+    def row() -> tuple[Any, ...]:
+        got = conn.execute(
+            "SELECT winner_token_id, payout_price, detection_method FROM resolutions "
+            "WHERE condition_id = %s",
+            (cid,),
+        ).fetchone()
+        assert got is not None
+        return tuple(got)
+
+    with Writer(db) as writer:
+        writer.upsert_resolutions([ws])
+        assert writer.upsert_resolutions([v2_paid, v2_bare]).rows_written == 0
+        assert row() == (TOKEN_77, 1.0, "ws_market_resolved")
+        writer.upsert_resolutions([fifty])
+        assert row() == (None, 0.5, "data_api_resolutions")
+    conn.execute("DELETE FROM resolutions WHERE condition_id = %s", (cid,))
+    with Writer(db) as writer:
+        writer.upsert_resolutions([v2_bare])
+        writer.upsert_resolutions([v2_paid])  # a payout, still no winner: more than before
+        assert row() == (None, 1.0, "data_api_resolutions")
+        writer.upsert_resolutions([ws])
+        assert row() == (TOKEN_77, 1.0, "ws_market_resolved")
+
+
+def test_data_api_v2_lifecycle_through_the_writer(db: str, conn: Conn) -> None:
+    """The hand-written v2 lifecycle, one poll's records per call in arrival order: the
+    stored status after each poll is the furthest one seen so far."""
+    pages = json.loads(
+        polymarket_fixture("data_api_v2/resolution_lifecycle_one_condition.json").read_text()
+    )
+    seen: list[str] = []
+    with Writer(db) as writer:
+        for page in pages:
+            (record,) = convert(page).resolutions
+            writer.upsert_resolutions([record])
+            seen.append(record.status or "")
+            furthest = max(seen, key=_stage)
+            got = conn.execute(
+                "SELECT status, payout_price FROM resolutions WHERE condition_id = %s",
+                (record.condition_id,),
+            ).fetchone()
+            assert got is not None and got[0] == furthest, seen
+            assert got[1] == (1.0 if furthest == "resolved" else None)
+    assert seen[-2:] == ["disputed", "proposed"] and "challenged" in seen[seen.index("disputed") :]
 
 
 # -- bad input -----------------------------------------------------------------

@@ -3,6 +3,7 @@
     report = coverage(conn, token_ids, start, end, step=timedelta(minutes=1))
     report.gaps            # [Gap(token_id, start, end, steps), ...] runs of missing steps
     report.missing_tokens  # tokens without a single snapshot in [start, end)
+    report.feed_gaps       # the recorder's feed_gaps rows of these tokens overlapping the range
     await coverage_async(aconn, ...)  # the same on a psycopg AsyncConnection
 
 [start, end) is cut into steps of ``step`` from ``start`` (the last may be
@@ -18,6 +19,12 @@ rows that follow a hole. Only those rows travel back. Cost: one index entry
 read per snapshot in the range (11.5M for 8,000 tokens over a day), no
 sequential scan, no per-step probe. (Measured 2.8x faster than taking the
 distinct buckets first and sorting them, see benchmarks/README.md.)
+
+The recorder's own account of what it lost (``feed_gaps``, migration 0017:
+why, and from when to when, at the receive-time precision) comes along in
+``Coverage.feed_gaps``: two more queries (a catalog lookup and the gaps
+overlapping the range, by the table's primary key), None where the database
+has no such table.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pmstore._utc import aware_utc
 from pmstore.errors import ConfigurationError
 from pmstore.models import UtcDatetime
+from pmstore.recorder.health import FeedGap, feed_gaps, feed_gaps_async, recorded, recorded_async
 
 __all__ = [
     "ACTIVE_MARKET_TOKENS_SQL",
@@ -101,6 +109,10 @@ class Coverage(BaseModel):
     ``steps`` is the number of steps per token; ``tokens`` how many tokens were
     checked; ``gaps`` the runs of missing steps of tokens that have rows, by
     token then time; ``missing_tokens`` those without any row, sorted.
+    ``feed_gaps``: the recorder's ``feed_gaps`` rows of these tokens that
+    overlap [start, end) (open ones included: ``ended_at`` None), by token
+    then start; None when the database has no ``feed_gaps`` table (migrated
+    by a pmstore before migration 0017).
     """
 
     model_config = _FROZEN
@@ -112,6 +124,7 @@ class Coverage(BaseModel):
     tokens: int
     gaps: list[Gap]
     missing_tokens: list[str]
+    feed_gaps: list[FeedGap] | None = None
 
     @property
     def complete(self) -> bool:
@@ -218,13 +231,17 @@ def coverage(
     Raises ConfigurationError for naive or empty bounds, a step that is not a
     positive whole number of microseconds, more than 10M steps, or
     ``token_ids`` that is one str or holds a non-str/empty id. Cost: see the
-    module notes (one query; about 1 µs of server time per snapshot read).
+    module notes (one query; about 1 µs of server time per snapshot read; two
+    small ones for the feed gaps).
     """
     request = _checked_request(token_ids, start, end, step)
+    recorded_gaps = (
+        feed_gaps(conn, request.start, request.end, request.tokens) if recorded(conn) else None
+    )
     if not request.tokens:
-        return _report(request, [])
+        return _with_feed_gaps(_report(request, []), recorded_gaps)
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
-    return _report(request, rows)
+    return _with_feed_gaps(_report(request, rows), recorded_gaps)
 
 
 async def coverage_async(
@@ -236,10 +253,20 @@ async def coverage_async(
 ) -> Coverage:
     """``coverage`` on an ``AsyncConnection``: the same query, checks and report."""
     request = _checked_request(token_ids, start, end, step)
+    recorded_gaps = (
+        await feed_gaps_async(conn, request.start, request.end, request.tokens)
+        if await recorded_async(conn)
+        else None
+    )
     if not request.tokens:
-        return _report(request, [])
+        return _with_feed_gaps(_report(request, []), recorded_gaps)
     cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)
-    return _report(request, await cur.fetchall())
+    return _with_feed_gaps(_report(request, await cur.fetchall()), recorded_gaps)
+
+
+def _with_feed_gaps(report: Coverage, recorded_gaps: list[FeedGap] | None) -> Coverage:
+    """``report`` with the recorder's feed gaps (None: the database has no such table)."""
+    return report.model_copy(update={"feed_gaps": recorded_gaps})
 
 
 def _gap(

@@ -2,6 +2,8 @@
 
 - ``plan``             a call's checked batch, its id and its statements (no I/O):
                        ``CopyPlan``, ``WriteResult``, the upsert SQL
+- ``precedence``       which of two records of one resolution wins (the upsert's
+                       guard, and ``pmstore ingest``'s choice within a batch)
 - ``retention``        the retention horizon a batch is checked against
 - ``touched``          the UTC hours a batch touched, queued for the aggregates' refresh
 - ``pipeline``         ``CopyStream``: a batch -> byte-bounded COPY chunks, validated,

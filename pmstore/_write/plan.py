@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
 from pmstore._write.pipeline import CopyStream, index_order
+from pmstore._write.precedence import precedence_sql
 from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 from pmstore._write.touched import touched_ranges
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch, as_batch
@@ -383,13 +384,12 @@ def _upsert_params(columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
 UPSERT_MARKETS_SQL: Final = _upsert_sql("markets", _MARKET_COLUMNS)
 _MARKET_PARAMS = _upsert_params(_MARKET_COLUMNS)
 
-# A resolution moves proposed -> disputed -> resolved; a stale message must not
-# turn a final 'resolved' row back into 'proposed' or 'disputed'.
+# A resolution moves pending -> proposed -> disputed -> resolved: a stale message
+# never moves a row back (pmstore._write.precedence has the rule).
 UPSERT_RESOLUTIONS_SQL: Final = _upsert_sql(
     "resolutions",
     _RESOLUTION_COLUMNS,
-    guard="resolutions.status IS DISTINCT FROM 'resolved'"
-    " OR EXCLUDED.status IS NOT DISTINCT FROM 'resolved'",
+    guard=f"{precedence_sql('EXCLUDED')} >= {precedence_sql('resolutions')}",
 )
 _RESOLUTION_PARAMS = _upsert_params(_RESOLUTION_COLUMNS)
 

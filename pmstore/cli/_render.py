@@ -1,4 +1,4 @@
-"""What the commands share to show their work: progress bars and sizes.
+"""What the commands share to show their work: progress bars, sizes, durations and times.
 
 Every bar is a tqdm bar on stderr without tqdm's monitor thread (it only
 refreshes a stalled bar; ours are updated as work is done), so a
@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-__all__ = ["QuietBar", "progress_bar", "size_text"]
+__all__ = ["QuietBar", "duration_text", "progress_bar", "size_text", "utc_text"]
 
 
 class QuietBar(tqdm):  # type: ignore[type-arg]
@@ -44,3 +45,22 @@ def size_text(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration for people: ``"-"`` for None, else d, h, min or s."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def utc_text(when: datetime | None) -> str:
+    """An aware time as ``YYYY-MM-DD HH:MM:SS.f UTC`` (tenths of a second); ``"-"`` for None."""
+    if when is None:
+        return "-"
+    t = when.astimezone(UTC)
+    return f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 100_000} UTC"

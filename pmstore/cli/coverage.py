@@ -1,16 +1,21 @@
-"""``pmstore coverage [TOKEN...] --start T --end T``: gaps in the price snapshots."""
+"""``pmstore coverage [TOKEN...] --start T --end T``: gaps in the price snapshots, and the
+recorder's feed gaps of those tokens."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pmstore._read.coverage import DEFAULT_STEP
 from pmstore.cli._target import connect, resolve
 from pmstore.cli._times import utc_time
 from pmstore.errors import ConfigurationError
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from pmstore.recorder.health import FeedGap
+
+__all__ = ["add_parser", "render_feed_gaps", "run"]
 
 
 def add_parser(
@@ -22,7 +27,8 @@ def add_parser(
         parents=[common],
         help="gaps in price snapshots per token",
         description="Runs of steps without a price snapshot, per token, and tokens without "
-        "any; by default the tokens of the active markets.",
+        "any; by default the tokens of the active markets. Then the live recorder's feed "
+        "gaps (feed_gaps) of those tokens that overlap the range: why and when it lost them.",
     )
     cov.add_argument(
         "tokens", nargs="*", metavar="TOKEN", help="token ids (default: active markets')"
@@ -37,7 +43,9 @@ def add_parser(
         default=DEFAULT_STEP.total_seconds(),
         help="step in seconds (default %(default)s)",
     )
-    cov.add_argument("--limit", type=int, default=50, help="gaps and tokens listed (default 50)")
+    cov.add_argument(
+        "--limit", type=int, default=50, help="gaps, tokens and feed gaps listed (default 50)"
+    )
     cov.set_defaults(func=run)
 
 
@@ -72,4 +80,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"  none {token}")
     if len(report.missing_tokens) > args.limit:
         print(f"  ... and {len(report.missing_tokens) - args.limit} more token(s) without rows")
+    for line in render_feed_gaps(report.feed_gaps, args.limit):
+        print(line)
     return 0
+
+
+def render_feed_gaps(gaps: list[FeedGap] | None, limit: int) -> list[str]:
+    """The feed-gap lines of ``pmstore coverage`` (None: no ``feed_gaps`` table)."""
+    from pmstore.cli._render import duration_text, utc_text
+
+    if gaps is None:
+        return [
+            "feed gaps: not recorded here (no feed_gaps table: migration 0017; "
+            "`pmstore migrate` adds it)"
+        ]
+    still_open = sum(1 for g in gaps if g.ended_at is None)
+    lines = [
+        f"feed gaps (the recorder's, feed_gaps): {len(gaps)} overlapping the range, "
+        f"{still_open} still open"
+    ]
+    for gap in gaps[:limit]:
+        if gap.ended_at is None:
+            until = "open"
+        else:
+            seconds = (gap.ended_at - gap.started_at).total_seconds()
+            until = f"{utc_text(gap.ended_at)} ({duration_text(seconds)})"
+        lines.append(
+            f"  feed {gap.token_id}  {gap.reason:<16} {utc_text(gap.started_at)} .. {until}"
+        )
+    if len(gaps) > limit:
+        lines.append(f"  ... and {len(gaps) - limit} more feed gap(s) (--limit)")
+    return lines

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 from pmstore.cli._target import connect, resolve
 
 if TYPE_CHECKING:
-    from pmstore.status import Status
+    from pmstore.status import RecorderState, Status
 
-__all__ = ["add_parser", "render", "run"]
+__all__ = ["add_parser", "render", "render_recorder", "run"]
+
+OPEN_GAPS_LISTED = 10
+"""Open feed gaps ``pmstore status`` lists one by one (then a count)."""
 
 
 def add_parser(
@@ -22,7 +25,8 @@ def add_parser(
         parents=[common],
         help="state of the server and the schema",
         description="Versions (and the versions pmstore was tested with), edition, "
-        "migrations (drift included), features, tables, jobs.",
+        "migrations (drift included), features, tables, jobs, and the live recorder: its "
+        "health (sockets, last frame, open gaps, database lag) and the feed gaps open now.",
     )
     status.set_defaults(func=run)
 
@@ -108,4 +112,55 @@ def render(status: Status, where: str) -> str:
             f"  #{job.job_id:<5} {job.proc_name:<36} {job.target:<20} every {job.schedule:<9} "
             f"last: {last} {job.last_result or ''} failures: {job.total_failures}"
         )
+    lines.extend(render_recorder(status.recorder))
     return "\n".join(lines)
+
+
+def render_recorder(state: RecorderState | None) -> list[str]:
+    """The recorder section of ``pmstore status``: each recorder's health, the open gaps."""
+    from pmstore.cli._render import duration_text, utc_text
+    from pmstore.status import STALE_AFTER
+
+    if state is None:
+        return [
+            "recorder    not recorded here: no feed_gaps / pmstore_recorder_health tables "
+            "(migration 0017; `pmstore migrate` adds them)"
+        ]
+    lines = ["recorder" + ("" if state.recorders else "    none has written to this database")]
+    for h in state.recorders:
+        if state.stale(h):
+            how = (
+                f"NOT RUNNING: says running but not updated for {duration_text(h.age_seconds)} "
+                f"(more than {STALE_AFTER:.0f} s: killed?)"
+            )
+        elif h.state == "running":
+            how = f"running, updated {duration_text(h.age_seconds)} ago"
+        else:
+            how = f"{h.state} at {utc_text(h.updated_at)}"
+        if h.last_frame_at is None:
+            frame = "no frame yet"
+        elif h.state == "running":
+            frame = f"last frame {duration_text(h.last_frame_age_seconds)} ago"
+        else:
+            frame = f"last frame at {utc_text(h.last_frame_at)}"
+        lines += [
+            f"  {h.recorder_id}",
+            f"    {how} (run {h.run_id}, pid {h.pid}, started {utc_text(h.started_at)})",
+            f"    sockets {h.sockets_connected}/{h.sockets} connected, {h.tokens:,} tokens, "
+            f"{h.reconnects:,} reconnect(s), {frame}",
+            f"    open gaps {h.open_gaps:,}, database lag {h.db_lag:,} record(s) "
+            f"({h.archived_records:,} archived by this run)",
+        ]
+        if h.detail.get("error"):
+            lines.append(f"    error: {h.detail['error']}")
+    gaps = state.open_gaps
+    if not gaps:
+        lines.append("feed gaps open  none")
+        return lines
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in state.open_by_reason().items())
+    lines.append(f"feed gaps open  {len(gaps):,} ({reasons}), oldest first")
+    for gap in gaps[:OPEN_GAPS_LISTED]:
+        lines.append(f"  {gap.token_id}  {gap.reason:<16} since {utc_text(gap.started_at)}")
+    if len(gaps) > OPEN_GAPS_LISTED:
+        lines.append(f"  ... and {len(gaps) - OPEN_GAPS_LISTED:,} more")
+    return lines

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from pmstore._write.precedence import precedence
 from pmstore.batches import OrderbookBatch, PriceBatch, TradeBatch
 from pmstore.ingest._cursor import TRACKED, FileCursor, commit_moves, statements_for
 from pmstore.ingest._rejects import RejectsFile
@@ -113,12 +114,12 @@ def _latest_markets(markets: list[MarketRecord]) -> list[MarketRecord]:
 
 
 def _latest_resolutions(resolutions: list[ResolutionRecord]) -> list[ResolutionRecord]:
-    """One resolution per condition id, with the upsert's precedence: a final
-    ``resolved`` is not replaced by a later record with another status."""
+    """One resolution per condition id, with the upsert's precedence: a later record
+    wins unless it is less far along (``pmstore._write.precedence``)."""
     kept: dict[str, ResolutionRecord] = {}
     for res in resolutions:
         old = kept.get(res.condition_id)
-        if old is None or old.status != "resolved" or res.status == "resolved":
+        if old is None or precedence(res) >= precedence(old):
             kept[res.condition_id] = res
     return list(kept.values())
 

@@ -24,7 +24,11 @@ from pmstore.polymarket.clob import (
     clob_market_to_resolution,
     clob_trade_to_record,
 )
-from pmstore.polymarket.data_api import data_resolution_to_record, data_trade_to_record
+from pmstore.polymarket.data_api import (
+    RESOLUTION_V2_KEYS,
+    data_resolution_to_record,
+    data_trade_to_record,
+)
 from pmstore.polymarket.gamma import (
     event_markets,
     gamma_market_to_record,
@@ -134,6 +138,7 @@ def _ident(payload: object) -> str:
             "event_type",
             "condition_id",
             "conditionId",
+            "question_id",
             "market",
             "asset_id",
             "asset",
@@ -202,6 +207,8 @@ def detect_kind(payload: object) -> str:
         return "data_trade"
     if "payouts" in keys or "payout_numerators" in keys:
         return "data_resolution"
+    if "status" in keys and any(k in keys for k in RESOLUTION_V2_KEYS):
+        return "data_resolution"  # a v2 row without payouts yet (pending, proposed, ...)
     if "conditionId" in keys and any(k in keys for k in ("question", "clobTokenIds", "outcomes")):
         return "gamma_market"
     if "data" in keys and (payload["data"] is None or isinstance(payload["data"], list)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pmstore.models import (
+    FIFTY_FIFTY_PAYOUT,
     MarketRecord,
     OrderbookSnapshot,
     ResolutionRecord,
@@ -123,7 +124,7 @@ def clob_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
             ResolutionRecord,
             kind,
             condition_id=condition_id,
-            payout_price=0.5,
+            payout_price=FIFTY_FIFTY_PAYOUT,
             detection_method="clob_is_50_50_outcome",
             status="resolved",
         )

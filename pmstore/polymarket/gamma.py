@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from pmstore.models import (
+    FIFTY_FIFTY_PAYOUT,
     MarketRecord,
     ResolutionRecord,
 )
@@ -132,7 +133,7 @@ def gamma_market_to_resolution(market: JsonObject) -> ResolutionRecord | None:
             outcome=None,
             winner_token_id=None,
             resolved_at=resolved_at,
-            payout_price=0.5,
+            payout_price=FIFTY_FIFTY_PAYOUT,
             detection_method="gamma_outcome_prices",
             status=status,
         )

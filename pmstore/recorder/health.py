@@ -3,8 +3,11 @@
 For ``pmstore status``, ``pmstore coverage`` and ``Reader.coverage``:
 ``feed_gaps`` lists the gaps overlapping a window (of some tokens, or all),
 ``open_gaps`` those open now, ``recorder_health`` each recorder's last
-health row (migration 0017). Plain functions of a psycopg connection (sync;
-one query each, served by the table's indexes).
+health row (migration 0017); ``recorded`` says whether the database has
+these tables at all (a database migrated by a pmstore before 0017 has not).
+Plain functions of a psycopg connection, one query each, served by the
+tables' indexes; ``feed_gaps_async`` and ``recorded_async`` are the
+``AsyncConnection`` twins (``AsyncReader.coverage``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,22 @@ __all__ = [
     "FEED_GAPS_SQL",
     "HEALTH_SQL",
     "OPEN_GAPS_SQL",
+    "RECORDED_SQL",
     "FeedGap",
     "RecorderHealth",
     "feed_gaps",
+    "feed_gaps_async",
     "open_gaps",
+    "recorded",
+    "recorded_async",
     "recorder_health",
 ]
+
+RECORDED_SQL: Final = """
+    SELECT to_regclass('feed_gaps') IS NOT NULL
+       AND to_regclass('pmstore_recorder_health') IS NOT NULL
+"""
+"""Whether the recorder's tables (migration 0017) exist."""
 
 FEED_GAPS_SQL: Final = """
     SELECT token_id, started_at, ended_at, reason FROM feed_gaps
@@ -43,7 +56,8 @@ OPEN_GAPS_SQL: Final = """
 HEALTH_SQL: Final = """
     SELECT recorder_id, run_id, host, pid, archive_dir, state, started_at, updated_at,
            tokens, sockets, sockets_connected, last_frame_at, open_gaps, archived_records,
-           committed_records, reconnects, detail, now() - updated_at AS age
+           committed_records, reconnects, detail, now() - updated_at AS age,
+           now() - last_frame_at AS last_frame_age
     FROM pmstore_recorder_health ORDER BY updated_at DESC
 """
 
@@ -64,7 +78,9 @@ class RecorderHealth:
     """A recorder's health row (``pmstore_recorder_health``), as of ``updated_at``.
 
     ``age_seconds`` is how old the row is (a running recorder refreshes it
-    every few seconds: an old row with state 'running' means it died).
+    every few seconds: an old row with state 'running' means it died);
+    ``last_frame_age_seconds`` how long ago, as of this query, the last data
+    frame of any of its sockets arrived (None before the first).
     """
 
     recorder_id: str
@@ -85,6 +101,7 @@ class RecorderHealth:
     reconnects: int
     detail: dict[str, Any]
     age_seconds: float
+    last_frame_age_seconds: float | None = None
 
     @property
     def db_lag(self) -> int:
@@ -93,21 +110,52 @@ class RecorderHealth:
 
 
 Conn = psycopg.Connection[Any]
+AsyncConn = psycopg.AsyncConnection[Any]
+
+
+def recorded(conn: Conn) -> bool:
+    """Whether the database has the recorder's tables (``feed_gaps``, ``pmstore_recorder_health``:
+    migration 0017). One catalog lookup; runs in the caller's transaction."""
+    row = conn.execute(RECORDED_SQL).fetchone()
+    return bool(row and row[0])
+
+
+async def recorded_async(conn: AsyncConn) -> bool:
+    """``recorded`` on an ``AsyncConnection``."""
+    row = await (await conn.execute(RECORDED_SQL)).fetchone()
+    return bool(row and row[0])
+
+
+def _feed_gap_params(
+    start: datetime, end: datetime, tokens: Sequence[str] | None
+) -> dict[str, Any]:
+    return {"start": start, "end": end, "tokens": list(tokens) if tokens is not None else None}
+
+
+def _gaps(rows: Sequence[Sequence[Any]]) -> list[FeedGap]:
+    return [FeedGap(str(r[0]), r[1], r[2], str(r[3])) for r in rows]
 
 
 def feed_gaps(
     conn: Conn, start: datetime, end: datetime, tokens: Sequence[str] | None = None
 ) -> list[FeedGap]:
     """The gaps overlapping [``start``, ``end``), of ``tokens`` (all when None), ordered
-    by token and start. Raises psycopg errors as they come."""
-    params = {"start": start, "end": end, "tokens": list(tokens) if tokens is not None else None}
-    rows = conn.execute(FEED_GAPS_SQL, params).fetchall()
-    return [FeedGap(str(r[0]), r[1], r[2], str(r[3])) for r in rows]
+    by token and start. Raises psycopg errors as they come (``UndefinedTable`` without
+    migration 0017: ask ``recorded`` first)."""
+    return _gaps(conn.execute(FEED_GAPS_SQL, _feed_gap_params(start, end, tokens)).fetchall())
+
+
+async def feed_gaps_async(
+    conn: AsyncConn, start: datetime, end: datetime, tokens: Sequence[str] | None = None
+) -> list[FeedGap]:
+    """``feed_gaps`` on an ``AsyncConnection``."""
+    cur = await conn.execute(FEED_GAPS_SQL, _feed_gap_params(start, end, tokens))
+    return _gaps(await cur.fetchall())
 
 
 def open_gaps(conn: Conn) -> list[FeedGap]:
     """The gaps open now, oldest first."""
-    return [FeedGap(str(r[0]), r[1], r[2], str(r[3])) for r in conn.execute(OPEN_GAPS_SQL)]
+    return _gaps(conn.execute(OPEN_GAPS_SQL).fetchall())
 
 
 def recorder_health(conn: Conn) -> list[RecorderHealth]:
@@ -115,7 +163,8 @@ def recorder_health(conn: Conn) -> list[RecorderHealth]:
     out = []
     for r in conn.execute(HEALTH_SQL).fetchall():
         (rid, run, host, pid, adir, state, started, updated, tokens, sockets, connected,
-         last, gaps, archived, committed, reconnects, detail, age) = r  # fmt: skip
+         last, gaps, archived, committed, reconnects, detail, age,
+         frame_age) = r  # fmt: skip
         out.append(
             RecorderHealth(
                 rid,
@@ -136,6 +185,7 @@ def recorder_health(conn: Conn) -> list[RecorderHealth]:
                 reconnects,
                 detail,
                 age.total_seconds(),
+                frame_age.total_seconds() if frame_age is not None else None,
             )
         )
     return out
