@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -450,6 +451,31 @@ def test_orderbook_at_returns_the_latest_book_at_or_before(conn: Conn) -> None:
     empty = reader.orderbook_at(other, t2)
     assert empty == books[2] and empty is not None and empty.spread is None
     assert reader.orderbook_at("no-such-token", t2) is None
+
+
+def test_orderbook_levels_read_back_as_the_source_decimals(conn: Conn) -> None:
+    """Polymarket's string levels are stored with their digits (jsonb numeric); the Reader
+    gives each as the float of that decimal ("0.001" -> 0.001, not a rounded neighbour)."""
+    token = TOKENS[2]
+    side = [{"price": "0.001", "size": "1234567.891"}, {"price": "0.0100", "size": "0.1"}]
+    books = {"ts": [DAY0], "token_id": [token], "bids": [side], "asks": [[]]}
+    with Writer(conn) as writer:
+        writer.copy_orderbooks(books)
+    book = Reader(conn).orderbook_at(token, DAY0)
+    assert book is not None
+    assert book.bids == [(0.01, 0.1), (0.001, 1234567.891)]
+    assert [repr(v) for level in book.bids for v in level] == [
+        "0.01",
+        "0.1",
+        "0.001",
+        "1234567.891",
+    ]
+    stored = conn.execute(
+        "SELECT (bids->0->>0)::numeric, (bids->1->>0)::numeric FROM orderbook_snapshots "
+        "WHERE token_id = %s",
+        (token,),
+    ).fetchone()
+    assert stored == (Decimal("0.0100"), Decimal("0.001"))
 
 
 def test_markets_market_and_resolution(conn: Conn) -> None:

@@ -267,10 +267,7 @@ def _checked_batch(
 ) -> tuple[BatchT, bool, tuple[RowProblem, ...], NDArray[np.intp] | None]:
     """The batch, whether the stream must still validate it, the rows skipped, and the
     caller's row numbers of the rows kept (None: all, in order)."""
-    if on_invalid not in ("raise", "skip"):
-        raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
-    if batch_id is not None and not batch_id:
-        raise ConfigurationError("batch_id must not be empty")
+    _check_options(batch_id, on_invalid)
     batch = as_batch(batch_type, data)
     if on_invalid == "raise":
         return batch, True, (), None  # validated chunk by chunk while streaming
@@ -280,6 +277,13 @@ def _checked_batch(
         kept = np.flatnonzero(~bad)  # the caller's row numbers of the rows kept
         batch = batch.select(~bad)
     return batch, False, tuple(problems), kept
+
+
+def _check_options(batch_id: str | None, on_invalid: OnInvalid) -> None:
+    if on_invalid not in ("raise", "skip"):
+        raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
+    if batch_id is not None and not batch_id:
+        raise ConfigurationError("batch_id must not be empty")
 
 
 def _price_chunk(batch: Any, rows: Rows, prefix: bytes, keep_order: bool) -> bytes:
@@ -315,7 +319,18 @@ def plan_orderbooks(
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:
-    """Build an order-book batch; see ``Writer.copy_orderbooks``."""
+    """Build an order-book batch; see ``Writer.copy_orderbooks``.
+
+    A mapping of columns (``on_invalid="raise"``) becomes a deferred batch
+    (``OrderbookBatch.from_columns_deferred``): its columns are converted and
+    checked now, its levels parsed by the stream's worker, chunk by chunk,
+    while the previous chunk is sent (the parse of Polymarket's string levels
+    is most of the client's work).
+    """
+    _check_options(batch_id, on_invalid)
+    if on_invalid == "raise" and isinstance(data, Mapping):
+        batch = OrderbookBatch.from_columns_deferred(data)
+        return CopyPlan(batch, batch_id, True, (), _orderbook_chunk)
     batch, validate, rejected, kept = _checked_batch(OrderbookBatch, data, batch_id, on_invalid)
     return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk, kept_rows=kept)
 

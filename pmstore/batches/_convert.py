@@ -218,7 +218,7 @@ def length_problems(arrays: Sequence[tuple[str, NDArray[Any]]]) -> list[RowProbl
     ]
 
 
-def _number(value: object) -> float | None:
+def number(value: object) -> float | None:
     kind = type(value)
     if kind is float:
         return value  # type: ignore[return-value]
@@ -253,7 +253,7 @@ def parse_levels(levels: object, descending: bool) -> list[Level] | str:
             level = (level["price"], level["size"])
         if not isinstance(level, list | tuple) or len(level) != 2:
             return f"level {k} is not a (price, size) pair: {level!r:.60}"
-        price, size = _number(level[0]), _number(level[1])
+        price, size = number(level[0]), number(level[1])
         if price is None or size is None:
             return f"level {k} holds a value that is not a number: {level!r:.60}"
         parsed.append((price, size))
