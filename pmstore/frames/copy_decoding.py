@@ -10,6 +10,7 @@ column types pmstore reads:
 | ``float64``                    | float8          | IEEE 754 binary64                      |
 | ``int64`` / ``int32``          | int8 / int4     | big-endian integer                     |
 | ``string``                     | text, varchar   | UTF-8 bytes                            |
+| ``string`` (``JSONB_METADATA``)| jsonb           | version byte 1, then the JSON text     |
 
 Pure functions of bytes: no connection, no I/O, so the sync and the async
 Reader (and anything holding COPY bytes) share them.
@@ -38,14 +39,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore._optional import require
-from pmstore._pgcopy import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
+from pmstore._pgcopy import JSONB_VERSION, PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
 from pmstore.errors import CopyDecodeError
 
-__all__ = ["DEFAULT_BATCH_ROWS", "Chunk", "CopyDecoder", "decode_copy", "iter_record_batches"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "JSONB_METADATA",
+    "Chunk",
+    "CopyDecoder",
+    "decode_copy",
+    "iter_record_batches",
+]
 
 Chunk = bytes | bytearray | memoryview
 """Bytes of the stream as received: one CopyData message (or several whole rows)."""
 
+JSONB_METADATA: Final = {b"pmstore.postgres_type": b"jsonb"}
+"""A string field's metadata when its column is jsonb (order-book sides): each value's
+version byte is checked and dropped, the JSON text kept as the server sends it."""
 DEFAULT_BATCH_ROWS: Final = 50_000
 """Rows decoded into one record batch by ``iter_record_batches`` (~6 MB of prices)."""
 
@@ -195,6 +206,8 @@ class CopyDecoder:
                 None if not null.any() else pa.py_buffer(np.packbits(~null, bitorder="little"))
             )
             if field.type == pa.string():
+                if field.metadata == JSONB_METADATA:
+                    position, length = self._jsonb(field, data, position, length, null)
                 arrays.append(self._text(field, data, position + 4, length, null, validity))
                 continue
             wire, width = self._fixed[field.type]
@@ -214,6 +227,24 @@ class CopyDecoder:
                 values[null] = 0
             arrays.append(pa.Array.from_buffers(field.type, n, [validity, pa.py_buffer(values)]))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _jsonb(
+        self,
+        field: Any,
+        data: bytes,
+        position: NDArray[np.int64],
+        length: NDArray[np.int32],
+        null: NDArray[np.bool_],
+    ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+        """The JSON texts of a jsonb column's values: past each one's version byte."""
+        version = _gather(data, position + 4, ">u1")
+        wrong = ~null & ((length < 1) | (version != JSONB_VERSION[0]))
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            raise CopyDecodeError(
+                f"column {field.name!r}, row {row}: not a jsonb value of version 1"
+            )
+        return position + 1, np.where(null, length, length - 1).astype(np.int32)
 
     def _text(
         self,
