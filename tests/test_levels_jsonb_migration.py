@@ -4,8 +4,9 @@ names, trades.price NOT NULL; and their rollbacks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pmstore.errors import MigrationError
 
 STEP = "0014_orderbook_levels_jsonb"
 BEFORE = "0013_orderbook_levels_arrays"
-LATER = ["0015_plan_index_names", "0016_trades_price_not_null"]
+LATER = ["0015_plan_index_names", "0016_trades_price_not_null", "0017_feed_gaps"]
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -34,20 +35,17 @@ SIDES: list[tuple[list[list[float]], list[list[float]]]] = [
     ([[round(0.99 - i / 100, 2), float(i + 1)] for i in range(60)], [[0.995, 5.5]]),
 ]
 
-# The level queries proposed for the README, on the stored shape (best-first [price, size]).
-BEST_BID = "(bids -> 0 -> 0)::numeric"
-BEST_ASK = "(asks -> 0 -> 0)::numeric"
+# The README's level queries, as it prints them (best-first [price, size] pairs).
+BEST_BID = "(bids->0->>0)::numeric"
+BEST_ASK = "(asks->0->>0)::numeric"
 DEPTH = "jsonb_array_length(bids) + jsonb_array_length(asks)"
-BID_SIZE_WITHIN_5C = """
-    (SELECT sum((l -> 1)::numeric) FROM jsonb_array_elements(bids) AS l
-     WHERE (l -> 0)::numeric >= (bids -> 0 -> 0)::numeric - 0.05)
-"""
+BID_SIZE = "(SELECT coalesce(sum((l->>1)::numeric), 0) FROM jsonb_array_elements(bids) l)"
 LEVEL_ROWS = """
-    SELECT s.side, l.level, (l.pair -> 0)::numeric AS price, (l.pair -> 1)::numeric AS size
-    FROM orderbook_snapshots o
-    CROSS JOIN LATERAL (VALUES ('bid', o.bids), ('ask', o.asks)) AS s(side, levels)
-    CROSS JOIN LATERAL jsonb_array_elements(s.levels) WITH ORDINALITY AS l(pair, level)
-    WHERE o.ts = %s ORDER BY s.side DESC, l.level
+    SELECT b.ts, l.level, (l.pair->>0)::numeric AS price, (l.pair->>1)::numeric AS size
+    FROM orderbook_snapshots b,
+         jsonb_array_elements(b.bids) WITH ORDINALITY AS l(pair, level)
+    WHERE b.token_id = %s AND b.ts = %s
+    ORDER BY l.level
 """
 
 
@@ -112,6 +110,12 @@ def _exact_decimals(conn: psycopg.Connection[Any], after: datetime) -> None:
         assert Decimal(size) == Decimal(repr(s)) and float(size) == s, (size, s)
 
 
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """The sum as numeric computes it: every digit (Decimal's default context keeps 28)."""
+    with localcontext(prec=100):
+        return sum(values, start=Decimal(0))
+
+
 def test_levels_become_jsonb_exactly_and_go_back(
     edition_server: TestServer, tmp_path: Path
 ) -> None:
@@ -131,7 +135,7 @@ def test_levels_become_jsonb_exactly_and_go_back(
             assert _sides(conn, old) == SIDES  # json.loads gives back every double
             _exact_decimals(conn, old)
             queried = conn.execute(
-                f"SELECT {BEST_BID}, {BEST_ASK}, {DEPTH}, {BID_SIZE_WITHIN_5C} "
+                f"SELECT {BEST_BID}, {BEST_ASK}, {DEPTH}, {BID_SIZE} "
                 "FROM orderbook_snapshots ORDER BY ts"
             ).fetchall()
             assert queried == [
@@ -139,25 +143,14 @@ def test_levels_become_jsonb_exactly_and_go_back(
                     Decimal(repr(bids[0][0])) if bids else None,
                     Decimal(repr(asks[0][0])) if asks else None,
                     len(bids) + len(asks),
-                    sum(
-                        (
-                            Decimal(repr(s))
-                            for p, s in bids
-                            if Decimal(repr(p)) >= Decimal(repr(bids[0][0])) - Decimal("0.05")
-                        ),
-                        start=Decimal(0),
-                    )
-                    if bids
-                    else None,
+                    _exact_sum(Decimal(repr(s)) for _, s in bids),
                 )
                 for bids, asks in SIDES
             ]
-            rows = conn.execute(LEVEL_ROWS, (old,)).fetchall()
-            bids, asks = SIDES[0]
+            rows = conn.execute(LEVEL_ROWS, (TOKEN, old)).fetchall()
+            bids = SIDES[0][0]
             assert rows == [
-                (side, k + 1, Decimal(repr(p)), Decimal(repr(s)))
-                for side, levels in (("bid", bids), ("ask", asks))
-                for k, (p, s) in enumerate(levels)
+                (old, k + 1, Decimal(repr(p)), Decimal(repr(s))) for k, (p, s) in enumerate(bids)
             ]
 
             # Decimals written as JSON text are kept exactly as written, trailing zeros too.
@@ -196,7 +189,7 @@ def test_levels_become_jsonb_exactly_and_go_back(
             )
         with pytest.raises(MigrationError, match=rf"order book of token {TOKEN} .*not a"):
             migrations.rollback(dsn)
-        assert migrations.status(dsn).applied[-1] == STEP  # 0015/0016 went, 0014 stayed
+        assert migrations.status(dsn).applied[-1] == STEP  # 0015-0017 went, 0014 stayed
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("DELETE FROM orderbook_snapshots WHERE ts = %s", (odd,))
 
@@ -270,7 +263,7 @@ def test_compressed_books_become_jsonb_and_compress_again(
             assert chunk_indexes is not None and chunk_indexes[0] >= 1
 
         # Back to float8[] from compressed JSONB chunks, compression on again.
-        assert migrations.rollback(dsn, 3).migrations == [*LATER[::-1], STEP]
+        assert migrations.rollback(dsn, len(LATER) + 1).migrations == [*LATER[::-1], STEP]
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert _sides(conn, old) == SIDES
             enabled = conn.execute(
@@ -325,7 +318,7 @@ def test_plan_index_names_and_trade_prices_required(
         assert applied_after(dsn, BEFORE) == [STEP, LATER[0]]  # 0016 refused, nothing of it
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("UPDATE trades SET price = 0.25 WHERE trade_id = 'no-price'")
-        assert migrations.apply(dsn).migrations == [LATER[1]]
+        assert migrations.apply(dsn).migrations == LATER[1:]
 
         with psycopg.connect(dsn, autocommit=True) as conn:
             after = _indexes(conn)
@@ -356,7 +349,7 @@ def test_plan_index_names_and_trade_prices_required(
                     (TOKEN,),
                 )
 
-        assert migrations.rollback(dsn, 2).migrations == LATER[::-1]
+        assert migrations.rollback(dsn, len(LATER)).migrations == LATER[::-1]
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert _indexes(conn) == before
             nullable = conn.execute(

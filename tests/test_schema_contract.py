@@ -90,6 +90,11 @@ _REFRESH = (
     "policies only cover [now - 3 h, now - 1 h]"
 )
 _PMSTORE_TABLE = "pmstore's own bookkeeping (not in the plan's data model)"
+_RECORDER_TABLE = (
+    "the live recorder's (pmstore record, migration 0017): feed_gaps records every interval a "
+    "token's feed lost continuity (a lost minute of data is recorded, never silent), "
+    "pmstore_recorder_health its last heartbeat; the plan has no live recorder"
+)
 _YOYO_TABLE = "yoyo-migrations' own table (the plan's custom migration runner is replaced by yoyo)"
 _PMSTORE_ROUTINE = "pmstore's own routine (edition handling, refresh queue, ingest cursors)"
 
@@ -202,6 +207,10 @@ DIFFERENCES: dict[Key, Difference] = {
             "pmstore_refresh_queue",
             "pmstore_refresh_targets",
         )
+    },
+    **{
+        ("table", name): Difference(False, True, _RECORDER_TABLE)
+        for name in ("feed_gaps", "pmstore_recorder_health")
     },
     **{
         ("table", name): Difference(False, True, _YOYO_TABLE)
