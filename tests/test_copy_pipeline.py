@@ -128,6 +128,13 @@ def test_chunk_bounds_cover_every_row_once() -> None:
     assert chunk_bounds(np.zeros(0, dtype=np.int64), 100, 3) == [0]
 
 
+def test_a_smaller_first_chunk_only_when_there_are_several() -> None:
+    sizes = np.full(100, 10, dtype=np.int64)  # 1,000 bytes
+    assert chunk_bounds(sizes, 400, 1_000, first_chunk_bytes=100) == [0, 10, 50, 90, 100]
+    assert chunk_bounds(sizes, 400, 1_000) == [0, 40, 80, 100]
+    assert chunk_bounds(sizes, 2_000, 1_000, first_chunk_bytes=100) == [0, 100]  # one chunk
+
+
 def test_keep_order_encoding_keeps_every_row_in_place() -> None:
     batch = prices(3_000, seed=7)
     stream = b"".join(encode_prices(batch, chunk_rows=700, keep_order=True))

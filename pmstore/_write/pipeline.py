@@ -8,8 +8,9 @@ one batch:
   order of an index led by token_id) or as given;
 - chunks are cut by an estimate of their encoded size (``chunk_bytes``,
   default 4 MiB), not by a row count: a chunk of big order books holds few
-  rows, a chunk of prices many; when there are several, the first is smaller
-  (``first_chunk_bytes``) so that the server starts sooner;
+  rows, a chunk of prices many; when there are several, the first may be
+  smaller (``first_chunk_bytes``; the Writer's order books) so that the server
+  starts sooner;
 - a deferred batch (``OrderbookBatch.from_columns_deferred``: order books
   given with Polymarket's string levels) is parsed chunk by chunk here too,
   each chunk's rows by the worker while the previous chunk is sent;
@@ -190,7 +191,7 @@ class CopyStream:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_chunk_rows: int = 1 << 62,
         prefetch: int = DEFAULT_PREFETCH,
-        first_chunk_bytes: int | None = DEFAULT_FIRST_CHUNK_BYTES,
+        first_chunk_bytes: int | None = None,
     ) -> None:
         if chunk_bytes < 1 or prefetch < 1 or max_chunk_rows < 1:
             raise ConfigurationError("chunk_bytes, max_chunk_rows and prefetch must be >= 1")

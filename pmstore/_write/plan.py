@@ -23,7 +23,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
 from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
-from pmstore._write.pipeline import CopyStream, index_order
+from pmstore._write.pipeline import DEFAULT_FIRST_CHUNK_BYTES, CopyStream, index_order
 from pmstore._write.precedence import precedence_sql
 from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 from pmstore._write.touched import touched_ranges
@@ -193,7 +193,9 @@ class CopyPlan:
         self, order: NDArray[np.intp] | None, *, chunk_bytes: int, chunk_rows: int
     ) -> CopyStream:
         """The batch's COPY stream in ``order``: chunks of about ``chunk_bytes`` (at most
-        ``chunk_rows`` rows) encoded by a worker thread ahead of the sender."""
+        ``chunk_rows`` rows) encoded by a worker thread ahead of the sender; order books'
+        first chunk smaller (``DEFAULT_FIRST_CHUNK_BYTES``: their levels cost the most to
+        encode or parse, and the server waits for the first chunk alone)."""
         keep_order = order is not None
         encode = self.encode
 
@@ -208,6 +210,9 @@ class CopyPlan:
             digest=self.batch_id is None,
             chunk_bytes=chunk_bytes,
             max_chunk_rows=chunk_rows,
+            first_chunk_bytes=(
+                DEFAULT_FIRST_CHUNK_BYTES if isinstance(self.batch, OrderbookBatch) else None
+            ),
         )
 
 
