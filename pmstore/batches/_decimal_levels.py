@@ -43,7 +43,7 @@ import orjson
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from pmstore.batches._convert import number, type_name
+from pmstore.batches._convert import level_pairs, number
 from pmstore.batches._levels import FlatLevels, best_first_order
 
 __all__ = [
@@ -404,22 +404,10 @@ Parsed = tuple[float, float, bytes, bytes]
 def _decimal_side(levels: object, descending: bool) -> list[Parsed] | str:
     """A side's levels as (price, size, price text, size text), sorted best-first, or the
     reason it is malformed (``parse_levels``' wording)."""
-    if isinstance(levels, np.ndarray):
-        levels = levels.tolist()
-    if not isinstance(levels, list | tuple):
-        return f"expected a list of (price, size) levels, got {type_name(levels)}"
-    parsed: list[Parsed] = []
-    for k, level in enumerate(levels):
-        if isinstance(level, dict):
-            if "price" not in level or "size" not in level:
-                return f"level {k} has no 'price' and 'size': {level!r:.60}"
-            level = (level["price"], level["size"])
-        if not isinstance(level, list | tuple) or len(level) != 2:
-            return f"level {k} is not a (price, size) pair: {level!r:.60}"
-        price, size = _value(level[0]), _value(level[1])
-        if price is None or size is None:
-            return f"level {k} holds a value that is not a number: {level!r:.60}"
-        parsed.append((price[0], size[0], price[1], size[1]))
+    pairs = level_pairs(levels, _value)
+    if isinstance(pairs, str):
+        return pairs
+    parsed = [(price[0], size[0], price[1], size[1]) for price, size in pairs]
     parsed.sort(key=itemgetter(0), reverse=descending)
     return parsed
 
