@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ import pytest
 from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
+from pmstore._pgcopy import PGCOPY_HEADER, PGCOPY_TRAILER
 from pmstore._write.encoding import encode_prices, encode_trades
 from pmstore.batches import PriceBatch, TradeBatch
 from pmstore.errors import CopyDecodeError
@@ -154,6 +156,22 @@ def test_decoder_refuses_broken_streams() -> None:
         decode_copy(chunks, wrong)
     with pytest.raises(CopyDecodeError, match="cannot decode arrow type bool"):
         CopyDecoder(pa.schema([("x", pa.bool_())]))
+
+
+def test_decoder_reads_jsonb_values_of_version_1_only() -> None:
+    schema = pa.schema([pa.field("bids", pa.string(), metadata=JSONB_METADATA)])
+
+    def stream(*values: bytes | None) -> list[bytes]:
+        rows = [
+            struct.pack(">hi", 1, -1) if v is None else struct.pack(">hi", 1, len(v)) + v
+            for v in values
+        ]
+        return [PGCOPY_HEADER + rows[0], *rows[1:], PGCOPY_TRAILER]
+
+    table = decode_copy(stream(b"\x01[[0.0100, 2]]", None, b"\x01[]"), schema)
+    assert table.column("bids").to_pylist() == ["[[0.0100, 2]]", None, "[]"]
+    with pytest.raises(CopyDecodeError, match="column 'bids', row 1: not a jsonb value"):
+        decode_copy(stream(b"\x01[]", b"\x02[]"), schema)
 
 
 # -- a real server's stream -----------------------------------------------------------------
