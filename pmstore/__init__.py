@@ -34,8 +34,9 @@ The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
 ``_write/touched`` -> ``_write/pipeline`` (a worker thread encodes ahead) ->
 ``_write/encoding`` (order-book sides: ``_write/jsonb_levels``) -> ``_write/engines``
 (COPY tuples, in the wire format of ``_pgcopy``) -> ``_write/connection_async``
-(one transaction, retried after a drop). The read path: ``Reader`` (``reader_async``) -> ``_read/queries`` (SQL
-and result models) and ``_read/coverage``, with ``frames`` for DataFrames.
+(one transaction, retried after a drop). The read path: ``Reader``
+(``reader_async``) -> ``_read/queries`` (SQL and result models) and
+``_read/coverage``, with ``frames`` for DataFrames.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
 the optional libraries).

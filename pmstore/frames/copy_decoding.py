@@ -207,7 +207,7 @@ class CopyDecoder:
             )
             if field.type == pa.string():
                 if field.metadata == JSONB_METADATA:
-                    position, length = self._jsonb(field, data, position, length, null)
+                    position, length = _jsonb_texts(field.name, data, position, length, null)
                 arrays.append(self._text(field, data, position + 4, length, null, validity))
                 continue
             wire, width = self._fixed[field.type]
@@ -227,24 +227,6 @@ class CopyDecoder:
                 values[null] = 0
             arrays.append(pa.Array.from_buffers(field.type, n, [validity, pa.py_buffer(values)]))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-    def _jsonb(
-        self,
-        field: Any,
-        data: bytes,
-        position: NDArray[np.int64],
-        length: NDArray[np.int32],
-        null: NDArray[np.bool_],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-        """The JSON texts of a jsonb column's values: past each one's version byte."""
-        version = _gather(data, position + 4, ">u1")
-        wrong = ~null & ((length < 1) | (version != JSONB_VERSION[0]))
-        if wrong.any():
-            row = int(np.argmax(wrong))
-            raise CopyDecodeError(
-                f"column {field.name!r}, row {row}: not a jsonb value of version 1"
-            )
-        return position + 1, np.where(null, length, length - 1).astype(np.int32)
 
     def _text(
         self,
@@ -282,6 +264,20 @@ class CopyDecoder:
 
 
 _Walked = tuple[list[NDArray[np.int64]], list[NDArray[np.int32]]]
+
+
+def _jsonb_texts(
+    name: str, data: bytes, at: NDArray[np.int64], length: NDArray[np.int32], null: Any
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """A jsonb column's JSON texts: each value's field offset and length past its version
+    byte (checked: 1); CopyDecodeError naming the row otherwise."""
+    version = _gather(data, at + 4, ">u1")
+    wrong = ~null & ((length < 1) | (version != JSONB_VERSION[0]))
+    if wrong.any():
+        raise CopyDecodeError(
+            f"column {name!r}, row {int(np.argmax(wrong))}: not a jsonb value of version 1"
+        )
+    return at + 1, np.where(null, length, length - 1).astype(np.int32)
 
 
 def _gather(data: bytes, positions: NDArray[np.int64], wire: str) -> NDArray[Any]:
