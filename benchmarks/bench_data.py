@@ -215,7 +215,9 @@ def summarize_prices(db: BenchDB, qualified: sql.Composable) -> dict[str, Any]:
 @dataclass
 class BookData:
     """Order books: raw columns as Polymarket's ``/book`` gives them, parsed from JSON (levels
-    ``{"price": "0.48", "size": "1234.5"}``, worst-first), and the built batch."""
+    ``{"price": "0.48", "size": "1234.5"}``, worst-first), and the built batch (float levels:
+    the Writer stores their shortest decimals; ``text_batch``: built from the strings, texts
+    kept, which the Writer stores unchanged)."""
 
     raw: dict[str, Any]
     batch: OrderbookBatch
@@ -248,7 +250,12 @@ class BookData:
             "bids": [b["bids"] for b in parsed],
             "asks": [b["asks"] for b in parsed],
         }
-        batch = OrderbookBatch.from_columns(raw).validated()
+        floats = {
+            **raw,
+            "bids": [[(float(v["price"]), float(v["size"])) for v in side] for side in raw["bids"]],
+            "asks": [[(float(v["price"]), float(v["size"])) for v in side] for side in raw["asks"]],
+        }
+        batch = OrderbookBatch.from_columns(floats).validated()
         levels = sum(map(len, raw["bids"])) + sum(map(len, raw["asks"]))
         return cls(
             raw, batch, f"{books:,} books, {levels / max(books, 1):.1f} levels a book on average"
@@ -263,9 +270,14 @@ class BookData:
         return int(sum(map(len, self.raw["bids"])) + sum(map(len, self.raw["asks"])))
 
     @cached_property
+    def text_batch(self) -> OrderbookBatch:
+        """The batch built from the string levels (``from_columns``: their texts kept)."""
+        return OrderbookBatch.from_columns(self.raw).validated()
+
+    @cached_property
     def rows(self) -> list[BookRow]:
-        """Tuples with levels as best-first [price, size] lists (the batch's pairs, as the
-        drivers take a float8[] value), spread/midpoint or None."""
+        """Tuples with levels as best-first [price, size] lists of floats (psycopg's jsonb
+        dumper serializes them), spread/midpoint or None."""
         b = self.batch
         return list(
             zip(
@@ -279,6 +291,12 @@ class BookData:
             )
         )
 
+    @cached_property
+    def json_rows(self) -> list[tuple[Any, ...]]:
+        """``rows`` with each side as its JSON text (``json.dumps``: the floats' shortest
+        decimals), the form asyncpg's jsonb codec takes."""
+        return [(ts, t, json.dumps(b), json.dumps(a), s, m) for ts, t, b, a, s, m in self.rows]
+
     def expected(self) -> dict[str, Any]:
         return {
             "rows": self.n,
@@ -286,31 +304,40 @@ class BookData:
             "spreads": int(np.count_nonzero(~np.isnan(self.batch.spread))),
         }
 
-    def write_csv(self, path: Path) -> None:
-        """The rows as CSV, levels as the JSON text pmstore stores (``[[0.48, 1234.5], ...]``)."""
+    def write_csv(self, path: Path, *, texts: bool = False) -> None:
+        """The rows as CSV, each side as JSON text, best-first: the floats' shortest decimals
+        (what the Writer sends for ``batch``), or with ``texts`` Polymarket's own decimal
+        strings (what it sends for ``raw``), ``[[0.48,1234.5],...]``."""
+        bids = _side_texts(self.raw["bids"], True) if texts else None
+        asks = _side_texts(self.raw["asks"], False) if texts else None
         with path.open("w", newline="") as f:
             out = csv.writer(f, lineterminator="\n")
-            for ts, token, bids, asks, spread, mid in self.rows:
+            for i, (ts, token, bid, ask, spread, mid) in enumerate(self.json_rows):
                 out.writerow(
                     (
                         ts.isoformat(),
                         token,
-                        _array_text(bids),
-                        _array_text(asks),
+                        bids[i] if bids else bid,
+                        asks[i] if asks else ask,
                         "" if spread is None else repr(spread),
                         "" if mid is None else repr(mid),
                     )
                 )
 
 
-def _array_text(levels: Any) -> str:
-    """A side as a float8[] literal, ``{{0.48,1234.5},{0.47,10.0}}`` (``{}`` when empty)."""
-    return "{" + ",".join(f"{{{price!r},{size!r}}}" for price, size in levels) + "}"
+def _side_texts(sides: list[list[dict[str, str]]], descending: bool) -> list[str]:
+    """Each side as JSON text of its levels' own strings, best-first (a stable sort by price,
+    as the batches sort)."""
+    out = []
+    for side in sides:
+        levels = sorted(side, key=lambda v: float(v["price"]), reverse=descending)
+        out.append("[" + ",".join(f"[{v['price']},{v['size']}]" for v in levels) + "]")
+    return out
 
 
 def summarize_books(db: BenchDB) -> dict[str, Any]:
     row = db.conn.execute(
-        "SELECT count(*), coalesce(sum(cardinality(bids) + cardinality(asks)) / 2, 0), "
+        "SELECT count(*), coalesce(sum(jsonb_array_length(bids) + jsonb_array_length(asks)), 0), "
         "count(spread) FROM public.orderbook_snapshots"
     ).fetchone()
     assert row is not None
@@ -371,9 +398,12 @@ def price_files(db: BenchDB, data: PriceData, folder: Path, name: str) -> Files:
     return _readable(files)
 
 
-def book_files(db: BenchDB, data: BookData, folder: Path) -> Files:
-    files = Files(folder / "books.csv", folder / "books.bin")
-    data.write_csv(files.csv)
+def book_files(db: BenchDB, data: BookData, folder: Path, *, texts: bool = False) -> Files:
+    """The books' CSV and the server's binary COPY of them (levels: the floats' shortest
+    decimals, or with ``texts`` Polymarket's strings; see ``BookData.write_csv``)."""
+    name = "books-texts" if texts else "books"
+    files = Files(folder / f"{name}.csv", folder / f"{name}.bin")
+    data.write_csv(files.csv, texts=texts)
     binary_file_from_csv(db, "orderbook_snapshots", BOOK_COLUMNS, files.csv, files.binary)
     return _readable(files)
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 from bench_data import BOOK_COLUMNS, PRICE_COLUMNS, BookData, PriceData, read_chunks
+from bench_report import BOOK_TEXTS_BASELINE
 from bench_server import Target
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -30,7 +31,8 @@ from pmstore import Writer
 Group = Literal["pmstore", "server", "peer"]
 
 PRICE_TYPES = ("timestamptz", "text", "float8", "float8")
-BOOK_TYPES = ("timestamptz", "text", "float8[]", "float8[]", "float8", "float8")
+BOOK_TYPES = ("timestamptz", "text", "jsonb", "jsonb", "float8", "float8")
+"""psycopg's binary jsonb dumper serializes the sides' lists (json.dumps) itself."""
 
 SORTED_BASELINE = "server COPY FROM file (binary, sorted by (token_id, ts))"
 
@@ -107,6 +109,11 @@ def pmstore_book_raw(target: Target, data: BookData) -> Run:
 
 def pmstore_book_batch(target: Target, data: BookData) -> Run:
     return _writer_call(target, lambda w: w.copy_orderbooks(data.batch), data.n)
+
+
+def pmstore_book_text_batch(target: Target, data: BookData) -> Run:
+    run = _writer_call(target, lambda w: w.copy_orderbooks(data.text_batch), data.n)
+    return Run(run.rows, run.seconds, "built by from_columns from the string levels (texts kept)")
 
 
 # -- the server's own COPY FROM a file -------------------------------------------------------
@@ -228,7 +235,7 @@ def _asyncpg_copy(target: Target, rows: Sequence[tuple[Any, ...]], columns: Sequ
             **_asyncpg_params(target.dsn),
             server_settings={"search_path": f"{target.schema},public"},
         )
-        try:  # float8[] levels: asyncpg's own binary array codec takes the lists of pairs
+        try:  # jsonb sides: asyncpg's codec takes their JSON text (json_rows)
             started = time.perf_counter()
             await conn.copy_records_to_table(
                 target.table, records=rows, columns=list(columns), schema_name=target.schema
@@ -245,7 +252,7 @@ def asyncpg_prices(target: Target, data: PriceData) -> Run:
 
 
 def asyncpg_books(target: Target, data: BookData) -> Run:
-    return _asyncpg_copy(target, data.rows, BOOK_COLUMNS)
+    return _asyncpg_copy(target, data.json_rows, BOOK_COLUMNS)
 
 
 # -- ADBC ------------------------------------------------------------------------------------
@@ -297,7 +304,11 @@ def pgcopy_prices(target: Target, data: PriceData) -> Run:
 
 
 def pgcopy_books(target: Target, data: BookData) -> Run:
-    return _pgcopy(target, data.rows, data.n, BOOK_COLUMNS)  # float8[] sides: lists of lists
+    rows = [  # jsonb sides: pgcopy takes their JSON text as bytes
+        (ts, token, bids.encode(), asks.encode(), spread, mid)
+        for ts, token, bids, asks, spread, mid in data.json_rows
+    ]
+    return _pgcopy(target, rows, data.n, BOOK_COLUMNS)
 
 
 # -- the lists -------------------------------------------------------------------------------
@@ -339,13 +350,20 @@ def price_methods(
     return methods
 
 
-def book_methods(binary: ServerCopy, csv: ServerCopy) -> list[Method]:
-    """Every order-book method, baseline (server binary COPY) first."""
+def book_methods(binary: ServerCopy, csv: ServerCopy, texts_binary: ServerCopy) -> list[Method]:
+    """Every order-book method, baseline (server binary COPY of the rows a built batch of
+    float levels gives) first; ``texts_binary``: of the rows string levels give."""
     return [
         Method("server COPY FROM file (binary)", "server", binary),
+        Method(BOOK_TEXTS_BASELINE, "server", texts_binary),
         Method("server COPY FROM file (CSV)", "server", csv),
         Method("pmstore copy_orderbooks (string levels)", "pmstore", pmstore_book_raw),
         Method("pmstore copy_orderbooks (OrderbookBatch)", "pmstore", pmstore_book_batch),
+        Method(
+            "pmstore copy_orderbooks (OrderbookBatch with texts)",
+            "pmstore",
+            pmstore_book_text_batch,
+        ),
         Method("psycopg Copy.write_row (binary)", "peer", psycopg_write_row_books),
         Method("asyncpg copy_records_to_table", "peer", asyncpg_books),
         Method("pgcopy CopyManager", "peer", pgcopy_books),

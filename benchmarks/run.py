@@ -407,12 +407,14 @@ def run_all(
         assert books is not None
         scen.log("preparing the order books in every input form ...")
         bfiles = book_files(db, books, files_dir)
-        _ = books.rows
+        tfiles = book_files(db, books, files_dir, texts=True)
+        _ = books.rows, books.json_rows, books.text_batch
         out["orderbooks"] = scen.orderbooks(
             db,
             book_methods(
                 ServerCopy(bfiles.binary, "binary", BOOK_COLUMNS, books.n, server_reads),
                 ServerCopy(bfiles.csv, "csv", BOOK_COLUMNS, books.n, server_reads),
+                ServerCopy(tfiles.binary, "binary", BOOK_COLUMNS, books.n, server_reads),
             ),
             books,
             args.repeat,

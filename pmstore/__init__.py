@@ -33,12 +33,12 @@ The public modules (an underscore marks an internal module, as in psycopg):
 The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
 ``_write/plan`` (the checked batch, its id and statements) -> ``_write/retention`` and
 ``_write/touched`` -> ``_write/pipeline`` (a worker thread encodes ahead) ->
-``_write/encoding`` -> ``_write/engines`` (COPY tuples, in the wire format of
-``_pgcopy``) -> ``_write/connection_async`` (one transaction, retried after a
-drop). The read path: ``Reader`` (``reader_async``) -> ``_read/queries`` (SQL
-and result models), ``_read/panel`` (one token, several or all) -> ``_read/bulk``
-(binary COPY read in bulk through libpq, decoded by ``frames``), and
-``_read/coverage`` -> ``_read/gaps``.
+``_write/encoding`` (order-book sides: ``_write/jsonb_levels``) -> ``_write/engines``
+(COPY tuples, in the wire format of ``_pgcopy``) -> ``_write/connection_async``
+(one transaction, retried after a drop). The read path: ``Reader``
+(``reader_async``) -> ``_read/queries`` (SQL and result models), ``_read/panel``
+(one token, several or all) -> ``_read/bulk`` (binary COPY read in bulk through
+libpq, decoded by ``frames``), and ``_read/coverage`` -> ``_read/gaps``.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
 the optional libraries).

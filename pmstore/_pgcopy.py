@@ -14,12 +14,13 @@ Field data used by pmstore:
   microseconds minus ``POSTGRES_EPOCH_OFFSET_US``);
 - ``float8``: IEEE 754 binary64; ``int8``: a big-endian int64;
 - ``text``: the UTF-8 bytes, no terminator;
-- ``float8[]`` (order-book sides, ``[[price, size], ...]``): the array header
-  ``LEVELS_HEADER`` (ndim 2, no NULLs, element oid ``FLOAT8_OID``, each
-  dimension's length and lower bound) and per element an int32 length (8) and the
-  float8 (``LEVEL_DTYPE``: a level's 24 bytes); an empty side has the length 0.
+- ``jsonb`` (order-book sides, ``[[price, size], ...]``): the format version
+  byte ``JSONB_VERSION`` (1) and the JSON text, UTF-8, which the server parses
+  as it parses text input (``jsonb_recv``): a JSON number becomes a ``numeric``
+  holding exactly the digits sent.
 
-Written by ``pmstore._write.encoding``, read by ``pmstore.frames.copy_decoding``.
+Written by ``pmstore._write.encoding`` (levels: ``pmstore._write.jsonb_levels``),
+read by ``pmstore.frames.copy_decoding``.
 """
 
 from __future__ import annotations
@@ -27,13 +28,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-import numpy as np
-
 __all__ = [
-    "FLOAT8_BYTES",
-    "FLOAT8_OID",
-    "LEVELS_HEADER",
-    "LEVEL_DTYPE",
+    "JSONB_VERSION",
     "NULL_LENGTH",
     "PGCOPY_HEADER",
     "PGCOPY_SIGNATURE",
@@ -51,16 +47,5 @@ NULL_LENGTH: Final = -1
 """A field's length when it is NULL (no data follows)."""
 POSTGRES_EPOCH_OFFSET_US: Final = 946_684_800_000_000
 """Microseconds from 1970-01-01 to 2000-01-01 UTC (PostgreSQL's timestamp epoch)."""
-FLOAT8_OID: Final = 701
-"""The element type (pg_type oid) of a float8 array."""
-FLOAT8_BYTES: Final = 8
-"""The length of one float8 element."""
-LEVELS_HEADER: Final = np.dtype(
-    [("ndim", ">i4"), ("has_nulls", ">i4"), ("element_type", ">i4"), ("levels", ">i4"),
-     ("lower_bound", ">i4"), ("pair", ">i4"), ("pair_lower_bound", ">i4")]
-)  # fmt: skip
-"""The header of a side's binary float8[] value: ndim 2, dimensions [levels][2]."""
-LEVEL_DTYPE: Final = np.dtype(
-    [("price_length", ">i4"), ("price", ">f8"), ("size_length", ">i4"), ("size", ">f8")]
-)
-"""One level's two elements in a binary float8[] value (each: int32 length, float8)."""
+JSONB_VERSION: Final = b"\x01"
+"""The first byte of a binary ``jsonb`` value: its format version, 1."""

@@ -20,7 +20,10 @@ the next run replaces. A day without rows has no file (a previous file for it is
 removed). The first and last day hold only the rows
 inside [start, end).
 
-Columns and types are the table's (bids/asks as JSON text, ``[[0.48,1234.5],...]``); timestamps
+Columns and types are the table's, but bids/asks: Parquet strings holding the jsonb's own
+text (``[[0.48, 1234.5], [0.47, 10]]``, best-first, each number with the digits stored, so
+``"0.001"`` stays 0.001: a float column would round them; parse with any JSON reader, or
+DuckDB's ``bids::JSON``); timestamps
 are ``timestamp[us, UTC]`` (Parquet TIMESTAMP(MICROS, adjusted to UTC)); the
 ``date`` column comes from the folder names (hive partitioning) for readers
 that ask for it.
@@ -70,8 +73,7 @@ EXPORT_SQL: Final = {
         ORDER BY ts, trade_id
     """,
     "orderbook_snapshots": """
-        SELECT ts, token_id, array_to_json(bids)::text AS bids,
-               array_to_json(asks)::text AS asks, spread, midpoint
+        SELECT ts, token_id, bids::text AS bids, asks::text AS asks, spread, midpoint
         FROM orderbook_snapshots
         WHERE ts >= %(start)s AND ts < %(end)s
         ORDER BY ts, token_id, bids, asks, spread, midpoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,7 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PRICE_TYPES = ("timestamptz", "text", "float8", "float8")
-ORDERBOOK_TYPES = ("timestamptz", "text", "float8[]", "float8[]", "float8", "float8")
+ORDERBOOK_TYPES = ("timestamptz", "text", "jsonb", "jsonb", "float8", "float8")
 TRADE_TYPES = ("timestamptz", "text", "text", "float8", "float8", "text")
 
 Row = tuple[Any, ...]
@@ -47,23 +48,9 @@ def decode_value(kind: str, data: bytes) -> Any:
         return struct.unpack(">d", data)[0]
     if kind == "text":
         return data.decode("utf-8")
-    if kind == "float8[]":  # array_recv: ndim, has-nulls flag, element oid, (length, lower
-        ndim, flags, oid = struct.unpack_from(">iii", data, 0)  # bound) per dimension, then
-        assert flags == 0 and oid == 701  # per element an int32 length and its bytes
-        dims = [struct.unpack_from(">ii", data, 12 + 8 * d) for d in range(ndim)]
-        assert all(lower == 1 for _, lower in dims)
-        pos = 12 + 8 * ndim
-        values = []
-        for _ in range(math.prod(n for n, _ in dims) if dims else 0):
-            (length,) = struct.unpack_from(">i", data, pos)
-            assert length == 8
-            values.append(struct.unpack_from(">d", data, pos + 4)[0])
-            pos += 12
-        assert pos == len(data), "array bytes after the last element"
-        if not values:
-            return []
-        assert ndim == 2 and dims[1][0] == 2, dims
-        return [values[i : i + 2] for i in range(0, len(values), 2)]
+    if kind == "jsonb":  # jsonb_recv: the format version 1, then the JSON text
+        assert data[:1] == b"\x01", data[:1]
+        return json.loads(data[1:].decode("utf-8"))
     raise AssertionError(kind)
 
 
@@ -381,16 +368,24 @@ def test_orderbooks_round_trip() -> None:
     assert rows[4][4:] == (0.25, None)  # a given spread is kept, midpoint stays NULL
 
 
-def test_orderbook_levels_are_the_documented_float8_arrays() -> None:
+def test_orderbook_levels_are_the_documented_jsonb_values() -> None:
     batch = OrderbookBatch.from_rows([(T0, TOKEN_77, [(0.48, 1234.5), (0.47, 10)], [])])
     stream = joined(encode_orderbooks(batch))
-    # ndim 2, no NULLs, float8 (oid 701), dimensions [2 levels, lower bound 1][2, 1]
-    bids = struct.pack(">iiiiiii", 2, 0, 701, 2, 1, 2, 1) + b"".join(
-        struct.pack(">id", 8, value) for value in (0.48, 1234.5, 0.47, 10.0)
-    )
+    # jsonb version 1, then best-first [price, size] pairs: the floats' shortest decimals
+    bids = b"\x01[[0.48,1234.5],[0.47,10.0]]"
     assert struct.pack(">i", len(bids)) + bids in stream
-    empty = struct.pack(">iiiiiii", 2, 0, 701, 0, 1, 2, 1)  # no levels: an empty array
+    empty = b"\x01[]"  # no levels: an empty array
     assert struct.pack(">i", len(empty)) + empty in stream
+
+
+def test_string_levels_are_sent_as_their_own_texts() -> None:
+    side = [{"price": "0.001", "size": "1000"}, {"price": "0.0100", "size": "12.50"}]
+    batch = OrderbookBatch.from_columns(
+        {"ts": [T0], "token_id": [TOKEN_77], "bids": [side], "asks": [[]]}
+    )
+    stream = joined(encode_orderbooks(batch))
+    bids = b"\x01[[0.0100,12.50],[0.001,1000]]"  # best-first, each text unchanged
+    assert struct.pack(">i", len(bids)) + bids in stream
 
 
 # -- trades -----------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from pmstore._write.pipeline import CopyStream, chunk_bounds, index_order
 from pmstore.batches import OrderbookBatch, PriceBatch
 from pmstore.batches._checks import level_problem
 from pmstore.batches._convert import parse_levels
-from pmstore.batches._levels import check_sides, flat_sides, side_lists
+from pmstore.batches._decimal_levels import DecimalLevels
+from pmstore.batches._levels import best_prices, check_sides, flat_sides, side_lists
+from pmstore.batches._tables import parsed_sides
 from pmstore.errors import BatchValidationError
 from pmstore.models import PriceSnapshot
 
@@ -126,6 +128,13 @@ def test_chunk_bounds_cover_every_row_once() -> None:
     assert chunk_bounds(np.zeros(0, dtype=np.int64), 100, 3) == [0]
 
 
+def test_a_smaller_first_chunk_only_when_there_are_several() -> None:
+    sizes = np.full(100, 10, dtype=np.int64)  # 1,000 bytes
+    assert chunk_bounds(sizes, 400, 1_000, first_chunk_bytes=100) == [0, 10, 50, 90, 100]
+    assert chunk_bounds(sizes, 400, 1_000) == [0, 40, 80, 100]
+    assert chunk_bounds(sizes, 2_000, 1_000, first_chunk_bytes=100) == [0, 100]  # one chunk
+
+
 def test_keep_order_encoding_keeps_every_row_in_place() -> None:
     batch = prices(3_000, seed=7)
     stream = b"".join(encode_prices(batch, chunk_rows=700, keep_order=True))
@@ -156,10 +165,12 @@ def sides(seed: int, shape: str) -> list[Any]:
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("descending", [True, False])
 def test_bulk_parse_equals_row_by_row(shape: str, seed: int, descending: bool) -> None:
-    raw = sides(seed, shape)
-    bulk = flat_sides(raw, descending)
-    assert bulk is not None
-    flat, best = bulk
+    raw = sides(seed, shape)  # seed 1: Polymarket's string dicts (texts kept), 2: numbers
+    flat = parsed_sides(raw, descending)
+    assert flat is not None and isinstance(flat, DecimalLevels) == (seed % 2 == 1)
+    if seed % 2 == 0:
+        assert flat_sides(raw, descending) is not None
+    best = best_prices(flat)
     parsed = side_lists(flat)
     one_by_one = [parse_levels(side, descending) for side in raw]
     assert parsed == one_by_one
@@ -191,7 +202,7 @@ def test_bulk_check_finds_what_the_row_by_row_check_finds() -> None:
     assert check_sides([[("0.5", "1")]], True) is None  # not a built batch's form
 
 
-def test_polymarket_dict_levels_build_the_same_batch_as_pairs() -> None:
+def test_polymarket_dict_levels_build_the_batch_of_pairs_with_their_texts() -> None:
     ts = [datetime(2026, 3, 1, tzinfo=UTC)] * 2
     as_dicts = OrderbookBatch.from_columns(
         {
@@ -210,7 +221,9 @@ def test_polymarket_dict_levels_build_the_same_batch_as_pairs() -> None:
         }
     )
     assert as_dicts.bids.tolist() == as_pairs.bids.tolist()
-    assert as_dicts.content_digest() == as_pairs.content_digest()
+    # The strings' texts are what is stored ("0.30", not 0.3): another batch than the floats'.
+    assert as_dicts.content_digest() != as_pairs.content_digest()
+    assert isinstance(as_dicts.levels and as_dicts.levels.bids, DecimalLevels)
     assert as_dicts.spread[0] == pytest.approx(0.05) and math.isnan(as_dicts.spread[1])
 
 

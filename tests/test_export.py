@@ -55,7 +55,10 @@ def write_data(conn: Conn, n: int = 30_000) -> None:
     books = {
         "ts": start + rng.integers(0, span, 300),
         "token_id": np.array(TOKENS, dtype=object)[rng.integers(0, len(TOKENS), 300)],
-        "bids": [[(0.4, float(i)), (0.39, 2.5)] for i in range(300)],
+        "bids": [  # Polymarket's strings: stored and exported with their own digits
+            [{"price": "0.001", "size": "2.5"}, {"price": "0.40", "size": f"{i}.10"}]
+            for i in range(300)
+        ],
         "asks": [[(0.6, 1.0)] if i % 3 else [] for i in range(300)],
     }
     with Writer(conn) as writer:
@@ -117,6 +120,19 @@ def test_export_is_read_back_by_pyarrow_polars_and_duckdb(
     assert len(arrow_rows) == len(polars_rows) == len(duck_rows) == len(expected)
     assert arrow_rows == polars_rows == duck_rows == sorted(expected)
     assert by_polars.schema["ts"] == pl.Datetime("us", "UTC")
+
+
+def test_exported_levels_are_the_stored_json_with_the_source_digits(
+    conn: Conn, tmp_path: Path
+) -> None:
+    write_data(conn)
+    result = export_table(conn, "orderbook_snapshots", DAY0, DAY0 + timedelta(days=4), tmp_path)
+    table = ds.dataset(tmp_path / "orderbook_snapshots", format="parquet").to_table()
+    assert result.rows == table.num_rows == 300
+    assert table.schema.field("bids").type == pa.string()
+    bids = sorted(table.column("bids").to_pylist())
+    assert bids[0] == "[[0.40, 0.10], [0.001, 2.5]]"  # best-first, "0.40" and "0.10" kept
+    assert set(table.column("asks").to_pylist()) == {"[]", "[[0.6, 1.0]]"}
 
 
 def test_a_rerun_writes_the_same_bytes_and_follows_the_database(conn: Conn, tmp_path: Path) -> None:

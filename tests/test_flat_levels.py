@@ -191,9 +191,11 @@ def test_columns_mix_fast_and_slow_books_in_one_batch() -> None:
     np.testing.assert_allclose(batch.spread, [0.2] * 3)
 
 
-def test_from_columns_keeps_common_levels_flat_with_the_same_digest_and_bytes() -> None:
-    """Polymarket's dict levels given to from_columns stay flat (no tuple per level): the
-    checks, digest and COPY bytes are those of the same books in object form."""
+def test_from_columns_keeps_common_levels_flat_with_their_texts() -> None:
+    """Polymarket's dict levels given to from_columns stay flat (no tuple per level) with
+    their texts: the checks and spreads are those of the same books in object form, the
+    COPY bytes carry the texts unchanged, and the digest is the texts' (a float batch of
+    the same books is another batch: its decimals may differ)."""
     rng = np.random.default_rng(4)
     n = 40
     bids, asks = [], []
@@ -212,8 +214,14 @@ def test_from_columns_keeps_common_levels_flat_with_the_same_digest_and_bytes() 
     assert flat.levels is not None and flat._unbuilt("bids")
     plain = OrderbookBatch(**{name: getattr(flat, name) for name in OrderbookBatch.COLUMNS})
     assert plain.levels is None
-    assert flat.content_digest() == plain.content_digest()
-    assert orderbook_chunk(flat, slice(0, n)) == orderbook_chunk(plain, slice(0, n))
+    assert flat.content_digest() == OrderbookBatch.from_columns(columns).content_digest()
+    assert flat.content_digest() != plain.content_digest()
+    chunk = orderbook_chunk(flat, slice(0, n))
+    for side, descending in ((bids, True), (asks, False)):
+        for levels in side:
+            best_first = sorted(levels, key=lambda v: float(v["price"]), reverse=descending)
+            text = ",".join(f"[{v['price']},{v['size']}]" for v in best_first)
+            assert b"\x01[" + text.encode() + b"]" in chunk
     np.testing.assert_array_equal(flat.spread, plain.spread)
     bad = dict(columns, bids=[*bids[:-1], [{"price": "0.2", "size": "-1"}]])
     with pytest.raises(BatchValidationError) as raised:

@@ -234,6 +234,10 @@ def test_trades_and_orderbooks_from_frames(conn: Conn) -> None:
         "SELECT bids, asks, spread, midpoint FROM orderbook_snapshots ORDER BY ts, midpoint"
     ).fetchall()
     assert got[0] == ([[0.3, 2.0]], [[0.5, 1.0]], pytest.approx(0.2), pytest.approx(0.4))
+    texts = conn.execute(  # string levels are stored with their own digits
+        "SELECT bids::text, asks::text FROM orderbook_snapshots ORDER BY ts, midpoint LIMIT 1"
+    ).fetchone()
+    assert texts == ("[[0.30, 2]]", "[[0.50, 1]]")
     assert got[1][0] == [[0.45, 1.0], [0.4, 10.0]]  # stored best-first
     assert got[1][2] == pytest.approx(0.6 - 0.45) and got[1][3] == pytest.approx(0.525)
     assert got[2][2] is None and got[3][2] is None  # one-sided books

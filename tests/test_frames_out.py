@@ -7,9 +7,12 @@ value by value with the same Reader's pydantic results on a real TimescaleDB.
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -21,10 +24,16 @@ import pytest
 from async_adapter import kind, make_reader
 
 from pmstore import ConfigurationError, Writer
+from pmstore._pgcopy import PGCOPY_HEADER, PGCOPY_TRAILER
 from pmstore._write.encoding import encode_prices, encode_trades
 from pmstore.batches import PriceBatch, TradeBatch
 from pmstore.errors import CopyDecodeError
-from pmstore.frames.copy_decoding import CopyDecoder, decode_copy, iter_record_batches
+from pmstore.frames.copy_decoding import (
+    JSONB_METADATA,
+    CopyDecoder,
+    decode_copy,
+    iter_record_batches,
+)
 from pmstore.frames.outbound import copy_statement, fetch_table
 from pmstore.reader import Reader
 
@@ -149,6 +158,22 @@ def test_decoder_refuses_broken_streams() -> None:
         CopyDecoder(pa.schema([("x", pa.bool_())]))
 
 
+def test_decoder_reads_jsonb_values_of_version_1_only() -> None:
+    schema = pa.schema([pa.field("bids", pa.string(), metadata=JSONB_METADATA)])
+
+    def stream(*values: bytes | None) -> list[bytes]:
+        rows = [
+            struct.pack(">hi", 1, -1) if v is None else struct.pack(">hi", 1, len(v)) + v
+            for v in values
+        ]
+        return [PGCOPY_HEADER + rows[0], *rows[1:], PGCOPY_TRAILER]
+
+    table = decode_copy(stream(b"\x01[[0.0100, 2]]", None, b"\x01[]"), schema)
+    assert table.column("bids").to_pylist() == ["[[0.0100, 2]]", None, "[]"]
+    with pytest.raises(CopyDecodeError, match="column 'bids', row 1: not a jsonb value"):
+        decode_copy(stream(b"\x01[]", b"\x02[]"), schema)
+
+
 # -- a real server's stream -----------------------------------------------------------------
 
 
@@ -171,6 +196,28 @@ def test_server_stream_decodes_to_the_rows_psycopg_reads(conn: Conn) -> None:
     assert as_rows(typed) == [(0 + len(expected), 1, "x")]
     with pytest.raises(CopyDecodeError, match="cannot read PostgreSQL type bool"):
         fetch_table(conn, "SELECT true AS b", {})
+
+
+def test_jsonb_levels_decode_to_the_servers_json_text(conn: Conn) -> None:
+    books = {
+        "ts": [DAY0, DAY0 + timedelta(minutes=1)],
+        "token_id": TOKENS[:2],
+        "bids": [[{"price": "0.001", "size": "1000"}, {"price": "0.0100", "size": "2.5"}], []],
+        "asks": [[[0.6, 5.0]], []],
+    }
+    with Writer(conn) as writer:
+        writer.copy_orderbooks(books)
+    sql = "SELECT ts, bids, asks FROM orderbook_snapshots ORDER BY ts"
+    table = fetch_table(conn, sql, {})
+    assert table.schema.field("bids").type == pa.string()
+    assert table.schema.field("bids").metadata == JSONB_METADATA
+    expected = conn.execute("SELECT bids::text, asks::text FROM orderbook_snapshots ORDER BY ts")
+    assert list(zip(*(table.column(c).to_pylist() for c in ("bids", "asks")), strict=True)) == [
+        tuple(row) for row in expected.fetchall()
+    ]
+    first = json.loads(table.column("bids")[0].as_py(), parse_float=Decimal)
+    assert first == [[Decimal("0.0100"), Decimal("2.5")], [Decimal("0.001"), 1000]]
+    assert table.column("asks").to_pylist() == ["[[0.6, 5.0]]", "[]"]
 
 
 # -- the Reader's bulk reads ----------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -107,19 +108,39 @@ def test_ingest_json_lines_gzip_and_bad_files(server: TestServer, tmp_path: Path
         book = json.loads(
             polymarket_fixture("nautilus_trader/py_http_responses__book.json").read_text()
         )
+        ws_book = json.loads(  # the WebSocket `book` event: "0.001", "9000023.58", ...
+            polymarket_fixture("nautilus_trader/py_ws_messages__book.json").read_text()
+        )
         trades = json.loads(
             polymarket_fixture("nautilus_trader/py_http_responses__trades.json").read_text()
         )
         lines = tmp_path / "mixed.jsonl.gz"
         with gzip.open(lines, "wt") as out:
             out.write(json.dumps(book) + "\n\n")
+            out.write(json.dumps(ws_book) + "\n")
             for trade in trades if isinstance(trades, list) else [trades]:
                 out.write(json.dumps(trade) + "\n")
             out.write(json.dumps({"what": "is this"}) + "\n")
         done = run_ingest(dsn, str(lines))
         assert done.returncode == 0, done.stderr
         counts = table_counts(dsn)
-        assert counts["orderbook_snapshots"] == 1
+        assert counts["orderbook_snapshots"] == 2
+        with psycopg.connect(dsn) as conn:  # every level the source's decimal, best-first
+            stored = conn.execute(
+                "SELECT o.token_id, s.side, (l.pair->>0)::numeric, (l.pair->>1)::numeric "
+                "FROM orderbook_snapshots o, LATERAL (VALUES ('bids', o.bids), ('asks', o.asks)) "
+                "AS s(side, levels), jsonb_array_elements(s.levels) WITH ORDINALITY AS l(pair, k) "
+                "ORDER BY o.token_id, s.side, l.k"
+            ).fetchall()
+        source = [
+            (payload["asset_id"], side, Decimal(level["price"]), Decimal(level["size"]))
+            for payload in sorted((book, ws_book), key=lambda p: str(p["asset_id"]))
+            for side, best_first in (("asks", False), ("bids", True))
+            for level in sorted(
+                payload[side], key=lambda v: Decimal(v["price"]), reverse=best_first
+            )
+        ]
+        assert stored == source and (Decimal("0.001") in {row[2] for row in stored})
         assert counts["trades"] == len(trades if isinstance(trades, list) else [trades])
         assert "rejected: 1 payload part(s)" in done.stdout and "unknown" in done.stdout
 

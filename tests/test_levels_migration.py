@@ -1,14 +1,19 @@
-"""Migration 0013: order-book levels from JSONB to float8 arrays, and back, rows kept."""
+"""Migration 0013: order-book levels from JSONB to float8 arrays, and back, rows kept.
+
+Later migrations (0014 turns the levels back into JSONB) are not applied here: the
+database goes up to 0013 only (``migration_steps.up_to``)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import TestServer
+from migration_steps import up_to
 
 from pmstore import migrations
 
@@ -28,13 +33,10 @@ SIDES: list[tuple[list[list[float]], list[list[float]]]] = [
 ]
 
 
-def _before_the_step(dsn: str) -> list[str]:
-    """Every migration applied but 0013 and those after it (rolled back); those steps."""
-    migrations.apply(dsn)
-    applied = migrations.status(dsn).applied
-    steps = applied[applied.index(STEP) :]
-    assert migrations.rollback(dsn, len(steps)).migrations == steps[::-1]
-    return steps
+def _before_the_step(dsn: str, folder: Path) -> Path:
+    """Every migration before 0013 applied; returns the source that applies 0013 too."""
+    migrations.apply(dsn, source=up_to("0012_ingest_cursors", folder / "before"))
+    return up_to(STEP, folder / "with")
 
 
 def _insert_jsonb_books(conn: psycopg.Connection[Any], at: datetime) -> None:
@@ -59,13 +61,13 @@ def _column_types(conn: psycopg.Connection[Any]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def test_levels_become_float8_arrays_and_go_back(empty_db: str) -> None:
-    steps = _before_the_step(empty_db)
+def test_levels_become_float8_arrays_and_go_back(empty_db: str, tmp_path: Path) -> None:
+    with_step = _before_the_step(empty_db, tmp_path)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"jsonb"}
         _insert_jsonb_books(conn, NOW - timedelta(days=1))
 
-    assert migrations.apply(empty_db).migrations == steps
+    assert migrations.apply(empty_db, source=with_step).migrations == [STEP]
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"double precision[]"}
         assert _sides(conn) == [(bids, asks) for bids, asks in SIDES]  # every double exact
@@ -84,7 +86,7 @@ def test_levels_become_float8_arrays_and_go_back(empty_db: str) -> None:
                     (TOKEN, bad),
                 )
 
-    assert migrations.rollback(empty_db, len(steps)).migrations == steps[::-1]
+    assert migrations.rollback(empty_db, 1).migrations == [STEP]
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _column_types(conn) == {"jsonb"}
         back = _sides(conn)
@@ -93,11 +95,11 @@ def test_levels_become_float8_arrays_and_go_back(empty_db: str) -> None:
 
 
 def test_compressed_books_are_converted_and_compressed_again(
-    community_server: TestServer,
+    community_server: TestServer, tmp_path: Path
 ) -> None:
     dsn = community_server.create_database("t_levels_migration_compressed")
     try:
-        steps = _before_the_step(dsn)
+        with_step = _before_the_step(dsn, tmp_path)
         with psycopg.connect(dsn, autocommit=True) as conn:
             _insert_jsonb_books(conn, NOW - timedelta(days=30))
             compressed = conn.execute(
@@ -105,7 +107,7 @@ def test_compressed_books_are_converted_and_compressed_again(
             ).fetchone()
             assert compressed is not None and compressed[0] >= 1
 
-        assert migrations.apply(dsn).migrations == steps
+        assert migrations.apply(dsn, source=with_step).migrations == [STEP]
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert _column_types(conn) == {"double precision[]"}
             assert _sides(conn) == [(bids, asks) for bids, asks in SIDES]

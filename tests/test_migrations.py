@@ -233,11 +233,11 @@ def test_full_schema_on_community(community_db: str) -> None:
                 conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'"
             )
         }
-        for table in HYPERTABLES:
-            assert f"{table} USING btree (token_id, ts DESC)" in indexes[f"{table}_token_ts_idx"]
-        assert "UNIQUE INDEX" in indexes["trades_trade_id_ts_key"]
-        assert "(trade_id, ts)" in indexes["trades_trade_id_ts_key"]
-        assert "WHERE active" in indexes["markets_active_idx"]
+        for table in HYPERTABLES:  # plan 01-03's names (migration 0015)
+            assert f"{table} USING btree (token_id, ts DESC)" in indexes[f"idx_{table}_token_time"]
+        assert "UNIQUE INDEX" in indexes["idx_trades_trade_id"]
+        assert "(trade_id, ts)" in indexes["idx_trades_trade_id"]
+        assert "WHERE (active = true)" in indexes["idx_markets_active"]
 
         jobs = user_jobs(conn)
         by_kind = {(j[0], j[1]) for j in jobs}

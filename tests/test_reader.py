@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -452,6 +453,31 @@ def test_orderbook_at_returns_the_latest_book_at_or_before(conn: Conn) -> None:
     assert reader.orderbook_at("no-such-token", t2) is None
 
 
+def test_orderbook_levels_read_back_as_the_source_decimals(conn: Conn) -> None:
+    """Polymarket's string levels are stored with their digits (jsonb numeric); the Reader
+    gives each as the float of that decimal ("0.001" -> 0.001, not a rounded neighbour)."""
+    token = TOKENS[2]
+    side = [{"price": "0.001", "size": "1234567.891"}, {"price": "0.0100", "size": "0.1"}]
+    books = {"ts": [DAY0], "token_id": [token], "bids": [side], "asks": [[]]}
+    with Writer(conn) as writer:
+        writer.copy_orderbooks(books)
+    book = Reader(conn).orderbook_at(token, DAY0)
+    assert book is not None
+    assert book.bids == [(0.01, 0.1), (0.001, 1234567.891)]
+    assert [repr(v) for level in book.bids for v in level] == [
+        "0.01",
+        "0.1",
+        "0.001",
+        "1234567.891",
+    ]
+    stored = conn.execute(
+        "SELECT (bids->0->>0)::numeric, (bids->1->>0)::numeric FROM orderbook_snapshots "
+        "WHERE token_id = %s",
+        (token,),
+    ).fetchone()
+    assert stored == (Decimal("0.0100"), Decimal("0.001"))
+
+
 def test_markets_market_and_resolution(conn: Conn) -> None:
     reader = Reader(conn)
     assert reader.markets() == [] and reader.market("0x00") is None
@@ -742,7 +768,7 @@ def test_queries_use_the_token_index_not_sequential_scans(conn: Conn) -> None:
     unindexed = explain(conn, log, log[-1][0])
     assert len(seq_scans(unindexed, data.protected)) == 5
 
-    check_plans(conn, log, data, Reader(conn, aggregates=False), data.protected, "_token_ts_idx")
+    check_plans(conn, log, data, Reader(conn, aggregates=False), data.protected, "_token_time")
     # `at` in the middle of a chunk, and just after a chunk starts: a time bound
     # inside a chunk in the skip scan would read its entries once per token.
     check_latest_of_all(conn, log, data, data.at, 4)
@@ -787,7 +813,7 @@ def check_community_plans(conn: Conn) -> None:
     data = load_plan_data(conn)
     log = recorded_queries(conn)
     # The aggregates before a refresh (real-time: the raw chunks) ...
-    check_plans(conn, log, data, Reader(conn, aggregates=True), data.protected, "_token_ts_idx")
+    check_plans(conn, log, data, Reader(conn, aggregates=True), data.protected, "_token_time")
     # ... and after (the materialized rows, by their (token_id, bucket) index).
     for view in ("price_candles_1h", "trade_volume_1h"):
         conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")

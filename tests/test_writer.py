@@ -26,6 +26,7 @@ from pmstore import (
     BatchValidationError,
     ConfigurationError,
     MarketRecord,
+    OrderbookBatch,
     OrderbookSnapshot,
     PriceBatch,
     PriceSnapshot,
@@ -510,6 +511,53 @@ def test_bad_trades_and_books_are_refused(db: str, conn: Conn) -> None:
         assert info.value.problems[0].column == "payout_price"
     for table in ("trades", "orderbook_snapshots", "markets", "resolutions", "pmstore_ingest_log"):
         assert count(conn, table) == 0
+
+
+def string_books(n: int, *, bad_row: int | None = None) -> dict[str, Any]:
+    """``n`` books with Polymarket's string levels (worst-first), texts with trailing zeros."""
+    bids, asks = [], []
+    for i in range(n):
+        levels = 3 + i % 30
+        bids.append([{"price": f"0.{10 + k:02d}0", "size": f"{i}.{k:02d}"} for k in range(levels)])
+        asks.append([{"price": f"0.{99 - k}", "size": "1000"} for k in range(levels)])
+    if bad_row is not None:
+        bids[bad_row] = [*bids[bad_row], {"price": "0.5", "size": "-1"}]
+    return {
+        "ts": [T0 + timedelta(seconds=i) for i in range(n)],
+        "token_id": [str(10**77 + i % 13) for i in range(n)],
+        "bids": bids,
+        "asks": asks,
+    }
+
+
+def test_string_levels_over_many_chunks_are_stored_as_sent_all_or_nothing(
+    db: str, conn: Conn
+) -> None:
+    """A mapping of string levels is parsed chunk by chunk in the stream's worker: a bad
+    level in a late chunk still refuses the batch (row and column named, nothing written);
+    the good batch stores every text unchanged, and its digest is the built batch's."""
+    n = 600
+    with Writer(db, chunk_bytes=16_384) as writer:
+        with pytest.raises(BatchValidationError) as info:
+            writer.copy_orderbooks(string_books(n, bad_row=n - 5), batch_id="books")
+        assert [(p.row, p.column) for p in info.value.problems] == [(n - 5, "bids")]
+        assert count(conn, "orderbook_snapshots") == 0
+        books = string_books(n)
+        result = writer.copy_orderbooks(books, batch_id="books")
+        assert result.rows_written == n
+        again = writer.copy_orderbooks(OrderbookBatch.from_columns(books), batch_id="books")
+        assert again.already_written
+    stored = conn.execute(
+        "SELECT bids::text, asks::text, spread FROM orderbook_snapshots ORDER BY ts"
+    ).fetchall()
+    assert len(stored) == n
+    for (bid_text, ask_text, spread), bid, ask in zip(
+        stored, books["bids"], books["asks"], strict=True
+    ):
+        best_bids = ", ".join(f"[{v['price']}, {v['size']}]" for v in reversed(bid))
+        best_asks = ", ".join(f"[{v['price']}, {v['size']}]" for v in reversed(ask))
+        assert bid_text == f"[{best_bids}]" and ask_text == f"[{best_asks}]"
+        assert spread == pytest.approx(float(ask[-1]["price"]) - float(bid[-1]["price"]))
 
 
 def test_empty_and_all_rejected_batches_write_nothing(db: str, conn: Conn) -> None:

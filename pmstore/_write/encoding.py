@@ -5,12 +5,13 @@ decoder, ``pmstore.frames.copy_decoding``).
 
 How the rows are built, a chunk at a time (``price_chunk`` and its twins encode
 given rows, ``encode_*`` stream a batch ``chunk_rows`` rows at a time), without
-a Python loop per row (order-book levels: one memory copy per side):
+a Python loop per row (order-book levels: one memory copy per side, their JSON
+text laid out by ``pmstore._write.jsonb_levels``):
 
-``copy_engines`` lays the fields out: by *layouts* (prices, trades: rows
-grouped by byte layout), by *compaction* (``keep_order``: widest layout,
-padding dropped by a mask) or by *scatter* (order books: arrays have no width
-bound).
+``pmstore._write.engines`` lays the fields out: by *layouts* (prices, trades:
+rows grouped by byte layout), by *compaction* (``keep_order``: widest layout,
+padding dropped by a mask) or by *scatter* (order books: JSON sides have no
+width bound).
 
 Text goes through ``astype("S")`` when a chunk is all ASCII (Polymarket's
 decimal token ids) and is encoded per item only otherwise.
@@ -30,18 +31,10 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._pgcopy import (
-    FLOAT8_BYTES,
-    FLOAT8_OID,
-    LEVEL_DTYPE,
-    LEVELS_HEADER,
-    PGCOPY_HEADER,
-    PGCOPY_TRAILER,
-    POSTGRES_EPOCH_OFFSET_US,
-)
-from pmstore._write.engines import Blob, Field, Fixed, Text, encode_fields
+from pmstore._pgcopy import PGCOPY_HEADER, PGCOPY_TRAILER, POSTGRES_EPOCH_OFFSET_US
+from pmstore._write.engines import Field, Fixed, Text, encode_fields
+from pmstore._write.jsonb_levels import levels_field, object_levels_field
 from pmstore.batches import ColumnBatch, OrderbookBatch, PriceBatch, TradeBatch
-from pmstore.batches._levels import FlatLevels, flat_levels
 from pmstore.errors import BatchValidationError, ConfigurationError, RowProblem
 
 __all__ = [
@@ -89,7 +82,8 @@ def encode_orderbooks(
     batch: OrderbookBatch, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[bytes]:
     """Yield ``batch`` as a binary COPY stream for ``orderbook_snapshots`` (ts, token_id,
-    bids, asks, spread, midpoint; bids/asks float8[] like ``{{0.48,1234.5},{0.47,10}}``).
+    bids, asks, spread, midpoint; bids/asks jsonb like ``[[0.48,1234.5],[0.47,10]]``,
+    ``pmstore._write.jsonb_levels``).
 
     Row order is kept (``orderbook_chunk``). Raises like ``encode_prices``.
     Holds one encoded chunk at a time.
@@ -133,9 +127,11 @@ def price_chunk(
 def orderbook_chunk(batch: OrderbookBatch, rows: Rows, *, prefix: bytes = b"") -> bytes:
     """The COPY tuples of ``batch``'s ``rows``, after ``prefix``; row order kept.
 
-    The levels' float8 arrays are laid out for the whole chunk at once, from
-    the batch's flat levels (``OrderbookBatch.levels``) or from its sides'
-    tuples; everything else is vectorized (scatter). Raises like ``price_chunk``.
+    The levels' jsonb values are laid out for the whole chunk at once
+    (``pmstore._write.jsonb_levels``), from the batch's flat levels
+    (``OrderbookBatch.levels``: their texts when they carry them) or from its
+    sides' tuples; everything else is vectorized (scatter). Raises like
+    ``price_chunk``.
     """
     return encode_fields(_spec_fields(batch, rows), _count(batch, rows), prefix)
 
@@ -189,9 +185,9 @@ def _spec_fields(batch: ColumnBatch, rows: Rows) -> list[Field]:
         elif col.kind == "levels":
             flat = batch.flat_form(col.name)
             if flat is None:
-                fields.append(_levels_field(getattr(batch, col.name)[rows]))
+                fields.append(object_levels_field(getattr(batch, col.name)[rows]))
             else:
-                fields.append(_flat_levels_field(flat, rows))
+                fields.append(levels_field(flat, rows))
         else:
             values = getattr(batch, col.name)[rows]
             fields.append(Fixed(values, ">f8", np.isnan(values) if col.nullable else None))
@@ -235,51 +231,3 @@ def _utf8(table: str, column: str, values: NDArray[np.object_], rows: Rows) -> N
             problem = RowProblem(_row_number(rows, i), column, reason)
             raise BatchValidationError(table, [problem]) from None
     return np.array(encoded, dtype="S")
-
-
-def _levels_field(levels: NDArray[np.object_]) -> Blob:
-    """float8[] values of order-book sides given as objects (lists of ``(price, size)``
-    tuples, a validated batch's form), as ``_flat_levels_field``.
-
-    Costs one C-level pass over the levels (``flat_levels``); a side in any
-    other shape costs a numpy conversion of its own."""
-    sides = levels.tolist()
-    flat = flat_levels(sides)
-    if flat is None:
-        pairs = [np.asarray(side, dtype=np.float64).reshape(-1, 2) for side in sides]
-        counts = np.fromiter(map(len, pairs), dtype=np.int64, count=len(pairs))
-        both = np.concatenate(pairs) if pairs else np.zeros((0, 2))
-        flat = FlatLevels(counts, both[:, 0].copy(), both[:, 1].copy())
-    return _flat_levels_field(flat, slice(None))
-
-
-def _flat_levels_field(flat: FlatLevels, rows: Rows) -> Blob:
-    """float8[] values (two-dimensional: ``[[price, size], ...]``) of the sides of ``rows``.
-
-    An array's binary form is a header (``LEVELS_HEADER``: ndim 2, no NULLs,
-    element type float8, then per dimension its length and lower bound 1;
-    the first length is the side's level count, 0 for an empty side) and
-    per element an int32 length (8) and the float8. The elements of every
-    level of the chunk are laid out once (``LEVEL_DTYPE``, 24 bytes a
-    level), each row's levels being consecutive there; the headers are one
-    structured array. No Python object per level.
-    """
-    taken = flat.take(rows)
-    counts = taken.counts
-    elements = np.empty(len(taken.prices), dtype=LEVEL_DTYPE)
-    elements["price_length"] = elements["size_length"] = FLOAT8_BYTES
-    elements["price"] = taken.prices
-    elements["size"] = taken.sizes
-    heads = np.zeros(len(counts), dtype=LEVELS_HEADER)
-    heads["ndim"] = 2
-    heads["element_type"] = FLOAT8_OID
-    heads["levels"] = counts
-    heads["lower_bound"] = heads["pair_lower_bound"] = 1
-    heads["pair"] = 2
-    head = LEVELS_HEADER.itemsize
-    return Blob(
-        elements.view(np.uint8),
-        head + counts * LEVEL_DTYPE.itemsize,
-        (np.cumsum(counts) - counts) * LEVEL_DTYPE.itemsize,
-        heads=heads.view(np.uint8).reshape(len(counts), head),
-    )

@@ -1,8 +1,8 @@
 """The three engines that lay a chunk's fields out as binary COPY tuples (no I/O).
 
-``copy_encoding`` turns a batch's rows into fields (``Fixed`` numbers,
-``Text`` padded bytes with lengths, ``Blob`` concatenated variable-width
-values such as float arrays) and
+``pmstore._write.encoding`` turns a batch's rows into fields (``Fixed``
+numbers, ``Text`` padded bytes with lengths, ``Blob`` concatenated
+variable-width values such as order-book sides' JSON) and
 ``encode_fields`` writes them as tuples, with no Python loop per row:
 
 - *layouts*: rows with the same text byte-lengths and NULL pattern share one
@@ -10,10 +10,10 @@ values such as float arrays) and
   with whole-column assignments;
 - *compaction* (``keep_order``, or too many layouts): every row at the
   widest layout, then one boolean mask over the bytes drops the padding;
-- *scatter* (blobs: arrays have no width bound): per-row offsets from a
+- *scatter* (blobs: JSON sides have no width bound): per-row offsets from a
   cumulative sum, values scattered or copied into place.
 
-See ``copy_encoding``'s docstring for the wire format.
+See ``pmstore._pgcopy`` for the wire format.
 """
 
 from __future__ import annotations
@@ -62,9 +62,6 @@ class Blob:
     With ``starts``, row i's data is ``head + blob[starts[i]:starts[i] + body] + tail``
     (``body`` = its length minus the head's and tail's): rows' bodies are
     slices of a shared text, in any order, possibly with bytes between them.
-    With ``heads`` (one row of equal-width bytes per row), row i's head is
-    ``heads[i]`` instead of the shared ``head``: a per-row header such as an
-    array's dimensions.
     """
 
     blob: bytes | NDArray[np.uint8]
@@ -72,7 +69,6 @@ class Blob:
     starts: NDArray[np.int64] | None = None
     head: bytes = b""
     tail: bytes = b""
-    heads: NDArray[np.uint8] | None = None
 
 
 Field = Fixed | Text | Blob
@@ -197,7 +193,7 @@ def _encode_compact(fields: Sequence[Field], n: int, prefix: bytes) -> NDArray[n
     Each row is written at its widest layout (text at the column's width, a
     NULL's value slot present); a byte mask then keeps each row's real bytes.
     Costs ~2 bytes of temporaries per output byte and no per-row Python work.
-    Returns None when a field is a blob (a float array): no width bounds it.
+    Returns None when a field is a blob (a JSON side): no width bounds it.
     """
     if any(isinstance(f, Blob) for f in fields):
         return None
@@ -303,15 +299,13 @@ def _copy_blob(out: NDArray[np.uint8], positions: NDArray[np.int64], f: Blob) ->
     """Copy row i's bytes of ``f`` to ``positions[i]``: one memoryview copy per row (its
     head and tail, if any, written for all rows at once).
 
-    For long values (arrays of levels) this beats a per-byte index, which costs ~8 bytes of
+    For long values (order-book sides) this beats a per-byte index, which costs ~8 bytes of
     index and a page fault or two per byte copied.
     """
-    head = len(f.head) if f.heads is None else f.heads.shape[1]
+    head = len(f.head)
     tail = len(f.tail)
     lengths = f.lengths - head - tail
-    if f.heads is not None:
-        out[positions[:, None] + np.arange(head)] = f.heads
-    elif head:
+    if head:
         out[positions[:, None] + np.arange(head)] = np.frombuffer(f.head, dtype=np.uint8)
     if tail:
         ends = positions + f.lengths - tail

@@ -8,7 +8,12 @@ one batch:
   order of an index led by token_id) or as given;
 - chunks are cut by an estimate of their encoded size (``chunk_bytes``,
   default 4 MiB), not by a row count: a chunk of big order books holds few
-  rows, a chunk of prices many;
+  rows, a chunk of prices many; when there are several, the first may be
+  smaller (``first_chunk_bytes``; the Writer's order books) so that the server
+  starts sooner;
+- a deferred batch (``OrderbookBatch.from_columns_deferred``: order books
+  given with Polymarket's string levels) is parsed chunk by chunk here too,
+  each chunk's rows by the worker while the previous chunk is sent;
 - while the caller sends chunk k the worker encodes chunk k+1 and validates
   the matching slice of the batch as given (every row once, before the last
   chunk is handed out), and computes the content digest once ``prefetch``
@@ -37,7 +42,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._pgcopy import LEVEL_DTYPE, LEVELS_HEADER, PGCOPY_HEADER, PGCOPY_TRAILER
+from pmstore._pgcopy import PGCOPY_HEADER, PGCOPY_TRAILER
 from pmstore._write.encoding import Rows
 from pmstore.batches import ColumnBatch, OrderbookBatch
 from pmstore.batches._blocks import block_items, block_map, row_blocks
@@ -64,10 +69,15 @@ a millisecond, and the GIL is handed over between blocks (an event loop beside t
 Writer waits at most about one block's encoding: ~2-3 ms for prices)."""
 DEFAULT_PREFETCH: Final = 4
 """Encoded chunks the worker may hold ready ahead of the sender."""
+DEFAULT_FIRST_CHUNK_BYTES: Final = 256 << 10
+"""The first chunk's estimated bytes when the batch takes more than one chunk: the sender
+(and so the server) waits for it alone, the later ones are made while it works."""
 
 _SAMPLE_ROWS: Final = 256
-_LEVEL_BYTES: Final = LEVEL_DTYPE.itemsize  # a level's two float8 elements in an array
-_FIXED_BYTES: Final = 64 + 2 * LEVELS_HEADER.itemsize  # field count, lengths, ts, floats, arrays
+LEVEL_BYTES: Final = 16
+"""A level's bytes in a jsonb side, estimated: ``[0.48,1234.5],`` (Polymarket's prices
+and sizes: 3-5 and 1-10 characters)."""
+_FIXED_BYTES: Final = 64 + 2 * 3  # field count, lengths, ts, floats; a side's "\x01[]"
 
 ChunkEncoder = Callable[[Any, Rows, bytes], bytes]
 """Encodes a batch's rows (in the given order) after a prefix: ``copy_encoding.price_chunk``..."""
@@ -104,8 +114,15 @@ def index_order(batch: ColumnBatch) -> NDArray[np.intp] | None:
     return order
 
 
-def chunk_bounds(row_bytes: NDArray[np.int64], chunk_bytes: int, max_rows: int) -> list[int]:
-    """Row offsets cutting rows of ``row_bytes`` each into chunks of about ``chunk_bytes``.
+def chunk_bounds(
+    row_bytes: NDArray[np.int64],
+    chunk_bytes: int,
+    max_rows: int,
+    first_chunk_bytes: int | None = None,
+) -> list[int]:
+    """Row offsets cutting rows of ``row_bytes`` each into chunks of about ``chunk_bytes``,
+    the first of about ``first_chunk_bytes`` when given and the rows take more than one
+    chunk.
 
     Every chunk holds at least one row and at most ``max_rows``. Returns
     ``[0, ..., n]``.
@@ -114,7 +131,11 @@ def chunk_bounds(row_bytes: NDArray[np.int64], chunk_bytes: int, max_rows: int) 
     if n == 0:
         return [0]
     ends = np.cumsum(row_bytes)
-    cuts = np.searchsorted(ends, np.arange(chunk_bytes, int(ends[-1]), chunk_bytes), "right")
+    total = int(ends[-1])
+    first = chunk_bytes
+    if first_chunk_bytes is not None and first_chunk_bytes < chunk_bytes < total:
+        first = first_chunk_bytes
+    cuts = np.searchsorted(ends, np.arange(first, total, chunk_bytes), "right")
     bounds = [0]
     for cut in [*np.unique(cuts).tolist(), n]:
         while cut - bounds[-1] > max_rows:
@@ -128,14 +149,9 @@ def estimated_row_bytes(batch: ColumnBatch) -> NDArray[np.int64] | int:
     """Each row's encoded size, estimated: text lengths from a sample, levels counted
     (an int when every row gets the same estimate: no array of a million copies)."""
     if isinstance(batch, OrderbookBatch):
-        levels: NDArray[np.int64]
-        if batch.levels is not None:  # the flat form's counts: no pass over the objects
-            levels = batch.levels.bids.counts + batch.levels.asks.counts
-        else:
-            levels = block_map(len, batch.bids, np.int64)
-            levels += block_map(len, batch.asks, np.int64)
+        levels = batch.level_counts()  # never parses a deferred batch's levels
         text = _mean_text_bytes(batch.token_id)
-        return _FIXED_BYTES + text + _LEVEL_BYTES * levels
+        return _FIXED_BYTES + text + LEVEL_BYTES * levels
     text = sum(
         _mean_text_bytes(getattr(batch, name))
         for name in batch.COLUMNS
@@ -175,21 +191,27 @@ class CopyStream:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_chunk_rows: int = 1 << 62,
         prefetch: int = DEFAULT_PREFETCH,
+        first_chunk_bytes: int | None = None,
     ) -> None:
         if chunk_bytes < 1 or prefetch < 1 or max_chunk_rows < 1:
             raise ConfigurationError("chunk_bytes, max_chunk_rows and prefetch must be >= 1")
+        if first_chunk_bytes is not None and first_chunk_bytes < 1:
+            raise ConfigurationError("first_chunk_bytes must be None or >= 1")
         self.batch = batch
         self._encode = encode
         self._order = order
         self._validate = validate
         self._want_digest = digest
         self._digest: str | None = None
-        sizes = estimated_row_bytes(batch)
+        sizes, n = estimated_row_bytes(batch), len(batch)
         if isinstance(sizes, int):  # rows of one size: chunks of the same row count
             rows = max(1, min(max_chunk_rows, chunk_bytes // sizes))
-            self.bounds = [*range(0, len(batch), rows), len(batch)]
+            first = rows
+            if first_chunk_bytes is not None and n > rows:
+                first = max(1, min(rows, first_chunk_bytes // sizes))
+            self.bounds = [0, *range(first, n, rows), n] if n else [0]
         else:
-            self.bounds = chunk_bounds(sizes, chunk_bytes, max_chunk_rows)
+            self.bounds = chunk_bounds(sizes, chunk_bytes, max_chunk_rows, first_chunk_bytes)
         self._queue: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(prefetch)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -258,7 +280,9 @@ class CopyStream:
     def _run(self) -> None:
         try:
             for chunk in self._produce():
-                if self._queue.full():  # the sender is served: a good time for the digest
+                # The sender is served: a good time for the digest (a deferred batch's
+                # levels are all parsed only with its last chunk).
+                if self._queue.full() and not self.batch.deferred:
                     began = time.perf_counter()
                     self._compute_digest()
                     self.work_seconds += time.perf_counter() - began
@@ -293,12 +317,16 @@ class CopyStream:
 
     def _encode_rows(self, start: int, stop: int, prefix: bytes) -> bytes:
         """The tuples of rows ``start:stop`` (of the send order) after ``prefix``, encoded
-        ``ENCODE_BLOCK`` rows at a time: the GIL is handed over between two blocks."""
-        batch, order = self.batch, self._order
+        ``ENCODE_BLOCK`` rows at a time: the GIL is handed over between two blocks. A
+        deferred batch's rows (sent as given) are parsed first, as a part of their own."""
+        batch, order, base = self.batch, self._order, 0
+        if order is None and batch.deferred:
+            batch, base = batch.part(start, stop), start
         parts = [prefix]
         for piece in row_blocks(stop - start, ENCODE_BLOCK):
             a, b = start + piece.start, start + piece.stop
-            parts.append(self._encode(batch, slice(a, b) if order is None else order[a:b], b""))
+            rows = slice(a - base, b - base) if order is None else order[a:b]
+            parts.append(self._encode(batch, rows, b""))
         return b"".join(parts)
 
     def _compute_digest(self) -> None:
@@ -307,7 +335,7 @@ class CopyStream:
 
     def _check(self, rows: slice) -> None:
         """Validate the batch's ``rows`` as given; on a problem raise the whole batch's error."""
-        part = self.batch.take(np.arange(rows.start, rows.stop))
+        part = self.batch.part(rows.start, rows.stop)  # a deferred batch's: parsed already
         if part.problems(limit=1)[1].any():
             self._raise_canonical()
 

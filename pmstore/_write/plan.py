@@ -23,7 +23,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import ValidationError
 
 from pmstore._write.encoding import Rows, orderbook_chunk, price_chunk, trade_chunk
-from pmstore._write.pipeline import CopyStream, index_order
+from pmstore._write.pipeline import DEFAULT_FIRST_CHUNK_BYTES, CopyStream, index_order
 from pmstore._write.precedence import precedence_sql
 from pmstore._write.retention import BeyondRetention, RetentionOutcome, TablePolicy, apply_retention
 from pmstore._write.touched import touched_ranges
@@ -193,7 +193,9 @@ class CopyPlan:
         self, order: NDArray[np.intp] | None, *, chunk_bytes: int, chunk_rows: int
     ) -> CopyStream:
         """The batch's COPY stream in ``order``: chunks of about ``chunk_bytes`` (at most
-        ``chunk_rows`` rows) encoded by a worker thread ahead of the sender."""
+        ``chunk_rows`` rows) encoded by a worker thread ahead of the sender; order books'
+        first chunk smaller (``DEFAULT_FIRST_CHUNK_BYTES``: their levels cost the most to
+        encode or parse, and the server waits for the first chunk alone)."""
         keep_order = order is not None
         encode = self.encode
 
@@ -208,6 +210,9 @@ class CopyPlan:
             digest=self.batch_id is None,
             chunk_bytes=chunk_bytes,
             max_chunk_rows=chunk_rows,
+            first_chunk_bytes=(
+                DEFAULT_FIRST_CHUNK_BYTES if isinstance(self.batch, OrderbookBatch) else None
+            ),
         )
 
 
@@ -267,10 +272,7 @@ def _checked_batch(
 ) -> tuple[BatchT, bool, tuple[RowProblem, ...], NDArray[np.intp] | None]:
     """The batch, whether the stream must still validate it, the rows skipped, and the
     caller's row numbers of the rows kept (None: all, in order)."""
-    if on_invalid not in ("raise", "skip"):
-        raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
-    if batch_id is not None and not batch_id:
-        raise ConfigurationError("batch_id must not be empty")
+    _check_options(batch_id, on_invalid)
     batch = as_batch(batch_type, data)
     if on_invalid == "raise":
         return batch, True, (), None  # validated chunk by chunk while streaming
@@ -280,6 +282,13 @@ def _checked_batch(
         kept = np.flatnonzero(~bad)  # the caller's row numbers of the rows kept
         batch = batch.select(~bad)
     return batch, False, tuple(problems), kept
+
+
+def _check_options(batch_id: str | None, on_invalid: OnInvalid) -> None:
+    if on_invalid not in ("raise", "skip"):
+        raise ConfigurationError(f"on_invalid must be 'raise' or 'skip', not {on_invalid!r}")
+    if batch_id is not None and not batch_id:
+        raise ConfigurationError("batch_id must not be empty")
 
 
 def _price_chunk(batch: Any, rows: Rows, prefix: bytes, keep_order: bool) -> bytes:
@@ -315,7 +324,18 @@ def plan_orderbooks(
     batch_id: str | None,
     on_invalid: OnInvalid,
 ) -> CopyPlan:
-    """Build an order-book batch; see ``Writer.copy_orderbooks``."""
+    """Build an order-book batch; see ``Writer.copy_orderbooks``.
+
+    A mapping of columns (``on_invalid="raise"``) becomes a deferred batch
+    (``OrderbookBatch.from_columns_deferred``): its columns are converted and
+    checked now, its levels parsed by the stream's worker, chunk by chunk,
+    while the previous chunk is sent (the parse of Polymarket's string levels
+    is most of the client's work).
+    """
+    _check_options(batch_id, on_invalid)
+    if on_invalid == "raise" and isinstance(data, Mapping):
+        batch = OrderbookBatch.from_columns_deferred(data)
+        return CopyPlan(batch, batch_id, True, (), _orderbook_chunk)
     batch, validate, rejected, kept = _checked_batch(OrderbookBatch, data, batch_id, on_invalid)
     return CopyPlan(batch, batch_id, validate, rejected, _orderbook_chunk, kept_rows=kept)
 

@@ -108,6 +108,15 @@ class ColumnBatch:
         loop only for ``datetime`` objects, numeric columns given as object
         sequences, text sequences and order-book levels).
         """
+        converted, n, naive = cls._converted(columns)
+        return cls._assembled(converted, n, naive)
+
+    @classmethod
+    def _converted(
+        cls, columns: Mapping[str, Any]
+    ) -> tuple[dict[str, NDArray[Any]], int, NDArray[np.bool_] | None]:
+        """``from_columns``' conversion of each column given, with its structural checks:
+        the converted arrays, the row count and the naive-timestamp flags."""
         if not isinstance(columns, Mapping):
             raise BatchValidationError(
                 cls.TABLE,
@@ -131,7 +140,7 @@ class ColumnBatch:
         problems.extend(length_problems(list(converted.items())))
         if problems:
             raise BatchValidationError(cls.TABLE, problems, len(problems) + unnamed)
-        return cls._assembled(converted, len(next(iter(converted.values()))), naive)
+        return converted, len(next(iter(converted.values()))), naive
 
     @classmethod
     def from_frame(cls, frame: Any) -> Self:
@@ -173,13 +182,18 @@ class ColumnBatch:
     ) -> Self:
         """The batch of converted ``columns`` (not copied): the optional ones left out are
         filled with NULLs, then the table's derived columns are completed."""
+        cls._filled(columns, n)
+        extras = cls._complete(columns)
+        return cls(**columns, naive_ts=naive, **extras)
+
+    @classmethod
+    def _filled(cls, columns: dict[str, NDArray[Any]], n: int) -> None:
+        """Fill the optional columns left out of ``columns`` with NULLs, in place."""
         for col in cls.SPEC:
             if col.name not in columns:
                 columns[col.name] = (
                     np.full(n, np.nan) if col.kind == "float" else np.full(n, None, dtype=object)
                 )
-        extras = cls._complete(columns)
-        return cls(**columns, naive_ts=naive, **extras)
 
     @classmethod
     def from_rows(cls, rows: Sequence[BaseModel | tuple[Any, ...]]) -> Self:
@@ -311,6 +325,20 @@ class ColumnBatch:
         """Whether column ``name`` is still to be made from another form (order books' levels)."""
         return False
 
+    @property
+    def deferred(self) -> bool:
+        """Whether part of the batch is still to be made from its input, part by part
+        (``OrderbookBatch.from_columns_deferred``); ``part`` then makes only the rows
+        asked for."""
+        return False
+
+    def part(self, start: int, stop: int) -> Self:
+        """Rows ``start:stop`` as a batch of their own (a copy, ``take``). Raises
+        ``IndexError`` for a range outside the batch."""
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"rows {start}:{stop} are not within the batch's {len(self)}")
+        return self.take(np.arange(start, stop))
+
     # -- selection and identity ---------------------------------------------------
 
     def select(self, mask: NDArray[np.bool_]) -> Self:
@@ -370,7 +398,13 @@ class ColumnBatch:
         as their little-endian array bytes (no copy), text columns as their
         lengths plus their UTF-8 text (joined in blocks), levels as their
         counts and float64 numbers (or, when malformed, one ``repr`` per
-        row). XXH3 is not cryptographic but hashes at memory speed,
+        row); levels that carry their texts (given as strings) as their
+        counts and texts instead: the texts are what the Writer stores, so
+        batches whose levels differ only in digits a double cannot hold, or
+        in trailing zeros, are different batches (hashing their floats would
+        skip the second as already written, a silent loss). The same input
+        always gets the same digest, whichever path parsed it. XXH3 is not
+        cryptographic but hashes at memory speed,
         and 128 bits make an accidental collision (which would skip a batch
         as "already written") negligible; batch ids come from trusted
         collectors. About 0.15 s for a million prices. Raises nothing.

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +20,8 @@ from pmstore._utc import UNIX_EPOCH
 from pmstore.batches._blocks import all_of_types, object_array, row_blocks
 from pmstore.batches._spec import OBJECT_DTYPE, TS_DTYPE, ColumnKind, Level
 from pmstore.errors import RowProblem
+
+T = TypeVar("T")
 
 _UNIX_EPOCH_NAIVE = UNIX_EPOCH.replace(tzinfo=None)
 
@@ -218,7 +220,7 @@ def length_problems(arrays: Sequence[tuple[str, NDArray[Any]]]) -> list[RowProbl
     ]
 
 
-def _number(value: object) -> float | None:
+def number(value: object) -> float | None:
     kind = type(value)
     if kind is float:
         return value  # type: ignore[return-value]
@@ -239,13 +241,14 @@ def _number(value: object) -> float | None:
     return None
 
 
-def parse_levels(levels: object, descending: bool) -> list[Level] | str:
-    """Levels as (float, float) tuples sorted best-first, or the reason they are malformed."""
+def level_pairs(levels: object, value: Callable[[object], T | None]) -> list[tuple[T, T]] | str:
+    """A side's levels (dicts with price and size, or pairs) as ``(value(price),
+    value(size))`` in the order given, or the reason they are malformed."""
     if isinstance(levels, np.ndarray):
         levels = levels.tolist()
     if not isinstance(levels, list | tuple):
         return f"expected a list of (price, size) levels, got {type_name(levels)}"
-    parsed: list[Level] = []
+    pairs: list[tuple[T, T]] = []
     for k, level in enumerate(levels):
         if isinstance(level, Mapping):  # Polymarket's {"price": "0.48", "size": "1234.5"}
             if "price" not in level or "size" not in level:
@@ -253,9 +256,17 @@ def parse_levels(levels: object, descending: bool) -> list[Level] | str:
             level = (level["price"], level["size"])
         if not isinstance(level, list | tuple) or len(level) != 2:
             return f"level {k} is not a (price, size) pair: {level!r:.60}"
-        price, size = _number(level[0]), _number(level[1])
+        price, size = value(level[0]), value(level[1])
         if price is None or size is None:
             return f"level {k} holds a value that is not a number: {level!r:.60}"
-        parsed.append((price, size))
+        pairs.append((price, size))
+    return pairs
+
+
+def parse_levels(levels: object, descending: bool) -> list[Level] | str:
+    """Levels as (float, float) tuples sorted best-first, or the reason they are malformed."""
+    parsed = level_pairs(levels, number)
+    if isinstance(parsed, str):
+        return parsed
     parsed.sort(key=itemgetter(0), reverse=descending)
     return parsed

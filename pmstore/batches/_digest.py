@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from itertools import chain
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import xxhash
 from numpy.typing import NDArray
 
 from pmstore.batches._blocks import Items, all_of_types, block_items, block_map, row_blocks
+from pmstore.batches._decimal_levels import DecimalLevels
 from pmstore.batches._levels import FlatLevels
 from pmstore.batches._spec import ColumnSpec
 
@@ -71,12 +72,25 @@ def _levels_numbers(
     return np.ascontiguousarray(flat.counts, dtype="<i8"), pairs
 
 
+def _update_texts(digest: Any, levels: DecimalLevels) -> None:
+    """Hash levels that carry their texts: the counts, then per value column (price, size)
+    the texts' lengths and the texts as a NUL-padded matrix (texts hold no NUL)."""
+    digest.update(b"\x00texts\x00")
+    digest.update(np.ascontiguousarray(levels.counts, dtype="<i8").data)
+    for texts in (levels.price_text, levels.size_text):
+        digest.update(np.ascontiguousarray(texts.lengths, dtype="<i8").data)
+        digest.update(np.ascontiguousarray(texts.padded()).data)
+
+
 def batch_digest(batch: Digestible) -> str:
     """The digest ``ColumnBatch.content_digest`` returns (see its docstring)."""
     digest = xxhash.xxh3_128()
     digest.update(f"{batch.TABLE}\x00{len(batch)}".encode())
     for col in batch.SPEC:
         digest.update(f"\x00{col.name}\x00".encode())
+        if col.kind == "levels" and isinstance(flat := batch.flat_form(col.name), DecimalLevels):
+            _update_texts(digest, flat)
+            continue
         if col.kind == "levels" and (numbers := _levels_numbers(batch, col.name)) is not None:
             digest.update(b"\x00pairs\x00")
             for part in numbers:

@@ -4,10 +4,10 @@ The per-row forms (``_convert.parse_levels``, ``_checks.level_problem``) name
 what is wrong with one side; these do the common cases for every side of a
 column in a few C-level passes (``map``, ``chain``, numpy), and return None
 whenever something is unusual, so the caller falls back to the per-row forms.
-Accepted level shapes: Polymarket's ``{"price": "0.48", "size": "1234.5"}``
-dicts (``/book``, the WebSocket ``book`` event), and ``(price, size)`` pairs
-of numeric strings or numbers (what bulk parsing gains: benchmarks/README.md,
-"Levels in bulk").
+Accepted level shapes: ``{"price": ..., "size": ...}`` dicts and ``(price,
+size)`` pairs of numbers (what bulk parsing gains: benchmarks/README.md,
+"Levels in bulk"). Levels given as strings (Polymarket's ``{"price": "0.48",
+"size": "1234.5"}``) keep their texts: ``_decimal_levels``.
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ class FlatLevels:
             return FlatLevels(counts.copy(), self.prices[span].copy(), self.sizes[span].copy())
         index = self.level_index(rows)
         return FlatLevels(self.counts[rows], self.prices[index], self.sizes[index])
+
+    def reordered(self, order: NDArray[np.intp]) -> FlatLevels:
+        """The same rows with each row's levels in ``order`` (a permutation within rows)."""
+        return FlatLevels(self.counts, self.prices[order], self.sizes[order])
 
     def freeze(self) -> None:
         """Make the arrays read-only (a batch owns them)."""
@@ -151,9 +155,7 @@ def best_first_order(flat: FlatLevels, descending: bool) -> NDArray[np.intp] | N
 def best_first(flat: FlatLevels, descending: bool) -> FlatLevels:
     """``flat`` with each row's levels best-first (itself when they all already are)."""
     order = best_first_order(flat, descending)
-    if order is None:
-        return flat
-    return FlatLevels(flat.counts, flat.prices[order], flat.sizes[order])
+    return flat if order is None else flat.reordered(order)
 
 
 def best_prices(flat: FlatLevels) -> NDArray[np.float64]:
@@ -199,7 +201,8 @@ def flat_levels(sides: list[Any]) -> FlatLevels | None:
 
 
 def _numbers(sides: list[Any]) -> FlatLevels | None:
-    """Any accepted shape (dicts or pairs, strings or numbers) as float64; None if unusual."""
+    """Levels of numbers in any accepted shape (dicts or pairs) as float64; None if unusual
+    (strings among them too: those keep their texts, ``_decimal_levels``)."""
     if set(map(type, sides)) - {list, tuple}:
         return None
     counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
@@ -217,22 +220,19 @@ def _numbers(sides: list[Any]) -> FlatLevels | None:
     else:
         return None
     numbers = list(chain.from_iterable(pairs))
-    kinds = set(map(type, numbers))
+    if set(map(type, numbers)) - _NUMBER_TYPES:
+        return None
     try:
-        if kinds == {str}:
-            flat = np.array(numbers, dtype=np.float64)  # parses each numeric string
-        elif kinds <= _NUMBER_TYPES:
-            flat = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
-        else:
-            return None
-    except (ValueError, OverflowError):
+        flat = np.fromiter(numbers, dtype=np.float64, count=len(numbers))
+    except OverflowError:  # an int beyond a double
         return None
     return FlatLevels(counts, flat[0::2].copy(), flat[1::2].copy())
 
 
 def flat_sides(sides: list[Any], descending: bool) -> tuple[FlatLevels, NDArray[np.float64]] | None:
-    """Every side in flat form, best-first, and each row's best price (NaN for an empty
-    side); None when a side is unusual (then parse row by row).
+    """Every side of levels of numbers in flat form, best-first, and each row's best price
+    (NaN for an empty side); None when a side is unusual or holds strings (then
+    ``_decimal_levels``, or parse row by row).
 
     Best-first is descending price for bids, ascending for asks; sides that
     are already in one direction (Polymarket sends worst-first) are kept or

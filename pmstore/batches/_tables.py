@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, ClassVar
 
@@ -12,9 +14,23 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
+from pmstore.batches._blocks import block_map
 from pmstore.batches._column_batch import ColumnBatch, table_batch
 from pmstore.batches._convert import parse_levels
-from pmstore.batches._levels import BookLevels, FlatLevels, flat_sides, side_lists, top_of_book
+from pmstore.batches._decimal_levels import (
+    DecimalLevels,
+    concat_levels,
+    decimal_levels,
+    decimal_sides,
+)
+from pmstore.batches._levels import (
+    BookLevels,
+    FlatLevels,
+    best_prices,
+    flat_sides,
+    side_lists,
+    top_of_book,
+)
 from pmstore.batches._spec import column
 from pmstore.errors import BatchValidationError, RowProblem
 from pmstore.models import OrderbookSnapshot, PriceSnapshot, TradeRecord
@@ -40,19 +56,31 @@ class PriceBatch(ColumnBatch):
 class OrderbookBatch(ColumnBatch):
     """Rows of ``orderbook_snapshots``: a token's book at an instant.
 
-    ``from_columns`` accepts levels as pairs of numbers or numeric strings
-    (``[("0.48", "1234.5"), [0.47, 10]]``) in any order; they are stored as
-    ``(float, float)`` tuples best-first. When a row's spread and midpoint are
-    both NULL they are computed from the best bid (highest) and best ask
-    (lowest): ``spread = ask - bid``, ``midpoint = (bid + ask) / 2``; both stay
-    NULL for an empty or one-sided book. A malformed side (e.g. a dict level)
-    is kept as given and reported by ``problems()``.
+    ``from_columns`` accepts levels as ``{"price": ..., "size": ...}`` dicts
+    or ``(price, size)`` pairs, of numbers or numeric strings, in any order;
+    ``bids``/``asks`` hold them as ``(float, float)`` tuples best-first. When a
+    row's spread and midpoint are both NULL they are computed from the best bid
+    (highest) and best ask (lowest): ``spread = ask - bid``, ``midpoint = (bid +
+    ask) / 2``; both stay NULL for an empty or one-sided book. A malformed side
+    (e.g. a level without a size) is kept as given and reported by
+    ``problems()``.
+
+    Levels given as strings (Polymarket's ``"0.48"``) keep their texts as well
+    (``pmstore.batches._decimal_levels``): the Writer stores those texts
+    unchanged in the JSONB sides, every digit kept; levels given as numbers
+    are stored as their shortest round-trip decimals. (A batch with a malformed
+    side keeps no texts: ``select`` of its good rows writes their floats.)
 
     ``levels`` (not a column) may carry the same levels in flat form
     (:class:`~pmstore.batches._levels.BookLevels`, best-first, exactly the
-    values of ``bids``/``asks``): the ingest path builds batches with it, and
-    then checks, digest, size estimates and the COPY encoding read those
-    arrays instead of the per-level tuples. Row selections keep it.
+    values of ``bids``/``asks``, with the texts when there are any): batches
+    built from columns and the ingest path carry it, and then checks, digest,
+    size estimates and the COPY encoding read those arrays instead of the
+    per-level tuples. Row selections keep it.
+
+    ``from_columns_deferred`` makes a batch that parses its levels part by part
+    when first needed (``part``): the Writer parses each chunk's levels while
+    the previous chunk is being sent.
     """
 
     TABLE: ClassVar[str] = "orderbook_snapshots"
@@ -68,10 +96,16 @@ class OrderbookBatch(ColumnBatch):
     )
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
     levels: BookLevels | None = field(default=None, repr=False)
+    pending: PendingLevels | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """The base checks, and that ``levels`` (if given) has a count per row of each side."""
         ColumnBatch.__post_init__(self)
+        if self.pending is not None:
+            if len(self.pending) != len(self):
+                problem = RowProblem(None, "*", "pending levels must have one side per row")
+                raise BatchValidationError(self.TABLE, [problem])
+            return
         if self.levels is None:
             return
         problems = [
@@ -101,40 +135,111 @@ class OrderbookBatch(ColumnBatch):
         """
         return cls(ts, token_id, _UNBUILT, _UNBUILT, spread, midpoint, levels=levels)
 
+    @classmethod
+    def from_columns_deferred(cls, columns: Mapping[str, Any]) -> OrderbookBatch:
+        """``from_columns(columns)``, its levels (and so spread and midpoint) parsed later.
+
+        The columns are converted and structurally checked now (raising like
+        ``from_columns``); the sides are parsed by ``part`` for the rows asked
+        for (kept, once each), or all at once on the first read of ``bids``,
+        ``asks``, ``spread``, ``midpoint`` or ``levels`` (any check, digest,
+        selection): from the parts made so far when they cover the batch,
+        which is what the Writer's stream does, chunk by chunk in its worker
+        thread. The result is exactly ``from_columns``'. Costs the conversion
+        of ``ts`` and ``token_id`` now.
+        """
+        converted, n, naive = cls._converted(columns)
+        cls._filled(converted, n)
+        pending = PendingLevels(
+            converted["bids"], converted["asks"], converted["spread"], converted["midpoint"]
+        )
+        return cls(
+            converted["ts"],
+            converted["token_id"],
+            _UNBUILT,
+            _UNBUILT,
+            _UNBUILT_FLOATS,
+            _UNBUILT_FLOATS,
+            naive_ts=naive,
+            pending=pending,
+        )
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the levels are still to be parsed (see ``from_columns_deferred``)."""
+        return self.pending is not None
+
+    def part(self, start: int, stop: int) -> OrderbookBatch:
+        """Rows ``start:stop`` as a batch of their own: a deferred batch parses (and keeps)
+        those rows' levels only, else a copy. Raises ``IndexError`` outside the batch."""
+        pending = self.pending
+        if pending is None:
+            return ColumnBatch.part(self, start, stop)
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"rows {start}:{stop} are not within the batch's {len(self)}")
+        return pending.part(self, start, stop)
+
+    def level_counts(self) -> NDArray[np.int64]:
+        """Each row's levels, both sides (a malformed side counts 0); never parses levels."""
+        pending = self.pending
+        if pending is not None:
+            return pending.counts()
+        if self.levels is not None:
+            return self.levels.bids.counts + self.levels.asks.counts
+        return side_counts(self.bids) + side_counts(self.asks)
+
     def flat_form(self, name: str) -> FlatLevels | None:
         return None if self.levels is None else self.levels.side(name)
 
+    @classmethod
+    def parsed(
+        cls, columns: dict[str, NDArray[Any]], naive: NDArray[np.bool_] | None
+    ) -> OrderbookBatch:
+        """The batch of converted, filled ``columns`` (not copied), levels parsed: what
+        ``from_columns`` makes after its conversion (``PendingLevels`` parts)."""
+        return cls._assembled(columns, len(columns["ts"]), naive)
+
+    @classmethod
+    def completed(cls, columns: dict[str, NDArray[Any]]) -> BookLevels | None:
+        """Parse ``columns``' sides in place (``_complete``); their flat levels, or None
+        when a side is malformed (the sides then hold tuples, or the input as given)."""
+        levels: BookLevels | None = cls._complete(columns).get("levels")
+        return levels
+
     def _unbuilt(self, name: str) -> bool:
-        return name in _SIDES and _SIDES[name].stored(self) is _UNBUILT
+        return name in _LAZY and _LAZY[name].stored(self) is _LAZY[name].marker
 
     def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
+        levels = self.levels  # parses the levels of a deferred batch first
         picked: dict[str, Any] = {
             name: _UNBUILT if self._unbuilt(name) else getattr(self, name)[rows]
             for name in self.COLUMNS
         }
         naive = None if self.naive_ts is None else self.naive_ts[rows]
-        levels = None if self.levels is None else self.levels.take(rows)
-        return OrderbookBatch(**picked, naive_ts=naive, levels=levels)
+        taken = None if levels is None else levels.take(rows)
+        return OrderbookBatch(**picked, naive_ts=naive, levels=taken)
 
     @classmethod
     def _complete(cls, columns: dict[str, NDArray[Any]]) -> dict[str, Any]:
         """Parse both sides (and derive spread and midpoint where neither is given).
 
-        When every side of both columns has a common shape the batch keeps
-        them in flat form only (``levels``; the sides' tuples are made on
-        first read, as for ``from_flat``), else each side is parsed row by
-        row into tuples, malformed ones kept as given for ``problems()``."""
+        When every side of both columns is well formed the batch keeps them in
+        flat form only (``levels``, with the texts of string levels; the sides'
+        tuples are made on first read, as for ``from_flat``), else each side is
+        parsed row by row into tuples, malformed ones kept as given for
+        ``problems()``."""
         n = len(columns["ts"])
         best = {"bids": np.full(n, np.nan), "asks": np.full(n, np.nan)}
         flats: dict[str, FlatLevels] = {}
         for side, descending in (("bids", True), ("asks", False)):
-            bulk = flat_sides(columns[side].tolist(), descending)
-            if bulk is not None:  # the common shapes, parsed for the whole column at once
-                flats[side], best[side] = bulk
+            sides = columns[side].tolist()
+            flat = parsed_sides(sides, descending)
+            if flat is not None:  # every side well formed: the column in flat form
+                flats[side], best[side] = flat, best_prices(flat)
                 continue
             normalised = np.empty(n, dtype=object)
             top = best[side]
-            for i, levels in enumerate(columns[side].tolist()):
+            for i, levels in enumerate(sides):
                 parsed = parse_levels(levels, descending)
                 if isinstance(parsed, str):  # malformed: kept as given for problems()
                     normalised[i] = levels
@@ -158,50 +263,191 @@ class OrderbookBatch(ColumnBatch):
 
 _UNBUILT: NDArray[np.object_] = np.empty(0, dtype=object)
 """Marks a side of an ``OrderbookBatch.from_flat`` batch not yet made from its levels."""
+_UNBUILT_FLOATS: NDArray[np.float64] = np.empty(0)
+"""Marks the spread or midpoint of a deferred batch, not yet derived from its levels."""
 
 
-class _LazySide:
-    """The ``bids``/``asks`` attribute of OrderbookBatch: its slot, filled on first read
-    from the batch's flat levels when the batch was made by ``from_flat``."""
+def parsed_sides(sides: list[Any], descending: bool) -> FlatLevels | None:
+    """A column of sides in flat form, best-first (with texts when any value is a string,
+    ``_decimal_levels``); None when a side is malformed (then parse row by row)."""
+    flat = decimal_levels(sides, descending)  # string levels in the common shapes
+    if flat is not None:
+        return flat
+    numbers = flat_sides(sides, descending)  # levels of numbers
+    if numbers is not None:
+        return numbers[0]
+    texts = decimal_sides(sides, descending)  # strings in other shapes, side by side
+    return texts if isinstance(texts, DecimalLevels) else None
 
-    def __init__(self, slot: Any, name: str) -> None:
-        self._slot, self._name = slot, name
+
+def side_counts(sides: NDArray[np.object_]) -> NDArray[np.int64]:
+    """Each side's level count (0 for one that is not a list of levels)."""
+    return block_map(_count, sides, np.int64)
+
+
+def _count(side: object) -> int:
+    return len(side) if isinstance(side, list | tuple | np.ndarray) else 0
+
+
+class PendingLevels:
+    """A deferred OrderbookBatch's input sides and given spread/midpoint, and the parts
+    parsed so far (see ``OrderbookBatch.from_columns_deferred``). Thread-safe: one lock."""
+
+    def __init__(
+        self,
+        bids: NDArray[np.object_],
+        asks: NDArray[np.object_],
+        spread: NDArray[np.float64],
+        midpoint: NDArray[np.float64],
+    ) -> None:
+        self.bids, self.asks, self.spread, self.midpoint = bids, asks, spread, midpoint
+        self._parts: dict[int, OrderbookBatch] = {}  # by start row
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.bids)
+
+    def counts(self) -> NDArray[np.int64]:
+        """Each row's levels, both sides (0 for a malformed side)."""
+        return side_counts(self.bids) + side_counts(self.asks)
+
+    def part(self, batch: OrderbookBatch, start: int, stop: int) -> OrderbookBatch:
+        """Rows ``start:stop`` of ``batch``, parsed once (kept for ``finish``)."""
+        with self._lock:
+            made = self._parts.get(start)
+            if made is not None and len(made) == stop - start:
+                return made
+            rows = slice(start, stop)
+            columns: dict[str, NDArray[Any]] = {
+                "ts": batch.ts[rows],
+                "token_id": batch.token_id[rows],
+                "bids": self.bids[rows],
+                "asks": self.asks[rows],
+                "spread": self.spread[rows].copy(),
+                "midpoint": self.midpoint[rows].copy(),
+            }
+            naive = None if batch.naive_ts is None else batch.naive_ts[rows]
+            made = OrderbookBatch.parsed(columns, naive)
+            self._parts[start] = made
+            return made
+
+    def finish(self, batch: OrderbookBatch) -> None:
+        """Parse every level of ``batch`` and store the results in its slots: from the
+        parts made so far when they cover it in order, else the whole input at once."""
+        with self._lock:
+            if batch.pending is not self:
+                return  # finished meanwhile by another thread
+            whole = self._whole(batch)
+            for name in ("bids", "asks", "spread", "midpoint"):
+                _LAZY[name].slot.__set__(batch, whole[name])
+            _LEVELS_SLOT.__set__(batch, whole["levels"])
+            if whole["levels"] is not None:
+                whole["levels"].bids.freeze()
+                whole["levels"].asks.freeze()
+            for name in ("bids", "asks", "spread", "midpoint"):
+                value = whole[name]
+                if value is not _UNBUILT:
+                    value.flags.writeable = False
+            self._parts.clear()
+            _PENDING_SLOT.__set__(batch, None)  # last: readers check it first
+
+    def _whole(self, batch: OrderbookBatch) -> dict[str, Any]:
+        parts = [self._parts[k] for k in sorted(self._parts)]
+        bounds = [0, *np.cumsum([len(p) for p in parts]).tolist()]
+        tiled = sorted(self._parts) == bounds[:-1] and bounds[-1] == len(self)
+        if tiled and all(p.levels is not None for p in parts):
+            levels = [p.levels for p in parts if p.levels is not None]
+            return {
+                "bids": _UNBUILT,
+                "asks": _UNBUILT,
+                "spread": _joined([p.spread for p in parts], np.float64),
+                "midpoint": _joined([p.midpoint for p in parts], np.float64),
+                "levels": BookLevels(
+                    concat_levels([lv.bids for lv in levels]),
+                    concat_levels([lv.asks for lv in levels]),
+                ),
+            }
+        columns: dict[str, NDArray[Any]] = {
+            "ts": batch.ts,
+            "bids": self.bids.copy(),
+            "asks": self.asks.copy(),
+            "spread": self.spread.copy(),
+            "midpoint": self.midpoint.copy(),
+        }
+        whole = OrderbookBatch.completed(columns)
+        sides = {k: columns[k] for k in ("bids", "asks", "spread", "midpoint")}
+        return {**sides, "levels": whole}
+
+
+def _joined(arrays: list[NDArray[Any]], dtype: type) -> NDArray[Any]:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+
+class _Lazy:
+    """A column attribute of OrderbookBatch that may be made on first read: ``bids``/``asks``
+    from the batch's flat levels (``from_flat``), any of the level-derived ones (and
+    ``levels``) by parsing a deferred batch's levels (``PendingLevels.finish``)."""
+
+    def __init__(self, slot: Any, name: str, marker: Any) -> None:
+        self.slot, self.name, self.marker = slot, name, marker
 
     def stored(self, batch: OrderbookBatch) -> Any:
-        return self._slot.__get__(batch, OrderbookBatch)
+        return self.slot.__get__(batch, OrderbookBatch)
 
     def __get__(self, batch: OrderbookBatch | None, owner: type | None = None) -> Any:
         if batch is None:
             return self
-        value = self._slot.__get__(batch, owner)
-        if value is _UNBUILT and batch.levels is not None:
-            sides = side_lists(batch.levels.side(self._name))
-            value = np.fromiter(sides, dtype=object, count=len(sides))
-            value.flags.writeable = False
-            self._slot.__set__(batch, value)  # two threads may both make it: the same value
+        pending = batch.pending
+        if pending is not None:
+            pending.finish(batch)
+        value = self.slot.__get__(batch, owner)
+        if value is _UNBUILT and self.name in ("bids", "asks"):
+            levels = _LEVELS_SLOT.__get__(batch, OrderbookBatch)
+            if levels is not None:
+                sides = side_lists(levels.side(self.name))
+                value = np.fromiter(sides, dtype=object, count=len(sides))
+                value.flags.writeable = False
+                self.slot.__set__(batch, value)  # two threads may both make it: the same value
         return value
 
     def __set__(self, batch: OrderbookBatch, value: Any) -> None:
-        self._slot.__set__(batch, value)
+        self.slot.__set__(batch, value)
 
 
-_SIDES: dict[str, _LazySide] = {}
-for _name in ("bids", "asks"):
-    _SIDES[_name] = _LazySide(OrderbookBatch.__dict__[_name], _name)
-    setattr(OrderbookBatch, _name, _SIDES[_name])
+_PENDING_SLOT: Any = OrderbookBatch.__dict__["pending"]
+_LEVELS_SLOT: Any = OrderbookBatch.__dict__["levels"]
+_LAZY: dict[str, _Lazy] = {}
+for _name, _marker in (
+    ("bids", _UNBUILT),
+    ("asks", _UNBUILT),
+    ("spread", _UNBUILT_FLOATS),
+    ("midpoint", _UNBUILT_FLOATS),
+    ("levels", None),
+):
+    _LAZY[_name] = _Lazy(OrderbookBatch.__dict__[_name], _name, _marker)
+    setattr(OrderbookBatch, _name, _LAZY[_name])
 
 
 def _consistent(flat: FlatLevels, rows: int) -> bool:
     arrays = (flat.counts, flat.prices, flat.sizes)
     if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays):
         return False
-    return (
+    consistent = (
         flat.counts.dtype == np.int64
         and flat.prices.dtype == flat.sizes.dtype == np.float64
         and len(flat.counts) == rows
         and len(flat.prices) == len(flat.sizes) == int(flat.counts.sum())
         and not (flat.counts < 0).any()
     )
+    if consistent and isinstance(flat, DecimalLevels):
+        texts = (flat.price_text, flat.size_text)
+        return all(
+            len(t.starts) == len(t.lengths) == len(flat.prices)
+            and t.buffer.dtype == np.uint8
+            and (not len(t.lengths) or int((t.starts + t.lengths).max()) <= len(t.buffer))
+            for t in texts
+        )
+    return consistent
 
 
 @table_batch

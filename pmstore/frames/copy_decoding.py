@@ -10,6 +10,7 @@ column types pmstore reads:
 | ``float64``                    | float8          | IEEE 754 binary64                      |
 | ``int64`` / ``int32``          | int8 / int4     | big-endian integer                     |
 | ``string``                     | text, varchar   | UTF-8 bytes                            |
+| ``string`` (``JSONB_METADATA``)| jsonb           | version byte 1, then the JSON text     |
 
 Pure functions of bytes: no connection, no I/O, so the sync and the async
 Reader (and anything holding COPY bytes) share them.
@@ -38,16 +39,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore._optional import require
-from pmstore._pgcopy import PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
+from pmstore._pgcopy import JSONB_VERSION, PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
 from pmstore.errors import CopyDecodeError
 
-__all__ = ["DEFAULT_BATCH_ROWS", "Chunk", "CopyDecoder", "decode_copy", "iter_record_batches"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "JSONB_METADATA",
+    "Chunk",
+    "CopyDecoder",
+    "decode_copy",
+    "iter_record_batches",
+]
 
 Chunk = bytes | bytearray | memoryview
 """Bytes of the stream as received: one CopyData message (or several whole rows)."""
 Buffer = bytes | bytearray
 """Whole messages back to back, then ``_PAD`` zero bytes: what the column gathers read."""
 
+JSONB_METADATA: Final = {b"pmstore.postgres_type": b"jsonb"}
+"""A string field's metadata when its column is jsonb (order-book sides): each value's
+version byte is checked and dropped, the JSON text kept as the server sends it."""
 DEFAULT_BATCH_ROWS: Final = 50_000
 """Rows decoded into one record batch by ``iter_record_batches`` (~6 MB of prices)."""
 
@@ -211,6 +222,8 @@ class CopyDecoder:
                 None if not null.any() else pa.py_buffer(np.packbits(~null, bitorder="little"))
             )
             if field.type == pa.string():
+                if field.metadata == JSONB_METADATA:
+                    position, length = _jsonb_texts(field.name, data, position, length, null)
                 arrays.append(self._text(field, data, position + 4, length, null, validity))
                 continue
             wire, width = self._fixed[field.type]
@@ -267,6 +280,20 @@ class CopyDecoder:
 
 
 _Walked = tuple[list[NDArray[np.int64]], list[NDArray[np.int32]]]
+
+
+def _jsonb_texts(
+    name: str, data: Buffer, at: NDArray[np.int64], length: NDArray[np.int32], null: Any
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """A jsonb column's JSON texts: each value's field offset and length past its version
+    byte (checked: 1); CopyDecodeError naming the row otherwise."""
+    version = _gather(data, at + 4, ">u1")
+    wrong = ~null & ((length < 1) | (version != JSONB_VERSION[0]))
+    if wrong.any():
+        raise CopyDecodeError(
+            f"column {name!r}, row {int(np.argmax(wrong))}: not a jsonb value of version 1"
+        )
+    return at + 1, np.where(null, length, length - 1).astype(np.int32)
 
 
 def _gather(data: Buffer, positions: NDArray[np.int64], wire: str) -> NDArray[Any]:

@@ -10,7 +10,10 @@ client (literals: the plan is a custom one, with chunk exclusion at plan time).
 
 Column types in the result: timestamptz -> ``timestamp[us, UTC]`` (pandas:
 ``datetime64[us, UTC]``), float8 -> float64, int8/int4 -> int64/int32, text ->
-string; NULL -> null (pandas: NaN in float columns, NA elsewhere).
+string, jsonb (order-book sides) -> string holding the JSON text (the field's metadata
+``JSONB_METADATA``; numbers keep their stored digits: parse with ``json.loads``, or
+``parse_float=decimal.Decimal`` for exact decimals); NULL -> null (pandas: NaN in float
+columns, NA elsewhere).
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ import psycopg
 
 from pmstore._optional import require
 from pmstore.errors import ConfigurationError, CopyDecodeError
-from pmstore.frames.copy_decoding import Chunk, CopyDecoder, iter_record_batches
+from pmstore.frames.copy_decoding import (
+    JSONB_METADATA,
+    Chunk,
+    CopyDecoder,
+    iter_record_batches,
+)
 
 __all__ = [
     "ASYNC_BATCH_ROWS",
@@ -49,6 +57,7 @@ _TYPE_NAMES: Final = {
     "int4": "int32",
     "text": "string",
     "varchar": "string",
+    "jsonb": "string",
 }
 
 DESCRIBE_SQL: Final = "SELECT * FROM ({query}) AS described LIMIT 0"
@@ -89,7 +98,8 @@ def _described_schema(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> An
     for column in cur.description or ():
         info = cur.adapters.types.get(column.type_code)
         name = info.name if info is not None else str(column.type_code)
-        fields.append(pa.field(column.name, arrow_type(name)))
+        metadata = JSONB_METADATA if name == "jsonb" else None
+        fields.append(pa.field(column.name, arrow_type(name), metadata=metadata))
     return pa.schema(fields)
 
 
