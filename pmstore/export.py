@@ -42,7 +42,7 @@ import psycopg
 
 from pmstore._export_target import open_target
 from pmstore._optional import require
-from pmstore._read.bulk import copy_batches
+from pmstore._read.bulk import checked, copy_batches
 from pmstore._utc import aware_utc, day_windows
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import query_schema
@@ -147,8 +147,7 @@ def export_table(
         raise ConfigurationError(
             f"empty time range: start {lo.isoformat()} >= end {hi.isoformat()}"
         )
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ConfigurationError(f"batch_rows must be a positive integer, not {batch_rows!r}")
+    checked(batch_rows)
     require("pyarrow.parquet")
     started = time.perf_counter()
     target = open_target(out, filesystem)

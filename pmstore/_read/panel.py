@@ -54,6 +54,7 @@ from pmstore._read.queries import (
     PRICE_CHUNKS_SPAN_SQL,
     PRICE_HISTORY_BUCKETED_SQL,
     PRICE_HISTORY_RAW_SQL,
+    TOKENS_BY_SKIP_SCAN,
     TRADE_VOLUME_1H_SELECT,
     TRADE_VOLUME_AGGREGATE_SQL,
     TRADE_VOLUME_LIVE_SQL,
@@ -200,26 +201,8 @@ _VOLUME_COLUMNS: Final = (
 )
 
 # The tokens: given (in byte order), or every token with rows in the chunks of the
-# range, by a loose index scan whose bounds are whole chunks (see LATEST_PRICES_ALL_SQL).
+# range, by the latest prices' loose index scan (queries.TOKENS_BY_SKIP_SCAN).
 GIVEN_TOKENS: Final = "unnest(%(token_ids)s::text[]) AS t(token_id)"
-TOKENS_IN_CHUNKS_CTE: Final = """
-    WITH RECURSIVE tokens(token_id) AS (
-        (SELECT s.token_id
-         FROM price_snapshots s
-         WHERE s.ts >= %(chunks_from)s AND s.ts < %(chunks_to)s
-         ORDER BY s.token_id
-         LIMIT 1)
-        UNION ALL
-        SELECT (SELECT s.token_id
-                FROM price_snapshots s
-                WHERE s.token_id > t.token_id
-                  AND s.ts >= %(chunks_from)s AND s.ts < %(chunks_to)s
-                ORDER BY s.token_id
-                LIMIT 1)
-        FROM tokens t
-        WHERE t.token_id IS NOT NULL
-    )
-"""
 
 PRICES_RAW_TEMPLATE: Final = """{cte}
     SELECT p.ts, p.token_id, p.price, p.volume_24h
@@ -292,7 +275,7 @@ def price_history_query(select: Selection, bucket: timedelta | None) -> PanelQue
     template = PRICES_RAW_TEMPLATE if bucket is None else PRICES_BUCKETED_TEMPLATE
     every = select.kind == "all"
     source = "tokens AS t" if every else GIVEN_TOKENS
-    sql = template.format(cte=TOKENS_IN_CHUNKS_CTE if every else "", tokens=source)
+    sql = template.format(cte=TOKENS_BY_SKIP_SCAN if every else "", tokens=source)
     return PanelQuery(sql, columns, INDEX_ORDER, span=every, order="ts")
 
 

@@ -177,7 +177,7 @@ PRICE_CHUNKS_SPAN_SQL: Final = """
 # chunk. (A bound inside a chunk, e.g. ts <= at, would make each step read past
 # every entry of that chunk failing it, over and over: rows x tokens.) Rows come
 # out in token order; the Reader sorts them anyway (no Sort node, see below).
-_TOKENS_BY_SKIP_SCAN: Final = """
+TOKENS_BY_SKIP_SCAN: Final = """
     WITH RECURSIVE tokens(token_id) AS (
         (SELECT s.token_id
          FROM price_snapshots s
@@ -194,7 +194,7 @@ _TOKENS_BY_SKIP_SCAN: Final = """
         FROM tokens t
         WHERE t.token_id IS NOT NULL
     )"""
-LATEST_PRICES_ALL_SQL: Final = _TOKENS_BY_SKIP_SCAN + _LATEST_OF_EACH_TOKEN
+LATEST_PRICES_ALL_SQL: Final = TOKENS_BY_SKIP_SCAN + _LATEST_OF_EACH_TOKEN
 
 # For LATEST_PRICES_ALL_SQL, transaction-local: TimescaleDB under-costs sorting a
 # compressed chunk (Community edition, chunks older than 7 days), so each skip
