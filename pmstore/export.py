@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -162,13 +163,17 @@ def export_table(
             written: Path | str | None = None
             try:
                 params = {"start": day_start, "end": day_end}
-                for batch in copy_batches(conn, sql, params, schema, batch_rows=batch_rows):
-                    if day_file is None:
-                        day_file = target.open_day(table, day, schema)
-                    day_file.write(batch, row_group_size=batch_rows)
-                    rows += batch.num_rows
-                    if progress is not None:
-                        progress(batch.num_rows, n, len(windows), day)
+                # closed at once on any failure: the COPY is cancelled, its thread ends
+                with closing(
+                    copy_batches(conn, sql, params, schema, batch_rows=batch_rows)
+                ) as batches:
+                    for batch in batches:
+                        if day_file is None:
+                            day_file = target.open_day(table, day, schema)
+                        day_file.write(batch, row_group_size=batch_rows)
+                        rows += batch.num_rows
+                        if progress is not None:
+                            progress(batch.num_rows, n, len(windows), day)
                 if day_file is not None:
                     written = day_file.commit()
                     day_file = None

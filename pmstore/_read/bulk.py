@@ -404,9 +404,9 @@ async def copy_batches_async(
         copy = await stack.enter_async_context(cur.copy(copy_statement(sql), params))
         stream = CopyStream(conn.pgconn)
         wait = AsyncSocketWait(stream.pgconn)
-        executor = stack.enter_context(
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmstore-decode")
-        )
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmstore-decode")
+        # never wait on the event loop for a decode when cancelled or failing
+        stack.callback(executor.shutdown, wait=False, cancel_futures=True)
         pending: deque[asyncio.Future[Any]] = deque()
         while True:
             batch = await receive_async(stream, limit, wait)

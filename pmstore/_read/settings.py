@@ -1,8 +1,8 @@
 """Planner settings for one read inside the caller's transaction, then put back.
 
-    saved = conn.execute(settings_sql(PANEL_SETTINGS)).fetchone()   # previous values, set
+    saved = conn.execute(settings_sql(settings)).fetchone()   # previous values, set
     ... the read ...
-    conn.execute(*restore_sql(PANEL_SETTINGS, saved))                # as they were
+    conn.execute(*restore_sql(settings, saved))                # as they were
 
 ``set_config(name, value, true)`` lasts until the end of the *transaction*,
 not of a savepoint: a read that ran in the caller's transaction would

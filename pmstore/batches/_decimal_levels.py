@@ -4,7 +4,7 @@ Polymarket sends a level as ``{"price": "0.48", "size": "1234.5"}``. The
 ``orderbook_snapshots`` sides are JSONB (migration 0014), where a JSON number
 is a ``numeric`` holding exactly the digits sent, so a batch built from such
 strings keeps each level's text beside its float64 value (``DecimalLevels``),
-and the Writer sends the texts unchanged (``pmstore._write.jsonb``): every
+and the Writer sends the texts unchanged (``pmstore._write.jsonb_levels``): every
 digit is stored, trailing zeros too, even beyond a double's 17. The floats
 serve pmstore's rules (price in [0, 1], best-first order, spread and
 midpoint from the best levels).
@@ -363,7 +363,7 @@ def decimal_levels(sides: list[Any], descending: bool) -> DecimalLevels | None:
     one per character of the longest value, and the best-first reorder
     (``best_first_order``); no Python object per level.
     """
-    if set(map(type, sides)) - {list}:
+    if set(map(type, sides)) - {list} or not _first_price_is_text(sides):
         return None
     counts = np.fromiter(map(len, sides), dtype=np.int64, count=len(sides))
     data = _dumped(sides)
@@ -380,6 +380,19 @@ def decimal_levels(sides: list[Any], descending: bool) -> DecimalLevels | None:
     levels = DecimalLevels(counts, prices[0], sizes[0], prices[1], sizes[1])
     order = best_first_order(levels, descending)
     return levels if order is None else levels.reordered(order)
+
+
+def _first_price_is_text(sides: list[list[Any]]) -> bool:
+    """Whether the column's first level has a string price (or it has no level): a column
+    of numbers is known at once, without serializing it."""
+    first = next((side[0] for side in sides if side), None)
+    if first is None:
+        return True
+    try:
+        price = first["price"] if isinstance(first, dict) else first[0]
+    except (KeyError, IndexError, TypeError):
+        return True  # unusual: the full check names it
+    return isinstance(price, str)
 
 
 # -- side by side: any other shape -------------------------------------------------------------
