@@ -20,7 +20,8 @@ Field data used by pmstore:
   holding exactly the digits sent.
 
 Written by ``pmstore._write.encoding`` (levels: ``pmstore._write.jsonb_levels``),
-read by ``pmstore.frames.copy_decoding``.
+read by ``pmstore.frames.copy_decoding`` and ``pmstore._read.bulk``, from the statement
+``copy_statement`` makes of a query.
 """
 
 from __future__ import annotations
@@ -32,15 +33,20 @@ __all__ = [
     "JSONB_VERSION",
     "NULL_LENGTH",
     "PGCOPY_HEADER",
+    "PGCOPY_HEADER_FIXED",
     "PGCOPY_SIGNATURE",
     "PGCOPY_TRAILER",
     "POSTGRES_EPOCH_OFFSET_US",
+    "copy_statement",
 ]
 
 PGCOPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
 """The 11 bytes that open every binary COPY stream."""
 PGCOPY_HEADER: Final = PGCOPY_SIGNATURE + struct.pack(">ii", 0, 0)
 """Signature, flags (no OIDs) and header-extension length (none): 19 bytes."""
+PGCOPY_HEADER_FIXED: Final = len(PGCOPY_SIGNATURE) + 8
+"""The header's bytes before its extension (signature, flags, extension length): a
+reader's header is this plus the extension length it reads."""
 PGCOPY_TRAILER: Final = struct.pack(">h", -1)
 """The int16 -1 that ends the stream."""
 NULL_LENGTH: Final = -1
@@ -49,3 +55,8 @@ POSTGRES_EPOCH_OFFSET_US: Final = 946_684_800_000_000
 """Microseconds from 1970-01-01 to 2000-01-01 UTC (PostgreSQL's timestamp epoch)."""
 JSONB_VERSION: Final = b"\x01"
 """The first byte of a binary ``jsonb`` value: its format version, 1."""
+
+
+def copy_statement(sql: str) -> str:
+    """The binary ``COPY (sql) TO STDOUT`` statement of a query."""
+    return f"COPY ({sql}) TO STDOUT (FORMAT binary)"

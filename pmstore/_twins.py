@@ -10,8 +10,9 @@ A second, smaller mechanism: a few functions outside the generated modules
 are written by hand in both forms, side by side, and mapped by the same
 ``RENAMES``: ``pmstore.edition.features_async`` / ``features`` and
 ``require_feature_async`` / ``require_feature``, ``pmstore._read.coverage.coverage_async``
-/ ``coverage``, ``pmstore.frames.outbound.fetch_frame_async`` / ``fetch_frame``
-(a generator input for a few lines each would cost more than the pairs).
+/ ``coverage``, ``pmstore.frames.outbound.fetch_frame_async`` / ``fetch_frame``,
+``pmstore._read.settings.local_settings_async`` / ``local_settings`` (a generator
+input for a few lines each would cost more than the pairs).
 """
 
 from __future__ import annotations

@@ -3,11 +3,10 @@
 
 Each Reader runs its queries on the connection it is given, inside whatever
 transaction the caller has open (it never commits); psycopg errors
-propagate unchanged, except from the bulk reads of ``price_history``,
-``candles`` and ``trade_volume`` with ``as_=`` (``pmstore._read.bulk``), which
-raise ``pmstore.errors.ReadError`` carrying the server's ``sqlstate``. Every
-datetime argument must be timezone-aware (naive ones raise
-ConfigurationError); results are in UTC.
+propagate unchanged, except from the bulk reads with ``as_=`` (every one read
+by ``pmstore._read.bulk``), which raise ``pmstore.errors.ReadError`` carrying
+the server's ``sqlstate``. Every datetime argument must be timezone-aware
+(naive ones raise ConfigurationError); results are in UTC.
 
 Each query is a module constant (``*_SQL``), run by the one method that
 names it in its docstring, so its plan can be inspected (``EXPLAIN``) as
@@ -52,7 +51,7 @@ from pmstore._read.panel import (
 )
 from pmstore._read.queries import (
     EARLIEST,
-    LATEST_PRICES_ALL_SETTINGS_SQL,
+    LATEST_PRICES_ALL_SETTINGS,
     LATEST_PRICES_ALL_SQL,
     LATEST_PRICES_OF_TOKENS_SQL,
     MARKET_SQL,
@@ -60,7 +59,6 @@ from pmstore._read.queries import (
     ORDERBOOK_AT_SQL,
     PRICE_CHUNKS_SPAN_SQL,
     RESOLUTION_SQL,
-    RESTORE_SETTINGS_SQL,
     Candle,
     PricePoint,
     TradeVolume,
@@ -69,6 +67,7 @@ from pmstore._read.queries import (
     checked_positive,
     checked_token,
 )
+from pmstore._read.settings import local_settings
 from pmstore._twins import Conn, call_inline
 from pmstore.edition import features, require_feature
 from pmstore.errors import ConfigurationError
@@ -257,7 +256,8 @@ class Reader:
         pyarrow Table or a DataFrame, fetched by binary COPY (``pmstore.frames``).
 
         Raises ConfigurationError for a naive ``at``, a non-positive
-        ``lookback`` or a ``token_ids`` that is a single str.
+        ``lookback`` or a ``token_ids`` that is a single str; with ``as_``,
+        ReadError for a server error (without, psycopg's errors unchanged).
         """
         at_utc = at_or_now(at)
         since = EARLIEST
@@ -290,21 +290,17 @@ class Reader:
                     return fetch_frame(self.conn, LATEST_PRICES_OF_TOKENS_SQL, params, as_)
                 return []  # no chunk holds rows of (since, at]
             params.update(span)
-            cur.execute(LATEST_PRICES_ALL_SETTINGS_SQL)
-            saved = cur.fetchone()
-            # Never a generic plan (psycopg prepares a statement run 5 times; the
-            # server may then plan it once for any parameters): the chunks outside
-            # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
-            if as_ is not None:  # COPY binds parameters on the client: a custom plan
-                frame = fetch_frame(
-                    self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
-                )
-                cur.execute(RESTORE_SETTINGS_SQL, saved)
-                return frame
-            cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
-            rows = call_inline(_models_of, cur.fetchall(), PriceSnapshot)
-            # Restored for the rest of the caller's transaction.
-            cur.execute(RESTORE_SETTINGS_SQL, saved)
+            # Restored for the rest of the caller's transaction on leaving the block.
+            with local_settings(cur, LATEST_PRICES_ALL_SETTINGS):
+                # Never a generic plan (psycopg prepares a statement run 5 times; the
+                # server may then plan it once for any parameters): the chunks outside
+                # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
+                if as_ is not None:  # COPY binds parameters on the client: a custom plan
+                    return fetch_frame(
+                        self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
+                    )
+                cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
+                rows = call_inline(_models_of, cur.fetchall(), PriceSnapshot)
         return sorted(rows, key=lambda p: p.token_id.encode())  # byte order, as COLLATE "C"
 
     @overload

@@ -2,11 +2,10 @@
 
 Each AsyncReader runs its queries on the connection it is given, inside whatever
 transaction the caller has open (it never commits); psycopg errors
-propagate unchanged, except from the bulk reads of ``price_history``,
-``candles`` and ``trade_volume`` with ``as_=`` (``pmstore._read.bulk``), which
-raise ``pmstore.errors.ReadError`` carrying the server's ``sqlstate``. Every
-datetime argument must be timezone-aware (naive ones raise
-ConfigurationError); results are in UTC.
+propagate unchanged, except from the bulk reads with ``as_=`` (every one read
+by ``pmstore._read.bulk``), which raise ``pmstore.errors.ReadError`` carrying
+the server's ``sqlstate``. Every datetime argument must be timezone-aware
+(naive ones raise ConfigurationError); results are in UTC.
 
 Each query is a module constant (``*_SQL``), run by the one method that
 names it in its docstring, so its plan can be inspected (``EXPLAIN``) as
@@ -51,7 +50,7 @@ from pmstore._read.panel import (
 )
 from pmstore._read.queries import (
     EARLIEST,
-    LATEST_PRICES_ALL_SETTINGS_SQL,
+    LATEST_PRICES_ALL_SETTINGS,
     LATEST_PRICES_ALL_SQL,
     LATEST_PRICES_OF_TOKENS_SQL,
     MARKET_SQL,
@@ -59,7 +58,6 @@ from pmstore._read.queries import (
     ORDERBOOK_AT_SQL,
     PRICE_CHUNKS_SPAN_SQL,
     RESOLUTION_SQL,
-    RESTORE_SETTINGS_SQL,
     Candle,
     PricePoint,
     TradeVolume,
@@ -68,6 +66,7 @@ from pmstore._read.queries import (
     checked_positive,
     checked_token,
 )
+from pmstore._read.settings import local_settings_async
 from pmstore._twins import AsyncConn, offload
 from pmstore.edition import features_async, require_feature_async
 from pmstore.errors import ConfigurationError
@@ -258,7 +257,8 @@ class AsyncReader:
         pyarrow Table or a DataFrame, fetched by binary COPY (``pmstore.frames``).
 
         Raises ConfigurationError for a naive ``at``, a non-positive
-        ``lookback`` or a ``token_ids`` that is a single str.
+        ``lookback`` or a ``token_ids`` that is a single str; with ``as_``,
+        ReadError for a server error (without, psycopg's errors unchanged).
         """
         at_utc = at_or_now(at)
         since = EARLIEST
@@ -293,21 +293,17 @@ class AsyncReader:
                     )
                 return []  # no chunk holds rows of (since, at]
             params.update(span)
-            await cur.execute(LATEST_PRICES_ALL_SETTINGS_SQL)
-            saved = await cur.fetchone()
-            # Never a generic plan (psycopg prepares a statement run 5 times; the
-            # server may then plan it once for any parameters): the chunks outside
-            # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
-            if as_ is not None:  # COPY binds parameters on the client: a custom plan
-                frame = await fetch_frame_async(
-                    self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
-                )
-                await cur.execute(RESTORE_SETTINGS_SQL, saved)
-                return frame
-            await cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
-            rows = await offload(_models_of, await cur.fetchall(), PriceSnapshot)
-            # Restored for the rest of the caller's transaction.
-            await cur.execute(RESTORE_SETTINGS_SQL, saved)
+            # Restored for the rest of the caller's transaction on leaving the block.
+            async with local_settings_async(cur, LATEST_PRICES_ALL_SETTINGS):
+                # Never a generic plan (psycopg prepares a statement run 5 times; the
+                # server may then plan it once for any parameters): the chunks outside
+                # the span must be excluded at plan time, see LATEST_PRICES_ALL_SQL.
+                if as_ is not None:  # COPY binds parameters on the client: a custom plan
+                    return await fetch_frame_async(
+                        self.conn, LATEST_PRICES_ALL_SQL, params, as_, sort_by="token_id"
+                    )
+                await cur.execute(LATEST_PRICES_ALL_SQL, params, prepare=False)
+                rows = await offload(_models_of, await cur.fetchall(), PriceSnapshot)
         return sorted(rows, key=lambda p: p.token_id.encode())  # byte order, as COLLATE "C"
 
     @overload

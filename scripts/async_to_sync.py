@@ -56,6 +56,7 @@ RENAMES = {
     "fetch_frame_async": "fetch_frame",
     "fetch_panel_async": "fetch_panel",
     "coverage_async": "coverage",
+    "local_settings_async": "local_settings",
     "writer_async": "writer",
     "connection_async": "connection",
     "reader_async": "reader",

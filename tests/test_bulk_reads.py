@@ -5,6 +5,7 @@ and with the previous engine (psycopg's Copy); errors raised by the server in
 the middle of a stream (a ReadError with the server's sqlstate), a reader
 closed early and a wrong schema must leave the connection usable, as psycopg
 leaves it. No password reaches an error's message or its chained cause.
+``fetch_table`` (the Reader's ``as_=`` reads) reads through it, with its errors.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pmstore import ConfigurationError, Writer
+from pmstore._pgcopy import copy_statement
 from pmstore._read.bulk import iter_batches, iter_batches_async, read_table, read_table_async
 from pmstore.cli import main
 from pmstore.errors import CopyDecodeError, ReadError
-from pmstore.frames.outbound import fetch_table
+from pmstore.frames.copy_decoding import iter_record_batches
+from pmstore.frames.outbound import fetch_table, fetch_table_async
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -79,7 +82,8 @@ def test_a_read_equals_psycopg_rows_and_the_previous_engine(conn: Conn) -> None:
     values = write_prices(conn, 6_000)
     expected = fetched(conn, PRICES_SQL, values)
     assert len(expected) == 6_000
-    previous = fetch_table(conn, PRICES_SQL, values)
+    with conn.cursor() as cur, cur.copy(copy_statement(PRICES_SQL), values) as copy:
+        previous = pa.Table.from_batches(list(iter_record_batches(copy, PRICE_SCHEMA)))
     for batch_rows in (1_000, 2_999, 6_000, 65_536):  # threads and batches, or one batch
         table = read_table(conn, PRICES_SQL, values, PRICE_SCHEMA, batch_rows=batch_rows)
         assert table.schema == PRICE_SCHEMA
@@ -153,6 +157,38 @@ def test_a_server_error_mid_stream_is_a_read_error_and_the_connection_recovers(
         assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
         tx.rollback()
         assert tx.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_fetch_table_reads_through_the_bulk_reader_and_raises_its_errors(
+    conn: Conn, db: str
+) -> None:
+    # The as_= reads of the Reader: the columns described by the server, then the bulk read.
+    values = write_prices(conn, 3_000)
+    assert fetch_table(conn, PRICES_SQL, values).equals(
+        read_table(conn, PRICES_SQL, values, PRICE_SCHEMA)
+    )
+    with pytest.raises(ReadError) as info:  # the description fails
+        fetch_table(conn, "SELECT no_such_column::int8 AS g", {})
+    assert info.value.sqlstate == "42703"
+    assert isinstance(info.value.__cause__, psycopg.errors.UndefinedColumn)
+    with pytest.raises(ReadError) as info:  # the stream fails
+        fetch_table(conn, SERIES_SQL, {"fail_at": 3_000, "n": 5_000})
+    assert info.value.sqlstate == "22012"
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+    async def body() -> None:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as aconn:
+            with pytest.raises(ReadError) as info:
+                await fetch_table_async(aconn, "SELECT no_such_column::int8 AS g", {})
+            assert info.value.sqlstate == "42703"
+            with pytest.raises(ReadError) as info:
+                await fetch_table_async(
+                    aconn, SERIES_SQL, {"fail_at": 2_000, "n": 3_000}, batch_rows=300
+                )
+            assert info.value.sqlstate == "22012"
+            assert await (await aconn.execute("SELECT 5")).fetchone() == (5,)
+
+    asyncio.run(body())
 
 
 def test_closing_early_cancels_and_a_wrong_schema_raises(conn: Conn) -> None:

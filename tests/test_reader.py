@@ -277,6 +277,9 @@ def test_latest_prices_of_every_token_and_of_given_tokens(db: str, conn: Conn) -
         assert status(tx) == "INTRANS"
         settings = tx.execute("SELECT current_setting('enable_sort'), current_setting('jit')")
         assert settings.fetchone() == ("on", "on")
+        assert in_tx.latest_prices(at, as_="arrow").num_rows == len(got)  # the COPY path
+        settings = tx.execute("SELECT current_setting('enable_sort'), current_setting('jit')")
+        assert settings.fetchone() == ("on", "on")
         tx.rollback()
 
 

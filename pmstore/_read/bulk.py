@@ -50,11 +50,10 @@ from psycopg import pq
 from psycopg.errors import error_from_result
 
 from pmstore._optional import require
-from pmstore._pgcopy import PGCOPY_SIGNATURE, PGCOPY_TRAILER
+from pmstore._pgcopy import PGCOPY_HEADER_FIXED, PGCOPY_TRAILER, copy_statement
 from pmstore.dsn import redact, redact_error
 from pmstore.errors import ConfigurationError, CopyDecodeError, ReadError
 from pmstore.frames.copy_decoding import CopyDecoder
-from pmstore.frames.outbound import copy_statement
 
 __all__ = [
     "MAX_PENDING_BATCHES",
@@ -75,11 +74,6 @@ CPU's cache (measured: 16,384 and 8,192 kept pace with the server, 65,536 did no
 
 MAX_PENDING_BATCHES: Final = 2
 """Batches received but not yet decoded before the reading waits for the decoder."""
-
-TRAILER: Final = PGCOPY_TRAILER
-"""The binary COPY trailer (a field count of -1), a message of its own."""
-
-_HEADER_FIXED: Final = len(PGCOPY_SIGNATURE) + 8  # signature, flags, extension length
 
 Conn = psycopg.Connection[Any]
 AsyncConn = psycopg.AsyncConnection[Any]
@@ -125,10 +119,13 @@ class Received:
 def whole_stream(message: bytes | memoryview) -> bool:
     """Whether the stream's first message is the header followed by the trailer
     (an empty result); CopyDecodeError for a message too short to hold the header."""
-    if len(message) < _HEADER_FIXED:
+    if len(message) < PGCOPY_HEADER_FIXED:
         raise CopyDecodeError("not a binary COPY stream (a first message without a header)")
-    (extension,) = struct.unpack_from(">i", message, _HEADER_FIXED - 4)
-    return len(message) == _HEADER_FIXED + extension + 2 and bytes(message[-2:]) == TRAILER
+    (extension,) = struct.unpack_from(">i", message, PGCOPY_HEADER_FIXED - 4)
+    return (
+        len(message) == PGCOPY_HEADER_FIXED + extension + 2
+        and bytes(message[-2:]) == PGCOPY_TRAILER
+    )
 
 
 class CopyStream:
@@ -170,7 +167,7 @@ class CopyStream:
                 data += message
                 add(nbytes)
                 remaining -= 1
-                if nbytes == 2 and bytes(message) == TRAILER:
+                if nbytes == 2 and bytes(message) == PGCOPY_TRAILER:  # a message of its own
                     batch.trailer = True
                     return False
             elif nbytes == 0:

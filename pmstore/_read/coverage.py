@@ -49,7 +49,7 @@ from pmstore._read.gaps import (
     gap_runs,
     timestamps_query,
 )
-from pmstore._read.settings import restore_sql, settings_sql
+from pmstore._read.settings import local_settings, local_settings_async
 from pmstore._utc import aware_utc
 from pmstore.errors import ConfigurationError
 from pmstore.models import UtcDatetime
@@ -302,10 +302,12 @@ def coverage(
         sql, values, ordered = timestamps_query(
             request.tokens, request.start, request.end, DEFAULT_PARTS
         )
-        with conn.transaction(), conn.cursor(binary=True) as cur:
-            saved = conn.execute(settings_sql(TIMESTAMPS_SETTINGS)).fetchone()
+        with (
+            conn.transaction(),
+            local_settings(conn, TIMESTAMPS_SETTINGS),
+            conn.cursor(binary=True) as cur,
+        ):
             rows = cur.execute(sql, values, prepare=False).fetchall()
-            conn.execute(*restore_sql(TIMESTAMPS_SETTINGS, saved))
         return _with_feed_gaps(_report_of_runs(request, rows, ordered), recorded_gaps)
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
     return _with_feed_gaps(_report(request, rows), recorded_gaps)
@@ -333,11 +335,13 @@ async def coverage_async(
         sql, values, ordered = timestamps_query(
             request.tokens, request.start, request.end, DEFAULT_PARTS
         )
-        async with conn.transaction(), conn.cursor(binary=True) as cur:
-            saved = await (await conn.execute(settings_sql(TIMESTAMPS_SETTINGS))).fetchone()
+        async with (
+            conn.transaction(),
+            local_settings_async(conn, TIMESTAMPS_SETTINGS),
+            conn.cursor(binary=True) as cur,
+        ):
             await cur.execute(sql, values, prepare=False)
             rows = await cur.fetchall()
-            await conn.execute(*restore_sql(TIMESTAMPS_SETTINGS, saved))
         report = await asyncio.to_thread(_report_of_runs, request, rows, ordered)
         return _with_feed_gaps(report, recorded_gaps)
     cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)

@@ -62,7 +62,7 @@ from pmstore._read.queries import (
     checked_range,
     checked_token,
 )
-from pmstore._read.settings import restore_sql, settings_sql
+from pmstore._read.settings import local_settings, local_settings_async
 from pmstore._utc import ceil_hour
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FRAME_KINDS, FrameKind, arrow_type, to_frame
@@ -387,14 +387,12 @@ def fetch_panel(
         return [] if kind is None else to_frame(query.schema().empty_table(), kind)
     if query.settings is None:
         return read_now(conn, query, values, kind)
-    with conn.transaction(), conn.cursor() as cur:
-        saved = cur.execute(settings_sql(query.settings)).fetchone()
+    with conn.transaction(), local_settings(conn, query.settings):
         found: dict[str, Any] | None = dict(values)
         if query.span:
             span = conn.execute(PRICE_CHUNKS_SPAN_SQL, span_of(values))
             found = span_params(values, span.fetchone())
         result = None if found is None else read_now(conn, query, found, kind)
-        cur.execute(*restore_sql(query.settings, saved))
     if result is None:  # no chunk holds rows of the range
         return [] if kind is None else to_frame(query.schema().empty_table(), kind)
     return result
@@ -426,15 +424,12 @@ async def fetch_panel_async(
         return [] if kind is None else to_frame(query.schema().empty_table(), kind)
     if query.settings is None:
         return await read_now_async(conn, query, values, kind)
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute(settings_sql(query.settings))
-        saved = await cur.fetchone()
+    async with conn.transaction(), local_settings_async(conn, query.settings):
         found: dict[str, Any] | None = dict(values)
         if query.span:
             span = await conn.execute(PRICE_CHUNKS_SPAN_SQL, span_of(values))
             found = span_params(values, await span.fetchone())
         result = None if found is None else await read_now_async(conn, query, found, kind)
-        await cur.execute(*restore_sql(query.settings, saved))
     if result is None:  # no chunk holds rows of the range
         return [] if kind is None else to_frame(query.schema().empty_table(), kind)
     return result

@@ -23,7 +23,7 @@ __all__ = [
     "CANDLES_AGGREGATE_SQL",
     "CANDLES_LIVE_SQL",
     "EARLIEST",
-    "LATEST_PRICES_ALL_SETTINGS_SQL",
+    "LATEST_PRICES_ALL_SETTINGS",
     "LATEST_PRICES_ALL_SQL",
     "LATEST_PRICES_OF_TOKENS_SQL",
     "MARKETS_SQL",
@@ -34,7 +34,6 @@ __all__ = [
     "PRICE_HISTORY_BUCKETED_SQL",
     "PRICE_HISTORY_RAW_SQL",
     "RESOLUTION_SQL",
-    "RESTORE_SETTINGS_SQL",
     "TRADE_VOLUME_1H_SELECT",
     "TRADE_VOLUME_AGGREGATE_SQL",
     "TRADE_VOLUME_LIVE_SQL",
@@ -201,14 +200,7 @@ LATEST_PRICES_ALL_SQL: Final = TOKENS_BY_SKIP_SCAN + _LATEST_OF_EACH_TOKEN
 # step could sort a whole compressed chunk instead of reading the first entry
 # of its (token_id, ...) index. enable_sort off leaves it the index; jit off
 # because disabled paths carry huge costs that would trigger JIT compilation.
-LATEST_PRICES_ALL_SETTINGS_SQL: Final = """
-    SELECT current_setting('enable_sort') AS enable_sort, current_setting('jit') AS jit,
-           set_config('enable_sort', 'off', true), set_config('jit', 'off', true)
-"""
-
-RESTORE_SETTINGS_SQL: Final = """
-    SELECT set_config('enable_sort', %(enable_sort)s, true), set_config('jit', %(jit)s, true)
-"""
+LATEST_PRICES_ALL_SETTINGS: Final = {"enable_sort": "off", "jit": "off"}
 
 PRICE_HISTORY_RAW_SQL: Final = """
     SELECT ts, token_id, price, volume_24h

@@ -39,7 +39,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pmstore._optional import require
-from pmstore._pgcopy import JSONB_VERSION, PGCOPY_SIGNATURE, POSTGRES_EPOCH_OFFSET_US
+from pmstore._pgcopy import (
+    JSONB_VERSION,
+    PGCOPY_HEADER_FIXED,
+    PGCOPY_SIGNATURE,
+    POSTGRES_EPOCH_OFFSET_US,
+)
 from pmstore.errors import CopyDecodeError
 
 __all__ = [
@@ -62,7 +67,6 @@ version byte is checked and dropped, the JSON text kept as the server sends it."
 DEFAULT_BATCH_ROWS: Final = 50_000
 """Rows decoded into one record batch by ``iter_record_batches`` (~6 MB of prices)."""
 
-_HEADER_FIXED: Final = len(PGCOPY_SIGNATURE) + 8  # signature, flags, extension length
 _PAD: Final = 16  # zero bytes after the data: gathers of NULL fields never run off the end
 _MAX_VIEW_OFFSET: Final = (1 << 31) - 1
 _TIMESTAMP_LIMIT: Final = 1 << 62  # beyond: PostgreSQL's +-infinity, not representable
@@ -152,7 +156,7 @@ class CopyDecoder:
         if flags & 0xFFFF0000 or flags & (1 << 16):
             raise CopyDecodeError(f"unsupported binary COPY header flags {flags:#x}")
         self._header_read = True
-        return _HEADER_FIXED + int(extension)
+        return PGCOPY_HEADER_FIXED + int(extension)
 
     def _row_offsets(
         self, data: Buffer, starts: NDArray[np.int64], ends: NDArray[np.int64], total: int

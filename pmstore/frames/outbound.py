@@ -1,12 +1,15 @@
 """A query's rows as a pyarrow Table, a polars or a pandas DataFrame, fetched in bulk.
 
 ``fetch_frame(conn, sql, params, "polars")`` runs ``COPY (sql) TO STDOUT (FORMAT
-binary)`` and decodes the stream with ``pmstore.frames.copy_decoding`` (numpy
-over whole columns, never a Python object per value except pandas' own). The
-column types come from the server: one ``SELECT * FROM (sql) LIMIT 0`` first
-(a round trip and a plan), mapped by ``arrow_type``. COPY cannot take
-server-side parameters, so psycopg binds ``params`` into the statement on the
-client (literals: the plan is a custom one, with chunk exclusion at plan time).
+binary)`` through pmstore's bulk reader (``pmstore._read.bulk``: the stream
+taken from libpq, decoded by ``pmstore.frames.copy_decoding``, numpy over whole
+columns, never a Python object per value except pandas' own). The column types
+come from the server: one ``SELECT * FROM (sql) LIMIT 0`` first (a round trip
+and a plan), mapped by ``arrow_type``. COPY cannot take server-side parameters,
+so psycopg binds ``params`` into the statement on the client (literals: the
+plan is a custom one, with chunk exclusion at plan time). A server error, in
+the description or the COPY, raises ``pmstore.errors.ReadError`` with its
+``sqlstate``.
 
 Column types in the result: timestamptz -> ``timestamp[us, UTC]`` (pandas:
 ``datetime64[us, UTC]``), float8 -> float64, int8/int4 -> int64/int32, text ->
@@ -24,13 +27,11 @@ from typing import Any, Final, Literal, get_args
 import psycopg
 
 from pmstore._optional import require
+from pmstore._pgcopy import copy_statement
+from pmstore._read.bulk import read_error, read_table, read_table_async, require_utf8
+from pmstore.dsn import redact_error
 from pmstore.errors import ConfigurationError, CopyDecodeError
-from pmstore.frames.copy_decoding import (
-    JSONB_METADATA,
-    Chunk,
-    CopyDecoder,
-    iter_record_batches,
-)
+from pmstore.frames.copy_decoding import JSONB_METADATA
 
 __all__ = [
     "ASYNC_BATCH_ROWS",
@@ -62,11 +63,6 @@ _TYPE_NAMES: Final = {
 
 DESCRIBE_SQL: Final = "SELECT * FROM ({query}) AS described LIMIT 0"
 """How ``query_schema`` asks the server for a query's column types."""
-
-
-def copy_statement(sql: str) -> str:
-    """The binary ``COPY (sql) TO STDOUT`` statement of a query."""
-    return f"COPY ({sql}) TO STDOUT (FORMAT binary)"
 
 
 def arrow_type(type_name: str) -> Any:
@@ -103,31 +99,27 @@ def _described_schema(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> An
     return pa.schema(fields)
 
 
-def _require_utf8(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    if conn.info.encoding.replace("-", "").replace("_", "").lower() != "utf8":
-        raise ConfigurationError(
-            f"bulk reads need a UTF-8 connection, this one is {conn.info.encoding}"
-        )
-
-
 def fetch_table(
     conn: psycopg.Connection[Any], sql: str, params: Mapping[str, Any], *, sort_by: str = ""
 ) -> Any:
     """Run ``sql`` as a binary COPY and return its rows as a ``pyarrow.Table``.
 
-    ``sort_by`` names a column to sort the result by (byte order for text, as
-    ``COLLATE "C"``). Runs in the caller's transaction. Raises ConfigurationError
-    when pyarrow is missing or the connection's encoding is not UTF-8, psycopg
-    errors unchanged, CopyDecodeError for undecodable data. Costs two round
-    trips; memory about twice the result's size while decoding.
+    The columns as the server describes them (``query_schema``), the rows read by
+    ``pmstore._read.bulk.read_table``. ``sort_by`` names a column to sort the
+    result by (byte order for text, as ``COLLATE "C"``). Runs in the caller's
+    transaction. Raises ConfigurationError when pyarrow is missing or the
+    connection's encoding is not UTF-8, ReadError (with the sqlstate) for a server
+    error, CopyDecodeError for undecodable data. Costs two round trips; memory:
+    the result, plus a few batches of bytes while reading.
     """
-    pa = require("pyarrow")
-    _require_utf8(conn)
-    with conn.cursor() as cur:
-        schema = query_schema(cur, sql, params)
-        with cur.copy(copy_statement(sql), params) as copy:
-            batches = list(iter_record_batches(copy, schema))
-    table = pa.Table.from_batches(batches, schema=schema)
+    require("pyarrow")
+    require_utf8(conn)
+    try:
+        with conn.cursor() as cur:
+            schema = query_schema(cur, sql, params)
+    except psycopg.Error as exc:
+        raise read_error(exc) from redact_error(exc)
+    table = read_table(conn, sql, params, schema)
     return table.sort_by(sort_by) if sort_by else table
 
 
@@ -166,7 +158,7 @@ def fetch_frame(
 # -- asyncio -------------------------------------------------------------------------------
 
 ASYNC_BATCH_ROWS: Final = 10_000
-"""Rows decoded at a time by ``fetch_table_async``: a few ms of the event loop each."""
+"""Rows per decoded batch in ``fetch_table_async`` (decoded in a worker thread)."""
 
 
 async def fetch_table_async(
@@ -177,28 +169,21 @@ async def fetch_table_async(
     sort_by: str = "",
     batch_rows: int = ASYNC_BATCH_ROWS,
 ) -> Any:
-    """``fetch_table`` on an ``AsyncConnection``: the same statements and decoder.
+    """``fetch_table`` on an ``AsyncConnection``: the same statements, decoder and errors.
 
-    The stream is decoded ``batch_rows`` rows at a time between reads, so the
-    event loop is never held longer than one batch's decoding. Same errors.
+    The rows are read by ``pmstore._read.bulk.read_table_async``, ``batch_rows``
+    rows per batch, each decoded in a worker thread (the event loop is held for
+    one take of the messages libpq holds at a time).
     """
-    pa = require("pyarrow")
-    _require_utf8(conn)
-    batches = []
-    async with conn.cursor() as cur:
-        await cur.execute(DESCRIBE_SQL.format(query=sql), params, prepare=False)
-        schema = _described_schema(cur)
-        decoder = CopyDecoder(schema)
-        pending: list[Chunk] = []
-        async with cur.copy(copy_statement(sql), params) as copy:
-            async for chunk in copy:
-                pending.append(bytes(chunk))  # see iter_record_batches
-                if len(pending) >= batch_rows:
-                    batches.append(decoder.decode(pending))
-                    pending = []
-        batches.append(decoder.decode(pending))
-        decoder.finish()
-    table = pa.Table.from_batches(batches, schema=schema)
+    require("pyarrow")
+    require_utf8(conn)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(DESCRIBE_SQL.format(query=sql), params, prepare=False)
+            schema = _described_schema(cur)
+    except psycopg.Error as exc:
+        raise read_error(exc) from redact_error(exc)
+    table = await read_table_async(conn, sql, params, schema, batch_rows=batch_rows)
     return table.sort_by(sort_by) if sort_by else table
 
 
