@@ -13,16 +13,21 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from pmstore._write.encoding import encode_orderbooks
+from pmstore._write.engines import Blob
+from pmstore._write.jsonb_levels import sides_from_floats, sides_from_texts
 from pmstore.batches import OrderbookBatch
 from pmstore.batches._decimal_levels import (
     DecimalLevels,
     decimal_levels,
     decimal_sides,
     is_plain_decimal,
+    with_texts,
 )
+from pmstore.batches._levels import FlatLevels
 from pmstore.batches._tables import parsed_sides
 from pmstore.errors import BatchValidationError
 
@@ -98,6 +103,34 @@ def test_other_values_get_their_floats_shortest_decimals() -> None:
     assert got[1] == (b"0.5", b"1.0") and got[2] == (b"0.30", b"7") and got[3][0] == long.encode()
     for (price, size), p, s in zip(got, levels.prices, levels.sizes, strict=True):
         assert float(price) == p and float(size) == s
+
+
+def blob_rows(blob: Blob) -> list[bytes]:
+    data, starts = bytes(blob.blob), blob.starts
+    assert starts is not None
+    body = blob.lengths - len(blob.head) - len(blob.tail)
+    return [
+        blob.head + data[a : a + m] + blob.tail
+        for a, m in zip(starts.tolist(), body.tolist(), strict=True)
+    ]
+
+
+def test_a_float_level_has_one_text_whichever_way_it_is_written() -> None:
+    """A float level's text as the Writer sends it (``sides_from_floats``) is the text a
+    column with texts gives it (``float_texts``, as in ``concat_levels`` and the digest)
+    and the side-by-side parse's (``orjson`` of the Python float), across orjson blocks."""
+    awkward = [0.0, 1000.0, 0.1 + 0.2, 1e-7, 1e16, 123456789012345680000.0, 5e-324, 2.5e-5]
+    rng = np.random.default_rng(3)
+    values = np.concatenate([awkward, rng.uniform(0, 1, 300), rng.uniform(0, 1e9, 300)])
+    counts = np.array([0, 3, 1, 0, *([2] * 100), 0, 100], dtype=np.int64)  # 304 levels
+    flat = FlatLevels(counts, values[:304].copy(), values[::-1][:304].copy())
+    for block in (1, 7, 8_192):
+        floats = blob_rows(sides_from_floats(flat, slice(None), block=block))
+        assert floats == blob_rows(sides_from_texts(with_texts(flat), slice(None)))
+    pairs = zip(texts(with_texts(flat)), flat.prices.tolist(), flat.sizes.tolist(), strict=True)
+    for (price_text, size_text), price, size in pairs:
+        assert price_text == orjson.dumps(price) and size_text == orjson.dumps(size)
+        assert float(price_text) == price and float(size_text) == size
 
 
 def test_every_digit_goes_into_the_copy_stream() -> None:

@@ -560,6 +560,76 @@ def test_string_levels_over_many_chunks_are_stored_as_sent_all_or_nothing(
         assert spread == pytest.approx(float(ask[-1]["price"]) - float(bid[-1]["price"]))
 
 
+def skip_books(token: str) -> dict[str, Any]:
+    """Four books of string levels (trailing zeros, more digits than a double holds); row 1's
+    bids has a level without a size (malformed: the row-by-row parse)."""
+    long_size = "1234.123456789012345678901"
+    bids: list[Any] = [
+        [{"price": "0.40", "size": "1234.50"}, {"price": "0.45", "size": long_size}],
+        [{"price": "0.5"}],
+        [{"price": "0.30", "size": "10"}],
+        [],
+    ]
+    asks = [
+        [{"price": "0.60", "size": "2.500"}, {"price": "0.55", "size": "3"}],
+        [{"price": "0.7", "size": "1"}],
+        [{"price": "0.900", "size": long_size}],
+        [{"price": "0.99", "size": "0.010"}],
+    ]
+    return {
+        "ts": [T0 + timedelta(seconds=i) for i in range(4)],
+        "token_id": [token] * 4,
+        "bids": bids,
+        "asks": asks,
+    }
+
+
+def kept_rows(columns: dict[str, Any], rows: list[int], token: str) -> dict[str, Any]:
+    return {
+        "ts": [columns["ts"][i] for i in rows],
+        "token_id": [token] * len(rows),
+        "bids": [columns["bids"][i] for i in rows],
+        "asks": [columns["asks"][i] for i in rows],
+    }
+
+
+def stored_sides(conn: Conn, token: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT ts, bids::text, asks::text, spread, midpoint FROM orderbook_snapshots"
+        " WHERE token_id = %s ORDER BY ts",
+        (token,),
+    ).fetchall()
+
+
+@pytest.mark.parametrize("given", ["mapping", "batch", "deferred"])
+def test_skip_mode_stores_kept_string_levels_as_the_rows_alone_do(
+    db: str, conn: Conn, given: str
+) -> None:
+    """A malformed side puts its column on the row-by-row parse: the kept rows of a skip
+    batch, in both columns, still store their texts unchanged, exactly as those rows
+    written alone (a mapping, a built batch or a deferred one)."""
+    token, alone = f"skip-{given}", f"alone-{given}"
+    columns = skip_books(token)
+    data: Any = columns
+    if given == "batch":
+        data = OrderbookBatch.from_columns(columns)
+    elif given == "deferred":
+        data = OrderbookBatch.from_columns_deferred(columns)
+    with Writer(db) as writer:
+        result = writer.copy_orderbooks(data, on_invalid="skip")
+        assert [(p.row, p.column) for p in result.rejected] == [(1, "bids")]
+        assert result.rows_written == 3
+        writer.copy_orderbooks(kept_rows(columns, [0, 2, 3], alone))
+    stored, reference = stored_sides(conn, token), stored_sides(conn, alone)
+    assert len(stored) == 3 and stored == reference
+    assert stored[0][1:3] == (
+        "[[0.45, 1234.123456789012345678901], [0.40, 1234.50]]",
+        "[[0.55, 3], [0.60, 2.500]]",
+    )
+    assert stored[1][2] == "[[0.900, 1234.123456789012345678901]]"
+    assert stored[2][1:3] == ("[]", "[[0.99, 0.010]]")
+
+
 def test_empty_and_all_rejected_batches_write_nothing(db: str, conn: Conn) -> None:
     with Writer(db) as writer:
         empty = writer.copy_prices({"ts": [], "token_id": [], "price": []})

@@ -27,25 +27,19 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
 from pmstore._pgcopy import JSONB_VERSION
 from pmstore._write.engines import Blob
-from pmstore.batches._decimal_levels import DecimalLevels
+from pmstore.batches._decimal_levels import LEVELS_PER_DUMP, DecimalLevels, float_levels_text
 from pmstore.batches._levels import FlatLevels, flat_levels
 
 __all__ = [
-    "LEVELS_PER_DUMP",
     "levels_field",
     "object_levels_field",
     "sides_from_floats",
     "sides_from_texts",
 ]
-
-LEVELS_PER_DUMP: Final = 8_192
-"""Levels per orjson call (~1 ms): orjson holds the GIL for a whole call, so a sending
-thread waits at most about one call."""
 
 _HEAD: Final = JSONB_VERSION + b"["
 _TAIL: Final = b"]"
@@ -101,19 +95,14 @@ def _blob(
 def sides_from_floats(flat: FlatLevels, rows: Rows, *, block: int = LEVELS_PER_DUMP) -> Blob:
     """jsonb values ``\\x01[[p,s],[p,s],...]`` of the sides of ``rows`` from float64 levels.
 
-    orjson writes the chunk's levels as ``[p,s],[p,s],...`` (shortest round-trip
-    decimals, ``OPT_SERIALIZE_NUMPY``; ``block`` levels a call); each row's
+    The chunk's levels as ``[p,s],[p,s],...`` (``float_levels_text``: orjson's shortest
+    round-trip decimals, ``block`` levels a call, the texts digests and mixed columns
+    give float levels); each row's
     levels are consecutive there, commas included, so its body is a slice of it,
     located by the levels' closing brackets. No Python object per level.
     """
     taken = flat.take(rows)
-    pairs = np.empty((len(taken.prices), 2))
-    pairs[:, 0], pairs[:, 1] = taken.prices, taken.sizes
-    dumps = [
-        orjson.dumps(pairs[k : k + block], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
-        for k in range(0, len(pairs), block)
-    ]
-    text = b",".join(dumps)
+    text = float_levels_text(taken.prices, taken.sizes, block=block)
     closes = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _CLOSE)
     return _blob(text, taken.counts, closes + 1)
 

@@ -16,7 +16,7 @@ Which text a value gets (one rule per value, whatever path parsed it):
   sign, exponent, space or leading zero) is its own text;
 - any other value (a number, or a numeric string such as ``"1e-5"`` or
   ``".5"``) gets the shortest decimal that reads back as its double, as the
-  Writer writes float levels (``float_texts``).
+  Writer writes float levels (``float_levels_text``, ``float_texts``).
 
 A column gets texts when any of its values is a string; a column of numbers
 stays plain ``FlatLevels`` (the Writer writes their shortest decimals).
@@ -47,12 +47,14 @@ from pmstore.batches._convert import level_pairs, number
 from pmstore.batches._levels import FlatLevels, best_first_order
 
 __all__ = [
+    "LEVELS_PER_DUMP",
     "MAX_BULK_WIDTH",
     "DecimalLevels",
     "DecimalTexts",
     "concat_levels",
     "decimal_levels",
     "decimal_sides",
+    "float_levels_text",
     "float_texts",
     "is_plain_decimal",
 ]
@@ -61,8 +63,9 @@ MAX_BULK_WIDTH: Final = 40
 """The longest value text taken in bulk (longer ones: parsed side by side, kept as well)."""
 SIDES_PER_DUMP: Final = 2_048
 """Sides serialized per orjson call (~2-3 ms: orjson holds the GIL for a whole call)."""
-FLOATS_PER_DUMP: Final = 65_536
-"""Floats serialized per orjson call by ``float_texts`` (~3 ms)."""
+LEVELS_PER_DUMP: Final = 8_192
+"""Float levels serialized per orjson call by ``float_levels_text`` (~1 ms): orjson holds
+the GIL for a whole call, so a sending thread waits at most about one call."""
 
 _QUOTE: Final = ord('"')
 _OPEN: Final = ord("[")
@@ -152,22 +155,34 @@ class DecimalTexts:
         )
 
 
-def float_texts(values: NDArray[np.float64]) -> DecimalTexts:
-    """Each value's shortest round-trip decimal, as orjson writes it (the text the Writer
-    sends for float levels: ``0.48``, ``1000.0``, ``1e-7``). Finite values only."""
-    if not len(values):
-        empty = np.zeros(0, dtype=np.int64)
-        return DecimalTexts(np.zeros(0, dtype=np.uint8), empty, empty.copy())
-    blocks = [
-        orjson.dumps(values[k : k + FLOATS_PER_DUMP], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
-        for k in range(0, len(values), FLOATS_PER_DUMP)
+def float_levels_text(
+    prices: NDArray[np.float64], sizes: NDArray[np.float64], *, block: int = LEVELS_PER_DUMP
+) -> bytes:
+    """The JSON text ``[p,s],[p,s],...`` of float64 levels, each value its shortest
+    round-trip decimal as orjson writes it (``0.48``, ``1000.0``, ``1e-7``;
+    ``OPT_SERIALIZE_NUMPY``, ``block`` levels a call). The one source of a float level's
+    text: the Writer sends it (``_write.jsonb_levels.sides_from_floats``) and
+    ``float_texts`` cuts it into values. Finite values only."""
+    pairs = np.empty((len(prices), 2))
+    pairs[:, 0], pairs[:, 1] = prices, sizes
+    dumps = [
+        orjson.dumps(pairs[k : k + block], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        for k in range(0, len(pairs), block)
     ]
-    buffer = np.frombuffer(b",".join(blocks), dtype=np.uint8)
-    ends = np.append(np.flatnonzero(buffer == _COMMA), len(buffer))
-    starts = np.empty(len(ends), dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    return DecimalTexts(buffer, starts, ends - starts)
+    return b",".join(dumps)
+
+
+def float_texts(flat: FlatLevels) -> tuple[DecimalTexts, DecimalTexts]:
+    """Each level's price and size text as the Writer sends float levels: cut out of
+    ``float_levels_text`` (between each level's ``[``, its inner comma and its ``]``)."""
+    u = np.frombuffer(float_levels_text(flat.prices, flat.sizes), dtype=np.uint8)
+    opens = np.flatnonzero(u == _OPEN)
+    middles = np.flatnonzero(u == _COMMA)[::2]  # a level's own comma, then the one after it
+    closes = np.flatnonzero(u == _CLOSE)
+    return (
+        DecimalTexts(u, opens + 1, middles - opens - 1),
+        DecimalTexts(u, middles + 1, closes - middles - 1),
+    )
 
 
 # -- levels with texts -------------------------------------------------------------------------
@@ -219,9 +234,7 @@ def with_texts(flat: FlatLevels) -> DecimalLevels:
     """``flat`` with texts: its own when it has them, else the floats' (``float_texts``)."""
     if isinstance(flat, DecimalLevels):
         return flat
-    return DecimalLevels(
-        flat.counts, flat.prices, flat.sizes, float_texts(flat.prices), float_texts(flat.sizes)
-    )
+    return DecimalLevels(flat.counts, flat.prices, flat.sizes, *float_texts(flat))
 
 
 def concat_levels(parts: Sequence[FlatLevels]) -> FlatLevels:

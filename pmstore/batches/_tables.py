@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,8 +70,10 @@ class OrderbookBatch(ColumnBatch):
     Levels given as strings (Polymarket's ``"0.48"``) keep their texts as well
     (``pmstore.batches._decimal_levels``): the Writer stores those texts
     unchanged in the JSONB sides, every digit kept; levels given as numbers
-    are stored as their shortest round-trip decimals. (A batch with a malformed
-    side keeps no texts: ``select`` of its good rows writes their floats.)
+    are stored as their shortest round-trip decimals. A batch with a malformed
+    side keeps its well-formed sides in flat form too (``salvaged``, texts
+    included): a selection of rows without a malformed side (``on_invalid="skip"``)
+    is the batch those rows alone would make, and is stored with the same digits.
 
     ``levels`` (not a column) may carry the same levels in flat form
     (:class:`~pmstore.batches._levels.BookLevels`, best-first, exactly the
@@ -97,6 +101,7 @@ class OrderbookBatch(ColumnBatch):
     naive_ts: NDArray[np.bool_] | None = field(default=None, repr=False)
     levels: BookLevels | None = field(default=None, repr=False)
     pending: PendingLevels | None = field(default=None, repr=False)
+    salvaged: SalvagedLevels | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """The base checks, and that ``levels`` (if given) has a count per row of each side."""
@@ -106,6 +111,14 @@ class OrderbookBatch(ColumnBatch):
                 problem = RowProblem(None, "*", "pending levels must have one side per row")
                 raise BatchValidationError(self.TABLE, [problem])
             return
+        if self.salvaged is not None:
+            salvaged = self.salvaged
+            if len(salvaged.malformed) != len(self) or not all(
+                _consistent(salvaged.levels.side(name), len(self)) for name in ("bids", "asks")
+            ):
+                problem = RowProblem(None, "*", "salvaged levels must have one count per row")
+                raise BatchValidationError(self.TABLE, [problem])
+            salvaged.freeze()
         if self.levels is None:
             return
         problems = [
@@ -200,24 +213,34 @@ class OrderbookBatch(ColumnBatch):
         return cls._assembled(columns, len(columns["ts"]), naive)
 
     @classmethod
-    def completed(cls, columns: dict[str, NDArray[Any]]) -> BookLevels | None:
+    def completed(
+        cls, columns: dict[str, NDArray[Any]]
+    ) -> tuple[BookLevels | None, SalvagedLevels | None]:
         """Parse ``columns``' sides in place (``_complete``); their flat levels, or None
-        when a side is malformed (the sides then hold tuples, or the input as given)."""
-        levels: BookLevels | None = cls._complete(columns).get("levels")
-        return levels
+        when a side is malformed (the sides then hold tuples, or the input as given), and
+        then the well-formed sides' flat levels (``salvaged``)."""
+        extras = cls._complete(columns)
+        return extras.get("levels"), extras.get("salvaged")
 
     def _unbuilt(self, name: str) -> bool:
         return name in _LAZY and _LAZY[name].stored(self) is _LAZY[name].marker
 
     def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> OrderbookBatch:
         levels = self.levels  # parses the levels of a deferred batch first
+        salvaged = None if self.salvaged is None else self.salvaged.take(rows)
+        if salvaged is not None and not salvaged.malformed.any():
+            # rows without a malformed side: in flat form, as those rows alone would be
+            levels, salvaged = salvaged.levels, None
+            unbuilt: tuple[str, ...] = ("bids", "asks")
+        else:
+            levels = None if levels is None else levels.take(rows)
+            unbuilt = tuple(name for name in ("bids", "asks") if self._unbuilt(name))
         picked: dict[str, Any] = {
-            name: _UNBUILT if self._unbuilt(name) else getattr(self, name)[rows]
+            name: _UNBUILT if name in unbuilt else getattr(self, name)[rows]
             for name in self.COLUMNS
         }
         naive = None if self.naive_ts is None else self.naive_ts[rows]
-        taken = None if levels is None else levels.take(rows)
-        return OrderbookBatch(**picked, naive_ts=naive, levels=taken)
+        return OrderbookBatch(**picked, naive_ts=naive, levels=levels, salvaged=salvaged)
 
     @classmethod
     def _complete(cls, columns: dict[str, NDArray[Any]]) -> dict[str, Any]:
@@ -227,10 +250,13 @@ class OrderbookBatch(ColumnBatch):
         flat form only (``levels``, with the texts of string levels; the sides'
         tuples are made on first read, as for ``from_flat``), else each side is
         parsed row by row into tuples, malformed ones kept as given for
-        ``problems()``."""
+        ``problems()``, and the well-formed sides are kept in flat form as well
+        (``salvaged``: each column's as the column of those sides alone gives it)."""
         n = len(columns["ts"])
         best = {"bids": np.full(n, np.nan), "asks": np.full(n, np.nan)}
         flats: dict[str, FlatLevels] = {}
+        given: dict[str, list[Any]] = {}
+        bad = {"bids": np.zeros(n, dtype=bool), "asks": np.zeros(n, dtype=bool)}
         for side, descending in (("bids", True), ("asks", False)):
             sides = columns[side].tolist()
             flat = parsed_sides(sides, descending)
@@ -239,10 +265,12 @@ class OrderbookBatch(ColumnBatch):
                 continue
             normalised = np.empty(n, dtype=object)
             top = best[side]
+            given[side] = sides
             for i, levels in enumerate(sides):
                 parsed = parse_levels(levels, descending)
                 if isinstance(parsed, str):  # malformed: kept as given for problems()
                     normalised[i] = levels
+                    bad[side][i] = True
                 else:
                     normalised[i] = parsed
                     if parsed:
@@ -258,7 +286,11 @@ class OrderbookBatch(ColumnBatch):
             normalised = np.empty(n, dtype=object)
             normalised[:] = side_lists(flat)
             columns[side] = normalised
-        return {}
+        for side, descending in (("bids", True), ("asks", False)):
+            if side not in flats:
+                flats[side] = _well_formed(given[side], columns[side], bad[side], descending)
+        malformed = bad["bids"] | bad["asks"]
+        return {"salvaged": SalvagedLevels(BookLevels(flats["bids"], flats["asks"]), malformed)}
 
 
 _UNBUILT: NDArray[np.object_] = np.empty(0, dtype=object)
@@ -278,6 +310,45 @@ def parsed_sides(sides: list[Any], descending: bool) -> FlatLevels | None:
         return numbers[0]
     texts = decimal_sides(sides, descending)  # strings in other shapes, side by side
     return texts if isinstance(texts, DecimalLevels) else None
+
+
+def _well_formed(
+    sides: list[Any], parsed: NDArray[np.object_], bad: NDArray[np.bool_], descending: bool
+) -> FlatLevels:
+    """A column's well-formed sides in flat form, as ``parsed_sides`` gives the column of
+    them alone (texts included), a ``bad`` (malformed) side having no levels; when that
+    column has no flat form, the floats of its ``parsed`` tuples (a batch of those sides
+    writes their floats). Costs a parse of the well-formed sides."""
+    good = np.flatnonzero(~bad)
+    flat = parsed_sides([sides[i] for i in good.tolist()], descending)
+    if flat is None:
+        tuples = parsed[good].tolist()
+        pairs = np.array(list(chain.from_iterable(tuples)), dtype=np.float64).reshape(-1, 2)
+        counts = np.fromiter(map(len, tuples), dtype=np.int64, count=len(tuples))
+        flat = FlatLevels(counts, pairs[:, 0].copy(), pairs[:, 1].copy())
+    counts = np.zeros(len(bad), dtype=np.int64)
+    counts[good] = flat.counts
+    return dataclasses.replace(flat, counts=counts)
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedLevels:
+    """The well-formed sides of a batch that has a malformed one, in flat form (a malformed
+    side has no levels here; its row is marked ``malformed``): ``OrderbookBatch.take`` of
+    rows without one gives them as those rows alone would have them."""
+
+    levels: BookLevels
+    malformed: NDArray[np.bool_]
+
+    def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> SalvagedLevels:
+        """The levels and marks of ``rows`` (a mask or row indices)."""
+        return SalvagedLevels(self.levels.take(rows), self.malformed[rows])
+
+    def freeze(self) -> None:
+        """Make the arrays read-only (a batch owns them)."""
+        self.levels.bids.freeze()
+        self.levels.asks.freeze()
+        self.malformed.flags.writeable = False
 
 
 def side_counts(sides: NDArray[np.object_]) -> NDArray[np.int64]:
@@ -341,6 +412,9 @@ class PendingLevels:
             for name in ("bids", "asks", "spread", "midpoint"):
                 _LAZY[name].slot.__set__(batch, whole[name])
             _LEVELS_SLOT.__set__(batch, whole["levels"])
+            if whole["salvaged"] is not None:
+                whole["salvaged"].freeze()
+            _SALVAGED_SLOT.__set__(batch, whole["salvaged"])
             if whole["levels"] is not None:
                 whole["levels"].bids.freeze()
                 whole["levels"].asks.freeze()
@@ -366,6 +440,7 @@ class PendingLevels:
                     concat_levels([lv.bids for lv in levels]),
                     concat_levels([lv.asks for lv in levels]),
                 ),
+                "salvaged": None,
             }
         columns: dict[str, NDArray[Any]] = {
             "ts": batch.ts,
@@ -374,9 +449,9 @@ class PendingLevels:
             "spread": self.spread.copy(),
             "midpoint": self.midpoint.copy(),
         }
-        whole = OrderbookBatch.completed(columns)
+        whole, salvaged = OrderbookBatch.completed(columns)
         sides = {k: columns[k] for k in ("bids", "asks", "spread", "midpoint")}
-        return {**sides, "levels": whole}
+        return {**sides, "levels": whole, "salvaged": salvaged}
 
 
 def _joined(arrays: list[NDArray[Any]], dtype: type) -> NDArray[Any]:
@@ -416,6 +491,7 @@ class _Lazy:
 
 _PENDING_SLOT: Any = OrderbookBatch.__dict__["pending"]
 _LEVELS_SLOT: Any = OrderbookBatch.__dict__["levels"]
+_SALVAGED_SLOT: Any = OrderbookBatch.__dict__["salvaged"]
 _LAZY: dict[str, _Lazy] = {}
 for _name, _marker in (
     ("bids", _UNBUILT),
@@ -423,6 +499,7 @@ for _name, _marker in (
     ("spread", _UNBUILT_FLOATS),
     ("midpoint", _UNBUILT_FLOATS),
     ("levels", None),
+    ("salvaged", None),
 ):
     _LAZY[_name] = _Lazy(OrderbookBatch.__dict__[_name], _name, _marker)
     setattr(OrderbookBatch, _name, _LAZY[_name])
