@@ -430,6 +430,11 @@ def panel_methods(
             baseline=True,
         ),
         Method(
+            "reference: server COPY TO file of pmstore's bulk statement (ids as numbers)",
+            lambda: (limit_of(base, query.bulk_sql(), values, folder, settings), None),
+            "none",
+        ),
+        Method(
             "pmstore bulk -> pyarrow.Table: Reader.price_history(ids, as_='arrow')",
             lambda: _rows(reader.price_history(ids, start, end, as_="arrow")),
         ),
@@ -618,8 +623,16 @@ def loop_methods(
     def limit() -> tuple[int, Any]:
         return sum(server_copy_to_file(base, q.sql, v, folder) for _, q, v in one), None
 
+    def bulk_limit() -> tuple[int, Any]:
+        return sum(server_copy_to_file(base, q.bulk_sql(), v, folder) for _, q, v in one), None
+
     methods = [
         Method("server COPY (SELECT) TO file, each token: the limit", limit, "none", baseline=True),
+        Method(
+            "reference: server COPY TO file of pmstore's bulk statements (no id column)",
+            bulk_limit,
+            "none",
+        ),
         Method(
             "pmstore bulk: Reader.price_history(token, as_='arrow') (1 round trip)",
             lambda: _rows(

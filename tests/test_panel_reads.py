@@ -113,6 +113,11 @@ def check_declared(conn: Conn, query: PanelQuery, values: dict[str, Any]) -> Non
         values = {**values, "chunks_from": values["start"], "chunks_to": values["end"]}
     with conn.cursor() as cur:
         assert query_schema(cur, query.sql, values) == query.schema()
+        assert query_schema(cur, query.bulk_sql(), values) == query.bulk_schema()
+    # one token: the id is not sent with each row; several: its number in the given ids
+    assert (query.wire_ids == "omitted") == ("token_id" in values)
+    assert ("token_id" in query.bulk_schema().names) == (query.wire_ids == "text")
+    assert ("token_n" in query.bulk_schema().names) == (query.wire_ids == "numbered")
 
 
 SELECTIONS: list[Any] = [TOKENS[3], [TOKENS[5], TOKENS[0], TOKENS[5], TOKENS[7]], ALL_TOKENS]

@@ -26,7 +26,11 @@ on the nested loop's, which SQL does not promise: each result is checked
 
 Candles and trade volume are hourly (60 times fewer rows): one query with
 ``ORDER BY token_id, bucket``, JIT off. One token: the Reader's own
-single-token queries (``pmstore._read.queries``), one round trip.
+single-token queries (``pmstore._read.queries``), one round trip; its bulk
+read leaves the token_id column on the server (``PanelQuery.bulk_sql``: the
+same rows, each one the id's ~80 bytes lighter) and the client puts it back
+(``with_token``), which in a loop of one-token reads saves the server's
+sending, the socket's bytes and the decoding of the same text on every row.
 
 Without ``as_`` the same statements run as plain queries whose rows the
 Reader turns into models (sorted the same way).
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,10 +76,12 @@ __all__ = [
     "ALL_TOKENS",
     "INDEX_ORDER",
     "JIT_OFF",
+    "WIRE_IDS",
     "AllTokens",
     "PanelQuery",
     "Selection",
     "TokenChoice",
+    "arrow_schema",
     "candles_query",
     "checked_kind",
     "fetch_panel",
@@ -155,7 +162,9 @@ class PanelQuery:
     none, no savepoint; ``pmstore._read.settings``);
     ``span``: the query takes ``chunks_from``/``chunks_to`` (``PRICE_CHUNKS_SPAN_SQL``);
     ``order``: the result comes in index order, checked (and sorted if not)
-    by (token_id, this column).
+    by (token_id, this column); ``wire_ids``: how a bulk read gets each row's
+    token id (``WIRE_IDS``); ``numbered_sql``: for "numbered", the query with
+    ``token_n`` in place of ``token_id``.
     """
 
     sql: str
@@ -163,11 +172,48 @@ class PanelQuery:
     settings: Mapping[str, str] | None = None
     span: bool = False
     order: str = ""
+    wire_ids: str = "text"
+    numbered_sql: str = ""
 
     def schema(self) -> Any:
         """The ``pyarrow.Schema`` of the result (ConfigurationError without pyarrow)."""
-        pa = require("pyarrow")
-        return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in self.columns])
+        return arrow_schema(self.columns, "text")
+
+    def bulk_sql(self) -> str:
+        """The statement a bulk read runs (``WIRE_IDS``): for one token, ``sql``'s rows
+        without the token_id column, in the same order (ordered by its first column; the
+        planner keeps one sort, without the id); for several, ``numbered_sql``."""
+        if self.wire_ids == "omitted":
+            kept = ", ".join(name for name, _ in self.columns if name != "token_id")
+            order = self.columns[0][0]
+            return f"SELECT {kept} FROM ({self.sql}) AS one ORDER BY {order}"  # noqa: S608 - ours
+        return self.numbered_sql if self.wire_ids == "numbered" else self.sql
+
+    def bulk_schema(self) -> Any:
+        """The ``pyarrow.Schema`` of ``bulk_sql``'s rows."""
+        return arrow_schema(self.columns, self.wire_ids)
+
+
+@functools.lru_cache(maxsize=64)
+def arrow_schema(columns: tuple[tuple[str, str], ...], wire_ids: str) -> Any:
+    """The ``pyarrow.Schema`` of ``columns`` with the token id as ``wire_ids`` has it
+    (made once per query shape: a one-token read is short, building it is not free)."""
+    pa = require("pyarrow")
+    fields = []
+    for name, kind in columns:
+        if name == "token_id" and wire_ids == "numbered":
+            fields.append(pa.field("token_n", arrow_type("int8")))
+        elif name != "token_id" or wire_ids == "text":
+            fields.append(pa.field(name, arrow_type(kind)))
+    return pa.schema(fields)
+
+
+WIRE_IDS: Final = ("text", "omitted", "numbered")
+"""How a panel's bulk read gets each row's token id (a 74-78-digit id is ~80 of a price
+row's ~120 bytes on the wire): "text", sent with every row; "omitted", one token's
+query: not sent, the ``token_id`` parameter on every row; "numbered", several given
+tokens: each row's 1-based number in the ``token_ids`` parameter (8 bytes), turned
+back into the id by the client (``with_token``)."""
 
 
 JIT_OFF: Final = {"jit": "off"}
@@ -202,10 +248,11 @@ _VOLUME_COLUMNS: Final = (
 
 # The tokens: given (in byte order), or every token with rows in the chunks of the
 # range, by the latest prices' loose index scan (queries.TOKENS_BY_SKIP_SCAN).
-GIVEN_TOKENS: Final = "unnest(%(token_ids)s::text[]) AS t(token_id)"
+GIVEN_TOKENS: Final = "unnest(%(token_ids)s::text[]) WITH ORDINALITY AS t(token_id, token_n)"
 
+# {token}: the row's token_id, or (a bulk read of given tokens) t.token_n (WIRE_IDS).
 PRICES_RAW_TEMPLATE: Final = """{cte}
-    SELECT p.ts, p.token_id, p.price, p.volume_24h
+    SELECT p.ts, {token}, p.price, p.volume_24h
     FROM {tokens}
     CROSS JOIN LATERAL (
         SELECT s.ts, s.token_id, s.price, s.volume_24h
@@ -216,7 +263,7 @@ PRICES_RAW_TEMPLATE: Final = """{cte}
 """
 
 PRICES_BUCKETED_TEMPLATE: Final = """{cte}
-    SELECT b.bucket AS ts, b.token_id, b.price, b.volume_24h, b.samples
+    SELECT b.bucket AS ts, {token}, b.price, b.volume_24h, b.samples
     FROM {tokens}
     CROSS JOIN LATERAL (
         SELECT time_bucket(%(bucket)s::interval, s.ts) AS bucket,
@@ -271,19 +318,25 @@ def price_history_query(select: Selection, bucket: timedelta | None) -> PanelQue
         columns = (*_PRICE_COLUMNS, ("samples", "int8"))
     if select.kind == "one":  # the Reader's own single-token queries
         sql = PRICE_HISTORY_RAW_SQL if bucket is None else PRICE_HISTORY_BUCKETED_SQL
-        return PanelQuery(sql, columns)
+        return PanelQuery(sql, columns, wire_ids="omitted")
     template = PRICES_RAW_TEMPLATE if bucket is None else PRICES_BUCKETED_TEMPLATE
-    every = select.kind == "all"
-    source = "tokens AS t" if every else GIVEN_TOKENS
-    sql = template.format(cte=TOKENS_BY_SKIP_SCAN if every else "", tokens=source)
-    return PanelQuery(sql, columns, INDEX_ORDER, span=every, order="ts")
+    token = "p.token_id" if bucket is None else "b.token_id"
+    if select.kind == "all":
+        sql = template.format(cte=TOKENS_BY_SKIP_SCAN, tokens="tokens AS t", token=token)
+        return PanelQuery(sql, columns, INDEX_ORDER, span=True, order="ts")
+    sql, numbered = (
+        template.format(cte="", tokens=GIVEN_TOKENS, token=t) for t in (token, "t.token_n")
+    )
+    return PanelQuery(
+        sql, columns, INDEX_ORDER, order="ts", wire_ids="numbered", numbered_sql=numbered
+    )
 
 
 def _hourly(
     template: str, one: str, select: Selection, columns: tuple[tuple[str, str], ...]
 ) -> PanelQuery:
     if select.kind == "one":  # the Reader's own single-token query
-        return PanelQuery(one, columns)
+        return PanelQuery(one, columns, wire_ids="omitted")
     return PanelQuery(template.format(tokens=_CONDITIONS[select.kind]), columns, JIT_OFF)
 
 
@@ -359,9 +412,30 @@ def span_of(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"at": values["end"], "since": values["start"]}
 
 
-def finished(query: PanelQuery, table: Any, kind: FrameKind) -> Any:
-    """The table read for ``query``, checked in order, as ``kind``."""
-    return to_frame(in_order(table, query.order) if query.order else table, kind)
+def with_token(query: PanelQuery, table: Any, values: Mapping[str, Any]) -> Any:
+    """The table a bulk read of ``query`` gave, its token_id column as the query's own
+    (``WIRE_IDS``: the one token's id on every row, or each row's id by its number)."""
+    if query.wire_ids == "text":
+        return table
+    pa = require("pyarrow")
+    import pyarrow.compute as pc
+
+    schema = query.schema()
+    index = schema.get_field_index("token_id")
+    field = schema.field(index)
+    if query.wire_ids == "omitted":
+        ids = pa.repeat(pa.scalar(values["token_id"], field.type), table.num_rows)
+        return table.add_column(index, field, ids)
+    given = pa.array(values["token_ids"], field.type)
+    ids = pc.take(given, pc.subtract(table.column(index), 1))
+    return table.set_column(index, field, ids)
+
+
+def finished(query: PanelQuery, table: Any, values: Mapping[str, Any], kind: FrameKind) -> Any:
+    """The table a bulk read of ``query`` gave, whole (``with_token``), checked in order,
+    as ``kind``."""
+    whole = with_token(query, table, values)
+    return to_frame(in_order(whole, query.order) if query.order else whole, kind)
 
 
 def fetch_panel(
@@ -409,7 +483,8 @@ def read_now(
         with conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query.sql, values, prepare=False).fetchall()
         return rows_in_order(rows, query.order) if query.order else rows
-    return finished(query, read_table(conn, query.sql, values, query.schema()), kind)
+    table = read_table(conn, query.bulk_sql(), values, query.bulk_schema())
+    return finished(query, table, values, kind)
 
 
 async def fetch_panel_async(
@@ -449,5 +524,5 @@ async def read_now_async(
         if query.order:
             return await asyncio.to_thread(rows_in_order, rows, query.order)
         return rows
-    table = await read_table_async(conn, query.sql, values, query.schema())
-    return await asyncio.to_thread(finished, query, table, kind)
+    table = await read_table_async(conn, query.bulk_sql(), values, query.bulk_schema())
+    return await asyncio.to_thread(finished, query, table, values, kind)

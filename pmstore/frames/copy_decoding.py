@@ -30,6 +30,7 @@ Text becomes an arrow string *view* array pointing into the received bytes
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -72,6 +73,7 @@ _MAX_VIEW_OFFSET: Final = (1 << 31) - 1
 _TIMESTAMP_LIMIT: Final = 1 << 62  # beyond: PostgreSQL's +-infinity, not representable
 
 
+@functools.lru_cache(maxsize=1)
 def _fixed_kinds(pa: Any) -> dict[Any, tuple[str, int]]:
     """Arrow type -> (big-endian wire dtype, byte width) of the fixed-width columns."""
     return {
