@@ -848,3 +848,12 @@ def check_community_plans(conn: Conn) -> None:
     assert Reader(conn).latest_prices(data.at, wanted) == expected_latest(
         data.prices, data.at, wanted
     )
+    # One token's raw rows come from compressed chunks newest first (no ORDER BY in the
+    # bulk read's statement): the client sorts them.
+    lo, hi = data.start, data.start + timedelta(days=3)
+    window = {"token_id": data.token, "start": lo, "end": hi}
+    scanned = [r[0] for r in conn.execute(rd.PRICE_HISTORY_RAW_BULK_SQL, window).fetchall()]
+    assert len(scanned) > 10 and scanned != sorted(scanned)
+    table = Reader(conn).price_history(data.token, lo, hi, as_="arrow")
+    assert table.column("ts").to_pylist() == sorted(scanned)
+    assert set(table.column("token_id").to_pylist()) == {data.token}

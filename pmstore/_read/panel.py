@@ -31,6 +31,11 @@ read leaves the token_id column on the server (``PanelQuery.bulk_sql``: the
 same rows, each one the id's ~80 bytes lighter) and the client puts it back
 (``with_token``), which in a loop of one-token reads saves the server's
 sending, the socket's bytes and the decoding of the same text on every row.
+One token's raw snapshots are read without ``ORDER BY``
+(``PRICE_HISTORY_RAW_BULK_SQL``): rows travel as the scan finds them instead
+of after a sort, while the client reads them; the client checks ts order and
+sorts when it does not hold (rows written out of time order; compressed
+chunks, which come newest first).
 
 Without ``as_`` the same statements run as plain queries whose rows the
 Reader turns into models (sorted the same way).
@@ -58,6 +63,7 @@ from pmstore._read.queries import (
     PRICE_CANDLES_1H_SELECT,
     PRICE_CHUNKS_SPAN_SQL,
     PRICE_HISTORY_BUCKETED_SQL,
+    PRICE_HISTORY_RAW_BULK_SQL,
     PRICE_HISTORY_RAW_SQL,
     TOKENS_BY_SKIP_SCAN,
     TRADE_VOLUME_1H_SELECT,
@@ -163,8 +169,9 @@ class PanelQuery:
     ``span``: the query takes ``chunks_from``/``chunks_to`` (``PRICE_CHUNKS_SPAN_SQL``);
     ``order``: the result comes in index order, checked (and sorted if not)
     by (token_id, this column); ``wire_ids``: how a bulk read gets each row's
-    token id (``WIRE_IDS``); ``numbered_sql``: for "numbered", the query with
-    ``token_n`` in place of ``token_id``.
+    token id (``WIRE_IDS``); ``bulk``: the bulk read's own statement (see
+    ``bulk_sql``), whose rows the client checks (and sorts when they are not)
+    by ``bulk_order`` when set.
     """
 
     sql: str
@@ -173,21 +180,25 @@ class PanelQuery:
     span: bool = False
     order: str = ""
     wire_ids: str = "text"
-    numbered_sql: str = ""
+    bulk: str = ""
+    bulk_order: str = ""
 
     def schema(self) -> Any:
         """The ``pyarrow.Schema`` of the result (ConfigurationError without pyarrow)."""
         return arrow_schema(self.columns, "text")
 
     def bulk_sql(self) -> str:
-        """The statement a bulk read runs (``WIRE_IDS``): for one token, ``sql``'s rows
-        without the token_id column, in the same order (ordered by its first column; the
-        planner keeps one sort, without the id); for several, ``numbered_sql``."""
+        """The statement a bulk read runs: ``bulk`` when given; else for one token
+        (``WIRE_IDS``), ``sql``'s rows without the token_id column, in the same order
+        (ordered by its first column; the planner keeps one sort, without the id);
+        else ``sql``."""
+        if self.bulk:
+            return self.bulk
         if self.wire_ids == "omitted":
             kept = ", ".join(name for name, _ in self.columns if name != "token_id")
             order = self.columns[0][0]
             return f"SELECT {kept} FROM ({self.sql}) AS one ORDER BY {order}"  # noqa: S608 - ours
-        return self.numbered_sql if self.wire_ids == "numbered" else self.sql
+        return self.sql
 
     def bulk_schema(self) -> Any:
         """The ``pyarrow.Schema`` of ``bulk_sql``'s rows."""
@@ -317,8 +328,12 @@ def price_history_query(select: Selection, bucket: timedelta | None) -> PanelQue
         checked_positive("bucket", bucket)
         columns = (*_PRICE_COLUMNS, ("samples", "int8"))
     if select.kind == "one":  # the Reader's own single-token queries
-        sql = PRICE_HISTORY_RAW_SQL if bucket is None else PRICE_HISTORY_BUCKETED_SQL
-        return PanelQuery(sql, columns, wire_ids="omitted")
+        if bucket is None:  # rows as the scan finds them, sorted by the client
+            bulk = PRICE_HISTORY_RAW_BULK_SQL
+            return PanelQuery(
+                PRICE_HISTORY_RAW_SQL, columns, wire_ids="omitted", bulk=bulk, bulk_order="ts"
+            )
+        return PanelQuery(PRICE_HISTORY_BUCKETED_SQL, columns, wire_ids="omitted")
     template = PRICES_RAW_TEMPLATE if bucket is None else PRICES_BUCKETED_TEMPLATE
     token = "p.token_id" if bucket is None else "b.token_id"
     if select.kind == "all":
@@ -327,9 +342,7 @@ def price_history_query(select: Selection, bucket: timedelta | None) -> PanelQue
     sql, numbered = (
         template.format(cte="", tokens=GIVEN_TOKENS, token=t) for t in (token, "t.token_n")
     )
-    return PanelQuery(
-        sql, columns, INDEX_ORDER, order="ts", wire_ids="numbered", numbered_sql=numbered
-    )
+    return PanelQuery(sql, columns, INDEX_ORDER, order="ts", wire_ids="numbered", bulk=numbered)
 
 
 def _hourly(
@@ -369,8 +382,9 @@ def checked_kind(as_: object) -> FrameKind | None:
 def in_order(table: Any, column: str) -> Any:
     """``table`` if sorted by (token_id, ``column``) (token ids by bytes), else sorted so.
 
-    One pass of arrow comparisons; the sort is a fallback that the plans of
-    this module never need (see the module notes).
+    One pass of arrow comparisons; for several tokens the sort is a fallback
+    that the plans of this module never need, for one token's raw rows it is
+    the order's only guarantee (see the module notes).
     """
     require("pyarrow")
     import pyarrow.compute as pc
@@ -435,7 +449,8 @@ def finished(query: PanelQuery, table: Any, values: Mapping[str, Any], kind: Fra
     """The table a bulk read of ``query`` gave, whole (``with_token``), checked in order,
     as ``kind``."""
     whole = with_token(query, table, values)
-    return to_frame(in_order(whole, query.order) if query.order else whole, kind)
+    order = query.bulk_order or query.order
+    return to_frame(in_order(whole, order) if order else whole, kind)
 
 
 def fetch_panel(

@@ -32,6 +32,7 @@ __all__ = [
     "PRICE_CANDLES_1H_SELECT",
     "PRICE_CHUNKS_SPAN_SQL",
     "PRICE_HISTORY_BUCKETED_SQL",
+    "PRICE_HISTORY_RAW_BULK_SQL",
     "PRICE_HISTORY_RAW_SQL",
     "RESOLUTION_SQL",
     "TRADE_VOLUME_1H_SELECT",
@@ -202,12 +203,27 @@ LATEST_PRICES_ALL_SQL: Final = TOKENS_BY_SKIP_SCAN + _LATEST_OF_EACH_TOKEN
 # because disabled paths carry huge costs that would trigger JIT compilation.
 LATEST_PRICES_ALL_SETTINGS: Final = {"enable_sort": "off", "jit": "off"}
 
-PRICE_HISTORY_RAW_SQL: Final = """
-    SELECT ts, token_id, price, volume_24h
+_ONE_TOKEN_SNAPSHOTS: Final = """
     FROM price_snapshots
     WHERE token_id = %(token_id)s AND ts >= %(start)s AND ts < %(end)s
-    ORDER BY ts
 """
+
+PRICE_HISTORY_RAW_SQL: Final = (
+    """
+    SELECT ts, token_id, price, volume_24h"""
+    + _ONE_TOKEN_SNAPSHOTS
+    + """    ORDER BY ts
+"""
+)
+
+# The same rows for a bulk read (pmstore._read.panel): no token id (the client has
+# it), in the order the scan finds them (no sort before the first row travels; the
+# client checks the order, and sorts when it is not ts order).
+PRICE_HISTORY_RAW_BULK_SQL: Final = (
+    """
+    SELECT ts, price, volume_24h"""
+    + _ONE_TOKEN_SNAPSHOTS
+)
 
 PRICE_HISTORY_BUCKETED_SQL: Final = """
     SELECT b.bucket AS ts, b.token_id, b.price, b.volume_24h, b.samples
