@@ -37,7 +37,8 @@ The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
 (COPY tuples, in the wire format of ``_pgcopy``) -> ``_write/connection_async``
 (one transaction, retried after a drop). The read path: ``Reader``
 (``reader_async``) -> ``_read/queries`` (SQL and result models), ``_read/panel``
-(one token, several or all) -> ``_read/bulk`` (binary COPY read in bulk through
+(one token, several or all; ``_read/parallel``: several tokens on several
+connections in one snapshot) -> ``_read/bulk`` (binary COPY read in bulk through
 libpq, decoded by ``frames``), and ``_read/coverage`` -> ``_read/gaps``.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to

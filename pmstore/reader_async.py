@@ -41,6 +41,7 @@ from pmstore._read.panel import (
     PanelQuery,
     TokenChoice,
     candles_query,
+    checked_kind,
     fetch_panel_async,
     hour_params,
     params,
@@ -48,6 +49,7 @@ from pmstore._read.panel import (
     tokens,
     trade_volume_query,
 )
+from pmstore._read.parallel import fetch_parallel_async
 from pmstore._read.queries import (
     EARLIEST,
     LATEST_PRICES_ALL_SETTINGS,
@@ -111,17 +113,41 @@ class AsyncReader:
     ``False`` always computes them from the raw rows, ``True`` requires the
     aggregates (FeatureUnavailableError on first use where they are missing).
 
+    ``parallel``: more connections to the same database (idle; never closed
+    here) that panel reads of several given tokens with ``as_=`` share: the
+    ids cut into one run per connection, read at once in one snapshot exported
+    from ``conn`` (``pmstore._read.parallel``: ``conn`` idle, or in a REPEATABLE
+    READ or SERIALIZABLE transaction). Same rows as one connection's read;
+    faster where the server bounds the read. Other reads use ``conn`` alone.
+
     Not safe to share between concurrent callers, like the connection.
     """
 
-    def __init__(self, conn: AsyncConn, *, aggregates: bool | None = None) -> None:
+    def __init__(
+        self,
+        conn: AsyncConn,
+        *,
+        aggregates: bool | None = None,
+        parallel: Sequence[AsyncConn] = (),
+    ) -> None:
         if not isinstance(conn, psycopg.AsyncConnection):
             raise ConfigurationError(
                 f"{type(self).__name__} needs a psycopg AsyncConnection, not {type(conn).__name__}"
             )
         if aggregates is not None and not isinstance(aggregates, bool):
             raise ConfigurationError(f"aggregates must be None, True or False, not {aggregates!r}")
+        others = tuple(parallel)
+        if not all(isinstance(c, psycopg.AsyncConnection) for c in others) or any(
+            c is conn for c in others
+        ):
+            raise ConfigurationError(
+                f"parallel must hold other connections of conn's kind ({type(conn).__name__}), "
+                f"not {[type(c).__name__ for c in others]}"
+            )
+        if len({id(c) for c in others}) != len(others):
+            raise ConfigurationError("parallel holds the same connection twice")
         self.conn: AsyncConn = conn
+        self.parallel: tuple[AsyncConn, ...] = others
         self._aggregates = aggregates
         self._uses_aggregates: bool | None = None
 
@@ -188,7 +214,11 @@ class AsyncReader:
         model: type[ModelT],
         as_: FrameKind | None,
     ) -> list[ModelT] | Any:
-        """A panel read (``pmstore._read.panel``): models, or a Table/DataFrame."""
+        """A panel read (``pmstore._read.panel``): models, or a Table/DataFrame; several
+        given tokens in frames on ``parallel`` too (``pmstore._read.parallel``)."""
+        kind = checked_kind(as_)
+        if kind is not None and self.parallel and len(values.get("token_ids", ())) > 1:
+            return await fetch_parallel_async(self.conn, self.parallel, query, values, kind)
         found = await fetch_panel_async(self.conn, query, values, as_)
         if as_ is not None:
             return found

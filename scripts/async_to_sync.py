@@ -55,6 +55,7 @@ RENAMES = {
     "require_feature_async": "require_feature",
     "fetch_frame_async": "fetch_frame",
     "fetch_panel_async": "fetch_panel",
+    "fetch_parallel_async": "fetch_parallel",
     "coverage_async": "coverage",
     "local_settings_async": "local_settings",
     "writer_async": "writer",

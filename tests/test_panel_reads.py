@@ -305,3 +305,86 @@ def test_empty_selections_bad_arguments_and_async(conn: Conn, db: str) -> None:
             assert await areader.trade_volume([], start, end) == []
 
     asyncio.run(body())
+
+
+def test_parallel_panels_read_the_same_rows_in_one_snapshot(conn: Conn, db: str) -> None:
+    """``Reader(conn, parallel=[...])``: several given tokens read on several connections,
+    the same rows as one connection's read, all in ``conn``'s snapshot (sync and async)."""
+    write(conn)
+    start, end = DAY0, DAY0 + timedelta(hours=10)
+    chosen = [TOKENS[5], TOKENS[0], TOKENS[2], TOKENS[5], TOKENS[7], TOKENS[3], TOKENS[1]]
+    alone = Reader(conn)
+    want = alone.price_history(chosen, start, end, as_="arrow")
+    want_candles = alone.candles(chosen, start, end, as_="arrow")
+    assert want.num_rows > 1_000
+    with (
+        psycopg.connect(db, autocommit=True) as second,
+        psycopg.connect(db) as third,  # not autocommit: idle until the read
+    ):
+        for others in ([second], [second, third]):
+            reader = Reader(conn, parallel=others)
+            assert reader.price_history(chosen, start, end, as_="arrow").equals(want)
+            candles = reader.candles(chosen, start, end, as_="arrow")  # avg: sums' last bits
+            assert same_sums(table_rows(candles), table_rows(want_candles))
+            polars = reader.price_history(chosen, start, end, as_="polars")
+            assert polars.rows() == pl.from_arrow(want).rows()  # type: ignore[union-attr]
+            assert reader.price_history(chosen, start, end) == alone.price_history(
+                chosen, start, end
+            )
+            assert all(
+                c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                for c in (conn, second, third)
+            )
+        # More connections than tokens: the extra ones stay unused.
+        two = Reader(conn, parallel=[second, third]).price_history(
+            TOKENS[:2], start, end, as_="arrow"
+        )
+        assert two.equals(alone.price_history(TOKENS[:2], start, end, as_="arrow"))
+
+        # One snapshot: rows committed after the caller's REPEATABLE READ transaction
+        # took its snapshot are in no part, though the other connections start later.
+        later = {
+            "ts": np.array([np.datetime64(DAY0.replace(tzinfo=None), "us")] * 2)
+            + np.array([1, 2], dtype="timedelta64[us]"),
+            "token_id": np.array([TOKENS[0], TOKENS[7]], dtype=object),
+            "price": np.array([0.5, 0.25]),
+            "volume_24h": np.array([1.0, 2.0]),
+        }
+        with psycopg.connect(db) as tx:
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            before = tx.execute("SELECT count(*) FROM price_snapshots").fetchone()
+            with Writer(conn) as writer:
+                writer.copy_prices(later)
+            seen = Reader(tx, parallel=[second, third]).price_history(
+                chosen, start, end, as_="arrow"
+            )
+            assert seen.equals(want) and before == (
+                tx.execute("SELECT count(*) FROM price_snapshots").fetchone()
+            )
+        fresh = Reader(conn, parallel=[second]).price_history(chosen, start, end, as_="arrow")
+        assert fresh.num_rows == want.num_rows + 2
+
+        # Refused: a READ COMMITTED caller's transaction; a busy other connection.
+        with psycopg.connect(db) as tx:
+            tx.execute("SELECT 1")
+            with pytest.raises(ConfigurationError, match="REPEATABLE READ"):
+                Reader(tx, parallel=[second]).price_history(chosen, start, end, as_="arrow")
+        third.execute("SELECT 1")  # third now in a transaction
+        with pytest.raises(ConfigurationError, match="idle"):
+            Reader(conn, parallel=[third]).price_history(chosen, start, end, as_="arrow")
+        third.rollback()
+        for wrong in ([conn], [second, second], ["dsn"]):
+            with pytest.raises(ConfigurationError, match="parallel"):
+                Reader(conn, parallel=wrong)  # type: ignore[arg-type]
+
+    async def body() -> None:
+        async with (
+            await psycopg.AsyncConnection.connect(db, autocommit=True) as aconn,
+            await psycopg.AsyncConnection.connect(db, autocommit=True) as asecond,
+        ):
+            areader = AsyncReader(aconn, parallel=[asecond])
+            got = await areader.price_history(chosen, start, end, as_="arrow")
+            assert got.num_rows == want.num_rows + 2
+            assert got.equals(fresh)
+
+    asyncio.run(body())
