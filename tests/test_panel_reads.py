@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 from conftest import TestServer
 
-from pmstore import ConfigurationError, Writer
+from pmstore import ConfigurationError, ReadError, Writer
 from pmstore._read.panel import (
     ALL_TOKENS,
     PanelQuery,
@@ -373,6 +373,15 @@ def test_parallel_panels_read_the_same_rows_in_one_snapshot(conn: Conn, db: str)
         with pytest.raises(ConfigurationError, match="idle"):
             Reader(conn, parallel=[third]).price_history(chosen, start, end, as_="arrow")
         third.rollback()
+        # A part that fails on the server (a snapshot of another database): ReadError with
+        # the sqlstate; every transaction ends.
+        elsewhere = psycopg.conninfo.make_conninfo(db, dbname="postgres")
+        with psycopg.connect(elsewhere, autocommit=True) as foreign:
+            with pytest.raises(ReadError) as failed:
+                Reader(conn, parallel=[foreign]).price_history(chosen, start, end, as_="arrow")
+            assert failed.value.sqlstate is not None
+            idle = psycopg.pq.TransactionStatus.IDLE
+            assert conn.info.transaction_status == idle == foreign.info.transaction_status
         for wrong in ([conn], [second, second], ["dsn"]):
             with pytest.raises(ConfigurationError, match="parallel"):
                 Reader(conn, parallel=wrong)  # type: ignore[arg-type]
