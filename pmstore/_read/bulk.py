@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import selectors
 import struct
+from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -104,7 +105,8 @@ class Received:
     """Messages of one batch: their bytes back to back, their sizes, how the stream stood."""
 
     data: bytearray = field(default_factory=bytearray)
-    sizes: list[int] = field(default_factory=list)
+    sizes: array[int] = field(default_factory=lambda: array("q"))
+    """As machine int64s: numpy reads them in place (a list would be converted)."""
     trailer: bool = False
     """The trailer message was read: the COPY's end is left to psycopg."""
     ended: bool = False
@@ -180,7 +182,7 @@ class CopyStream:
 
 def decode(decoder: CopyDecoder, batch: Received) -> Any:
     """The batch's rows as a ``pyarrow.RecordBatch`` (the decoder's state advances)."""
-    return decoder.decode_messages(batch.data, np.array(batch.sizes, dtype=np.int64))
+    return decoder.decode_messages(batch.data, np.frombuffer(batch.sizes, dtype=np.int64))
 
 
 def raise_error(results: list[pq.abc.PGresult], encoding: str) -> None:
