@@ -4,8 +4,9 @@ Same data and expected reports as tests/test_coverage.py, on every case its
 tests cover: the bulk report equals the server-side one (``COVERAGE_GAPS_SQL``,
 the definition) and a plain Python pass; the runs are the same in one part and
 in several (each a Parallel Append branch), in one block of timestamps and in
-many, in index order and shuffled; plus snapshots exactly on step boundaries and a microsecond before them,
-where rounding would show.
+many, in index order and shuffled; plus snapshots exactly on step boundaries
+and a microsecond before them, where rounding would show, and several rows in
+a step next to an empty one.
 """
 
 from __future__ import annotations
