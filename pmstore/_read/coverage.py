@@ -123,6 +123,10 @@ class Gap(BaseModel):
     steps: int = Field(ge=1)
 
 
+_GAP_FIELDS: Final = set(Gap.model_fields)
+"""Every field of a Gap: the bulk path builds its gaps with all of them, unvalidated."""
+
+
 class Coverage(BaseModel):
     """The gaps of some tokens over [start, end) in steps of ``step``.
 
@@ -244,6 +248,7 @@ def _report_of_runs(request: _Request, runs: Runs) -> Coverage:
     found, missing = runs
     gaps = [
         Gap.model_construct(
+            _GAP_FIELDS,
             token_id=token,
             start=request.start + first * step,
             end=min(request.start + after * step, request.end),
