@@ -54,7 +54,8 @@ TIMESTAMPS_PART_SQL: Final = """
     GROUP BY token_id
 """
 """One part's tokens with rows in [start, end), each with its timestamps as 8-byte
-big-endian µs since 2000-01-01 (index order, not sorted), back to back."""
+big-endian µs since 2000-01-01, back to back, in index order (descending:
+``gap_runs`` checks it and sorts a token's timestamps where they are not)."""
 
 TIMESTAMPS_SETTINGS: Final = {
     "jit": "off",
@@ -87,7 +88,7 @@ def timestamps_query(
     tokens: Sequence[str], start: datetime, end: datetime, parts: int
 ) -> tuple[str, dict[str, Any], list[str]]:
     """The SQL of ``parts`` parts (fewer for fewer tokens), its parameters, and the
-    tokens in byte order (the rows of the bitmap)."""
+    tokens in byte order (the order of the runs; ``gap_runs`` numbers tokens by it)."""
     ordered = sorted(tokens, key=str.encode)
     count = max(1, min(parts, len(ordered)))
     bounds = [len(ordered) * i // count for i in range(count + 1)]
