@@ -3,9 +3,10 @@
 Same data and expected reports as tests/test_coverage.py, on every case its
 tests cover: the bulk report equals the server-side one (``COVERAGE_GAPS_SQL``,
 the definition) and a plain Python pass; the runs are the same in one part and
-in several (each a Parallel Append branch), with one bitmap block and with
-many; plus snapshots exactly on step boundaries and a microsecond before them,
-where rounding would show.
+in several (each a Parallel Append branch), in one block of timestamps and in
+many, in index order and shuffled; plus snapshots exactly on step boundaries
+and a microsecond before them, where rounding would show, and several rows in
+a step next to an empty one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from test_coverage import TOKENS, expected_report, to_us, write_minutes
 
 from pmstore import ConfigurationError, Writer
 from pmstore._read.coverage import SMALL_REQUEST, coverage, coverage_async
-from pmstore._read.gaps import TIMESTAMPS_SETTINGS, gap_runs, timestamps_query
+from pmstore._read.gaps import BLOCK, TIMESTAMPS_SETTINGS, gap_runs, timestamps_query
 from pmstore._read.settings import settings_sql
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -47,15 +48,29 @@ def coverage_today(conn: Conn, *args: Any) -> Any:
 
 
 def runs_of(
-    conn: Conn, tokens: list[str], start: datetime, end: datetime, step: timedelta, **kw: int
+    conn: Conn,
+    tokens: list[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    *,
+    parts: int,
+    block: int,
+    shuffle: np.random.Generator | None = None,
 ) -> Any:
-    """``gap_runs`` of the bulk rows, read in ``parts`` parts under the path's settings."""
-    sql, values, ordered = timestamps_query(tokens, start, end, kw.pop("parts"))
+    """``gap_runs`` of the bulk rows, read in ``parts`` parts under the path's settings;
+    with ``shuffle``, each token's timestamps shuffled first (not in index order)."""
+    sql, values, ordered = timestamps_query(tokens, start, end, parts)
     steps = -((start - end) // step)
     with conn.transaction(), conn.cursor(binary=True) as cur:
         cur.execute(settings_sql(TIMESTAMPS_SETTINGS))
         rows = cur.execute(sql, values).fetchall()
-    return gap_runs(rows, ordered, start, step, steps, **kw)
+    if shuffle is not None:
+        rows = [
+            (token, shuffle.permutation(np.frombuffer(blob, ">i8")).tobytes())
+            for token, blob in rows
+        ]
+    return gap_runs(rows, ordered, start, step, steps, block=block)
 
 
 def test_the_same_reports_as_the_sql_definition_and_a_python_pass(conn: Conn) -> None:
@@ -71,13 +86,13 @@ def test_the_same_reports_as_the_sql_definition_and_a_python_pass(conn: Conn) ->
         assert report == today, (start, end, step)
         runs = [(g.token_id, (g.start - start) // step) for g in gaps]
         for parts in (1, 2, 3):
-            for cells in (1 << 25, 1_000, 1):  # one bitmap block; several; a token a block
-                found, lost = runs_of(
-                    conn, unique, start, end, step, parts=parts, bitmap_cells=cells
-                )
-                assert [(t, first) for t, first, _ in found] == runs, (start, step, parts, cells)
+            for block in (BLOCK, 1_000, 1):  # one block; several; a token a block
+                found, lost = runs_of(conn, unique, start, end, step, parts=parts, block=block)
+                assert [(t, first) for t, first, _ in found] == runs, (start, step, parts, block)
                 assert [after - first for _, first, after in found] == [g.steps for g in gaps]
                 assert lost == missing
+            mixed = runs_of(conn, unique, start, end, step, parts=parts, block=1_000, shuffle=rng)
+            assert mixed == (found, lost)
     assert any(g.steps >= 17 for g in gaps)  # the outages are there
 
 
@@ -104,6 +119,40 @@ def test_snapshots_on_step_boundaries(conn: Conn) -> None:
             (start + step, start + 2 * step, 1),
             (start + 4 * step, start + 5 * step, 1),
         ]
+
+
+def test_several_rows_in_a_step_and_none_in_the_next(conn: Conn) -> None:
+    # A count-based shortcut would call every token here complete: as many rows as
+    # steps, all on step boundaries, first and last step covered. Token 0 has two
+    # rows in step 3 (one on its boundary, one inside) and none in step 4; token 1
+    # the same row twice in step 3 and none in step 4; token 2 every step.
+    start, step, steps = DAY0 + timedelta(minutes=7), timedelta(minutes=1), 8
+    end = start + steps * step
+    on = [start + i * step for i in range(steps)]
+    rows = {
+        TOKENS[0]: [*on[:4], on[3] + timedelta(seconds=59, microseconds=999_999), *on[5:]],
+        TOKENS[1]: [*on[:4], on[3], *on[5:]],
+        TOKENS[2]: on,
+    }
+    with Writer(conn) as writer:
+        writer.copy_prices(
+            {
+                "ts": np.array([to_us(t) for ts in rows.values() for t in ts]).astype(
+                    "datetime64[us]"
+                ),
+                "token_id": np.array([t for t, ts in rows.items() for _ in ts], dtype=object),
+                "price": np.full(sum(map(len, rows.values())), 0.5),
+            }
+        )
+    assert all(len(ts) == steps for ts in rows.values())
+    asked = [*TOKENS[:3], TOKENS[3]]  # the last one without rows
+    for bulk in (True, False):
+        report = coverage(conn, asked, start, end, step, bulk=bulk)
+        assert [(g.token_id, g.start, g.end, g.steps) for g in report.gaps] == [
+            (TOKENS[0], on[4], on[5], 1),
+            (TOKENS[1], on[4], on[5], 1),
+        ], bulk
+        assert report.missing_tokens == [TOKENS[3]]
 
 
 def test_empty_bad_arguments_and_async(conn: Conn, db: str) -> None:

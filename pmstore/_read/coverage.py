@@ -14,8 +14,8 @@ token with none is listed in ``missing_tokens`` instead.
 Two ways, same reports (the tests check them against each other): below
 ``SMALL_REQUEST`` tokens x steps the work is on the server; from there on the
 timestamps travel in bulk and numpy finds the gaps (``pmstore._read.gaps``:
-one index-only scan per token, in parallel parts; figures in
-benchmarks/README.md).
+one index-only scan per token, in parallel parts, the rows streamed and
+handled as they come; figures in benchmarks/README.md).
 
 On the server (``COVERAGE_GAPS_SQL``): for each token, a range
 scan of the ``(token_id, ts DESC)`` index over [start, end) (index-only once
@@ -46,7 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pmstore._read.gaps import (
     DEFAULT_PARTS,
     TIMESTAMPS_SETTINGS,
+    Runs,
     gap_runs,
+    stream_rows,
     timestamps_query,
 )
 from pmstore._read.settings import local_settings, local_settings_async
@@ -119,6 +121,10 @@ class Gap(BaseModel):
     start: UtcDatetime
     end: UtcDatetime
     steps: int = Field(ge=1)
+
+
+_GAP_FIELDS: Final = set(Gap.model_fields)
+"""Every field of a Gap: the bulk path builds its gaps with all of them, unvalidated."""
 
 
 class Coverage(BaseModel):
@@ -236,20 +242,19 @@ def _report(request: _Request, rows: Sequence[Sequence[Any]]) -> Coverage:
     )
 
 
-def _report_of_runs(
-    request: _Request, rows: Sequence[Sequence[Any]], ordered: list[str]
-) -> Coverage:
-    """The Coverage of ``request`` from the rows of ``timestamps_query`` (the bulk path)."""
+def _report_of_runs(request: _Request, runs: Runs) -> Coverage:
+    """The Coverage of ``request`` from the ``gap_runs`` of its timestamps (the bulk path)."""
     step = request.step
-    runs, missing = gap_runs(rows, ordered, request.start, step, request.steps)
+    found, missing = runs
     gaps = [
         Gap.model_construct(
+            _GAP_FIELDS,
             token_id=token,
             start=request.start + first * step,
             end=min(request.start + after * step, request.end),
             steps=after - first,
         )
-        for token, first, after in runs
+        for token, first, after in found
     ]
     return Coverage(
         start=request.start,
@@ -289,8 +294,8 @@ def coverage(
     or empty bounds, a step that is not a positive whole number of
     microseconds, more than 10M steps, or ``token_ids`` that is one str or
     holds a non-str/empty id. Cost: see the module notes (one query; two
-    small ones for the feed gaps; the bulk path: ~24 bytes of memory per
-    snapshot, a bitmap block).
+    small ones for the feed gaps; the bulk path streams its rows: memory for
+    a block of timestamps and the gaps, not per snapshot).
     """
     request = _checked_request(token_ids, start, end, step)
     recorded_gaps = (
@@ -307,8 +312,9 @@ def coverage(
             local_settings(conn, TIMESTAMPS_SETTINGS),
             conn.cursor(binary=True) as cur,
         ):
-            rows = cur.execute(sql, values, prepare=False).fetchall()
-        return _with_feed_gaps(_report_of_runs(request, rows, ordered), recorded_gaps)
+            streamed = cur.stream(sql, values, size=stream_rows())
+            runs = gap_runs(streamed, ordered, request.start, request.step, request.steps)
+        return _with_feed_gaps(_report_of_runs(request, runs), recorded_gaps)
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()
     return _with_feed_gaps(_report(request, rows), recorded_gaps)
 
@@ -322,7 +328,8 @@ async def coverage_async(
     *,
     bulk: bool | None = None,
 ) -> Coverage:
-    """``coverage`` on an ``AsyncConnection``: the same queries, checks and report."""
+    """``coverage`` on an ``AsyncConnection``: the same queries, checks and report (the bulk
+    path fetches its rows whole, ~8 bytes a snapshot, and finds the gaps in a thread)."""
     request = _checked_request(token_ids, start, end, step)
     recorded_gaps = (
         await feed_gaps_async(conn, request.start, request.end, request.tokens)
@@ -342,8 +349,10 @@ async def coverage_async(
         ):
             await cur.execute(sql, values, prepare=False)
             rows = await cur.fetchall()
-        report = await asyncio.to_thread(_report_of_runs, request, rows, ordered)
-        return _with_feed_gaps(report, recorded_gaps)
+        runs = await asyncio.to_thread(
+            gap_runs, rows, ordered, request.start, request.step, request.steps
+        )
+        return _with_feed_gaps(_report_of_runs(request, runs), recorded_gaps)
     cur = await conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False)
     return _with_feed_gaps(_report(request, await cur.fetchall()), recorded_gaps)
 
