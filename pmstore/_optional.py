@@ -8,7 +8,6 @@ installs it (``pip install 'pmstore[arrow]'``, ``[polars]``, ``[pandas]``, ``[fs
 from __future__ import annotations
 
 import importlib
-import sys
 from types import ModuleType
 from typing import Final
 
@@ -24,8 +23,6 @@ def require(module: str) -> ModuleType:
     """Import ``module`` (pyarrow, polars, pandas, fsspec or one of their submodules), or
     raise ConfigurationError naming the pmstore extra that installs it. Costs an import
     the first time."""
-    if (imported := sys.modules.get(module)) is not None:
-        return imported
     try:
         return importlib.import_module(module)
     except ImportError as exc:

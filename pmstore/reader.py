@@ -118,8 +118,10 @@ class Reader:
     here) that panel reads of several given tokens with ``as_=`` share: the
     ids cut into one run per connection, read at once in one snapshot exported
     from ``conn`` (``pmstore._read.parallel``: ``conn`` idle, or in a REPEATABLE
-    READ or SERIALIZABLE transaction). Same rows as one connection's read;
-    faster where the server bounds the read. Other reads use ``conn`` alone.
+    READ or SERIALIZABLE transaction that has written nothing; ConfigurationError
+    at the read otherwise, or when another connection is busy). Same rows as one
+    connection's read; faster where the server bounds the read. Other reads use
+    ``conn`` alone.
 
     Not safe to share between concurrent callers, like the connection.
     """

@@ -32,6 +32,7 @@ from pmstore._read.panel import (
     fetch_panel,
     fetch_panel_async,
     hour_params,
+    in_time_order,
     params,
     price_history_query,
     tokens,
@@ -364,11 +365,25 @@ def test_parallel_panels_read_the_same_rows_in_one_snapshot(conn: Conn, db: str)
         fresh = Reader(conn, parallel=[second]).price_history(chosen, start, end, as_="arrow")
         assert fresh.num_rows == want.num_rows + 2
 
-        # Refused: a READ COMMITTED caller's transaction; a busy other connection.
+        # Refused: a READ COMMITTED caller's transaction, one that has written (the others
+        # would not see its rows); a busy other connection.
         with psycopg.connect(db) as tx:
             tx.execute("SELECT 1")
             with pytest.raises(ConfigurationError, match="REPEATABLE READ"):
                 Reader(tx, parallel=[second]).price_history(chosen, start, end, as_="arrow")
+        with psycopg.connect(db) as tx:
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            tx.execute(
+                "INSERT INTO price_snapshots (ts, token_id, price) VALUES (%s, %s, 0.5)",
+                (DAY0 + timedelta(minutes=1), TOKENS[7]),
+            )
+            with pytest.raises(ConfigurationError, match="written"):
+                Reader(tx, parallel=[second]).price_history(chosen, start, end, as_="arrow")
+            tx.rollback()
+        # Nothing to read (no whole hour in the range): no part runs.
+        inside = (start + timedelta(minutes=1), start + timedelta(minutes=5))
+        empty = Reader(conn, parallel=[second]).candles(chosen, *inside, as_="arrow")
+        assert empty.num_rows == 0 and empty.schema == want_candles.schema
         third.execute("SELECT 1")  # third now in a transaction
         with pytest.raises(ConfigurationError, match="idle"):
             Reader(conn, parallel=[third]).price_history(chosen, start, end, as_="arrow")
@@ -397,3 +412,19 @@ def test_parallel_panels_read_the_same_rows_in_one_snapshot(conn: Conn, db: str)
             assert got.equals(fresh)
 
     asyncio.run(body())
+
+
+def test_one_tokens_rows_are_put_in_time_order_by_the_client() -> None:
+    """``in_time_order``: rows as an index scan gives them (either way) or in any order."""
+    ts = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=m) for m in (0, 1, 2, 5, 9)]
+    rows = pa.table({"ts": pa.array(ts, pa.timestamp("us", tz="UTC")), "n": list(range(5))})
+    assert in_time_order(rows, "ts") is rows
+    backwards = rows.take([4, 3, 2, 1, 0])
+    assert in_time_order(backwards, "ts").equals(rows)
+    shuffled = rows.take([2, 0, 4, 1, 3])
+    assert in_time_order(shuffled, "ts").equals(rows)
+    ties = pa.table(
+        {"ts": pa.array([ts[1], ts[1], ts[0]], rows.schema.field("ts").type), "n": [0, 1, 2]}
+    )
+    assert in_time_order(ties, "ts").column("n").to_pylist() == [2, 0, 1]  # stable
+    assert in_time_order(rows.slice(0, 1), "ts").num_rows == 1

@@ -35,10 +35,11 @@ has no such table.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
@@ -311,8 +312,11 @@ def coverage(
             conn.transaction(),
             local_settings(conn, TIMESTAMPS_SETTINGS),
             conn.cursor(binary=True) as cur,
+            # closed on a client-side error too, before the transaction ends
+            contextlib.closing(
+                cast(Generator[Any, None, None], cur.stream(sql, values, size=stream_rows()))
+            ) as streamed,
         ):
-            streamed = cur.stream(sql, values, size=stream_rows())
             runs = gap_runs(streamed, ordered, request.start, request.step, request.steps)
         return _with_feed_gaps(_report_of_runs(request, runs), recorded_gaps)
     rows = conn.execute(COVERAGE_GAPS_SQL, request.params, prepare=False).fetchall()

@@ -32,10 +32,12 @@ same rows, each one the id's ~80 bytes lighter) and the client puts it back
 (``with_token``), which in a loop of one-token reads saves the server's
 sending, the socket's bytes and the decoding of the same text on every row.
 One token's raw snapshots are read without ``ORDER BY``
-(``PRICE_HISTORY_RAW_BULK_SQL``): rows travel as the scan finds them instead
-of after a sort, while the client reads them; the client checks ts order and
-sorts when it does not hold (rows written out of time order; compressed
-chunks, which come newest first).
+(``PRICE_HISTORY_RAW_BULK_SQL``): the planner takes its cheapest scan, never
+a sort (a bitmap scan, rows in heap order, where the same statement with
+``ORDER BY`` would sort them all before the first could travel; or the index,
+ts descending or ascending); the client puts them in ts order
+(``in_time_order``: as they are, reversed, or sorted by ts when neither, e.g.
+rows written out of time order across chunks, compressed chunks newest first).
 
 Without ``as_`` the same statements run as plain queries whose rows the
 Reader turns into models (sorted the same way).
@@ -49,8 +51,9 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
@@ -87,6 +90,7 @@ __all__ = [
     "PanelQuery",
     "Selection",
     "TokenChoice",
+    "WireIds",
     "arrow_schema",
     "candles_query",
     "checked_kind",
@@ -94,6 +98,7 @@ __all__ = [
     "fetch_panel_async",
     "hour_params",
     "in_order",
+    "in_time_order",
     "params",
     "price_history_query",
     "rows_in_order",
@@ -170,8 +175,8 @@ class PanelQuery:
     ``order``: the result comes in index order, checked (and sorted if not)
     by (token_id, this column); ``wire_ids``: how a bulk read gets each row's
     token id (``WIRE_IDS``); ``bulk``: the bulk read's own statement (see
-    ``bulk_sql``), whose rows the client checks (and sorts when they are not)
-    by ``bulk_order`` when set.
+    ``bulk_sql``), one token's rows in any order, which the client puts in
+    order of ``bulk_order`` (``in_time_order``) when set.
     """
 
     sql: str
@@ -179,7 +184,7 @@ class PanelQuery:
     settings: Mapping[str, str] | None = None
     span: bool = False
     order: str = ""
-    wire_ids: str = "text"
+    wire_ids: WireIds = "text"
     bulk: str = ""
     bulk_order: str = ""
 
@@ -206,7 +211,7 @@ class PanelQuery:
 
 
 @functools.lru_cache(maxsize=64)
-def arrow_schema(columns: tuple[tuple[str, str], ...], wire_ids: str) -> Any:
+def arrow_schema(columns: tuple[tuple[str, str], ...], wire_ids: WireIds) -> Any:
     """The ``pyarrow.Schema`` of ``columns`` with the token id as ``wire_ids`` has it
     (made once per query shape: a one-token read is short, building it is not free)."""
     pa = require("pyarrow")
@@ -219,7 +224,8 @@ def arrow_schema(columns: tuple[tuple[str, str], ...], wire_ids: str) -> Any:
     return pa.schema(fields)
 
 
-WIRE_IDS: Final = ("text", "omitted", "numbered")
+WireIds = Literal["text", "omitted", "numbered"]
+WIRE_IDS: Final[tuple[WireIds, ...]] = ("text", "omitted", "numbered")
 """How a panel's bulk read gets each row's token id (a 74-78-digit id is ~80 of a price
 row's ~120 bytes on the wire): "text", sent with every row; "omitted", one token's
 query: not sent, the ``token_id`` parameter on every row; "numbered", several given
@@ -445,12 +451,34 @@ def with_token(query: PanelQuery, table: Any, values: Mapping[str, Any]) -> Any:
     return table.set_column(index, field, ids)
 
 
+def in_time_order(table: Any, column: str) -> Any:
+    """One token's ``table`` in ascending ``column`` order: as it is, reversed (an index
+    scanned newest first), or else sorted by ``column`` (stable). One or two passes of
+    arrow comparisons, a sort only for rows in neither order."""
+    require("pyarrow")
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n < 2:
+        return table
+    key = table.column(column)
+    before, after = key.slice(0, n - 1), key.slice(1)
+    if pc.all(pc.less_equal(before, after)).as_py():
+        return table
+    if pc.all(pc.greater(before, after)).as_py():  # strictly: equal keys keep their order
+        return table.take(np.arange(n - 1, -1, -1))
+    return table.sort_by([(column, "ascending")])
+
+
 def finished(query: PanelQuery, table: Any, values: Mapping[str, Any], kind: FrameKind) -> Any:
-    """The table a bulk read of ``query`` gave, whole (``with_token``), checked in order,
-    as ``kind``."""
+    """The table a bulk read of ``query`` gave, whole (``with_token``), in order, as
+    ``kind``."""
     whole = with_token(query, table, values)
-    order = query.bulk_order or query.order
-    return to_frame(in_order(whole, order) if order else whole, kind)
+    if query.bulk_order:
+        whole = in_time_order(whole, query.bulk_order)
+    elif query.order:
+        whole = in_order(whole, query.order)
+    return to_frame(whole, kind)
 
 
 def fetch_panel(

@@ -17,11 +17,17 @@ the same committed rows. ``conn`` must hold that snapshot for its own part
 too: when it is idle (autocommit, or outside a transaction) its transaction is
 opened here as REPEATABLE READ, READ ONLY; inside a caller's transaction, that
 transaction must be REPEATABLE READ or SERIALIZABLE (a READ COMMITTED one takes
-a new snapshot per statement: ConfigurationError), and the read runs in it
-(no savepoint: PostgreSQL exports no snapshot from one; the read's planner
-settings are put back after it, or left to the caller's rollback on an
-error). The other connections must be idle; their transactions end with the
-read.
+a new snapshot per statement) and must not have written yet (an exported
+snapshot does not show the exporter's own uncommitted rows to the others):
+ConfigurationError otherwise. The read then runs in that transaction, not in
+a savepoint (PostgreSQL exports no snapshot from one: a caller inside a
+savepoint of its own gets ReadError, sqlstate 0A000, and an aborted
+transaction); the read's planner settings are put back after it, or left to
+the caller's rollback on an error. The other parts read at REPEATABLE READ in
+the same snapshot, without a SERIALIZABLE caller's predicate locks. The other
+connections must be idle; their transactions end with the read. A part that
+fails does not stop the others: they read to their end, then the first error
+is raised.
 
 Costs, beside the parts' reads: the export (one round trip on ``conn``, two
 more to open its transaction when idle) and three small statements on each
@@ -41,14 +47,15 @@ import psycopg
 from psycopg import pq, sql
 
 from pmstore._optional import require
-from pmstore._read.bulk import read_error, read_table, read_table_async
-from pmstore._read.panel import PanelQuery, finished
+from pmstore._read.bulk import AsyncConn, Conn, read_error, read_table, read_table_async
+from pmstore._read.panel import PanelQuery, empty, finished
 from pmstore._read.settings import local_settings, local_settings_async
 from pmstore.dsn import redact_error
 from pmstore.errors import ConfigurationError
 from pmstore.frames.outbound import FrameKind, to_frame
 
 __all__ = [
+    "CALLER_SQL",
     "EXPORT_SNAPSHOT_SQL",
     "IMPORT_SNAPSHOT_SQL",
     "SNAPSHOT_TRANSACTION_SQL",
@@ -66,10 +73,10 @@ EXPORT_SNAPSHOT_SQL: Final = "SELECT pg_export_snapshot()"
 IMPORT_SNAPSHOT_SQL: Final = "SET TRANSACTION SNAPSHOT {}"
 """Start a transaction on an exported snapshot (the name as a literal)."""
 
-ISOLATION_SQL: Final = "SHOW transaction_isolation"
-
-Conn = psycopg.Connection[Any]
-AsyncConn = psycopg.AsyncConnection[Any]
+CALLER_SQL: Final = (
+    "SELECT current_setting('transaction_isolation'), pg_current_xact_id_if_assigned() IS NULL"
+)
+"""A caller's transaction: its isolation level, and whether it has written nothing yet."""
 
 
 def token_slices(ids: Sequence[str], parts: int) -> list[list[str]]:
@@ -91,6 +98,8 @@ def checked_others(conn: Conn | AsyncConn, others: Sequence[Conn | AsyncConn]) -
     for other in others:
         if other is conn:
             raise ConfigurationError("a parallel read's other connections must not be conn")
+        if other.closed:
+            raise ConfigurationError("a parallel read's other connection is closed")
         if other.info.transaction_status != pq.TransactionStatus.IDLE:
             raise ConfigurationError(
                 "a parallel read's other connections must be idle (not in a transaction)"
@@ -107,12 +116,19 @@ def import_statement(snapshot: str) -> sql.Composed:
     return sql.SQL(IMPORT_SNAPSHOT_SQL).format(sql.Literal(snapshot))
 
 
-def check_isolation(level: str | None) -> None:
-    """ConfigurationError for a caller's transaction that takes a snapshot per statement."""
+def check_caller(row: Any) -> None:
+    """ConfigurationError for a caller's transaction (``CALLER_SQL``'s row) whose snapshot
+    the parts cannot share: one per statement (READ COMMITTED), or rows it wrote."""
+    level, clean = (None, False) if row is None else (str(row[0]), bool(row[1]))
     if level is None or level == "read committed":
         raise ConfigurationError(
             "a parallel read inside a transaction needs it REPEATABLE READ or SERIALIZABLE "
             f"(this one is {level}): its parts must share one snapshot"
+        )
+    if not clean:
+        raise ConfigurationError(
+            "a parallel read inside a transaction that has written: the other connections "
+            "would not see its uncommitted rows"
         )
 
 
@@ -145,18 +161,19 @@ def fetch_parallel(
     and ``others`` at once, in ``conn``'s snapshot, as ``kind`` (see the module notes).
 
     Raises ConfigurationError when another connection is busy or ``conn``'s
-    transaction is READ COMMITTED; ReadError for a server error on any
+    transaction is READ COMMITTED or has written; ReadError for a server error on any
     connection (the others finish or fail first; every transaction opened here
     ends); CopyDecodeError as the one-connection read.
     """
     pa = require("pyarrow")
     checked_others(conn, others)
+    if empty(values):
+        return to_frame(query.schema().empty_table(), kind)
     parts = parts_of(values, 1 + len(others))
     idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
     try:
         if not idle:  # the caller's own transaction (a snapshot is not exported from a savepoint)
-            row = conn.execute(ISOLATION_SQL).fetchone()
-            check_isolation(None if row is None else str(row[0]))
+            check_caller(conn.execute(CALLER_SQL).fetchone())
         with conn.transaction() if idle else contextlib.nullcontext():
             if idle:
                 conn.execute(SNAPSHOT_TRANSACTION_SQL)
@@ -206,12 +223,13 @@ async def fetch_parallel_async(
     (their decoding in worker threads); the same statements, checks and errors."""
     pa = require("pyarrow")
     checked_others(conn, others)
+    if empty(values):
+        return to_frame(query.schema().empty_table(), kind)
     parts = parts_of(values, 1 + len(others))
     idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
     try:
         if not idle:
-            row = await (await conn.execute(ISOLATION_SQL)).fetchone()
-            check_isolation(None if row is None else str(row[0]))
+            check_caller(await (await conn.execute(CALLER_SQL)).fetchone())
         async with conn.transaction() if idle else contextlib.nullcontext():
             if idle:
                 await conn.execute(SNAPSHOT_TRANSACTION_SQL)

@@ -217,8 +217,8 @@ PRICE_HISTORY_RAW_SQL: Final = (
 )
 
 # The same rows for a bulk read (pmstore._read.panel): no token id (the client has
-# it), in the order the scan finds them (no sort before the first row travels; the
-# client checks the order, and sorts when it is not ts order).
+# it), in the order the cheapest scan finds them (never a sort before the first row
+# travels); the client puts them in ts order (panel.in_time_order).
 PRICE_HISTORY_RAW_BULK_SQL: Final = (
     """
     SELECT ts, price, volume_24h"""
