@@ -99,6 +99,7 @@ __all__ = [
     "hour_params",
     "in_order",
     "in_time_order",
+    "no_rows",
     "params",
     "price_history_query",
     "rows_in_order",
@@ -420,6 +421,11 @@ def empty(values: Mapping[str, Any]) -> bool:
     return values.get("token_ids") == [] or values["start"] >= values["end"]
 
 
+def no_rows(query: PanelQuery, kind: FrameKind | None) -> Any:
+    """A read of ``query`` without rows: an empty list (models) or an empty frame."""
+    return [] if kind is None else to_frame(query.schema().empty_table(), kind)
+
+
 def span_params(values: Mapping[str, Any], row: Any) -> dict[str, Any] | None:
     """``values`` with the chunk span of an ALL_TOKENS read, or None (no chunk)."""
     if row is None or row[0] is None:
@@ -501,7 +507,7 @@ def fetch_panel(
     """
     kind = checked_kind(as_)
     if empty(values):
-        return [] if kind is None else to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     if query.settings is None:
         return read_now(conn, query, values, kind)
     with conn.transaction(), local_settings(conn, query.settings):
@@ -511,7 +517,7 @@ def fetch_panel(
             found = span_params(values, span.fetchone())
         result = None if found is None else read_now(conn, query, found, kind)
     if result is None:  # no chunk holds rows of the range
-        return [] if kind is None else to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     return result
 
 
@@ -539,7 +545,7 @@ async def fetch_panel_async(
     """``fetch_panel`` on an ``AsyncConnection``: the same statements, checks and errors."""
     kind = checked_kind(as_)
     if empty(values):
-        return [] if kind is None else to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     if query.settings is None:
         return await read_now_async(conn, query, values, kind)
     async with conn.transaction(), local_settings_async(conn, query.settings):
@@ -549,7 +555,7 @@ async def fetch_panel_async(
             found = span_params(values, await span.fetchone())
         result = None if found is None else await read_now_async(conn, query, found, kind)
     if result is None:  # no chunk holds rows of the range
-        return [] if kind is None else to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     return result
 
 

@@ -47,8 +47,8 @@ import psycopg
 from psycopg import pq, sql
 
 from pmstore._optional import require
-from pmstore._read.bulk import AsyncConn, Conn, read_error, read_table, read_table_async
-from pmstore._read.panel import PanelQuery, empty, finished
+from pmstore._read.bulk import AsyncConn, Conn, read_error
+from pmstore._read.panel import PanelQuery, empty, no_rows, read_now, read_now_async
 from pmstore._read.settings import local_settings, local_settings_async
 from pmstore.dsn import redact_error
 from pmstore.errors import ConfigurationError
@@ -133,11 +133,11 @@ def check_caller(row: Any) -> None:
 
 
 def read_part(conn: Conn, query: PanelQuery, values: Mapping[str, Any]) -> Any:
-    """One part's rows as a pyarrow Table, in ``conn``'s open transaction."""
+    """One part's rows as a pyarrow Table (the panel's own ``read_now``), in ``conn``'s
+    open transaction under the query's settings."""
     settings = query.settings
     with local_settings(conn, settings) if settings else contextlib.nullcontext():
-        table = read_table(conn, query.bulk_sql(), values, query.bulk_schema())
-    return finished(query, table, values, "arrow")
+        return read_now(conn, query, values, "arrow")
 
 
 def read_in_snapshot(
@@ -168,7 +168,7 @@ def fetch_parallel(
     pa = require("pyarrow")
     checked_others(conn, others)
     if empty(values):
-        return to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     parts = parts_of(values, 1 + len(others))
     idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
     try:
@@ -198,8 +198,7 @@ async def read_part_async(conn: AsyncConn, query: PanelQuery, values: Mapping[st
     """``read_part`` on an ``AsyncConnection``."""
     settings = query.settings
     async with local_settings_async(conn, settings) if settings else contextlib.nullcontext():
-        table = await read_table_async(conn, query.bulk_sql(), values, query.bulk_schema())
-    return await asyncio.to_thread(finished, query, table, values, "arrow")
+        return await read_now_async(conn, query, values, "arrow")
 
 
 async def read_in_snapshot_async(
@@ -224,7 +223,7 @@ async def fetch_parallel_async(
     pa = require("pyarrow")
     checked_others(conn, others)
     if empty(values):
-        return to_frame(query.schema().empty_table(), kind)
+        return no_rows(query, kind)
     parts = parts_of(values, 1 + len(others))
     idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
     try:
