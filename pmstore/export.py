@@ -8,8 +8,9 @@
 Each day of [start, end) is one binary ``COPY (SELECT ... ORDER BY ...) TO STDOUT``
 (``EXPORT_SQL``), read in bulk and decoded ``batch_rows`` rows at a time beside
 the reading by ``pmstore._read.bulk`` (the Reader's ``as_=`` path) and written as
-one Parquet row group per batch (zstd) through ``pyarrow.parquet.ParquetWriter``:
-memory holds up to four batches, whatever the day's size. The server sorts each
+one Parquet row group per batch (zstd) through ``pyarrow.parquet.ParquetWriter`` in
+a thread of its own, while the next batch is read (one write at a time, in order):
+memory holds up to five batches, whatever the day's size. The server sorts each
 day by every column (ts first), so a day's file has one content whatever the heap order, and a
 re-run writes the same bytes to the same names (idempotent). A day's file is
 written to a hidden temporary name beside it (``.part.parquet.tmp``) and renamed
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -115,6 +117,21 @@ class ExportResult:
         return sum(d.rows for d in self.days)
 
 
+def written_rows(
+    in_flight: tuple[Future[None], int],
+    progress: ExportProgress | None,
+    day_number: int,
+    days: int,
+    day: date,
+) -> int:
+    """Wait for a batch's write (raising its error), report it, and return its rows."""
+    future, rows = in_flight
+    future.result()
+    if progress is not None:
+        progress(rows, day_number, days, day)
+    return rows
+
+
 def export_table(
     conn: psycopg.Connection[Any],
     table: str,
@@ -163,17 +180,23 @@ def export_table(
             written: Path | str | None = None
             try:
                 params = {"start": day_start, "end": day_end}
-                # closed at once on any failure: the COPY is cancelled, its thread ends
-                with closing(
-                    copy_batches(conn, sql, params, schema, batch_rows=batch_rows)
-                ) as batches:
+                # closed at once on any failure: the COPY is cancelled, its thread ends;
+                # the writing thread's batch is finished first (the executor exits first)
+                read = copy_batches(conn, sql, params, schema, batch_rows=batch_rows)
+                with (
+                    closing(read) as batches,
+                    ThreadPoolExecutor(1, thread_name_prefix="pmstore-export-write") as writing,
+                ):
+                    in_flight: tuple[Future[None], int] | None = None
                     for batch in batches:
                         if day_file is None:
                             day_file = target.open_day(table, day, schema)
-                        day_file.write(batch, row_group_size=batch_rows)
-                        rows += batch.num_rows
-                        if progress is not None:
-                            progress(batch.num_rows, n, len(windows), day)
+                        if in_flight is not None:
+                            rows += written_rows(in_flight, progress, n, len(windows), day)
+                        write = writing.submit(day_file.write, batch, batch_rows)
+                        in_flight = write, batch.num_rows
+                    if in_flight is not None:
+                        rows += written_rows(in_flight, progress, n, len(windows), day)
                 if day_file is not None:
                     written = day_file.commit()
                     day_file = None

@@ -8,6 +8,7 @@ previous file in place.
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,9 @@ def test_a_failure_mid_day_keeps_the_previous_file(
     with pytest.raises(OSError, match="injected"):
         export_table(conn, "price_snapshots", start, end, tmp_path, batch_rows=3_000)
     assert digests(tmp_path) == before  # old files intact, no temporary left
+    # the batch failed in the writing thread: that thread is gone, the COPY cancelled
+    assert not [t for t in threading.enumerate() if t.name.startswith("pmstore-export-write")]
+    assert conn.execute("SELECT count(*) FROM price_snapshots").fetchone() is not None
 
 
 def test_export_command(conn: Conn, db: str, tmp_path: Path, capsys: Any) -> None:

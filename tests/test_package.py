@@ -78,12 +78,15 @@ def test_the_commands_the_tests_run_are_the_installed_copy_too() -> None:
     not os.environ.get("PMSTORE_TEST_WHEEL"),
     reason="needs the built wheel, named by PMSTORE_TEST_WHEEL (set by ./dev test)",
 )
-def test_the_wheel_carries_schema_types_and_license() -> None:
+def test_the_wheel_carries_schema_types_license_and_the_compiled_loop() -> None:
     with zipfile.ZipFile(os.environ["PMSTORE_TEST_WHEEL"]) as wheel:
         names = set(wheel.namelist())
     for name in _sql_files(REPO / "migrations"):
         assert f"pmstore/schema/{name}" in names, name
     assert "pmstore/py.typed" in names
+    # the compiled message loop of bulk reads (./dev test builds where a C compiler is)
+    assert "pmstore/_read/copydata.pyi" in names
+    assert any(n.startswith("pmstore/_read/copydata.") and n.endswith(".so") for n in names)
     assert any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in names)
     assert not any(n.startswith(("tests/", "migrations/")) for n in names)
 

@@ -7,13 +7,16 @@
 The query runs as ``COPY (sql) TO STDOUT (FORMAT binary)`` on the caller's
 connection, in the caller's transaction: psycopg starts it (binding ``params``
 on the client, as COPY needs, and opening a transaction where psycopg would),
-then the CopyData messages are taken straight from libpq (``psycopg.pq``'s
-``get_copy_data``) in one tight loop into a ``bytearray`` and a list of
-message sizes, instead of through psycopg's ``Copy`` (a chain of generator
-calls per message, which bounded the old path at ~0.4x of the server's own
-``COPY TO`` file). Every ``batch_rows`` messages the bytes go to
-``CopyDecoder.decode_messages`` (numpy over whole columns) in one worker
-thread, while the loop reads on: decoding overlaps the transfer. A result of
+then the CopyData messages are taken straight from libpq into a
+``bytearray`` and an array of message sizes, instead of through psycopg's
+``Copy`` (a chain of generator calls per message, which bounded the old path
+at ~0.4x of the server's own ``COPY TO`` file): by the compiled loop
+(``pmstore._read.copydata``, ``PQgetCopyData`` in C with the GIL released;
+``pmstore._read.libpq`` finds and checks the libpq) where pmstore was built
+with it, else by the same loop in Python (``psycopg.pq``'s ``get_copy_data``).
+Every ``batch_rows`` messages the bytes go to ``CopyDecoder.decode_messages``
+(numpy over whole columns) in one worker thread, while the loop reads on:
+decoding overlaps the transfer. A result of
 one batch or less is decoded in the calling thread (no thread started).
 
 The columns' types are given (``schema``), not asked of the server: one round
@@ -52,6 +55,7 @@ from psycopg.errors import error_from_result
 
 from pmstore._optional import require
 from pmstore._pgcopy import PGCOPY_HEADER_FIXED, PGCOPY_TRAILER, copy_statement
+from pmstore._read.libpq import STOP_ENDED, STOP_FAILED, STOP_TRAILER, STOP_WAIT, compiled_loop
 from pmstore.dsn import redact, redact_error
 from pmstore.errors import ConfigurationError, CopyDecodeError, ReadError
 from pmstore.frames.copy_decoding import CopyDecoder
@@ -138,31 +142,26 @@ class CopyStream:
     async), calls ``pgconn.consume_input()`` and takes again.
     """
 
-    def __init__(self, pgconn: pq.abc.PGconn) -> None:
+    def __init__(self, pgconn: pq.abc.PGconn, *, compiled: bool = True) -> None:
         self.pgconn = pgconn
         self.first = True
+        self.loop = compiled_loop(pgconn) if compiled else None
+        """The compiled loop, when built and bound to this connection's libpq (else the
+        Python loop below takes the messages; ``compiled=False`` asks for it)."""
 
     def take(self, batch: Received, limit: int) -> bool:
         """Move ready messages into ``batch`` until it holds ``limit`` or the stream's
         last; return True when it stopped because no message was ready."""
+        remaining = limit - len(batch.sizes)
+        if self.first and remaining > 0:
+            if self.take_first(batch) or batch.last:
+                return self.first
+            remaining -= 1
+        if self.loop is not None:
+            return self.take_compiled(batch, remaining)
         get = self.pgconn.get_copy_data
         data, sizes = batch.data, batch.sizes
         add = sizes.append
-        remaining = limit - len(sizes)
-        if self.first and remaining > 0:
-            nbytes, message = get(1)
-            if nbytes == 0:
-                return True
-            self.first = False
-            if nbytes < 0:
-                batch.ended = True
-                return False
-            data += message
-            add(nbytes)
-            remaining -= 1
-            if whole_stream(message):
-                batch.trailer = True
-                return False
         while remaining > 0:
             nbytes, message = get(1)
             if nbytes > 0:
@@ -178,6 +177,37 @@ class CopyStream:
                 batch.ended = True
                 return False
         return False
+
+    def take_first(self, batch: Received) -> bool:
+        """Take the stream's first message (the header, maybe the whole stream); return
+        True when none is ready."""
+        nbytes, message = self.pgconn.get_copy_data(1)
+        if nbytes == 0:
+            return True
+        self.first = False
+        if nbytes < 0:
+            batch.ended = True
+            return False
+        batch.data += message
+        batch.sizes.append(nbytes)
+        if whole_stream(message):
+            batch.trailer = True
+        return False
+
+    def take_compiled(self, batch: Received, remaining: int) -> bool:
+        """``take``'s loop in C (``pmstore._read.copydata``)."""
+        assert self.loop is not None
+        sizes = bytearray()
+        _, stop = self.loop.take(batch.data, sizes, remaining)
+        batch.sizes.frombytes(sizes)
+        if stop == STOP_TRAILER:
+            batch.trailer = True
+        elif stop == STOP_ENDED:
+            batch.ended = True
+        elif stop == STOP_FAILED:
+            self.pgconn.get_copy_data(1)  # raises psycopg's error, as the Python loop does
+            raise psycopg.OperationalError("reading COPY data failed")
+        return stop == STOP_WAIT
 
 
 def decode(decoder: CopyDecoder, batch: Received) -> Any:

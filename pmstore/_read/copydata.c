@@ -1,0 +1,124 @@
+/* pmstore._read.copydata: a COPY TO STDOUT's CopyData messages taken from libpq in C.
+ *
+ * take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)
+ *
+ * Calls libpq's PQgetCopyData(conn, &buffer, async=1) until `limit` messages are
+ * taken or it stops, CHUNK messages at a time with the GIL released; after each
+ * chunk (GIL held) appends the messages' bytes to the bytearray `data`, their
+ * sizes to the bytearray `sizes` (native int64s), and frees libpq's buffers. The libpq functions come as
+ * addresses (`pmstore._read.libpq`): those of the very libpq that opened the
+ * connection, which the caller has checked. It never blocks (async mode).
+ *
+ * stop: 0 the limit was reached; 1 no whole message is ready (wait for the
+ * socket, consume input, call again); 2 the last message taken is the binary
+ * trailer (b"\xff\xff", a message of its own); 3 libpq reported the end of
+ * the COPY data (-1: fetch the results); 4 libpq reported an error (-2: its
+ * error message is on the connection). The Python loop in
+ * pmstore._read.bulk.CopyStream.take is the same loop, and the reference.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef int (*get_copy_data_fn)(void *conn, char **buffer, int async);
+typedef void (*free_mem_fn)(void *ptr);
+
+/* Messages taken between two appends (the GIL is taken back for each append). */
+#define CHUNK 256
+
+enum { STOP_LIMIT = 0, STOP_WAIT = 1, STOP_TRAILER = 2, STOP_ENDED = 3, STOP_FAILED = 4 };
+
+static PyObject *
+take(PyObject *self, PyObject *args)
+{
+    unsigned long long conn_addr, get_addr, free_addr;
+    PyObject *data, *sizes;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "KKKO!O!n", &conn_addr, &get_addr, &free_addr,
+                          &PyByteArray_Type, &data, &PyByteArray_Type, &sizes, &limit))
+        return NULL;
+    if (conn_addr == 0 || get_addr == 0 || free_addr == 0) {
+        PyErr_SetString(PyExc_ValueError, "a null connection or libpq function");
+        return NULL;
+    }
+    if (limit <= 0)
+        return Py_BuildValue("ni", (Py_ssize_t)0, STOP_LIMIT);
+    void *conn = (void *)(uintptr_t)conn_addr;
+    get_copy_data_fn get = (get_copy_data_fn)(uintptr_t)get_addr;
+    free_mem_fn free_mem = (free_mem_fn)(uintptr_t)free_addr;
+
+    Py_ssize_t taken = 0;
+    int stop = STOP_LIMIT;
+    while (taken < limit && stop == STOP_LIMIT) {
+        /* A chunk: taken without the GIL into arrays on the stack, then appended. */
+        char *buffers[CHUNK];
+        int64_t lengths[CHUNK];
+        Py_ssize_t chunk = limit - taken < CHUNK ? limit - taken : CHUNK;
+        Py_ssize_t n = 0, total = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (n < chunk) {
+            char *buffer = NULL;
+            int nbytes = get(conn, &buffer, 1);
+            if (nbytes > 0) {
+                buffers[n] = buffer;
+                lengths[n] = nbytes;
+                n++;
+                total += nbytes;
+                if (nbytes == 2 && (unsigned char)buffer[0] == 0xff &&
+                    (unsigned char)buffer[1] == 0xff) {
+                    stop = STOP_TRAILER;
+                    break;
+                }
+            } else if (nbytes == 0) {
+                stop = STOP_WAIT;
+                break;
+            } else if (nbytes == -1) {
+                stop = STOP_ENDED;
+                break;
+            } else {
+                stop = STOP_FAILED;
+                break;
+            }
+        }
+        Py_END_ALLOW_THREADS
+
+        Py_ssize_t data_len = PyByteArray_GET_SIZE(data);
+        Py_ssize_t sizes_len = PyByteArray_GET_SIZE(sizes);
+        int failed =
+            PyByteArray_Resize(data, data_len + total) != 0 ||
+            PyByteArray_Resize(sizes, sizes_len + n * (Py_ssize_t)sizeof(int64_t)) != 0;
+        if (!failed) {
+            char *out = PyByteArray_AS_STRING(data) + data_len;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                memcpy(out, buffers[i], (size_t)lengths[i]);
+                out += lengths[i];
+            }
+            memcpy(PyByteArray_AS_STRING(sizes) + sizes_len, lengths,
+                   (size_t)n * sizeof(int64_t));
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            free_mem(buffers[i]);
+        if (failed)
+            return NULL;
+        taken += n;
+    }
+    return Py_BuildValue("ni", taken, stop);
+}
+
+static PyMethodDef methods[] = {
+    {"take", take, METH_VARARGS,
+     "take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "pmstore._read.copydata",
+    "A COPY's CopyData messages taken from libpq in C (see copydata.c).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit_copydata(void)
+{
+    return PyModule_Create(&module);
+}

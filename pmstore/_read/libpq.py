@@ -1,0 +1,134 @@
+"""The compiled message loop (``pmstore._read.copydata``) and the libpq it calls.
+
+    loop = compiled_loop(conn.pgconn)     # None: use the Python loop
+    taken, stop = loop.take(batch.data, sizes, limit)
+
+The loop calls ``PQgetCopyData`` and ``PQfreemem`` of the very libpq that opened
+the connection, by address: the one bundled in ``psycopg_binary`` (psycopg's
+``binary`` implementation), else the one psycopg's ``c`` and ``python``
+implementations load (``psycopg.pq.misc.find_libpq_full_path``). Before a
+stream is taken that way, ``PQbackendPID`` through those functions must agree with
+psycopg's own ``backend_pid`` for the connection: a libpq that is not the
+connection's never reads it.
+
+``compiled_loop`` returns None, and ``pmstore._read.bulk`` takes the messages in
+Python (the same loop, slower per message), when pmstore was installed without
+its compiled module (no C compiler at build time), when the libpq cannot be found
+or does not agree, or on an implementation without ``pgconn_ptr``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+from psycopg import pq
+from psycopg.pq.misc import find_libpq_full_path
+
+__all__ = [
+    "STOP_ENDED",
+    "STOP_FAILED",
+    "STOP_TRAILER",
+    "STOP_WAIT",
+    "CompiledLoop",
+    "compiled_loop",
+    "libpq_path",
+]
+
+STOP_WAIT: Final = 1
+"""``take`` stopped: no whole message is ready."""
+STOP_TRAILER: Final = 2
+"""``take`` stopped: its last message is the binary trailer."""
+STOP_ENDED: Final = 3
+"""``take`` stopped: libpq reported the end of the COPY data."""
+STOP_FAILED: Final = 4
+"""``take`` stopped: libpq reported an error (on the connection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Libpq:
+    """The addresses of the libpq functions the loop calls, and a check of the library."""
+
+    get_copy_data: int
+    free_mem: int
+    backend_pid: Any
+    """``PQbackendPID`` through ctypes."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledLoop:
+    """The compiled loop bound to one connection's ``PGconn``."""
+
+    module: ModuleType
+    pgconn_ptr: int
+    libpq: Libpq
+
+    def take(self, data: bytearray, sizes: bytearray, limit: int) -> tuple[int, int]:
+        """Append up to ``limit`` ready messages to ``data`` and their sizes (native
+        int64s) to ``sizes``; return (messages taken, why it stopped: 0 the limit,
+        else a ``STOP_*``). Never blocks; releases the GIL while taking."""
+        lib = self.libpq
+        taken, stop = self.module.take(
+            self.pgconn_ptr, lib.get_copy_data, lib.free_mem, data, sizes, limit
+        )
+        return int(taken), int(stop)
+
+
+def libpq_path() -> str | None:
+    """The file of the libpq psycopg's connections run on, or None when not found."""
+    if pq.__impl__ == "binary":
+        binary = sys.modules.get("psycopg_binary")
+        if binary is None or binary.__file__ is None:
+            return None
+        libs = Path(binary.__file__).parent.parent / "psycopg_binary.libs"
+        bundled = sorted(libs.glob("libpq*"))
+        return str(bundled[0]) if len(bundled) == 1 else None
+    return find_libpq_full_path()
+
+
+@functools.cache
+def load_libpq() -> Libpq | None:
+    """The libpq functions (found and loaded once per process), or None."""
+    path = libpq_path()
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+        get_copy_data = ctypes.cast(lib.PQgetCopyData, ctypes.c_void_p).value
+        free_mem = ctypes.cast(lib.PQfreemem, ctypes.c_void_p).value
+        backend_pid = lib.PQbackendPID
+    except (OSError, AttributeError):
+        return None
+    if not get_copy_data or not free_mem:
+        return None
+    backend_pid.argtypes = [ctypes.c_void_p]
+    backend_pid.restype = ctypes.c_int
+    return Libpq(get_copy_data, free_mem, backend_pid)
+
+
+@functools.cache
+def load_module() -> ModuleType | None:
+    """pmstore's compiled module, or None when it was not built."""
+    try:
+        return importlib.import_module("pmstore._read.copydata")
+    except ImportError:
+        return None
+
+
+def compiled_loop(pgconn: pq.abc.PGconn) -> CompiledLoop | None:
+    """The compiled loop for ``pgconn``, or None (see the module notes). Costs one
+    ``PQbackendPID`` call (and, once per process, finding and loading libpq)."""
+    module = load_module()
+    ptr = getattr(pgconn, "pgconn_ptr", None)
+    if module is None or not ptr:
+        return None
+    libpq = load_libpq()
+    if libpq is None or libpq.backend_pid(ptr) != pgconn.backend_pid:
+        return None
+    return CompiledLoop(module, ptr, libpq)

@@ -1,0 +1,15 @@
+"""The compiled part of pmstore; every other setting is in setup.cfg.
+
+``pmstore._read.copydata`` (pmstore/_read/copydata.c) is the message loop of bulk
+reads: C against Python's headers only (libpq's functions are passed by address at
+run time, see pmstore/_read/libpq.py). It is optional: without a C compiler the
+build goes on, and reads take the messages in Python.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("pmstore._read.copydata", sources=["pmstore/_read/copydata.c"], optional=True)
+    ]
+)

@@ -1,0 +1,123 @@
+"""The compiled message loop (pmstore._read.copydata) against the Python loop, on real streams.
+
+Bulk reads take a COPY's CopyData messages from libpq in C when pmstore was built
+with its compiled module, else in Python (``CopyStream(..., compiled=False)`` asks
+for the Python loop). Both loops must hand the decoder the same bytes and the same
+message sizes, in batches of the same limits, stop at the same places (no message
+ready, the trailer, the end) and raise the server's error mid-stream the same way.
+Every read here is a real ``COPY ... TO STDOUT (FORMAT binary)`` on a real server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import psycopg
+import pytest
+
+from pmstore._pgcopy import copy_statement
+from pmstore._read.bulk import CopyStream, Received, SocketWait, final_results, raise_error, receive
+from pmstore._read.libpq import compiled_loop, libpq_path
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# Texts of 0 to 300 bytes (several sizes of message), NULLs, a float, a timestamp.
+ROWS_SQL = """
+    SELECT g::int8 AS g,
+           CASE WHEN g %% 7 = 0 THEN NULL ELSE repeat(chr(48 + g %% 10), g %% 301) END AS t,
+           g / 3.0::float8 AS f,
+           timestamptz '2026-12-05 00:00+00' + g * interval '1 second' AS ts
+    FROM generate_series(1, %(n)s) g
+"""
+FAILING_SQL = (
+    "SELECT g::int8 AS g, 1 / (g - %(fail_at)s)::int8 AS r FROM generate_series(1, %(n)s) g"
+)
+
+compiled_module = pytest.importorskip(
+    "pmstore._read.copydata",
+    reason="pmstore was installed without its compiled message loop (no C compiler at build)",
+)
+
+
+def read_stream(conn: Conn, sql: str, params: dict[str, Any], limit: int, compiled: bool) -> Any:
+    """Every batch a CopyStream hands over: (bytes, sizes, trailer, ended) each."""
+    batches: list[tuple[bytes, list[int], bool, bool]] = []
+    with conn.cursor() as cur, cur.copy(copy_statement(sql), params) as copy:
+        stream = CopyStream(conn.pgconn, compiled=compiled)
+        assert (stream.loop is not None) is compiled
+        wait = SocketWait(conn.pgconn)
+        try:
+            while True:
+                batch: Received = receive(stream, limit, wait)
+                batches.append((bytes(batch.data), list(batch.sizes), batch.trailer, batch.ended))
+                if batch.ended:
+                    raise_error(final_results(conn.pgconn, wait), conn.info.encoding)
+                if batch.last:
+                    break
+        finally:
+            wait.close()
+        if batches[-1][2]:
+            assert copy.read() == b""  # psycopg takes the end after the trailer
+    return batches
+
+
+def test_the_compiled_loop_is_bound_to_the_connections_own_libpq(conn: Conn) -> None:
+    path = libpq_path()
+    assert path is not None
+    loop = compiled_loop(conn.pgconn)
+    assert loop is not None
+    assert loop.pgconn_ptr == conn.pgconn.pgconn_ptr
+    # the library found answers for this very connection
+    assert loop.libpq.backend_pid(loop.pgconn_ptr) == conn.info.backend_pid
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 1000, 100_000])
+def test_both_loops_hand_over_the_same_batches(conn: Conn, limit: int) -> None:
+    params = {"n": 3000}
+    compiled = read_stream(conn, ROWS_SQL, params, limit, compiled=True)
+    python = read_stream(conn, ROWS_SQL, params, limit, compiled=False)
+    # batches may be cut where the socket ran dry, but the stream is the same
+    assert b"".join(b[0] for b in compiled) == b"".join(b[0] for b in python)
+    sizes = [s for b in compiled for s in b[1]]
+    assert sizes == [s for b in python for s in b[1]]
+    assert len(sizes) == 3000 + 1  # the rows (the header rides with the first), the trailer
+    assert all(len(b[1]) <= limit for b in compiled)
+    assert compiled[-1][2] and python[-1][2]  # both stopped at the trailer
+    assert sum(sizes) == len(b"".join(b[0] for b in compiled))
+
+
+def test_empty_and_one_row_streams(conn: Conn) -> None:
+    for n in (0, 1):
+        compiled = read_stream(conn, ROWS_SQL, {"n": n}, 16, compiled=True)
+        python = read_stream(conn, ROWS_SQL, {"n": n}, 16, compiled=False)
+        assert compiled == python
+        assert compiled[-1][2]
+
+
+def test_a_server_error_mid_stream_is_raised_alike_and_the_connection_recovers(
+    conn: Conn,
+) -> None:
+    params = {"n": 200_000, "fail_at": 150_000}
+    errors = []
+    for compiled in (True, False):
+        with pytest.raises(psycopg.errors.DivisionByZero) as caught:
+            read_stream(conn, FAILING_SQL, params, 4096, compiled=compiled)
+        errors.append(caught.value.sqlstate)
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert errors == ["22012", "22012"]
+
+
+def test_a_closed_connection_gets_no_compiled_loop(db: str) -> None:
+    other = psycopg.connect(db)
+    assert compiled_loop(other.pgconn) is not None
+    other.close()
+    assert compiled_loop(other.pgconn) is None
+
+
+def test_the_compiled_module_refuses_null_pointers() -> None:
+    module = importlib.import_module("pmstore._read.copydata")
+    assert module is compiled_module
+    with pytest.raises(ValueError, match="null"):
+        module.take(0, 0, 0, bytearray(), bytearray(), 10)
