@@ -1,6 +1,6 @@
 """The compiled part of pmstore; every other setting is in setup.cfg.
 
-``pmstore._read.copydata`` (pmstore/_read/copydata.c) is the message loop of bulk
+``pmstore._copydata`` (pmstore/_copydata.c) is the message loop of bulk
 reads: C against Python's headers only (libpq's functions are passed by address at
 run time, see pmstore/_read/libpq.py). It is optional: without a C compiler the
 build goes on, and reads take the messages in Python.
@@ -10,6 +10,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("pmstore._read.copydata", sources=["pmstore/_read/copydata.c"], optional=True)
+        Extension("pmstore._copydata", sources=["pmstore/_copydata.c"], optional=True)
     ]
 )

@@ -39,11 +39,12 @@ The write path, top-down: ``Writer.copy_prices`` (``writer_async``) ->
 (``reader_async``) -> ``_read/queries`` (SQL and result models), ``_read/panel``
 (one token, several or all; ``_read/parallel``: several tokens on several
 connections in one snapshot) -> ``_read/bulk`` (binary COPY read in bulk through
-libpq, by the compiled loop ``_read/copydata`` where built (``_read/libpq``), decoded
+libpq, by the compiled loop of ``_copydata`` where built (``_read/libpq``), decoded
 by ``frames``), and ``_read/coverage`` -> ``_read/gaps``.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
-the optional libraries).
+the optional libraries), ``_copydata`` (C, optional: the bulk reads' message loop
+and row walk).
 
 ``import pmstore`` loads only the error hierarchy; every other name here is
 imported on first use (PEP 562), so the embedded server (subprocess,

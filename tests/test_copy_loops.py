@@ -1,10 +1,12 @@
-"""The compiled message loop (pmstore._read.copydata) against the Python loop, on real streams.
+"""The compiled message loop (pmstore._copydata) against the Python loop, on real streams.
 
 Bulk reads take a COPY's CopyData messages from libpq in C when pmstore was built
 with its compiled module, else in Python (``CopyStream(..., compiled=False)`` asks
 for the Python loop). Both loops must hand the decoder the same bytes and the same
 message sizes, in batches of the same limits, stop at the same places (no message
 ready, the trailer, the end) and raise the server's error mid-stream the same way.
+The compiled row walk must decode as numpy's walk does, and decline (the numpy
+walk then takes the batch, with its errors) what is not one row a message.
 Every read here is a real ``COPY ... TO STDOUT (FORMAT binary)`` on a real server.
 """
 
@@ -13,12 +15,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 import pytest
 
 from pmstore._pgcopy import copy_statement
 from pmstore._read.bulk import CopyStream, Received, SocketWait, final_results, raise_error, receive
 from pmstore._read.libpq import compiled_loop, libpq_path
+from pmstore.errors import CopyDecodeError
+from pmstore.frames.copy_decoding import CopyDecoder
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -35,7 +41,7 @@ FAILING_SQL = (
 )
 
 compiled_module = pytest.importorskip(
-    "pmstore._read.copydata",
+    "pmstore._copydata",
     reason="pmstore was installed without its compiled message loop (no C compiler at build)",
 )
 
@@ -117,7 +123,65 @@ def test_a_closed_connection_gets_no_compiled_loop(db: str) -> None:
 
 
 def test_the_compiled_module_refuses_null_pointers() -> None:
-    module = importlib.import_module("pmstore._read.copydata")
+    module = importlib.import_module("pmstore._copydata")
     assert module is compiled_module
     with pytest.raises(ValueError, match="null"):
         module.take(0, 0, 0, bytearray(), bytearray(), 10)
+
+
+def decoded(conn: Conn, sql: str, params: dict[str, Any], schema: Any, compiled: bool) -> Any:
+    """The stream's batches (of up to 1,000 messages) decoded with or without the
+    compiled walk, as one table."""
+    decoder = CopyDecoder(schema, compiled=compiled)
+    batches = [
+        decoder.decode_messages(bytearray(data), np.array(sizes, dtype=np.int64))
+        for data, sizes, _, _ in read_stream(conn, sql, params, 1000, compiled=True)
+    ]
+    decoder.finish()
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+ROWS_SCHEMA = pa.schema(
+    [
+        ("g", pa.int64()),
+        ("t", pa.string()),
+        ("f", pa.float64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2_500])
+def test_the_compiled_walk_decodes_as_numpy_does(conn: Conn, n: int) -> None:
+    with_walk = decoded(conn, ROWS_SQL, {"n": n}, ROWS_SCHEMA, compiled=True)
+    numpy_only = decoded(conn, ROWS_SQL, {"n": n}, ROWS_SCHEMA, compiled=False)
+    assert with_walk.equals(numpy_only)
+    assert with_walk.num_rows == n
+    expected = conn.execute(ROWS_SQL, {"n": n}).fetchall()
+    assert [tuple(r.values()) for r in with_walk.to_pylist()] == expected
+
+
+def test_the_compiled_walk_declines_what_is_not_one_row_a_message(conn: Conn) -> None:
+    data, sizes, _, _ = read_stream(conn, ROWS_SQL, {"n": 5}, 100, compiled=True)[0]
+    module = compiled_module
+    schema_fields = len(ROWS_SCHEMA)
+    ends = np.cumsum(np.array(sizes, dtype=np.int64))
+    starts = ends - np.array(sizes, dtype=np.int64)
+    starts[0] = 19  # past the header
+    # room for one field more than the schema's (the wrong count below)
+    offsets = np.empty((schema_fields + 3, len(sizes)), dtype=np.int64)
+    lengths = np.empty((schema_fields + 1, len(sizes)), dtype=np.int32)
+    buffer = bytes(data)
+    assert module.walk(buffer, starts, ends, schema_fields, offsets, lengths) == (5, True)
+    assert list(lengths.reshape(-1)[:5]) == [8] * 5  # int8 g, rows 0-4 of field 0
+    # two rows in one message, a wrong field count, a length past the message: declined
+    merged = np.array([starts[0], starts[2]]), np.array([ends[1], ends[2]])
+    assert module.walk(buffer, *merged, schema_fields, offsets, lengths) is None
+    assert module.walk(buffer, starts, ends, schema_fields + 1, offsets, lengths) is None
+    cut = ends.copy()
+    cut[1] -= 1
+    assert module.walk(buffer, starts, cut, schema_fields, offsets, lengths) is None
+    # and the decoder's own errors are numpy's, unchanged
+    decoder = CopyDecoder(pa.schema(list(ROWS_SCHEMA)[:3]))
+    with pytest.raises(CopyDecodeError, match="a row has 4 fields; the schema has 3"):
+        decoder.decode_messages(bytearray(data), np.array(sizes, dtype=np.int64))

@@ -85,8 +85,8 @@ def test_the_wheel_carries_schema_types_license_and_the_compiled_loop() -> None:
         assert f"pmstore/schema/{name}" in names, name
     assert "pmstore/py.typed" in names
     # the compiled message loop of bulk reads (./dev test builds where a C compiler is)
-    assert "pmstore/_read/copydata.pyi" in names
-    assert any(n.startswith("pmstore/_read/copydata.") and n.endswith(".so") for n in names)
+    assert "pmstore/_copydata.pyi" in names
+    assert any(n.startswith("pmstore/_copydata.") and n.endswith(".so") for n in names)
     assert any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in names)
     assert not any(n.startswith(("tests/", "migrations/")) for n in names)
 

@@ -11,7 +11,7 @@ then the CopyData messages are taken straight from libpq into a
 ``bytearray`` and an array of message sizes, instead of through psycopg's
 ``Copy`` (a chain of generator calls per message, which bounded the old path
 at ~0.4x of the server's own ``COPY TO`` file): by the compiled loop
-(``pmstore._read.copydata``, ``PQgetCopyData`` in C with the GIL released;
+(``pmstore._copydata``, ``PQgetCopyData`` in C with the GIL released;
 ``pmstore._read.libpq`` finds and checks the libpq) where pmstore was built
 with it, else by the same loop in Python (``psycopg.pq``'s ``get_copy_data``).
 Every ``batch_rows`` messages the bytes go to ``CopyDecoder.decode_messages``
@@ -195,7 +195,7 @@ class CopyStream:
         return False
 
     def take_compiled(self, batch: Received, remaining: int) -> bool:
-        """``take``'s loop in C (``pmstore._read.copydata``)."""
+        """``take``'s loop in C (``pmstore._copydata``)."""
         assert self.loop is not None
         sizes = bytearray()
         _, stop = self.loop.take(batch.data, sizes, remaining)

@@ -1,4 +1,4 @@
-"""The compiled message loop (``pmstore._read.copydata``) and the libpq it calls.
+"""The compiled message loop (``pmstore._copydata``) and the libpq it calls.
 
     loop = compiled_loop(conn.pgconn)     # None: use the Python loop
     taken, stop = loop.take(batch.data, sizes, limit)
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any, Final
 
 from psycopg import pq
 from psycopg.pq.misc import find_libpq_full_path
+
+from pmstore._optional import compiled_module
 
 __all__ = [
     "STOP_ENDED",
@@ -112,19 +113,10 @@ def load_libpq() -> Libpq | None:
     return Libpq(get_copy_data, free_mem, backend_pid)
 
 
-@functools.cache
-def load_module() -> ModuleType | None:
-    """pmstore's compiled module, or None when it was not built."""
-    try:
-        return importlib.import_module("pmstore._read.copydata")
-    except ImportError:
-        return None
-
-
 def compiled_loop(pgconn: pq.abc.PGconn) -> CompiledLoop | None:
     """The compiled loop for ``pgconn``, or None (see the module notes). Costs one
     ``PQbackendPID`` call (and, once per process, finding and loading libpq)."""
-    module = load_module()
+    module = compiled_module()
     ptr = getattr(pgconn, "pgconn_ptr", None)
     if module is None or not ptr:
         return None

@@ -39,7 +39,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from pmstore._optional import require
+from pmstore._optional import compiled_module, require
 from pmstore._pgcopy import (
     JSONB_VERSION,
     PGCOPY_HEADER_FIXED,
@@ -90,10 +90,13 @@ class CopyDecoder:
     ``decode(chunks)`` returns the rows of those chunks as a ``pyarrow.RecordBatch``
     of ``schema``; the first call must start with the stream's header. ``done``
     turns True once the trailer was seen; ``finish()`` raises if it was not.
-    Not thread-safe (it remembers whether the header was read).
+    Not thread-safe (it remembers whether the header was read). Rows are found by
+    the compiled walk (``pmstore._copydata``) where built, else, and for any
+    batch it declines, by numpy; ``compiled=False`` asks for numpy alone (same
+    results and errors).
     """
 
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, schema: Any, *, compiled: bool = True) -> None:
         pa = require("pyarrow")
         fixed = _fixed_kinds(pa)
         for field in schema:
@@ -102,6 +105,7 @@ class CopyDecoder:
                     f"column {field.name!r}: cannot decode arrow type {field.type} from COPY"
                 )
         self.schema = schema
+        self._compiled = compiled_module() if compiled else None
         self._pa = pa
         self._fixed = fixed
         self._header_read = False
@@ -145,7 +149,9 @@ class CopyDecoder:
         if self.done and total:
             raise CopyDecodeError("data after the COPY stream's trailer")
         keep = starts < ends
-        offsets, lengths = self._row_offsets(data, starts[keep], ends[keep], total)
+        starts, ends = starts[keep], ends[keep]
+        walked = self._walk_compiled(data, starts, ends)
+        offsets, lengths = walked or self._row_offsets(data, starts, ends, total)
         self.rows += len(offsets[0])
         return self._columns(data, offsets, lengths)
 
@@ -191,6 +197,26 @@ class CopyDecoder:
                 break
             position, limit = row_end[more], limit[more]
         return self._walk(data, np.sort(np.concatenate(found)))
+
+    def _walk_compiled(
+        self, data: Buffer, starts: NDArray[np.int64], ends: NDArray[np.int64]
+    ) -> _Walked | None:
+        """``_row_offsets`` in one pass of C (``pmstore._copydata.walk``) for the usual
+        stream, one row a message, the trailer a message of its own; None for any
+        other (or without the compiled module): the numpy walk then decodes, and
+        raises what it must."""
+        if self._compiled is None:
+            return None
+        fields, n = len(self.schema), len(starts)
+        offsets = np.empty((fields + 2, n), dtype=np.int64)
+        lengths = np.empty((fields, n), dtype=np.int32)
+        found = self._compiled.walk(data, starts, ends, fields, offsets, lengths)
+        if found is None:
+            return None
+        rows, trailer = found
+        if trailer:
+            self.done = True
+        return list(offsets[:, :rows]), list(lengths[:, :rows])
 
     def _walk(self, data: Buffer, rows: NDArray[np.int64]) -> _Walked:
         """For rows starting at ``rows``: the offsets of the row starts, of each field's

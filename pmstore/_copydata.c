@@ -1,12 +1,15 @@
-/* pmstore._read.copydata: a COPY TO STDOUT's CopyData messages taken from libpq in C.
+/* pmstore._copydata: the compiled steps of bulk reads. Optional (setup.py builds it
+ * where a C compiler is): each function has a Python twin that is the reference,
+ * and pmstore runs the twin when this module is missing or declines a batch.
+ * Only Python's headers are needed: libpq's functions are passed by address.
  *
  * take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)
  *
  * Calls libpq's PQgetCopyData(conn, &buffer, async=1) until `limit` messages are
  * taken or it stops, CHUNK messages at a time with the GIL released; after each
  * chunk (GIL held) appends the messages' bytes to the bytearray `data`, their
- * sizes to the bytearray `sizes` (native int64s), and frees libpq's buffers. The libpq functions come as
- * addresses (`pmstore._read.libpq`): those of the very libpq that opened the
+ * sizes to the bytearray `sizes` (native int64s), and frees libpq's buffers.
+ * The libpq functions come as addresses (`pmstore._read.libpq`): those of the very libpq that opened the
  * connection, which the caller has checked. It never blocks (async mode).
  *
  * stop: 0 the limit was reached; 1 no whole message is ready (wait for the
@@ -106,19 +109,117 @@ take(PyObject *self, PyObject *args)
     return Py_BuildValue("ni", taken, stop);
 }
 
+
+static inline int32_t
+read_i32(const unsigned char *p)
+{
+    return (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+                     (uint32_t)p[3]);
+}
+
+static inline int16_t
+read_i16(const unsigned char *p)
+{
+    return (int16_t)(((uint16_t)p[0] << 8) | (uint16_t)p[1]);
+}
+
+/* walk(data, starts, ends, fields, offsets, lengths) -> (rows, trailer) or None
+ *
+ * The fast path of pmstore.frames.copy_decoding's row walk, for the usual stream:
+ * message i holds exactly one row, starting at starts[i] and ending at ends[i],
+ * of `fields` fields; the last message may instead be the trailer alone. Fills
+ * offsets (int64, (fields + 2) x n: each row's start, its first length word,
+ * then each field's end) and lengths (int32, fields x n: -1 for NULL), and returns
+ * the rows walked and whether the trailer was seen. Returns None for anything
+ * else (a field count or a length that does not fit, several rows in a message):
+ * the numpy walk then takes the batch, and raises what it must.
+ */
+static PyObject *
+walk(PyObject *self, PyObject *args)
+{
+    Py_buffer data, starts, ends, offsets, lengths;
+    int fields;
+    if (!PyArg_ParseTuple(args, "y*y*y*iw*w*", &data, &starts, &ends, &fields, &offsets,
+                          &lengths))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = starts.len / (Py_ssize_t)sizeof(int64_t);
+    if (fields <= 0 || ends.len != starts.len ||
+        offsets.len < (Py_ssize_t)sizeof(int64_t) * n * (fields + 2) ||
+        lengths.len < (Py_ssize_t)sizeof(int32_t) * n * fields) {
+        PyErr_SetString(PyExc_ValueError, "walk: buffers of the wrong sizes");
+        goto done;
+    }
+    const unsigned char *bytes = data.buf;
+    const int64_t *start = starts.buf, *end = ends.buf;
+    int64_t *offset = offsets.buf;
+    int32_t *length = lengths.buf;
+    Py_ssize_t rows = 0;
+    int trailer = 0, regular = 1;
+    for (Py_ssize_t i = 0; i < n && regular; i++) {
+        int64_t at = start[i], stop = end[i];
+        if (at < 0 || stop > data.len || stop - at < 2) {
+            regular = 0;
+            break;
+        }
+        int16_t count = read_i16(bytes + at);
+        if (count == -1 && i == n - 1 && stop - at == 2) {
+            trailer = 1;
+            break;
+        }
+        if (count != fields) {
+            regular = 0;
+            break;
+        }
+        offset[rows] = at;
+        at += 2;
+        offset[n + rows] = at;
+        for (int f = 0; f < fields; f++) {
+            if (stop - at < 4) {
+                regular = 0;
+                break;
+            }
+            int32_t len = read_i32(bytes + at);
+            if (len < -1 || (len > 0 && stop - at - 4 < len)) {
+                regular = 0;
+                break;
+            }
+            at += 4 + (len > 0 ? len : 0);
+            length[(Py_ssize_t)f * n + rows] = len;
+            offset[(Py_ssize_t)(f + 2) * n + rows] = at;
+        }
+        if (regular && at != stop)
+            regular = 0;
+        rows++;
+    }
+    if (regular)
+        result = Py_BuildValue("nO", rows, trailer ? Py_True : Py_False);
+    else
+        result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&ends);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&lengths);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take", take, METH_VARARGS,
      "take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)"},
+    {"walk", walk, METH_VARARGS,
+     "walk(data, starts, ends, fields, offsets, lengths) -> (rows, trailer) or None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "pmstore._read.copydata",
-    "A COPY's CopyData messages taken from libpq in C (see copydata.c).", -1, methods,
+    PyModuleDef_HEAD_INIT, "pmstore._copydata",
+    "The compiled steps of bulk reads (see _copydata.c).", -1, methods,
 };
 
 PyMODINIT_FUNC
-PyInit_copydata(void)
+PyInit__copydata(void)
 {
     return PyModule_Create(&module);
 }
