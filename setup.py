@@ -8,8 +8,4 @@ build goes on, and reads take the messages in Python.
 
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
-        Extension("pmstore._copydata", sources=["pmstore/_copydata.c"], optional=True)
-    ]
-)
+setup(ext_modules=[Extension("pmstore._copydata", sources=["pmstore/_copydata.c"], optional=True)])
