@@ -13,6 +13,9 @@ Every read here is a real ``COPY ... TO STDOUT (FORMAT binary)`` on a real serve
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -185,3 +188,34 @@ def test_the_compiled_walk_declines_what_is_not_one_row_a_message(conn: Conn) ->
     decoder = CopyDecoder(pa.schema(list(ROWS_SCHEMA)[:3]))
     with pytest.raises(CopyDecodeError, match="a row has 4 fields; the schema has 3"):
         decoder.decode_messages(bytearray(data), np.array(sizes, dtype=np.int64))
+
+
+PYTHON_IMPL_CHECK = """
+import os, psycopg
+from psycopg import pq
+from pmstore._read.bulk import read_table
+from pmstore._read.libpq import compiled_loop
+import pyarrow as pa
+assert pq.__impl__ == "python", pq.__impl__
+with psycopg.connect(os.environ["CHECK_DSN"]) as conn:
+    assert compiled_loop(conn.pgconn) is not None
+    schema = pa.schema([("g", pa.int64()), ("r", pa.int64())])
+    sql = "SELECT g::int8 AS g, (g * 3)::int8 AS r FROM generate_series(1, %(n)s) g"
+    table = read_table(conn, sql, {"n": 5000}, schema)
+    assert table.column("r").to_pylist() == [g * 3 for g in range(1, 5001)]
+print("ok")
+"""
+
+
+def test_with_psycopgs_python_implementation_the_loop_binds_the_system_libpq(db: str) -> None:
+    env = {**os.environ, "PSYCOPG_IMPL": "python", "CHECK_DSN": db}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import psycopg"], env=env, capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"psycopg's python implementation cannot load a libpq here: {probe.stderr}")
+    done = subprocess.run(
+        [sys.executable, "-c", PYTHON_IMPL_CHECK], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
