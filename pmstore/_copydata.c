@@ -88,9 +88,16 @@ take(PyObject *self, PyObject *args)
 
         Py_ssize_t data_len = PyByteArray_GET_SIZE(data);
         Py_ssize_t sizes_len = PyByteArray_GET_SIZE(sizes);
-        int failed =
-            PyByteArray_Resize(data, data_len + total) != 0 ||
-            PyByteArray_Resize(sizes, sizes_len + n * (Py_ssize_t)sizeof(int64_t)) != 0;
+        int failed = PyByteArray_Resize(data, data_len + total) != 0;
+        if (!failed &&
+            PyByteArray_Resize(sizes, sizes_len + n * (Py_ssize_t)sizeof(int64_t)) != 0) {
+            failed = 1;
+            /* shrinking never fails: data keeps whole messages only */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            (void)PyByteArray_Resize(data, data_len);
+            PyErr_Restore(type, value, traceback);
+        }
         if (!failed) {
             char *out = PyByteArray_AS_STRING(data) + data_len;
             for (Py_ssize_t i = 0; i < n; i++) {
@@ -105,6 +112,8 @@ take(PyObject *self, PyObject *args)
         if (failed)
             return NULL;
         taken += n;
+        if (PyErr_CheckSignals() != 0)
+            return NULL; /* e.g. Ctrl-C: the chunks taken are appended, the caller cancels */
     }
     return Py_BuildValue("ni", taken, stop);
 }
@@ -144,9 +153,13 @@ walk(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = starts.len / (Py_ssize_t)sizeof(int64_t);
-    if (fields <= 0 || ends.len != starts.len ||
-        offsets.len < (Py_ssize_t)sizeof(int64_t) * n * (fields + 2) ||
-        lengths.len < (Py_ssize_t)sizeof(int32_t) * n * fields) {
+    if (fields <= 0) { /* no columns: declined, the numpy walk decodes it */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (ends.len != starts.len ||
+        offsets.len < (Py_ssize_t)sizeof(int64_t) * n * ((Py_ssize_t)fields + 2) ||
+        lengths.len < (Py_ssize_t)sizeof(int32_t) * n * (Py_ssize_t)fields) {
         PyErr_SetString(PyExc_ValueError, "walk: buffers of the wrong sizes");
         goto done;
     }
@@ -184,7 +197,7 @@ walk(PyObject *self, PyObject *args)
                 regular = 0;
                 break;
             }
-            at += 4 + (len > 0 ? len : 0);
+            at += 4 + (len > 0 ? (int64_t)len : 0);
             length[(Py_ssize_t)f * n + rows] = len;
             offset[(Py_ssize_t)(f + 2) * n + rows] = at;
         }

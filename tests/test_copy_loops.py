@@ -24,9 +24,17 @@ import pyarrow as pa
 import pytest
 
 from pmstore._pgcopy import copy_statement
-from pmstore._read.bulk import CopyStream, Received, SocketWait, final_results, raise_error, receive
+from pmstore._read.bulk import (
+    CopyStream,
+    Received,
+    SocketWait,
+    final_results,
+    iter_batches,
+    raise_error,
+    receive,
+)
 from pmstore._read.libpq import compiled_loop, libpq_path
-from pmstore.errors import CopyDecodeError
+from pmstore.errors import CopyDecodeError, ReadError
 from pmstore.frames.copy_decoding import CopyDecoder
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -219,3 +227,37 @@ def test_with_psycopgs_python_implementation_the_loop_binds_the_system_libpq(db:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_connection_closed_mid_stream_is_a_read_error_not_a_crash(db: str) -> None:
+    other = psycopg.connect(db)
+    schema = pa.schema([("g", pa.int64()), ("r", pa.int64())])
+    sql = "SELECT g::int8 AS g, (g * 3)::int8 AS r FROM generate_series(1, %(n)s) g"
+    batches = iter_batches(other, sql, {"n": 200_000}, schema, batch_rows=1000)
+    assert next(batches).num_rows == 1000  # taken by the compiled loop
+    other.close()  # libpq's PGconn is freed: the loop must not touch it again
+    with pytest.raises(ReadError, match="connection pointer is NULL"):
+        for _ in batches:
+            pass
+
+
+def test_a_corrupt_field_length_is_a_decode_error_with_either_walk(conn: Conn) -> None:
+    (data, sizes, _, _), *_ = read_stream(conn, ROWS_SQL, {"n": 50}, 1000, compiled=True)
+    corrupt = bytearray(data)
+    last_row = sum(sizes[:-2])  # the last row's message (the trailer follows)
+    corrupt[last_row + 2 : last_row + 6] = (10**6).to_bytes(4, "big")  # field g's length
+    for compiled in (True, False):
+        decoder = CopyDecoder(ROWS_SCHEMA, compiled=compiled)
+        with pytest.raises(CopyDecodeError, match="past the end of the data"):
+            decoder.decode_messages(bytearray(corrupt), np.array(sizes, dtype=np.int64))
+        corrupt_negative = bytearray(data)
+        corrupt_negative[last_row + 2 : last_row + 6] = (-7).to_bytes(4, "big", signed=True)
+        decoder = CopyDecoder(ROWS_SCHEMA, compiled=compiled)
+        with pytest.raises(CopyDecodeError, match="a field length of -7"):
+            decoder.decode_messages(corrupt_negative, np.array(sizes, dtype=np.int64))
+
+
+def test_rows_without_columns_decode_alike(conn: Conn) -> None:
+    sql = "SELECT FROM generate_series(1, %(n)s)"
+    results = [decoded(conn, sql, {"n": 3}, pa.schema([]), compiled=c) for c in (True, False)]
+    assert results[0].equals(results[1])

@@ -157,7 +157,7 @@ class CopyStream:
             if self.take_first(batch) or batch.last:
                 return self.first
             remaining -= 1
-        if self.loop is not None:
+        if self.loop is not None and self.loop.usable:
             return self.take_compiled(batch, remaining)
         get = self.pgconn.get_copy_data
         data, sizes = batch.data, batch.sizes
@@ -204,9 +204,9 @@ class CopyStream:
             batch.trailer = True
         elif stop == STOP_ENDED:
             batch.ended = True
-        elif stop == STOP_FAILED:
-            self.pgconn.get_copy_data(1)  # raises psycopg's error, as the Python loop does
-            raise psycopg.OperationalError("reading COPY data failed")
+        elif stop == STOP_FAILED:  # -2, as psycopg's get_copy_data raises it
+            message = self.pgconn.get_error_message()
+            raise psycopg.OperationalError(f"receiving copy data failed: {message}")
         return stop == STOP_WAIT
 
 

@@ -185,7 +185,7 @@ class CopyDecoder:
                     raise CopyDecodeError("data after the COPY stream's trailer")
                 self.done = True
                 position, limit = position[~trailer], limit[~trailer]
-            walked = self._walk(data, position)
+            walked = self._walk(data, position, total)
             row_end = walked[0][-1]
             if (row_end > limit).any():
                 raise CopyDecodeError("a row is split across chunks (give whole rows)")
@@ -196,7 +196,7 @@ class CopyDecoder:
             if not more.any():
                 break
             position, limit = row_end[more], limit[more]
-        return self._walk(data, np.sort(np.concatenate(found)))
+        return self._walk(data, np.sort(np.concatenate(found)), total)
 
     def _walk_compiled(
         self, data: Buffer, starts: NDArray[np.int64], ends: NDArray[np.int64]
@@ -218,9 +218,10 @@ class CopyDecoder:
             self.done = True
         return list(offsets[:, :rows]), list(lengths[:, :rows])
 
-    def _walk(self, data: Buffer, rows: NDArray[np.int64]) -> _Walked:
+    def _walk(self, data: Buffer, rows: NDArray[np.int64], total: int) -> _Walked:
         """For rows starting at ``rows``: the offsets of the row starts, of each field's
-        length word and of the row ends; and each field's length (-1: NULL)."""
+        length word and of the row ends; and each field's length (-1: NULL).
+        CopyDecodeError for a length below -1 or a field past the ``total`` bytes."""
         count = _gather(data, rows, ">i2")
         expected = len(self.schema)
         if (count != expected).any():
@@ -232,11 +233,26 @@ class CopyDecoder:
         position = rows + 2
         offsets = [rows, position]
         lengths = []
-        for _ in range(expected):
+        for field in self.schema:
+            if (position > total - 4).any():
+                raise CopyDecodeError(
+                    f"column {field.name!r}: past the end of the data (a row split across "
+                    "chunks, or a corrupt field length)"
+                )
             length = _gather(data, position, ">i4")
+            if (length < -1).any():
+                row = int(np.argmax(length < -1))
+                raise CopyDecodeError(
+                    f"column {field.name!r}, row {row}: a field length of {int(length[row])}"
+                )
             lengths.append(length)
             position = position + 4 + np.maximum(length, 0)
             offsets.append(position)
+        if (position > total).any():
+            raise CopyDecodeError(
+                "a row runs past the end of the data (a row split across chunks, or a "
+                "corrupt field length)"
+            )
         return offsets, lengths
 
     # -- columns ----------------------------------------------------------------------
