@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pmstore.dsn import describe, normalize
 from pmstore.edition import ServerInfo, server_info
 from pmstore.errors import ServerError
-from pmstore.server import DURABLE_SETTINGS, EmbeddedServer
+from pmstore.server import EmbeddedServer, durable_settings
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -81,7 +81,7 @@ def open_server(*, fsync: bool) -> Iterator[Server]:
     os.chmod(home, 0o755)  # the server's user (postgres when root) must reach it
     settings = {"fsync": "on" if fsync else "off"}
     server = EmbeddedServer(home, durable=True, settings=settings)
-    durable = ", ".join(f"{k}={v}" for k, v in {**DURABLE_SETTINGS, **settings}.items())
+    durable = ", ".join(f"{k}={v}" for k, v in {**durable_settings(), **settings}.items())
     note = f"pmstore's durable embedded-server settings ({durable}); " + (
         "fsync on: durable"
         if fsync

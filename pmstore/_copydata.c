@@ -126,6 +126,23 @@ read_i32(const unsigned char *p)
                      (uint32_t)p[3]);
 }
 
+static inline int64_t
+read_i64(const unsigned char *p)
+{
+    uint64_t word;
+    memcpy(&word, p, sizeof(word));
+#if defined(__GNUC__) || defined(__clang__)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    word = __builtin_bswap64(word);
+#endif
+#else
+    word = ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) | ((uint64_t)p[2] << 40) |
+           ((uint64_t)p[3] << 32) | ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
+           ((uint64_t)p[6] << 8) | (uint64_t)p[7];
+#endif
+    return (int64_t)word;
+}
+
 static inline int16_t
 read_i16(const unsigned char *p)
 {
@@ -218,11 +235,124 @@ done:
     return result;
 }
 
+/* The step of a timestamp: floor((t - origin) / width); 0 on overflow (declined). */
+static inline int
+step_of(int64_t t, int64_t origin, int64_t width, int64_t *step)
+{
+    if ((origin > 0 && t < INT64_MIN + origin) || (origin < 0 && t > INT64_MAX + origin))
+        return 0;
+    int64_t offset = t - origin;
+    int64_t q = offset / width;
+    if (offset % width != 0 && offset < 0)
+        q -= 1;
+    *step = q;
+    return 1;
+}
+
+/* Appends one gap (token, first step, step after) to `out`; 0 when out of memory. */
+static int
+add_gap(PyObject *out, int64_t token, int64_t first, int64_t after)
+{
+    Py_ssize_t size = PyByteArray_GET_SIZE(out);
+    if (PyByteArray_Resize(out, size + 3 * (Py_ssize_t)sizeof(int64_t)) != 0)
+        return 0;
+    int64_t gap[3] = {token, first, after};
+    memcpy(PyByteArray_AS_STRING(out) + size, gap, sizeof(gap));
+    return 1;
+}
+
+/* runs(blobs, origin, width, steps, out) -> bool
+ *
+ * The fast path of pmstore._read.gaps' gap search, for the usual rows: blobs[i] holds
+ * one token's timestamps (8-byte big-endian µs, as timestamptz_send gives them) in
+ * descending order (equal neighbours allowed). Appends to the bytearray `out` one
+ * triple of native int64s per gap, (i, first missing step, step after the run), by
+ * token then as found: the steps before the token's earliest timestamp, between two
+ * neighbours more than a step apart, after its latest (steps of `width` µs from
+ * `origin`, `steps` of them). Returns False, with `out` as it was, for anything else
+ * (an empty blob, a length not a multiple of 8, timestamps not descending, a step
+ * that overflows): the numpy search then takes the block, sorting where it must.
+ */
+static PyObject *
+runs(PyObject *self, PyObject *args)
+{
+    PyObject *blobs, *out;
+    long long origin, width, steps;
+    if (!PyArg_ParseTuple(args, "O!LLLO!", &PyList_Type, &blobs, &origin, &width, &steps,
+                          &PyByteArray_Type, &out))
+        return NULL;
+    if (width <= 0) {
+        PyErr_SetString(PyExc_ValueError, "runs: the step width must be positive");
+        return NULL;
+    }
+    Py_ssize_t kept = PyByteArray_GET_SIZE(out);
+    Py_ssize_t count = PyList_GET_SIZE(blobs);
+    int regular = 1;
+    for (Py_ssize_t i = 0; i < count && regular; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(blobs, i), &view, PyBUF_SIMPLE) != 0)
+            goto failed;
+        const unsigned char *p = view.buf;
+        Py_ssize_t n = view.len / 8;
+        if (view.len == 0 || view.len % 8 != 0) {
+            regular = 0;
+        } else {
+            int64_t previous = 0, highest = 0, lowest = 0;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                int64_t t = read_i64(p + 8 * j);
+                if (j == 0) {
+                    if (!step_of(t, origin, width, &highest)) {
+                        regular = 0;
+                        break;
+                    }
+                } else if (t > previous) {
+                    regular = 0; /* not descending */
+                    break;
+                } else if ((uint64_t)previous - (uint64_t)t > (uint64_t)width) {
+                    int64_t upper, lower;
+                    if (!step_of(previous, origin, width, &upper) ||
+                        !step_of(t, origin, width, &lower)) {
+                        regular = 0;
+                        break;
+                    }
+                    if (upper - lower > 1 && !add_gap(out, i, lower + 1, upper)) {
+                        PyBuffer_Release(&view);
+                        goto failed;
+                    }
+                }
+                previous = t;
+            }
+            if (regular && !step_of(previous, origin, width, &lowest))
+                regular = 0;
+            if (regular && ((lowest > 0 && !add_gap(out, i, 0, lowest)) ||
+                            (highest < steps - 1 && !add_gap(out, i, highest + 1, steps)))) {
+                PyBuffer_Release(&view);
+                goto failed;
+            }
+        }
+        PyBuffer_Release(&view);
+    }
+    if (!regular) {
+        if (PyByteArray_Resize(out, kept) != 0)
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+failed: {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    (void)PyByteArray_Resize(out, kept); /* shrinking never fails */
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+}
+}
+
 static PyMethodDef methods[] = {
     {"take", take, METH_VARARGS,
      "take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)"},
     {"walk", walk, METH_VARARGS,
      "walk(data, starts, ends, fields, offsets, lengths) -> (rows, trailer) or None"},
+    {"runs", runs, METH_VARARGS, "runs(blobs, origin, width, steps, out) -> bool"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
 # The compiled module (_copydata.c): pmstore._read.libpq binds and calls take;
-# pmstore.frames.copy_decoding calls walk.
+# pmstore.frames.copy_decoding calls walk; pmstore._read.gaps calls runs.
 from typing_extensions import Buffer
 
 def take(
@@ -20,3 +20,11 @@ def walk(
     lengths: Buffer,
     /,
 ) -> tuple[int, bool] | None: ...
+def runs(
+    blobs: list[bytes],
+    origin: int,
+    width: int,
+    steps: int,
+    out: bytearray,
+    /,
+) -> bool: ...

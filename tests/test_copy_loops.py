@@ -84,7 +84,7 @@ def test_the_compiled_loop_is_bound_to_the_connections_own_libpq(conn: Conn) -> 
     assert path is not None
     loop = compiled_loop(conn.pgconn)
     assert loop is not None
-    assert loop.pgconn_ptr == conn.pgconn.pgconn_ptr
+    assert loop.pgconn_ptr == getattr(conn.pgconn, "pgconn_ptr", None)
     # the library found answers for this very connection
     assert loop.libpq.backend_pid(loop.pgconn_ptr) == conn.info.backend_pid
 

@@ -6,12 +6,15 @@ the definition) and a plain Python pass; the runs are the same in one part and
 in several (each a Parallel Append branch), in one block of timestamps and in
 many, in index order and shuffled; plus snapshots exactly on step boundaries
 and a microsecond before them, where rounding would show, and several rows in
-a step next to an empty one.
+a step next to an empty one. Each with the compiled gap search
+(``pmstore._copydata.runs``, where built) and with numpy's (``compiled=False``),
+and the two against each other on random blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +60,7 @@ def runs_of(
     parts: int,
     block: int,
     shuffle: np.random.Generator | None = None,
+    compiled: bool = True,
 ) -> Any:
     """``gap_runs`` of the bulk rows, read in ``parts`` parts under the path's settings;
     with ``shuffle``, each token's timestamps shuffled first (not in index order)."""
@@ -70,7 +74,7 @@ def runs_of(
             (token, shuffle.permutation(np.frombuffer(blob, ">i8")).tobytes())
             for token, blob in rows
         ]
-    return gap_runs(rows, ordered, start, step, steps, block=block)
+    return gap_runs(rows, ordered, start, step, steps, block=block, compiled=compiled)
 
 
 def test_the_same_reports_as_the_sql_definition_and_a_python_pass(conn: Conn) -> None:
@@ -85,13 +89,25 @@ def test_the_same_reports_as_the_sql_definition_and_a_python_pass(conn: Conn) ->
         report = coverage(conn, asked, start, end, step, bulk=True)
         assert report == today, (start, end, step)
         runs = [(g.token_id, (g.start - start) // step) for g in gaps]
-        for parts in (1, 2, 3):
+        for parts, compiled in itertools.product((1, 2, 3), (True, False)):
             for block in (BLOCK, 1_000, 1):  # one block; several; a token a block
-                found, lost = runs_of(conn, unique, start, end, step, parts=parts, block=block)
+                found, lost = runs_of(
+                    conn, unique, start, end, step, parts=parts, block=block, compiled=compiled
+                )
                 assert [(t, first) for t, first, _ in found] == runs, (start, step, parts, block)
                 assert [after - first for _, first, after in found] == [g.steps for g in gaps]
                 assert lost == missing
-            mixed = runs_of(conn, unique, start, end, step, parts=parts, block=1_000, shuffle=rng)
+            mixed = runs_of(
+                conn,
+                unique,
+                start,
+                end,
+                step,
+                parts=parts,
+                block=1_000,
+                shuffle=rng,
+                compiled=compiled,
+            )
             assert mixed == (found, lost)
     assert any(g.steps >= 17 for g in gaps)  # the outages are there
 
@@ -119,6 +135,11 @@ def test_snapshots_on_step_boundaries(conn: Conn) -> None:
             (start + step, start + 2 * step, 1),
             (start + 4 * step, start + 5 * step, 1),
         ]
+    for compiled in (True, False):
+        found = runs_of(
+            conn, [token, other], start, end, step, parts=1, block=BLOCK, compiled=compiled
+        )
+        assert found == ([(token, 1, 2), (token, 4, 5)], [other])
 
 
 def test_several_rows_in_a_step_and_none_in_the_next(conn: Conn) -> None:
@@ -153,6 +174,9 @@ def test_several_rows_in_a_step_and_none_in_the_next(conn: Conn) -> None:
             (TOKENS[1], on[4], on[5], 1),
         ], bulk
         assert report.missing_tokens == [TOKENS[3]]
+    for compiled in (True, False):
+        found = runs_of(conn, asked, start, end, step, parts=2, block=BLOCK, compiled=compiled)
+        assert found == ([(TOKENS[0], 4, 5), (TOKENS[1], 4, 5)], [TOKENS[3]])
 
 
 def test_empty_bad_arguments_and_async(conn: Conn, db: str) -> None:
@@ -193,3 +217,56 @@ def test_empty_bad_arguments_and_async(conn: Conn, db: str) -> None:
         row = tx.execute("SELECT current_setting('parallel_setup_cost')").fetchone()
         assert row is not None and row[0] == "1000"  # the savepoint's settings are gone
         assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
+compiled_search = pytest.importorskip(
+    "pmstore._copydata",
+    reason="pmstore was installed without its compiled module (no C compiler at build)",
+).runs
+
+
+def test_the_compiled_search_takes_index_ordered_rows_and_declines_the_rest(conn: Conn) -> None:
+    rng = np.random.default_rng(8)
+    write_minutes(conn, rng, DAY0, minutes=300, holes=0.03)
+    start, end, step = DAY0, DAY0 + timedelta(hours=5), timedelta(minutes=1)
+    sql, values, _ = timestamps_query(TOKENS, start, end, 2)
+    with conn.transaction(), conn.cursor(binary=True) as cur:
+        cur.execute(settings_sql(TIMESTAMPS_SETTINGS))
+        blobs = [blob for _, blob in cur.execute(sql, values).fetchall()]
+    origin = (start - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)  # wire µs
+    width = step // timedelta(microseconds=1)
+    out = bytearray(b"kept")
+    assert compiled_search(blobs, origin, width, 300, out)  # the server's rows: taken
+    assert len(out) > 4 and (len(out) - 4) % 24 == 0
+    unsorted = [*blobs[:-1], rng.permutation(np.frombuffer(blobs[-1], ">i8")).tobytes()]
+    for declined in ([*blobs, b""], [*blobs, b"1234567"], unsorted):
+        before = bytes(out)
+        assert not compiled_search(declined, origin, width, 300, out)
+        assert out == before  # left as it was: numpy takes the block
+    with pytest.raises(ValueError, match="width"):
+        compiled_search(blobs, origin, 0, 300, out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_search_finds_the_runs_numpy_finds(seed: int) -> None:
+    """Random blocks: duplicates, rows before the origin, steps of 1 µs to a minute,
+    unsorted tokens (declined by C, sorted by numpy): the same runs either way."""
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        steps = int(rng.integers(1, 60))
+        width = int(rng.choice([1, 7, 1_000_003, 60_000_000]))
+        origin = int(rng.integers(-(10**12), 10**12))
+        blobs, rows = [], []
+        for token in range(int(rng.integers(1, 8))):
+            at = origin + rng.integers(-2 * width, steps * width, size=int(rng.integers(1, 40)))
+            at = np.sort(at)[::-1] if rng.random() < 0.9 else at
+            blobs.append(at.astype(">i8").tobytes())
+            rows.append(token * 3)
+        ordered = [f"t{i:03d}" for i in range(30)]
+        fed = [(ordered[r], blob) for r, blob in zip(rows, blobs, strict=True)]
+        start = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=origin)
+        compiled = gap_runs(fed, ordered, start, timedelta(microseconds=width), steps)
+        reference = gap_runs(
+            fed, ordered, start, timedelta(microseconds=width), steps, compiled=False
+        )
+        assert compiled == reference

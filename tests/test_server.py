@@ -12,9 +12,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pmstore import server as server_module
 from pmstore.edition import MIN_TIMESCALEDB, parse_version
 from pmstore.errors import ServerError
-from pmstore.server import EmbeddedServer, default_home, find_bindir
+from pmstore.server import (
+    EmbeddedServer,
+    default_home,
+    durable_settings,
+    find_bindir,
+    memory_bytes,
+    shared_buffers,
+)
 
 
 @pytest.fixture
@@ -139,5 +147,33 @@ def test_start_moves_to_a_free_port_when_its_port_was_taken(reachable_dir: Path)
             assert server.port != old
             with psycopg.connect(server.dsn()) as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop(mode="immediate")
+
+
+def test_a_persistent_server_sizes_shared_buffers_from_the_memory(
+    reachable_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert shared_buffers(24 * 2**30) == "6144MB"  # a quarter
+    assert shared_buffers(256 * 2**20) == "128MB"  # never below PostgreSQL's default
+    assert shared_buffers(None) == "1GB"
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = reachable_dir / "memory.max"
+    monkeypatch.setattr(server_module, "CGROUP_MEMORY_LIMITS", (str(limit),))
+    limit.write_text(f"{physical // 2}\n")  # a container's limit below the machine's memory
+    assert memory_bytes() == physical // 2
+    limit.write_text("max\n")  # cgroup v2: no limit
+    assert memory_bytes() == physical
+    monkeypatch.undo()
+    assert EmbeddedServer(durable=False).settings["shared_buffers"] == "512MB"  # tests: fixed
+    megabytes = int(durable_settings()["shared_buffers"].removesuffix("MB"))
+    server = EmbeddedServer(reachable_dir / "home")  # persistent: sized from the memory
+    try:
+        server.start()
+        with psycopg.connect(server.dsn()) as conn:
+            row = conn.execute(
+                "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
+            ).fetchone()
+        assert row == (megabytes * 2**20,)
     finally:
         server.stop(mode="immediate")

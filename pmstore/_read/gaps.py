@@ -30,10 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any, Final
 
 import numpy as np
 import psycopg
+
+from pmstore._optional import compiled_module
 
 __all__ = [
     "BLOCK",
@@ -118,6 +121,7 @@ def gap_runs(
     steps: int,
     *,
     block: int = BLOCK,
+    compiled: bool = True,
 ) -> Runs:
     """The runs of steps without a timestamp, from the rows (token, bytes) of
     ``timestamps_query``; steps of ``step`` from ``start``, ``steps`` of them.
@@ -129,8 +133,12 @@ def gap_runs(
     between them when they are more than a step apart: only those get their
     steps computed (integer µs arithmetic: exact). Cost: a byteswap, a
     subtraction and a comparison per snapshot, numpy work per candidate,
-    Python work per token and per gap.
+    Python work per token and per gap. The search runs in C
+    (``pmstore._copydata.runs``: one pass, no array allocated) where pmstore was
+    built with it and the block is in index order; else, and with
+    ``compiled=False``, in numpy (same runs).
     """
+    module = compiled_module() if compiled else None
     row_of = {token: i for i, token in enumerate(ordered)}
     origin, width = _us(start), step // _US
     found: list[tuple[IntArray, IntArray, IntArray]] = []
@@ -143,11 +151,11 @@ def gap_runs(
         blobs.append(blob)
         size += len(blob)
         if size >= 8 * block:
-            found.append(_block_runs(blobs, owners, origin, width, steps))
+            found.append(_block_runs(module, blobs, owners, origin, width, steps))
             seen.update(owners)
             owners, blobs, size = [], [], 0
     if blobs:
-        found.append(_block_runs(blobs, owners, origin, width, steps))
+        found.append(_block_runs(module, blobs, owners, origin, width, steps))
         seen.update(owners)
     missing = [token for i, token in enumerate(ordered) if i not in seen]
     if not found:
@@ -164,10 +172,29 @@ def gap_runs(
 
 
 def _block_runs(
-    blobs: list[bytes], rows: list[int], origin: int, width: int, steps: int
+    module: ModuleType | None,
+    blobs: list[bytes],
+    rows: list[int],
+    origin: int,
+    width: int,
+    steps: int,
 ) -> tuple[IntArray, IntArray, IntArray]:
     """(row in ``ordered``, first step, step after) of each gap of a block of tokens, their
-    rows ``rows`` and their timestamps ``blobs`` (origin and width in µs)."""
+    rows ``rows`` and their timestamps ``blobs`` (origin and width in µs): by the compiled
+    ``module`` where given and it takes the block, else by ``_numpy_block_runs``."""
+    if module is not None:
+        out = bytearray()
+        if module.runs(blobs, origin, width, steps, out):
+            triples = np.frombuffer(out, dtype=np.int64).reshape(-1, 3).T
+            return np.asarray(rows, dtype=np.int64)[triples[0]], triples[1], triples[2]
+    return _numpy_block_runs(blobs, rows, origin, width, steps)
+
+
+def _numpy_block_runs(
+    blobs: list[bytes], rows: list[int], origin: int, width: int, steps: int
+) -> tuple[IntArray, IntArray, IntArray]:
+    """``_block_runs`` in numpy: the reference, and the path for any block (unsorted
+    timestamps) the compiled search declines."""
     counts = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) // 8
     edges = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum(counts, out=edges[1:])
