@@ -226,9 +226,15 @@ compiled_search = pytest.importorskip(
 
 
 def test_the_compiled_search_takes_index_ordered_rows_and_declines_the_rest(conn: Conn) -> None:
+    # Across midnight: two daily chunks, merged by (token_id, ts DESC) on the server.
     rng = np.random.default_rng(8)
-    write_minutes(conn, rng, DAY0, minutes=300, holes=0.03)
-    start, end, step = DAY0, DAY0 + timedelta(hours=5), timedelta(minutes=1)
+    start, end, step = DAY0 - timedelta(hours=2), DAY0 + timedelta(hours=3), timedelta(minutes=1)
+    write_minutes(conn, rng, start, minutes=300, holes=0.03)
+    chunks = conn.execute(
+        "SELECT count(DISTINCT tableoid) FROM price_snapshots WHERE ts >= %s AND ts < %s",
+        (start, end),
+    ).fetchone()
+    assert chunks is not None and chunks[0] == 2
     sql, values, _ = timestamps_query(TOKENS, start, end, 2)
     with conn.transaction(), conn.cursor(binary=True) as cur:
         cur.execute(settings_sql(TIMESTAMPS_SETTINGS))

@@ -1,4 +1,4 @@
-"""Coverage's bulk path: each token's timestamps fetched in bulk, gaps found with numpy.
+"""Coverage's bulk path: each token's timestamps fetched in bulk, gaps found in one pass.
 
     sql, values, ordered = timestamps_query(tokens, start, end, parts)
     runs = gap_runs(rows, ordered, start, step, steps)   # rows: (token_id, bytes) of sql
@@ -15,12 +15,14 @@ off). The rows can be streamed (``stream_rows``): ``gap_runs`` takes them as
 they come, so the client's work overlaps the server's.
 
 The client needs no tokens x steps bitmap: a token's timestamps come in index
-order (descending; sorted first where not), and a gap lies between two
-neighbours only where they are more than a step apart, so one subtraction and
-one comparison per snapshot find the few pairs whose steps are computed
-(integer µs arithmetic: exact, no floating point), a block of tokens at a
-time (``BLOCK`` timestamps: the arrays stay in cache). Plus each token's
-first and last step. ``pmstore._read.coverage`` turns the runs into its
+order (descending, across chunks too; sorted first where not), and a gap lies
+between two neighbours only where they are more than a step apart, so one
+subtraction and one comparison per snapshot find the few pairs whose steps are
+computed (integer µs arithmetic: exact, no floating point), a block of tokens
+at a time (``BLOCK`` timestamps). Plus each token's first and last step. The
+pass is C (``pmstore._copydata.runs``, no array allocated) where pmstore was
+built with it, else numpy over the block (the reference, and the path for a
+block whose timestamps are not in order). ``pmstore._read.coverage`` turns the runs into its
 report, with the same rules as its server-side query (``COVERAGE_GAPS_SQL``);
 the tests check both give the same reports, on data with several rows in a
 step, duplicates, rows on step boundaries and unsorted input.
@@ -52,13 +54,21 @@ __all__ = [
 
 TIMESTAMPS_PART_SQL: Final = """
     SELECT token_id, string_agg(timestamptz_send(ts), ''::bytea) AS ts
-    FROM price_snapshots
-    WHERE token_id = ANY(%(tokens_{part})b::text[]) AND ts >= %(start)s AND ts < %(end)s
+    FROM (
+        SELECT token_id, ts
+        FROM price_snapshots
+        WHERE token_id = ANY(%(tokens_{part})b::text[]) AND ts >= %(start)s AND ts < %(end)s
+        ORDER BY token_id, ts DESC
+    ) AS rows
     GROUP BY token_id
 """
 """One part's tokens with rows in [start, end), each with its timestamps as 8-byte
-big-endian µs since 2000-01-01, back to back, in index order (descending:
-``gap_runs`` checks it and sorts a token's timestamps where they are not)."""
+big-endian µs since 2000-01-01, back to back, in index order: descending. The inner
+``ORDER BY`` costs no sort (the index's order; across chunks, a Merge Append on both
+keys instead of on the token alone, which interleaved the chunks' timestamps of a
+token) and the aggregate takes its rows in that order, as PostgreSQL does for a
+sorted subquery; ``gap_runs`` still checks, and sorts a token's timestamps where
+they are not in order."""
 
 TIMESTAMPS_SETTINGS: Final = {
     "jit": "off",
