@@ -765,7 +765,7 @@ def coverage_methods(
     return [
         Method("server count(*) of the same rows: the limit", count, "none", baseline=True),
         Method(
-            "pmstore coverage, bulk path (timestamps in bulk, numpy)",
+            "pmstore coverage, bulk path (timestamps in bulk, gaps in one pass)",
             new,
             "none",
             note="same report as the server-side path",
