@@ -1,9 +1,10 @@
 """The compiled part of pmstore; every other setting is in setup.cfg.
 
-``pmstore._copydata`` (pmstore/_copydata.c) is the message loop of bulk
-reads: C against Python's headers only (libpq's functions are passed by address at
-run time, see pmstore/_read/libpq.py). It is optional: without a C compiler the
-build goes on, and reads take the messages in Python.
+``pmstore._copydata`` (pmstore/_copydata.c) is the message loop and row walk of
+bulk reads and coverage's gap search: C against Python's headers only (libpq's
+functions are passed by address at run time, see pmstore/_read/libpq.py). It is
+optional: without a C compiler the build goes on, and the same steps run in Python
+and numpy.
 """
 
 from setuptools import Extension, setup

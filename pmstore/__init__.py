@@ -44,7 +44,7 @@ by ``frames``), and ``_read/coverage`` -> ``_read/gaps``.
 Shared internals: ``_twins`` (the sync/async pairs the generator maps),
 ``_utc`` (the aware-UTC rule, hours and days), ``_optional`` (the gateway to
 the optional libraries), ``_copydata`` (C, optional: the bulk reads' message loop
-and row walk).
+and row walk, coverage's gap search).
 
 ``import pmstore`` loads only the error hierarchy; every other name here is
 imported on first use (PEP 562), so the embedded server (subprocess,

@@ -1,6 +1,7 @@
-/* pmstore._copydata: the compiled steps of bulk reads. Optional (setup.py builds it
- * where a C compiler is): each function has a Python twin that is the reference,
- * and pmstore runs the twin when this module is missing or declines a batch.
+/* pmstore._copydata: the compiled steps of bulk reads and of coverage's gap search.
+ * Optional (setup.py builds it where a C compiler is): each function has a Python
+ * (or numpy) twin that is the reference, and pmstore runs the twin when this module
+ * is missing or declines a batch.
  * Only Python's headers are needed: libpq's functions are passed by address.
  *
  * take(pgconn_ptr, get_copy_data, free_mem, data, sizes, limit) -> (taken, stop)
