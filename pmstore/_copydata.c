@@ -282,8 +282,8 @@ runs(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!LLLO!", &PyList_Type, &blobs, &origin, &width, &steps,
                           &PyByteArray_Type, &out))
         return NULL;
-    if (width <= 0) {
-        PyErr_SetString(PyExc_ValueError, "runs: the step width must be positive");
+    if (width <= 0 || steps < 1) {
+        PyErr_SetString(PyExc_ValueError, "runs: the step width and steps must be positive");
         return NULL;
     }
     Py_ssize_t kept = PyByteArray_GET_SIZE(out);
@@ -316,7 +316,8 @@ runs(PyObject *self, PyObject *args)
                         regular = 0;
                         break;
                     }
-                    if (upper - lower > 1 && !add_gap(out, i, lower + 1, upper)) {
+                    if ((uint64_t)upper - (uint64_t)lower > 1 &&
+                        !add_gap(out, i, lower + 1, upper)) {
                         PyBuffer_Release(&view);
                         goto failed;
                     }

@@ -169,7 +169,8 @@ class FeatureUnavailableError(PmstoreError):
 
 
 class CopyDecodeError(PmstoreError, ValueError):
-    """Bytes of a binary ``COPY ... TO`` stream do not decode as the expected columns.
+    """Bytes of a binary ``COPY ... TO`` stream (or coverage's packed timestamps) do not
+    decode as the expected columns.
 
     A bug or a wrong schema for the query, not bad user input (the message says which).
     """

@@ -99,16 +99,19 @@ THROWAWAY_SETTINGS: Mapping[str, str] = {
 
 
 def memory_bytes() -> int | None:
-    """The memory the server may use: physical memory, or the cgroup's limit where lower
-    (a container); None when neither is known. Costs a few small file reads."""
-    try:
-        known: list[int] = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
-    except (AttributeError, ValueError, OSError):
-        known = []
+    """The memory the server may use: physical memory, or the limit of the cgroup at the
+    root of this process's view (a container's) where lower; None when neither is known
+    (a limit set on a systemd slice above that root is not seen). Costs a few small
+    file reads."""
+    known: list[int] = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if physical > 0:
+            known.append(physical)
     for limit_file in CGROUP_MEMORY_LIMITS:
         with contextlib.suppress(OSError):
             text = Path(limit_file).read_text().strip()
-            if text.isdigit():  # cgroup v2 says "max" when unlimited
+            if text.isdigit() and int(text) > 0:  # cgroup v2 says "max" when unlimited
                 known.append(int(text))
     return min(known) if known else None
 

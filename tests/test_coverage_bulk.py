@@ -25,9 +25,17 @@ import pytest
 from test_coverage import TOKENS, expected_report, to_us, write_minutes
 
 from pmstore import ConfigurationError, Writer
+from pmstore._optional import compiled_module
 from pmstore._read.coverage import SMALL_REQUEST, coverage, coverage_async
-from pmstore._read.gaps import BLOCK, TIMESTAMPS_SETTINGS, gap_runs, timestamps_query
+from pmstore._read.gaps import (
+    BLOCK,
+    TIMESTAMPS_SETTINGS,
+    _numpy_block_runs,
+    gap_runs,
+    timestamps_query,
+)
 from pmstore._read.settings import settings_sql
+from pmstore.errors import CopyDecodeError
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -219,13 +227,17 @@ def test_empty_bad_arguments_and_async(conn: Conn, db: str) -> None:
         assert tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
 
-compiled_search = pytest.importorskip(
-    "pmstore._copydata",
+COMPILED = compiled_module()
+needs_compiled = pytest.mark.skipif(
+    COMPILED is None,
     reason="pmstore was installed without its compiled module (no C compiler at build)",
-).runs
+)
 
 
+@needs_compiled
 def test_the_compiled_search_takes_index_ordered_rows_and_declines_the_rest(conn: Conn) -> None:
+    assert COMPILED is not None
+    compiled_search = COMPILED.runs
     # Across midnight: two daily chunks, merged by (token_id, ts DESC) on the server.
     rng = np.random.default_rng(8)
     start, end, step = DAY0 - timedelta(hours=2), DAY0 + timedelta(hours=3), timedelta(minutes=1)
@@ -244,20 +256,28 @@ def test_the_compiled_search_takes_index_ordered_rows_and_declines_the_rest(conn
     out = bytearray(b"kept")
     assert compiled_search(blobs, origin, width, 300, out)  # the server's rows: taken
     assert len(out) > 4 and (len(out) - 4) % 24 == 0
+    triples = np.frombuffer(bytes(out[4:]), dtype=np.int64).reshape(-1, 3)
+    rows = list(range(len(blobs)))
+    reference = np.stack(_numpy_block_runs(blobs, rows, origin, width, 300), axis=1)
+    assert sorted(map(tuple, triples.tolist())) == sorted(map(tuple, reference.tolist()))
     unsorted = [*blobs[:-1], rng.permutation(np.frombuffer(blobs[-1], ">i8")).tobytes()]
     for declined in ([*blobs, b""], [*blobs, b"1234567"], unsorted):
         before = bytes(out)
         assert not compiled_search(declined, origin, width, 300, out)
         assert out == before  # left as it was: numpy takes the block
-    with pytest.raises(ValueError, match="width"):
-        compiled_search(blobs, origin, 0, 300, out)
+    for width_, steps_ in ((0, 300), (width, 0)):
+        with pytest.raises(ValueError, match="positive"):
+            compiled_search(blobs, origin, width_, steps_, out)
 
 
+@needs_compiled
 @pytest.mark.parametrize("seed", range(4))
 def test_the_compiled_search_finds_the_runs_numpy_finds(seed: int) -> None:
     """Random blocks: duplicates, rows before the origin, steps of 1 µs to a minute,
     unsorted tokens (declined by C, sorted by numpy): the same runs either way."""
+    assert COMPILED is not None
     rng = np.random.default_rng(seed)
+    taken = 0
     for _ in range(300):
         steps = int(rng.integers(1, 60))
         width = int(rng.choice([1, 7, 1_000_003, 60_000_000]))
@@ -276,3 +296,13 @@ def test_the_compiled_search_finds_the_runs_numpy_finds(seed: int) -> None:
             fed, ordered, start, timedelta(microseconds=width), steps, compiled=False
         )
         assert compiled == reference
+        taken += COMPILED.runs(blobs, origin, width, steps, bytearray())
+    assert taken > 100  # most blocks went through C, not numpy alone
+
+
+def test_bytes_that_are_not_whole_timestamps_are_a_decode_error() -> None:
+    start, step = datetime(2026, 12, 1, tzinfo=UTC), timedelta(minutes=1)
+    whole = np.array([60_000_000, 0], dtype=">i8").tobytes()
+    for compiled, blob in itertools.product((True, False), (b"", whole[:7], whole + b"1")):
+        with pytest.raises(CopyDecodeError, match=r"token b: .* not a whole number"):
+            gap_runs([("a", whole), ("b", blob)], ["a", "b"], start, step, 5, compiled=compiled)

@@ -39,6 +39,7 @@ import numpy as np
 import psycopg
 
 from pmstore._optional import compiled_module
+from pmstore.errors import CopyDecodeError
 
 __all__ = [
     "BLOCK",
@@ -64,11 +65,11 @@ TIMESTAMPS_PART_SQL: Final = """
 """
 """One part's tokens with rows in [start, end), each with its timestamps as 8-byte
 big-endian µs since 2000-01-01, back to back, in index order: descending. The inner
-``ORDER BY`` costs no sort (the index's order; across chunks, a Merge Append on both
-keys instead of on the token alone, which interleaved the chunks' timestamps of a
-token) and the aggregate takes its rows in that order, as PostgreSQL does for a
-sorted subquery; ``gap_runs`` still checks, and sorts a token's timestamps where
-they are not in order."""
+``ORDER BY`` is the index's order (across chunks, a Merge Append on both keys instead
+of on the token alone, which interleaved the chunks' timestamps of a token; no Sort
+node on uncompressed chunks) and the aggregate usually takes its rows in that order,
+as PostgreSQL's documentation says of a sorted subquery: not a guarantee, so
+``gap_runs`` checks, and sorts a token's timestamps where they are not in order."""
 
 TIMESTAMPS_SETTINGS: Final = {
     "jit": "off",
@@ -141,12 +142,14 @@ def gap_runs(
     token's timestamps come in index order, descending; where they do not,
     they are sorted first. Two neighbouring timestamps can only have a gap
     between them when they are more than a step apart: only those get their
-    steps computed (integer µs arithmetic: exact). Cost: a byteswap, a
-    subtraction and a comparison per snapshot, numpy work per candidate,
-    Python work per token and per gap. The search runs in C
+    steps computed (integer µs arithmetic: exact). The search runs in C
     (``pmstore._copydata.runs``: one pass, no array allocated) where pmstore was
     built with it and the block is in index order; else, and with
-    ``compiled=False``, in numpy (same runs).
+    ``compiled=False``, in numpy (same runs). Cost: a byteswap, a subtraction
+    and a comparison per snapshot (numpy: a few passes over the block, and a
+    sort of each token not in order), Python work per token and per gap.
+    Raises CopyDecodeError for a token's bytes that are not whole 8-byte
+    timestamps (none, or a length not a multiple of 8).
     """
     module = compiled_module() if compiled else None
     row_of = {token: i for i, token in enumerate(ordered)}
@@ -157,6 +160,11 @@ def gap_runs(
     blobs: list[bytes] = []
     size = 0
     for token, blob in rows:
+        if not blob or len(blob) % 8:
+            raise CopyDecodeError(
+                f"coverage: token {token}: {len(blob)} bytes of timestamps, not a whole "
+                "number of 8-byte ones (a query not matching TIMESTAMPS_PART_SQL)"
+            )
         owners.append(row_of[token])
         blobs.append(blob)
         size += len(blob)
