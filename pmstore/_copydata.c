@@ -271,8 +271,9 @@ add_gap(PyObject *out, int64_t token, int64_t first, int64_t after)
  * token then as found: the steps before the token's earliest timestamp, between two
  * neighbours more than a step apart, after its latest (steps of `width` µs from
  * `origin`, `steps` of them). Returns False, with `out` as it was, for anything else
- * (an empty blob, a length not a multiple of 8, timestamps not descending, a step
- * that overflows): the numpy search then takes the block, sorting where it must.
+ * (timestamps not descending, a step that overflows; an empty blob or a length not a
+ * multiple of 8, which gap_runs refuses before): the numpy search then takes the
+ * block, sorting where it must.
  */
 static PyObject *
 runs(PyObject *self, PyObject *args)

@@ -22,8 +22,8 @@ computed (integer µs arithmetic: exact, no floating point), a block of tokens
 at a time (``BLOCK`` timestamps). Plus each token's first and last step. The
 pass is C (``pmstore._copydata.runs``, no array allocated) where pmstore was
 built with it, else numpy over the block (the reference, and the path for a
-block whose timestamps are not in order). ``pmstore._read.coverage`` turns the runs into its
-report, with the same rules as its server-side query (``COVERAGE_GAPS_SQL``);
+block whose timestamps are not in order). ``pmstore._read.coverage`` turns the
+runs into its report, with the same rules as its server-side query (``COVERAGE_GAPS_SQL``);
 the tests check both give the same reports, on data with several rows in a
 step, duplicates, rows on step boundaries and unsorted input.
 """
